@@ -1,0 +1,49 @@
+// The GPU engines, seen from host C: `fused` (fused kernels, one CUDA graph per decode token) and
+// `cublas` (every projection through cuBLAS, one plain kernel per op, no graph). Both load the
+// checkpoint through the shared loader as bf16, keep activations fp32 and use the shared RoPE table.
+//
+// When fusecheck is built without CUDA, these functions exist and fail with one line saying so
+// (gpu_engine_stub.c), so the CLI needs no #ifdefs.
+#ifndef FUSECHECK_GPU_ENGINE_H
+#define FUSECHECK_GPU_ENGINE_H
+
+#include <stdint.h>
+
+#include "../golden/trace.h"
+#include "../model/checkpoint.h"
+#include "../model/config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { GPU_ENGINE_FUSED = 0, GPU_ENGINE_CUBLAS = 1 } GpuEngineKind;
+int gpu_engine_kind_parse(const char *name, GpuEngineKind *out);  // "fused" / "cublas"; -1 otherwise
+const char *gpu_engine_kind_name(GpuEngineKind kind);
+
+// 0 when a CUDA device is usable; otherwise -1 and "no CUDA device found (...)" in err.
+int gpu_device_available(ErrorMessage *err);
+
+typedef struct GpuEngine GpuEngine;
+
+// Uploads the weights (bf16, bit-identical to the checkpoint's bf16 values) and allocates a KV cache
+// for `max_context` positions (<= max_position_embeddings). The checkpoint must outlive the engine.
+GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, KvDtype kv_dtype,
+                             int max_context, ErrorMessage *err);
+void gpu_engine_destroy(GpuEngine *engine);
+
+// Runs n_tokens tokens at positions [position, position + n_tokens) (n_tokens > 1: prefill through
+// cuBLAS GEMMs; n_tokens == 1: one decode step, the fused engine replaying its CUDA graph), writes
+// the greedy argmax of the last row's logits to *next_token and, when trace is not NULL, the
+// tensors this engine produces into the trace's current step.
+int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, int position,
+                       TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
+
+// Kernel launches one decode step makes (for reports).
+int gpu_engine_launches_per_token(const GpuEngine *engine);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

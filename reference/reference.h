@@ -1,0 +1,28 @@
+// The fp32 OpenBLAS reference engine: the forward pass of DESIGN.md, written to read like the math.
+#ifndef FUSECHECK_REFERENCE_H
+#define FUSECHECK_REFERENCE_H
+
+#include <stdint.h>
+
+#include "../golden/trace.h"
+#include "../model/checkpoint.h"
+#include "../model/config.h"
+
+typedef struct Reference Reference;
+
+// Prepares a reference engine over `checkpoint` (which must outlive it) with a KV cache of
+// `max_context` positions. Weights are expanded from the checkpoint's bf16 exactly; when their fp32
+// copy would exceed `max_weight_bytes` (0: 8 GiB) layers are expanded one at a time per forward call
+// instead, so an 8B model runs in a 24 GB machine. kv_dtype KV_BF16 rounds K and V to bf16 when they
+// enter the cache, emulating the fused engine's storage point.
+Reference *reference_create(const Checkpoint *checkpoint, KvDtype kv_dtype, int max_context,
+                            size_t max_weight_bytes, ErrorMessage *err);
+void reference_destroy(Reference *reference);
+
+// Same contract as gpu_engine_forward: n_tokens tokens at positions [position, position+n_tokens),
+// greedy argmax of the last row into *next_token, every trace tensor into the trace's current step
+// when trace is not NULL. Fails on a token id out of range or a context past max_context.
+int reference_forward(Reference *reference, const int32_t *tokens, int n_tokens, int position,
+                      TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
+
+#endif
