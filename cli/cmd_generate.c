@@ -1,0 +1,4 @@
+// PLACEHOLDER: replaced by the real subcommand.
+#include <stdio.h>
+#include "commands.h"
+int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "fusecheck generate: not implemented yet\n"); return 2; }

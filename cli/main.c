@@ -1,0 +1,45 @@
+// fusecheck: run a Qwen3 reference and a fused CUDA engine side by side, layer by layer.
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command COMMANDS[] = {
+    {"synth", cmd_synth, "write a synthetic Hugging Face checkpoint of a preset shape"},
+    {"golden", cmd_golden, "make a golden trace with the fp32 reference"},
+    {"compare", cmd_compare, "compare two traces tensor by tensor, layer by layer, step by step"},
+    {"run", cmd_run, "run a GPU engine teacher-forced on a golden trace's tokens, write its trace"},
+    {"generate", cmd_generate, "greedy-decode tokens with an engine"},
+};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: fusecheck <command> [options]   (fusecheck <command> --help for its options)\n\n");
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+    fprintf(out, "\nexit status: 0 ok, 1 a check failed, 2 bad input or usage\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("fusecheck %s\n", FUSECHECK_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "fusecheck: unknown command '%s' (try fusecheck --help)\n", argv[1]);
+    return 2;
+}

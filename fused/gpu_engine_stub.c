@@ -1,0 +1,35 @@
+// The GPU engine API in a build without CUDA: every entry point fails with one clear line, so the
+// CLI's GPU subcommands exit non-zero saying why instead of being absent.
+#include <stddef.h>
+#include <string.h>
+
+#include "gpu_engine.h"
+
+#define NO_CUDA_MESSAGE "no CUDA device found: fusecheck was built without CUDA (nvcc was not found at configure time)"
+
+int gpu_engine_kind_parse(const char *name, GpuEngineKind *out) {
+    if (!strcmp(name, "fused")) { *out = GPU_ENGINE_FUSED; return 0; }
+    if (!strcmp(name, "cublas")) { *out = GPU_ENGINE_CUBLAS; return 0; }
+    return -1;
+}
+
+const char *gpu_engine_kind_name(GpuEngineKind kind) { return kind == GPU_ENGINE_FUSED ? "fused" : "cublas"; }
+
+int gpu_device_available(ErrorMessage *err) { return fail(err, NO_CUDA_MESSAGE); }
+
+GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, KvDtype kv_dtype,
+                             int max_context, ErrorMessage *err) {
+    (void)checkpoint; (void)kind; (void)kv_dtype; (void)max_context;
+    fail(err, NO_CUDA_MESSAGE);
+    return NULL;
+}
+
+void gpu_engine_destroy(GpuEngine *engine) { (void)engine; }
+
+int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, int position,
+                       TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
+    (void)engine; (void)tokens; (void)n_tokens; (void)position; (void)trace; (void)next_token;
+    return fail(err, NO_CUDA_MESSAGE);
+}
+
+int gpu_engine_launches_per_token(const GpuEngine *engine) { (void)engine; return 0; }
