@@ -1,4 +1,107 @@
-// PLACEHOLDER: replaced by the real subcommand.
+// fusecheck generate: greedy decoding with any engine, tokens printed on one line.
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../fused/gpu_engine.h"
+#include "../model/checkpoint.h"
+#include "../reference/reference.h"
 #include "commands.h"
-int cmd_generate(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "fusecheck generate: not implemented yet\n"); return 2; }
+#include "options.h"
+#include "teacher_forced.h"
+
+static const char USAGE[] =
+    "usage: fusecheck generate --engine reference|fused|cublas --model DIR\n"
+    "                          [--prompt-tokens 1,2,3 | --prompt-len N --seed S] [-n N] [--kv-dtype f32|bf16]\n"
+    "  Prints the N greedy tokens that follow the prompt (default 64; prompt default 16 seeded tokens).\n"
+    "  KV cache default: f32 for reference, bf16 for the GPU engines.\n";
+
+static int reference_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position,
+                                     TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
+    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
+}
+
+static int gpu_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
+                               int32_t *next_token, ErrorMessage *err) {
+    return gpu_engine_forward(engine, tokens, n_tokens, position, trace, next_token, err);
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *model_dir = NULL, *engine_name = "reference", *prompt_text = NULL, *kv_text = NULL, *value;
+    long prompt_length = 16, n_generate = 64;
+    uint64_t seed = 0;
+    ErrorMessage err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
+        if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
+        if (!strcmp(flag, "--model")) model_dir = value;
+        else if (!strcmp(flag, "--engine")) engine_name = value;
+        else if (!strcmp(flag, "--prompt-tokens")) prompt_text = value;
+        else if (!strcmp(flag, "--kv-dtype")) kv_text = value;
+        else if (!strcmp(flag, "--prompt-len")) { if (parse_int_option(flag, value, 1, 1 << 20, &prompt_length, &err)) goto usage_error; }
+        else if (!strcmp(flag, "-n")) { if (parse_int_option(flag, value, 1, 1 << 20, &n_generate, &err)) goto usage_error; }
+        else if (!strcmp(flag, "--seed")) { if (parse_u64_option(flag, value, &seed, &err)) goto usage_error; }
+        else { fail(&err, "unknown flag '%s'", flag); goto usage_error; }
+    }
+    if (!model_dir) { fail(&err, "--model is required"); goto usage_error; }
+    int on_gpu = strcmp(engine_name, "reference") != 0;
+    GpuEngineKind kind = GPU_ENGINE_FUSED;
+    if (on_gpu && gpu_engine_kind_parse(engine_name, &kind)) {
+        fail(&err, "--engine: '%s' is not reference, fused or cublas", engine_name);
+        goto usage_error;
+    }
+    KvDtype kv_dtype = on_gpu ? KV_BF16 : KV_F32;
+    if (kv_text && kv_dtype_parse(kv_text, &kv_dtype)) { fail(&err, "--kv-dtype: '%s' is not f32 or bf16", kv_text); goto usage_error; }
+    // Say there is no GPU before spending time on the checkpoint.
+    if (on_gpu && gpu_device_available(&err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 2; }
+
+    Checkpoint checkpoint = {0};
+    if (checkpoint_open(model_dir, &checkpoint, &err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 2; }
+    int status = 2;
+    int32_t *tokens = NULL, *given = NULL, *generated = NULL;
+    int n_given = 0;
+    void *engine = NULL;
+    if (prompt_text) {
+        if (parse_token_list("--prompt-tokens", prompt_text, &given, &n_given, &err)) goto done;
+        prompt_length = n_given;
+    }
+    tokens = malloc((prompt_length + n_generate) * sizeof *tokens);
+    generated = malloc(n_generate * sizeof *generated);
+    if (!tokens || !generated) { fail(&err, "out of memory"); goto done; }
+    if (given) memcpy(tokens, given, n_given * sizeof *tokens);
+    else random_prompt(tokens, (int)prompt_length, checkpoint.config.vocab_size, seed);
+
+    int context = (int)(prompt_length + n_generate);
+    engine = on_gpu ? (void *)gpu_engine_create(&checkpoint, kind, kv_dtype, context, &err)
+                    : (void *)reference_create(&checkpoint, kv_dtype, context, 0, &err);
+    if (!engine) goto done;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    // n tokens: the prefill yields the first, each of n - 1 decode steps one more.
+    if (run_traced_steps(engine, on_gpu ? gpu_forward_adapter : reference_forward_adapter, tokens, (int)prompt_length,
+                         (int)n_generate - 1, 0, NULL, generated, &err))
+        goto done;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    for (long i = 0; i < n_generate; i++) printf(i ? " %d" : "%d", generated[i]);
+    printf("\n");
+    double seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
+    fprintf(stderr, "fusecheck generate: %s, kv %s: %ld prompt + %ld generated tokens in %.3f s\n", engine_name,
+            kv_dtype_name(kv_dtype), prompt_length, n_generate, seconds);
+    status = 0;
+done:
+    if (status) fprintf(stderr, "fusecheck generate: %s\n", err.text);
+    if (engine) {
+        if (on_gpu) gpu_engine_destroy(engine);
+        else reference_destroy(engine);
+    }
+    free(tokens);
+    free(given);
+    free(generated);
+    checkpoint_close(&checkpoint);
+    return status;
+usage_error:
+    fprintf(stderr, "fusecheck generate: %s\n", err.text);
+    return 2;
+}

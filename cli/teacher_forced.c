@@ -1,0 +1,37 @@
+#include "teacher_forced.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int run_traced_steps(void *engine, ForwardFunction forward, int32_t *tokens, int prompt_length,
+                     int n_decode_steps, int teacher_forced, TraceWriter *trace, int32_t *next_tokens,
+                     ErrorMessage *err) {
+    for (int step = 0; step <= n_decode_steps; step++) {
+        int first = step == 0 ? 0 : prompt_length + step - 1;
+        int n_tokens = step == 0 ? prompt_length : 1;
+        if (trace && trace_begin_step(trace, step, first, n_tokens, err)) return -1;
+        int32_t next;
+        if (forward(engine, tokens + first, n_tokens, first, trace, &next, err)) return -1;
+        if (trace && trace_write_next_token(trace, next, err)) return -1;
+        if (next_tokens) next_tokens[step] = next;
+        if (!teacher_forced && step < n_decode_steps) tokens[prompt_length + step] = next;
+    }
+    if (trace && trace_write_tokens(trace, tokens, prompt_length + n_decode_steps, err)) return -1;
+    return 0;
+}
+
+int trace_meta_for_checkpoint(TraceMeta *meta, const Checkpoint *checkpoint, const char *producer,
+                              KvDtype kv_dtype, int prompt_length, ErrorMessage *err) {
+    memset(meta, 0, sizeof *meta);
+    snprintf(meta->producer, sizeof meta->producer, "%s", producer);
+    snprintf(meta->kv_dtype, sizeof meta->kv_dtype, "%s", kv_dtype_name(kv_dtype));
+    // Both engines compute with the checkpoint's weights as bf16 holds them.
+    snprintf(meta->weights_dtype, sizeof meta->weights_dtype, "bf16");
+    snprintf(meta->weights_fingerprint, sizeof meta->weights_fingerprint, "%s", checkpoint->fingerprint);
+    snprintf(meta->tool_version, sizeof meta->tool_version, "fusecheck %s", FUSECHECK_VERSION);
+    meta->prompt_length = prompt_length;
+    meta->model_config = config_to_json(&checkpoint->config);
+    if (!meta->model_config) return fail(err, "out of memory writing the model config");
+    return 0;
+}
