@@ -1,1 +1,379 @@
-// placeholder
+// Compares two traces: refuses what cannot be compared, then walks both in forward order.
+#include "compare.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/config.h"
+
+// ---------------------------------------------------------------------------------------------------
+// small helpers
+
+static char *copy_string(const char *s) {
+    if (!s) s = "";
+    size_t length = strlen(s) + 1;
+    char *copy = malloc(length);
+    if (copy) memcpy(copy, s, length);
+    return copy;
+}
+
+static int contains_name(char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
+static int contains_list(const char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
+static void free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+// Adds name to a set of distinct names (kept in first-seen order, which is forward order).
+static int add_distinct_name(char ***names, int *n, const char *name, ErrorMessage *err) {
+    if (contains_name(*names, *n, name)) return 0;
+    char **grown = realloc(*names, (size_t)(*n + 1) * sizeof **names);
+    if (!grown) return fail(err, "compare: out of memory");
+    *names = grown;
+    if (!(grown[*n] = copy_string(name))) return fail(err, "compare: out of memory");
+    (*n)++;
+    return 0;
+}
+
+static void add_note(CompareResult *result, const char *format, const char *a, const char *b) {
+    if (result->n_notes >= COMPARE_MAX_NOTES) return;
+    snprintf(result->notes[result->n_notes++], sizeof result->notes[0], format, a, b);
+}
+
+static TensorResult *append_result(CompareResult *result, size_t *capacity, ErrorMessage *err) {
+    if (result->n_results == *capacity) {
+        size_t grown_capacity = *capacity ? 2 * *capacity : 256;
+        TensorResult *grown = realloc(result->results, grown_capacity * sizeof *grown);
+        if (!grown) {
+            fail(err, "compare: out of memory for %zu results", grown_capacity);
+            return NULL;
+        }
+        result->results = grown;
+        *capacity = grown_capacity;
+    }
+    TensorResult *t = &result->results[result->n_results++];
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+void compare_describe_location(const TensorResult *t, char *out, size_t size) {
+    if (t->layer == COMPARE_STEP_LEVEL) snprintf(out, size, "step %d tensor %s", t->step, t->name);
+    else snprintf(out, size, "step %d layer %d tensor %s", t->step, t->layer, t->name);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// refusing what cannot be compared
+
+static int summarize(const TraceReader *reader, TraceSummary *summary, ErrorMessage *err) {
+    snprintf(summary->path, sizeof summary->path, "%s", trace_path(reader));
+    summary->meta = *trace_meta(reader);
+    summary->meta.model_config = copy_string(trace_meta(reader)->model_config);
+    if (!summary->meta.model_config) return fail(err, "%s: out of memory", summary->path);
+    summary->n_steps = trace_n_steps(reader);
+    trace_tokens(reader, &summary->n_tokens);
+    summary->n_layers = summary->n_steps > 0 ? trace_n_layers(reader, 0) : 0;
+    return 0;
+}
+
+// Two configs are the same model when they parse to equal ModelConfigs (formatting and key order may
+// differ between producers, e.g. h5py's oracle); text that does not parse must then match exactly.
+static int same_model_config(const char *a, const char *b) {
+    ModelConfig config_a, config_b;
+    ErrorMessage ignored;
+    if (config_parse(a, "A", &config_a, &ignored) == 0 && config_parse(b, "B", &config_b, &ignored) == 0)
+        return config_equal(&config_a, &config_b);
+    return !strcmp(a, b);
+}
+
+static int check_comparable(const TraceReader *ra, const TraceReader *rb, CompareResult *result, ErrorMessage *err) {
+    const char *pa = result->a.path, *pb = result->b.path;
+    const TraceMeta *ma = &result->a.meta, *mb = &result->b.meta;
+    if (strcmp(ma->weights_fingerprint, mb->weights_fingerprint))
+        return fail(err, "%s vs %s: weights fingerprints differ (%s vs %s): traces of different weights cannot be compared",
+                    pa, pb, ma->weights_fingerprint, mb->weights_fingerprint);
+    if (!same_model_config(ma->model_config, mb->model_config))
+        return fail(err, "%s vs %s: model_config differs: traces of different models cannot be compared", pa, pb);
+
+    int n_tokens_a, n_tokens_b;
+    const int32_t *tokens_a = trace_tokens(ra, &n_tokens_a);
+    const int32_t *tokens_b = trace_tokens(rb, &n_tokens_b);
+    result->n_tokens = n_tokens_a < n_tokens_b ? n_tokens_a : n_tokens_b;
+    for (int i = 0; i < result->n_tokens; i++)
+        if (tokens_a[i] != tokens_b[i])
+            return fail(err, "%s vs %s: tokens differ at position %d (%d vs %d): the teacher-forced sequences must match",
+                        pa, pb, i, (int)tokens_a[i], (int)tokens_b[i]);
+    if (ma->prompt_length != mb->prompt_length)
+        return fail(err, "%s vs %s: prompt lengths differ (%d vs %d): step 0 covers different tokens", pa, pb,
+                    ma->prompt_length, mb->prompt_length);
+
+    result->n_steps = result->a.n_steps < result->b.n_steps ? result->a.n_steps : result->b.n_steps;
+    if (result->a.n_steps != result->b.n_steps) {
+        char counts[2][32];
+        snprintf(counts[0], sizeof counts[0], "%d", result->a.n_steps);
+        snprintf(counts[1], sizeof counts[1], "%d", result->b.n_steps);
+        add_note(result, "step counts differ (under test %s, reference %s): the common prefix is compared", counts[0], counts[1]);
+    }
+    result->step_first_position = calloc((size_t)result->n_steps + 1, sizeof(int));
+    result->step_n_tokens = calloc((size_t)result->n_steps + 1, sizeof(int));
+    if (!result->step_first_position || !result->step_n_tokens) return fail(err, "compare: out of memory");
+    for (int step = 0; step < result->n_steps; step++) {
+        int first_a, n_a, first_b, n_b;
+        if (trace_step_info(ra, step, &first_a, &n_a, err)) return -1;
+        if (trace_step_info(rb, step, &first_b, &n_b, err)) return -1;
+        if (first_a != first_b || n_a != n_b)
+            return fail(err, "%s vs %s: step %d covers positions %d..%d vs %d..%d: the step layouts must match", pa, pb,
+                        step, first_a, first_a + n_a - 1, first_b, first_b + n_b - 1);
+        result->step_first_position[step] = first_a;
+        result->step_n_tokens[step] = n_a;
+    }
+
+    if (strcmp(ma->kv_dtype, mb->kv_dtype) || strcmp(ma->weights_dtype, mb->weights_dtype)) {
+        result->profiles_differ = 1;
+        char profile_a[64], profile_b[64];
+        snprintf(profile_a, sizeof profile_a, "kv %s, weights %s", ma->kv_dtype, ma->weights_dtype);
+        snprintf(profile_b, sizeof profile_b, "kv %s, weights %s", mb->kv_dtype, mb->weights_dtype);
+        add_note(result, "precision profiles differ (under test %s; reference %s): errors include the storage points' cost",
+                 profile_a, profile_b);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// comparing one tensor
+
+static int compare_tensor(const TraceReader *ra, const TraceReader *rb, TensorResult *t, const Tolerances *tol,
+                          ErrorMessage *err) {
+    float *fa = NULL, *fb = NULL;
+    if (trace_read_tensor(ra, t->step, t->layer, t->name, &fa, &t->rows_a, &t->cols_a, err)) return -1;
+    if (trace_read_tensor(rb, t->step, t->layer, t->name, &fb, &t->rows_b, &t->cols_b, err)) {
+        free(fa);
+        return -1;
+    }
+    if (t->rows_a != t->rows_b || t->cols_a != t->cols_b) {
+        t->shape_mismatch = 1;
+        t->pass = 0;
+        snprintf(t->why, sizeof t->why, "shape [%d, %d] vs reference [%d, %d]", t->rows_a, t->cols_a, t->rows_b,
+                 t->cols_b);
+    } else {
+        size_t n = (size_t)t->rows_a * (size_t)t->cols_a;
+        metrics_compute(fa, fb, n, tol, &t->metrics);
+        if (!strcmp(t->name, "logits") && t->layer == COMPARE_STEP_LEVEL && n > 0)
+            metrics_top1(fa, fb, t->rows_a, t->cols_a, &t->metrics);
+        t->pass = metrics_pass(&t->metrics, tol, t->why, sizeof t->why);
+        if (t->pass && t->metrics.has_top1 && t->metrics.top1_mismatches)
+            snprintf(t->why, sizeof t->why, "top-1 %ld vs reference %ld is a near-tie (margin %.2e <= max_abs %.2e)",
+                     t->metrics.top1_f, t->metrics.top1_r, t->metrics.top1_margin, t->metrics.max_abs);
+    }
+    free(fa);
+    free(fb);
+    return 0;
+}
+
+// next_token is the argmax of logits: a different token fails only when the logits' top-1 disagreement
+// is real; a near-tie (reference margin within the logits' error) passes with a note.
+static int compare_next_token(const TraceReader *ra, const TraceReader *rb, TensorResult *t,
+                              const TensorResult *logits, ErrorMessage *err) {
+    t->is_token = 1;
+    t->rows_a = t->cols_a = t->rows_b = t->cols_b = 1;
+    if (trace_read_next_token(ra, t->step, &t->token_a, err)) return -1;
+    if (trace_read_next_token(rb, t->step, &t->token_b, err)) return -1;
+    if (t->token_a == t->token_b) {
+        t->pass = 1;
+    } else if (logits && !logits->shape_mismatch && logits->metrics.has_top1 && !logits->metrics.top1_disagreements) {
+        t->pass = 1;
+        snprintf(t->why, sizeof t->why, "token %d vs reference %d: near-tie in logits (margin %.2e <= max_abs %.2e)",
+                 (int)t->token_a, (int)t->token_b, logits->metrics.top1_margin, logits->metrics.max_abs);
+    } else {
+        t->pass = 0;
+        snprintf(t->why, sizeof t->why, "token %d vs reference %d", (int)t->token_a, (int)t->token_b);
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// walking the traces in forward order
+
+typedef struct {
+    char **names;
+    int n;
+} NameList;
+
+static void free_name_list(NameList *list) {
+    if (list->names) trace_free_names(list->names, list->n);
+    list->names = NULL;
+    list->n = 0;
+}
+
+static int in_list(const NameList *list, const char *name) { return contains_name(list->names, list->n, name); }
+
+static int is_layer_group_name(const char *name) { return !strncmp(name, "layer_", 6); }
+
+// Compares one named tensor if both sides have it; records it as one-sided otherwise.
+static int visit_name(const TraceReader *ra, const TraceReader *rb, CompareResult *result, size_t *capacity,
+                      int step, int layer, const char *name, int in_a, int in_b, ErrorMessage *err) {
+    if (!in_a && !in_b) return 0;
+    if (!in_b) return add_distinct_name(&result->only_a, &result->n_only_a, name, err);
+    if (!in_a) return add_distinct_name(&result->only_b, &result->n_only_b, name, err);
+
+    // The logits of this step, if compared already (next_token's near-tie rule needs them). An index,
+    // not a pointer: append_result may move the results.
+    long logits_index = -1;
+    if (!strcmp(name, "next_token"))
+        for (size_t i = result->n_results; i-- > 0 && result->results[i].step == step && logits_index < 0;)
+            if (result->results[i].layer == COMPARE_STEP_LEVEL && !strcmp(result->results[i].name, "logits"))
+                logits_index = (long)i;
+
+    TensorResult *t = append_result(result, capacity, err);
+    if (!t) return -1;
+    t->step = step;
+    t->layer = layer;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    if (layer == COMPARE_STEP_LEVEL && !strcmp(name, "next_token"))
+        return compare_next_token(ra, rb, t, logits_index >= 0 ? &result->results[logits_index] : NULL, err);
+    return compare_tensor(ra, rb, t, &result->tol, err);
+}
+
+// Visits names in forward order: first those of `order`, then any other name either side has, sorted
+// (trace_list_tensors sorts), skipping layer groups and the names in `skip` (visited elsewhere).
+static int visit_group(const TraceReader *ra, const TraceReader *rb, CompareResult *result, size_t *capacity,
+                       int step, int layer, const char *const *order, int n_order, const char *const *skip,
+                       int n_skip, const NameList *list_a, const NameList *list_b, ErrorMessage *err) {
+    for (int i = 0; i < n_order; i++)
+        if (visit_name(ra, rb, result, capacity, step, layer, order[i], in_list(list_a, order[i]),
+                       in_list(list_b, order[i]), err))
+            return -1;
+    const NameList *lists[2] = {list_a, list_b};
+    for (int side = 0; side < 2; side++) {
+        for (int i = 0; i < lists[side]->n; i++) {
+            const char *name = lists[side]->names[i];
+            if (is_layer_group_name(name)) continue;
+            if (contains_list(order, n_order, name) || contains_list(skip, n_skip, name)) continue;
+            // A name both sides have is visited once, from A's list.
+            if (side == 1 && contains_name(list_a->names, list_a->n, name)) continue;
+            if (visit_name(ra, rb, result, capacity, step, layer, name, in_list(list_a, name), in_list(list_b, name), err))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static int compare_step(const TraceReader *ra, const TraceReader *rb, CompareResult *result, size_t *capacity, int step,
+                        ErrorMessage *err) {
+    static const char *const head[] = {"embed", "next_token"};  // [1]: visited last, with its own reader
+    static const char *const tail[] = {"final_norm", "logits"};
+    NameList step_a = {0}, step_b = {0}, layer_a = {0}, layer_b = {0};
+    int status = -1;
+    if (trace_list_tensors(ra, step, COMPARE_STEP_LEVEL, &step_a.names, &step_a.n, err)) goto done;
+    if (trace_list_tensors(rb, step, COMPARE_STEP_LEVEL, &step_b.names, &step_b.n, err)) goto done;
+
+    if (visit_name(ra, rb, result, capacity, step, COMPARE_STEP_LEVEL, head[0], in_list(&step_a, head[0]),
+                   in_list(&step_b, head[0]), err))
+        goto done;
+
+    int n_layers_a = trace_n_layers(ra, step), n_layers_b = trace_n_layers(rb, step);
+    int n_layers = n_layers_a > n_layers_b ? n_layers_a : n_layers_b;
+    for (int layer = 0; layer < n_layers; layer++) {
+        if (layer >= n_layers_a || layer >= n_layers_b) {  // a whole layer only one side has
+            char group[32];
+            snprintf(group, sizeof group, "layer_%02d", layer);
+            int failed = layer >= n_layers_a ? add_distinct_name(&result->only_b, &result->n_only_b, group, err)
+                                             : add_distinct_name(&result->only_a, &result->n_only_a, group, err);
+            if (failed) goto done;
+            continue;
+        }
+        if (trace_list_tensors(ra, step, layer, &layer_a.names, &layer_a.n, err)) goto done;
+        if (trace_list_tensors(rb, step, layer, &layer_b.names, &layer_b.n, err)) goto done;
+        if (visit_group(ra, rb, result, capacity, step, layer, TRACE_LAYER_TENSORS, TRACE_N_LAYER_TENSORS, NULL, 0,
+                        &layer_a, &layer_b, err))
+            goto done;
+        free_name_list(&layer_a);
+        free_name_list(&layer_b);
+        if (layer + 1 > result->n_layers) result->n_layers = layer + 1;
+    }
+
+    if (visit_group(ra, rb, result, capacity, step, COMPARE_STEP_LEVEL, tail, 2, head, 2, &step_a, &step_b, err))
+        goto done;
+    // next_token is an int32 with its own reader; trace_list_tensors lists float tensors only.
+    if (visit_name(ra, rb, result, capacity, step, COMPARE_STEP_LEVEL, "next_token",
+                   trace_has_tensor(ra, step, COMPARE_STEP_LEVEL, "next_token"),
+                   trace_has_tensor(rb, step, COMPARE_STEP_LEVEL, "next_token"), err))
+        goto done;
+    status = 0;
+done:
+    free_name_list(&step_a);
+    free_name_list(&step_b);
+    free_name_list(&layer_a);
+    free_name_list(&layer_b);
+    return status;
+}
+
+// First failure in forward order, worst tensor by rank, counts, verdict.
+static void summarize_results(CompareResult *result) {
+    result->first_failure = -1;
+    result->worst = -1;
+    result->n_failures = 0;
+    double worst_rank = -1.0;
+    for (size_t i = 0; i < result->n_results; i++) {
+        const TensorResult *t = &result->results[i];
+        if (!t->pass) {
+            result->n_failures++;
+            if (result->first_failure < 0) result->first_failure = (long)i;
+        }
+        if (t->is_token) continue;
+        double rank = t->shape_mismatch ? INFINITY : metrics_rank(&t->metrics);
+        if (rank > worst_rank) {
+            worst_rank = rank;
+            result->worst = (long)i;
+        }
+    }
+    result->pass = result->n_failures == 0;
+}
+
+int compare_traces(const char *path_a, const char *path_b, const Tolerances *tol, CompareResult *result,
+                   ErrorMessage *err) {
+    memset(result, 0, sizeof *result);
+    result->tol = *tol;
+    result->first_failure = result->worst = -1;
+    TraceReader *ra = NULL, *rb = NULL;
+    size_t capacity = 0;
+    int status = -1;
+    if (!(ra = trace_open(path_a, err))) goto done;
+    if (!(rb = trace_open(path_b, err))) goto done;
+    if (summarize(ra, &result->a, err) || summarize(rb, &result->b, err)) goto done;
+    if (check_comparable(ra, rb, result, err)) goto done;
+    for (int step = 0; step < result->n_steps; step++)
+        if (compare_step(ra, rb, result, &capacity, step, err)) goto done;
+    if (result->n_results == 0) {
+        fail(err, "%s vs %s: no tensor in common to compare", path_a, path_b);
+        goto done;
+    }
+    summarize_results(result);
+    status = 0;
+done:
+    if (ra) trace_close(ra);
+    if (rb) trace_close(rb);
+    return status;
+}
+
+void compare_result_free(CompareResult *result) {
+    free(result->a.meta.model_config);
+    free(result->b.meta.model_config);
+    free(result->results);
+    free(result->step_first_position);
+    free(result->step_n_tokens);
+    free_names(result->only_a, result->n_only_a);
+    free_names(result->only_b, result->n_only_b);
+    memset(result, 0, sizeof *result);
+}

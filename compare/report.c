@@ -1,1 +1,745 @@
-// placeholder
+// Presenting a comparison: terminal table, JSON, Markdown, and an SVG plot of error by layer.
+#include "report.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef FUSECHECK_VERSION
+#define FUSECHECK_VERSION "unknown"
+#endif
+
+// ---------------------------------------------------------------------------------------------------
+// aggregation: the worst tensor of a group (a layer over all steps, a step over all layers)
+
+typedef struct {
+    long worst;         // index into results, -1 when the group has no ranked tensor
+    size_t n_tensors;
+    size_t n_failures;
+} Group;
+
+// Tokens are never the worst tensor (they have no metrics); a shape mismatch always is.
+static double result_rank(const TensorResult *t) {
+    if (t->is_token) return -1.0;
+    if (t->shape_mismatch) return INFINITY;
+    return metrics_rank(&t->metrics);
+}
+
+static void group_add(Group *group, const CompareResult *result, size_t i) {
+    const TensorResult *t = &result->results[i];
+    group->n_tensors++;
+    if (!t->pass) group->n_failures++;
+    if (t->is_token) return;
+    if (group->worst < 0 || result_rank(t) > result_rank(&result->results[group->worst])) group->worst = (long)i;
+}
+
+// Per-layer rows: slot 0 = embed, 1..L = layers, L+1 = head (final_norm, logits, next_token, ...).
+static int layer_slot(const CompareResult *result, const TensorResult *t) {
+    if (t->layer != COMPARE_STEP_LEVEL) return t->layer + 1;
+    return strcmp(t->name, "embed") ? result->n_layers + 1 : 0;
+}
+
+static void slot_label(const CompareResult *result, int slot, char *out, size_t size) {
+    if (slot == 0) snprintf(out, size, "embed");
+    else if (slot == result->n_layers + 1) snprintf(out, size, "head");
+    else snprintf(out, size, "%d", slot - 1);
+}
+
+// Returns calloc'd groups (n_layers + 2 by layer, or n_steps by step), NULL on out of memory.
+static Group *groups_by_layer(const CompareResult *result) {
+    int n = result->n_layers + 2;
+    Group *groups = calloc((size_t)n, sizeof *groups);
+    if (!groups) return NULL;
+    for (int i = 0; i < n; i++) groups[i].worst = -1;
+    for (size_t i = 0; i < result->n_results; i++) group_add(&groups[layer_slot(result, &result->results[i])], result, i);
+    return groups;
+}
+
+static Group *groups_by_step(const CompareResult *result) {
+    int n = result->n_steps > 0 ? result->n_steps : 1;
+    Group *groups = calloc((size_t)n, sizeof *groups);
+    if (!groups) return NULL;
+    for (int i = 0; i < n; i++) groups[i].worst = -1;
+    for (size_t i = 0; i < result->n_results; i++) group_add(&groups[result->results[i].step], result, i);
+    return groups;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// text formatting shared by the table and the Markdown
+
+static const char *format_number(char *out, size_t size, const char *format, double x) {
+    if (isnan(x)) snprintf(out, size, "nan");
+    else if (isinf(x)) snprintf(out, size, x > 0 ? "inf" : "-inf");
+    else snprintf(out, size, format, x);
+    return out;
+}
+
+// The four metric columns of a result: rel_l2, norm_max, max_abs, cosine.
+typedef struct {
+    char rel_l2[24], norm_max[24], max_abs[24], cosine[24];
+} MetricText;
+
+static MetricText metric_text(const TensorResult *t) {
+    MetricText text;
+    if (t->is_token || t->shape_mismatch) {
+        const char *dash = t->shape_mismatch ? "shape" : "-";
+        snprintf(text.rel_l2, sizeof text.rel_l2, "%s", dash);
+        snprintf(text.norm_max, sizeof text.norm_max, "-");
+        snprintf(text.max_abs, sizeof text.max_abs, "-");
+        snprintf(text.cosine, sizeof text.cosine, "-");
+        return text;
+    }
+    const TensorMetrics *m = &t->metrics;
+    if (metrics_has_nonfinite(m)) snprintf(text.rel_l2, sizeof text.rel_l2, "NaN/Inf");
+    else format_number(text.rel_l2, sizeof text.rel_l2, "%.2e", m->rel_l2);
+    format_number(text.norm_max, sizeof text.norm_max, "%.2e", m->norm_max);
+    format_number(text.max_abs, sizeof text.max_abs, "%.2e", m->max_abs);
+    format_number(text.cosine, sizeof text.cosine, "%.8f", m->cosine);
+    return text;
+}
+
+static void format_bound(char *out, size_t size, double bound) {
+    snprintf(out, size, "%.0e", bound);
+    if (strtod(out, NULL) != bound) snprintf(out, size, "%.3e", bound);
+}
+
+static void tolerance_text(const Tolerances *tol, char *out, size_t size) {
+    char rel[32], nm[32], atol[32], rtol[32];
+    format_bound(rel, sizeof rel, tol->max_rel_l2);
+    format_bound(nm, sizeof nm, tol->max_norm_max);
+    if (tol->check_allclose) {
+        format_bound(atol, sizeof atol, tol->atol);
+        format_bound(rtol, sizeof rtol, tol->rtol);
+        snprintf(out, size, "rel_l2 <= %s, norm_max <= %s, allclose |f-r| <= %s + %s|r|", rel, nm, atol, rtol);
+    } else {
+        snprintf(out, size, "rel_l2 <= %s, norm_max <= %s (allclose not checked: no --atol/--rtol)", rel, nm);
+    }
+}
+
+// Names the lacking side does not write, comma separated, with the usual reason when it is the fused engine.
+static void only_in_text(char *const *names, int n, const char *lacking_producer, char *out, size_t size) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "", names[i]);
+    if (used < size && !strcmp(lacking_producer, "fused"))
+        snprintf(out + used, size - used, " (the fused kernels keep them on chip)");
+}
+
+static void first_failure_text(const CompareResult *result, char *out, size_t size) {
+    if (result->first_failure < 0) {
+        snprintf(out, size, "no failure: every compared tensor is within tolerance");
+        return;
+    }
+    const TensorResult *t = &result->results[result->first_failure];
+    char where[160];
+    compare_describe_location(t, where, sizeof where);
+    snprintf(out, size, "first failure: %s %s — everything before it passes", where, t->why);
+}
+
+static void summary_text(const CompareResult *result, char *out, size_t size) {
+    char worst[256] = "none";
+    if (result->worst >= 0) {
+        const TensorResult *t = &result->results[result->worst];
+        char where[160];
+        compare_describe_location(t, where, sizeof where);
+        MetricText text = metric_text(t);
+        snprintf(worst, sizeof worst, "%s at %s", text.rel_l2, where);
+    }
+    snprintf(out, size, "summary: %zu tensors compared, %zu %s, worst rel_l2 %s — %s", result->n_results,
+             result->n_failures, result->n_failures == 1 ? "failure" : "failures", worst, result->pass ? "PASS" : "FAIL");
+}
+
+static void profile_text(const TraceMeta *meta, char *out, size_t size) {
+    snprintf(out, size, "kv %s, weights %s", meta->kv_dtype, meta->weights_dtype);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// the terminal table
+
+static void print_header(FILE *out, const CompareResult *result) {
+    const TraceSummary *sides[2] = {&result->a, &result->b};
+    const char *roles[2] = {"A (under test)", "B (reference) "};
+    for (int i = 0; i < 2; i++) {
+        char profile[64];
+        profile_text(&sides[i]->meta, profile, sizeof profile);
+        fprintf(out, "%s: %s  [producer %s, %s, %d steps]\n", roles[i], sides[i]->path, sides[i]->meta.producer,
+                profile, sides[i]->n_steps);
+    }
+    char profile[64], tolerance[160];
+    profile_text(&result->a.meta, profile, sizeof profile);
+    if (!result->profiles_differ) fprintf(out, "precision profiles: same (%s)\n", profile);
+    fprintf(out, "weights %s; compared %d steps (step 0 = prefill of %d tokens), %d layers, %d tokens\n",
+            result->a.meta.weights_fingerprint, result->n_steps, result->n_steps ? result->step_n_tokens[0] : 0,
+            result->n_layers, result->n_tokens);
+    tolerance_text(&result->tol, tolerance, sizeof tolerance);
+    fprintf(out, "tolerances: %s\n", tolerance);
+    for (int i = 0; i < result->n_notes; i++) fprintf(out, "note: %s\n", result->notes[i]);
+}
+
+static void print_verbose(FILE *out, const CompareResult *result) {
+    fprintf(out, "\nevery tensor (forward order)\n");
+    fprintf(out, "%4s %5s %-11s %-12s %-9s %-9s %-9s %-10s %s\n", "step", "layer", "tensor", "shape", "rel_l2",
+            "norm_max", "max_abs", "cosine", "status");
+    for (size_t i = 0; i < result->n_results; i++) {
+        const TensorResult *t = &result->results[i];
+        char layer[16], shape[32];
+        if (t->layer == COMPARE_STEP_LEVEL) snprintf(layer, sizeof layer, "-");
+        else snprintf(layer, sizeof layer, "%d", t->layer);
+        snprintf(shape, sizeof shape, "%dx%d", t->rows_a, t->cols_a);
+        MetricText text = metric_text(t);
+        fprintf(out, "%4d %5s %-11s %-12s %-9s %-9s %-9s %-10s %s%s%s\n", t->step, layer, t->name, shape, text.rel_l2,
+                text.norm_max, text.max_abs, text.cosine, t->pass ? "ok" : "FAIL", t->why[0] ? "  " : "", t->why);
+    }
+}
+
+static void print_group_row(FILE *out, const CompareResult *result, const char *label, const Group *group, int by_layer) {
+    if (group->worst < 0) {
+        fprintf(out, "%-6s %-11s %5s %-9s %-9s %-9s %-10s %zu/%zu\n", label, "-", "-", "-", "-", "-", "-",
+                group->n_failures, group->n_tensors);
+        return;
+    }
+    const TensorResult *t = &result->results[group->worst];
+    MetricText text = metric_text(t);
+    char where[16];
+    if (by_layer) snprintf(where, sizeof where, "%d", t->step);
+    else if (t->layer == COMPARE_STEP_LEVEL) snprintf(where, sizeof where, "-");
+    else snprintf(where, sizeof where, "%d", t->layer);
+    fprintf(out, "%-6s %-11s %5s %-9s %-9s %-9s %-10s %zu/%zu%s\n", label, t->name, where, text.rel_l2, text.norm_max,
+            text.max_abs, text.cosine, group->n_failures, group->n_tensors, group->n_failures ? "  FAIL" : "");
+}
+
+void report_print_table(FILE *out, const CompareResult *result, int verbose) {
+    print_header(out, result);
+    Group *by_layer = groups_by_layer(result);
+    Group *by_step = groups_by_step(result);
+    if (!by_layer || !by_step) {
+        fprintf(out, "(out of memory: tables left out)\n");
+    } else {
+        fprintf(out, "\nworst tensor per layer, over all steps\n");
+        fprintf(out, "%-6s %-11s %5s %-9s %-9s %-9s %-10s %s\n", "layer", "tensor", "step", "rel_l2", "norm_max",
+                "max_abs", "cosine", "fails/tensors");
+        for (int slot = 0; slot < result->n_layers + 2; slot++) {
+            char label[16];
+            slot_label(result, slot, label, sizeof label);
+            print_group_row(out, result, label, &by_layer[slot], 1);
+        }
+        fprintf(out, "\nworst tensor per step, over all layers\n");
+        fprintf(out, "%-6s %-11s %5s %-9s %-9s %-9s %-10s %s\n", "step", "tensor", "layer", "rel_l2", "norm_max",
+                "max_abs", "cosine", "fails/tensors");
+        for (int step = 0; step < result->n_steps; step++) {
+            char label[16];
+            snprintf(label, sizeof label, "%d", step);
+            print_group_row(out, result, label, &by_step[step], 0);
+        }
+    }
+    free(by_layer);
+    free(by_step);
+    if (verbose) print_verbose(out, result);
+
+    char line[1200];
+    fprintf(out, "\n");
+    if (result->n_only_a) {
+        only_in_text(result->only_a, result->n_only_a, result->b.meta.producer, line, sizeof line);
+        fprintf(out, "only in under test: %s\n", line);
+    }
+    if (result->n_only_b) {
+        only_in_text(result->only_b, result->n_only_b, result->a.meta.producer, line, sizeof line);
+        fprintf(out, "only in reference: %s\n", line);
+    }
+    first_failure_text(result, line, sizeof line);
+    fprintf(out, "%s\n", line);
+    summary_text(result, line, sizeof line);
+    fprintf(out, "%s\n", line);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// JSON
+
+// JSON has no inf or nan: non-finite numbers become the strings "inf", "-inf", "nan".
+static cJSON *json_number(double x) {
+    if (isfinite(x)) return cJSON_CreateNumber(x);
+    return cJSON_CreateString(isnan(x) ? "nan" : x > 0 ? "inf" : "-inf");
+}
+
+static void add_number(cJSON *object, const char *key, double x) { cJSON_AddItemToObject(object, key, json_number(x)); }
+
+static cJSON *json_names(char *const *names, int n) {
+    cJSON *array = cJSON_CreateArray();
+    for (int i = 0; array && i < n; i++) cJSON_AddItemToArray(array, cJSON_CreateString(names[i]));
+    return array;
+}
+
+static cJSON *json_file(const TraceSummary *side) {
+    cJSON *file = cJSON_CreateObject();
+    cJSON_AddStringToObject(file, "path", side->path);
+    cJSON_AddStringToObject(file, "producer", side->meta.producer);
+    cJSON_AddStringToObject(file, "kv_dtype", side->meta.kv_dtype);
+    cJSON_AddStringToObject(file, "weights_dtype", side->meta.weights_dtype);
+    cJSON_AddStringToObject(file, "weights_fingerprint", side->meta.weights_fingerprint);
+    cJSON_AddStringToObject(file, "tool_version", side->meta.tool_version);
+    cJSON_AddNumberToObject(file, "prompt_length", side->meta.prompt_length);
+    cJSON_AddNumberToObject(file, "n_steps", side->n_steps);
+    cJSON_AddNumberToObject(file, "n_tokens", side->n_tokens);
+    return file;
+}
+
+static cJSON *json_shape(int rows, int cols) {
+    int shape[2] = {rows, cols};
+    return cJSON_CreateIntArray(shape, 2);
+}
+
+static cJSON *json_tensor(const TensorResult *t) {
+    cJSON *item = cJSON_CreateObject();
+    cJSON_AddNumberToObject(item, "step", t->step);
+    if (t->layer == COMPARE_STEP_LEVEL) cJSON_AddNullToObject(item, "layer");
+    else cJSON_AddNumberToObject(item, "layer", t->layer);
+    cJSON_AddStringToObject(item, "tensor", t->name);
+    cJSON_AddBoolToObject(item, "pass", t->pass);
+    if (t->why[0]) cJSON_AddStringToObject(item, "why", t->why);
+    cJSON_AddItemToObject(item, "shape", json_shape(t->rows_a, t->cols_a));
+    if (t->shape_mismatch) cJSON_AddItemToObject(item, "reference_shape", json_shape(t->rows_b, t->cols_b));
+    if (t->is_token) {
+        cJSON_AddNumberToObject(item, "token", t->token_a);
+        cJSON_AddNumberToObject(item, "reference_token", t->token_b);
+        return item;
+    }
+    if (t->shape_mismatch) return item;
+    const TensorMetrics *m = &t->metrics;
+    add_number(item, "rel_l2", m->rel_l2);
+    add_number(item, "norm_max", m->norm_max);
+    add_number(item, "max_abs", m->max_abs);
+    cJSON_AddNumberToObject(item, "max_abs_index", (double)m->max_abs_index);
+    add_number(item, "cosine", m->cosine);
+    cJSON_AddNumberToObject(item, "nan", (double)m->nan_f);
+    cJSON_AddNumberToObject(item, "inf", (double)m->inf_f);
+    cJSON_AddNumberToObject(item, "reference_nan", (double)m->nan_r);
+    cJSON_AddNumberToObject(item, "reference_inf", (double)m->inf_r);
+    cJSON_AddNumberToObject(item, "allclose_violations", (double)m->allclose_violations);
+    cJSON_AddNumberToObject(item, "allclose_worst_index", (double)m->allclose_worst_index);
+    if (m->has_top1) {
+        cJSON_AddNumberToObject(item, "top1", (double)m->top1_f);
+        cJSON_AddNumberToObject(item, "reference_top1", (double)m->top1_r);
+        add_number(item, "reference_top2_margin", m->top1_margin);
+        cJSON_AddNumberToObject(item, "top1_mismatches", m->top1_mismatches);
+        cJSON_AddNumberToObject(item, "top1_disagreements", m->top1_disagreements);
+    }
+    return item;
+}
+
+static cJSON *json_group(const CompareResult *result, const Group *group) {
+    cJSON *item = group->worst >= 0 ? json_tensor(&result->results[group->worst]) : cJSON_CreateObject();
+    cJSON_AddNumberToObject(item, "tensors", (double)group->n_tensors);
+    cJSON_AddNumberToObject(item, "failures", (double)group->n_failures);
+    return item;
+}
+
+static cJSON *json_location(const CompareResult *result, long index) {
+    if (index < 0) return cJSON_CreateNull();
+    return json_tensor(&result->results[index]);
+}
+
+static cJSON *build_json(const CompareResult *result) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root) return NULL;
+    cJSON_AddStringToObject(root, "tool", "fusecheck compare " FUSECHECK_VERSION);
+    cJSON_AddBoolToObject(root, "pass", result->pass);
+    cJSON *files = cJSON_AddObjectToObject(root, "files");
+    cJSON_AddItemToObject(files, "under_test", json_file(&result->a));
+    cJSON_AddItemToObject(files, "reference", json_file(&result->b));
+    cJSON_AddBoolToObject(root, "profiles_differ", result->profiles_differ);
+    cJSON *config = cJSON_Parse(result->a.meta.model_config);
+    cJSON_AddItemToObject(root, "model_config", config ? config : cJSON_CreateString(result->a.meta.model_config));
+
+    cJSON *tolerances = cJSON_AddObjectToObject(root, "tolerances");
+    add_number(tolerances, "max_rel_l2", result->tol.max_rel_l2);
+    add_number(tolerances, "max_norm_max", result->tol.max_norm_max);
+    if (result->tol.check_allclose) {
+        add_number(tolerances, "atol", result->tol.atol);
+        add_number(tolerances, "rtol", result->tol.rtol);
+    } else {
+        cJSON_AddNullToObject(tolerances, "atol");
+        cJSON_AddNullToObject(tolerances, "rtol");
+    }
+
+    cJSON *compared = cJSON_AddObjectToObject(root, "compared");
+    cJSON_AddNumberToObject(compared, "steps", result->n_steps);
+    cJSON_AddNumberToObject(compared, "layers", result->n_layers);
+    cJSON_AddNumberToObject(compared, "tokens", result->n_tokens);
+    cJSON_AddNumberToObject(compared, "tensors", (double)result->n_results);
+    cJSON_AddNumberToObject(compared, "failures", (double)result->n_failures);
+
+    cJSON *notes = cJSON_AddArrayToObject(root, "notes");
+    for (int i = 0; i < result->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(result->notes[i]));
+    cJSON_AddItemToObject(root, "only_in_under_test", json_names(result->only_a, result->n_only_a));
+    cJSON_AddItemToObject(root, "only_in_reference", json_names(result->only_b, result->n_only_b));
+    cJSON_AddItemToObject(root, "first_failure", json_location(result, result->first_failure));
+    cJSON_AddItemToObject(root, "worst", json_location(result, result->worst));
+
+    Group *by_layer = groups_by_layer(result);
+    Group *by_step = groups_by_step(result);
+    if (!by_layer || !by_step) {
+        free(by_layer);
+        free(by_step);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON *layers = cJSON_AddArrayToObject(root, "by_layer");
+    for (int slot = 0; slot < result->n_layers + 2; slot++) {
+        char label[16];
+        slot_label(result, slot, label, sizeof label);
+        cJSON *item = json_group(result, &by_layer[slot]);
+        cJSON_AddStringToObject(item, "row", label);  // "embed", "0".."L-1", "head"
+        cJSON_AddItemToArray(layers, item);
+    }
+    cJSON *steps = cJSON_AddArrayToObject(root, "by_step");
+    for (int step = 0; step < result->n_steps; step++) {
+        cJSON *item = json_group(result, &by_step[step]);
+        cJSON_AddNumberToObject(item, "first_position", result->step_first_position[step]);
+        cJSON_AddNumberToObject(item, "n_tokens", result->step_n_tokens[step]);
+        cJSON_AddItemToArray(steps, item);
+    }
+    free(by_layer);
+    free(by_step);
+
+    cJSON *tensors = cJSON_AddArrayToObject(root, "tensors");
+    for (size_t i = 0; i < result->n_results; i++) cJSON_AddItemToArray(tensors, json_tensor(&result->results[i]));
+    return root;
+}
+
+char *report_json_text(const CompareResult *result) {
+    cJSON *root = build_json(result);
+    if (!root) return NULL;
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// files: written to a temporary name, renamed into place
+
+typedef struct {
+    char *data;
+    size_t length, capacity;
+    int failed;  // out of memory
+} Text;
+
+static void text_append(Text *text, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void text_append(Text *text, const char *format, ...) {
+    if (text->failed) return;
+    for (;;) {
+        size_t room = text->capacity - text->length;
+        va_list args;
+        va_start(args, format);
+        int n = vsnprintf(text->data ? text->data + text->length : NULL, text->data ? room : 0, format, args);
+        va_end(args);
+        if (n < 0) {
+            text->failed = 1;
+            return;
+        }
+        if (text->data && (size_t)n < room) {
+            text->length += (size_t)n;
+            return;
+        }
+        size_t capacity = text->capacity ? text->capacity : 4096;
+        while (capacity < text->length + (size_t)n + 1) capacity *= 2;
+        char *grown = realloc(text->data, capacity);
+        if (!grown) {
+            text->failed = 1;
+            return;
+        }
+        text->data = grown;
+        text->capacity = capacity;
+    }
+}
+
+static int write_file_atomically(const char *dir, const char *name, const char *data, size_t length, ErrorMessage *err) {
+    char path[4096], temporary[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(temporary, sizeof temporary, "%s.tmp-%ld", path, (long)getpid());
+    FILE *file = fopen(temporary, "wb");
+    if (!file) return fail(err, "%s: cannot create: %s", temporary, strerror(errno));
+    size_t written = fwrite(data, 1, length, file);
+    int closed = fclose(file);
+    if (written != length || closed != 0) {
+        int error = errno;
+        remove(temporary);
+        return fail(err, "%s: write failed: %s", temporary, strerror(error));
+    }
+    if (rename(temporary, path) != 0) {
+        int error = errno;
+        remove(temporary);
+        return fail(err, "%s: cannot rename into place: %s", path, strerror(error));
+    }
+    return 0;
+}
+
+// mkdir -p
+static int make_directories(const char *dir, ErrorMessage *err) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return fail(err, "%s: path too long", dir);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) return fail(err, "%s: cannot create directory: %s", path, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) return fail(err, "%s: cannot create directory: %s", path, strerror(errno));
+    struct stat info;
+    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode)) return fail(err, "%s: not a directory", path);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// accuracy.md
+
+static void markdown_group_row(Text *md, const CompareResult *result, const char *label, const Group *group, int by_layer) {
+    if (group->worst < 0) {
+        text_append(md, "| %s | - | - | - | - | - | - | %zu/%zu |\n", label, group->n_failures, group->n_tensors);
+        return;
+    }
+    const TensorResult *t = &result->results[group->worst];
+    MetricText text = metric_text(t);
+    char where[16];
+    if (by_layer) snprintf(where, sizeof where, "%d", t->step);
+    else if (t->layer == COMPARE_STEP_LEVEL) snprintf(where, sizeof where, "-");
+    else snprintf(where, sizeof where, "%d", t->layer);
+    text_append(md, "| %s | %s | %s | %s | %s | %s | %s | %zu/%zu%s |\n", label, t->name, where, text.rel_l2,
+                text.norm_max, text.max_abs, text.cosine, group->n_failures, group->n_tensors,
+                group->n_failures ? " **FAIL**" : "");
+}
+
+static int build_markdown(const CompareResult *result, Text *md) {
+    Group *by_layer = groups_by_layer(result);
+    Group *by_step = groups_by_step(result);
+    if (!by_layer || !by_step) {
+        free(by_layer);
+        free(by_step);
+        return -1;
+    }
+    char line[1200], profile[64];
+    text_append(md, "# Accuracy: %s\n\n", result->pass ? "PASS" : "FAIL");
+    text_append(md, "| | file | producer | precision profile | steps |\n|---|---|---|---|---|\n");
+    profile_text(&result->a.meta, profile, sizeof profile);
+    text_append(md, "| A (under test) | `%s` | %s | %s | %d |\n", result->a.path, result->a.meta.producer, profile,
+                result->a.n_steps);
+    profile_text(&result->b.meta, profile, sizeof profile);
+    text_append(md, "| B (reference) | `%s` | %s | %s | %d |\n\n", result->b.path, result->b.meta.producer, profile,
+                result->b.n_steps);
+    text_append(md, "Weights `%s`; compared %d steps (step 0 = prefill of %d tokens), %d layers, %d tokens.\n\n",
+                result->a.meta.weights_fingerprint, result->n_steps, result->n_steps ? result->step_n_tokens[0] : 0,
+                result->n_layers, result->n_tokens);
+    tolerance_text(&result->tol, line, sizeof line);
+    text_append(md, "Tolerances: %s.\n\n", line);
+    for (int i = 0; i < result->n_notes; i++) text_append(md, "- Note: %s\n", result->notes[i]);
+    if (result->n_notes) text_append(md, "\n");
+    first_failure_text(result, line, sizeof line);
+    text_append(md, "**%s**\n\n", line);
+    summary_text(result, line, sizeof line);
+    text_append(md, "%s\n\n", line);
+    if (result->n_only_a) {
+        only_in_text(result->only_a, result->n_only_a, result->b.meta.producer, line, sizeof line);
+        text_append(md, "Only in under test: %s\n\n", line);
+    }
+    if (result->n_only_b) {
+        only_in_text(result->only_b, result->n_only_b, result->a.meta.producer, line, sizeof line);
+        text_append(md, "Only in reference: %s\n\n", line);
+    }
+
+    text_append(md, "## Worst tensor per layer, over all steps\n\n![error by layer](error_by_layer.svg)\n\n");
+    text_append(md, "| layer | tensor | step | rel_l2 | norm_max | max_abs | cosine | fails/tensors |\n");
+    text_append(md, "|---|---|---|---|---|---|---|---|\n");
+    for (int slot = 0; slot < result->n_layers + 2; slot++) {
+        char label[16];
+        slot_label(result, slot, label, sizeof label);
+        markdown_group_row(md, result, label, &by_layer[slot], 1);
+    }
+    text_append(md, "\n## Worst tensor per step, over all layers\n\n");
+    text_append(md, "| step | tensor | layer | rel_l2 | norm_max | max_abs | cosine | fails/tensors |\n");
+    text_append(md, "|---|---|---|---|---|---|---|---|\n");
+    for (int step = 0; step < result->n_steps; step++) {
+        char label[16];
+        snprintf(label, sizeof label, "%d", step);
+        markdown_group_row(md, result, label, &by_step[step], 0);
+    }
+    free(by_layer);
+    free(by_step);
+    return md->failed ? -1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// error_by_layer.svg: log10 rel_l2 per layer (max over steps), the worst tensor and a few chosen ones
+
+static void svg_escaped(Text *svg, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': text_append(svg, "&amp;"); break;
+        case '<': text_append(svg, "&lt;"); break;
+        case '>': text_append(svg, "&gt;"); break;
+        case '"': text_append(svg, "&quot;"); break;
+        default: text_append(svg, "%c", *s);
+        }
+    }
+}
+
+#define SVG_SERIES 4
+static const char *const SVG_CHOSEN[SVG_SERIES - 1] = {"attn", "mlp_out", "resid_mlp"};
+static const char *const SVG_COLORS[SVG_SERIES] = {"#c0392b", "#2471a3", "#27ae60", "#7d3c98"};
+
+static int build_svg(const CompareResult *result, Text *svg) {
+    int n_layers = result->n_layers;
+    // series[s][layer]: max rel_l2 over steps; -1 = no data. Series 0 is the worst of all tensors.
+    double *series = malloc(sizeof(double) * SVG_SERIES * (size_t)(n_layers > 0 ? n_layers : 1));
+    if (!series) return -1;
+    for (int i = 0; i < SVG_SERIES * n_layers; i++) series[i] = -1.0;
+    for (size_t i = 0; i < result->n_results; i++) {
+        const TensorResult *t = &result->results[i];
+        if (t->layer == COMPARE_STEP_LEVEL || t->is_token) continue;
+        double value = t->shape_mismatch ? INFINITY : metrics_rank(&t->metrics);
+        for (int s = 0; s < SVG_SERIES; s++) {
+            if (s > 0 && strcmp(t->name, SVG_CHOSEN[s - 1])) continue;
+            double *slot = &series[s * n_layers + t->layer];
+            if (value > *slot) *slot = value;
+        }
+    }
+    // y range in decades, covering the data and the tolerance
+    double tolerance = result->tol.max_rel_l2;
+    double lo = log10(tolerance), hi = log10(tolerance);
+    int has_zero = 0, has_infinite = 0;
+    for (int i = 0; i < SVG_SERIES * n_layers; i++) {
+        double v = series[i];
+        if (v < 0) continue;
+        if (v == 0) has_zero = 1;
+        else if (isinf(v)) has_infinite = 1;
+        else {
+            if (log10(v) < lo) lo = log10(v);
+            if (log10(v) > hi) hi = log10(v);
+        }
+    }
+    lo = floor(lo);
+    hi = ceil(hi);
+    if (hi < log10(tolerance) + 1) hi = ceil(log10(tolerance) + 1);  // room above the tolerance line
+    if (hi - lo < 3) lo = hi - 3;
+    if (hi - lo > 16) lo = hi - 16;  // keep labels readable; smaller values sit on the axis
+    const double width = 860, height = 460, left = 80, right = 200, top = 50, bottom = 60;
+    const double plot_w = width - left - right, plot_h = height - top - bottom;
+    #define X_OF(layer) (left + (n_layers > 1 ? plot_w * (layer) / (n_layers - 1) : plot_w / 2))
+    #define Y_OF(log_value) (top + plot_h * (hi - (log_value)) / (hi - lo))
+
+    text_append(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+                     "font-family=\"sans-serif\" font-size=\"12\">\n", width, height, width, height);
+    text_append(svg, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
+    text_append(svg, "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\">rel_l2 per layer, max over %d steps: ",
+                left, result->n_steps);
+    svg_escaped(svg, result->a.meta.producer);
+    text_append(svg, " (kv %s) vs ", result->a.meta.kv_dtype);
+    svg_escaped(svg, result->b.meta.producer);
+    text_append(svg, " (kv %s) — %s</text>\n", result->b.meta.kv_dtype, result->pass ? "PASS" : "FAIL");
+    // grid and y labels, one per decade (every other one when there are many)
+    int label_every = hi - lo > 10 ? 2 : 1;
+    for (int decade = (int)lo; decade <= (int)hi; decade++) {
+        double y = Y_OF(decade);
+        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n", left, y,
+                    left + plot_w, y);
+        if ((decade - (int)lo) % label_every == 0)
+            text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", left - 8, y + 4, decade);
+    }
+    // x labels
+    int x_every = n_layers <= 32 ? 1 : (n_layers + 31) / 32;
+    if (n_layers > 16 && x_every == 1) x_every = 2;
+    for (int layer = 0; layer < n_layers; layer += x_every)
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", X_OF(layer),
+                    top + plot_h + 18, layer);
+    text_append(svg, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", left,
+                top, plot_w, plot_h);
+    text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">layer</text>\n", left + plot_w / 2,
+                height - 16);
+    text_append(svg, "<text transform=\"translate(22 %.1f) rotate(-90)\" text-anchor=\"middle\">rel_l2 (log scale)</text>\n",
+                top + plot_h / 2);
+    // tolerance
+    double y_tol = Y_OF(log10(tolerance));
+    text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
+                     "stroke-dasharray=\"6 4\"/>\n", left, y_tol, left + plot_w, y_tol);
+    char bound[32];
+    format_bound(bound, sizeof bound, tolerance);
+    text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">tolerance %s</text>\n", left + plot_w + 8, y_tol + 4, bound);
+    // series: zero sits on the bottom axis, NaN/Inf/shape mismatches on the top one
+    // The chosen tensors first, the worst-tensor line last so it is drawn on top of one it coincides with.
+    for (int k = 1; k <= SVG_SERIES; k++) {
+        int s = k % SVG_SERIES;
+        const double *values = &series[s * n_layers];
+        int any = 0;
+        for (int layer = 0; layer < n_layers; layer++) any |= values[layer] >= 0;
+        if (!any) continue;
+        text_append(svg, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", SVG_COLORS[s],
+                    s == 0 ? "2.5" : "1.5");
+        for (int layer = 0; layer < n_layers; layer++) {
+            if (values[layer] < 0) continue;
+            double v = values[layer];
+            double log_value = v == 0 ? lo : isinf(v) ? hi : fmax(lo, log10(v));
+            text_append(svg, "%.1f,%.1f ", X_OF(layer), Y_OF(log_value));
+        }
+        text_append(svg, "\"/>\n");
+        for (int layer = 0; layer < n_layers; layer++) {
+            if (values[layer] < 0) continue;
+            double v = values[layer];
+            double log_value = v == 0 ? lo : isinf(v) ? hi : fmax(lo, log10(v));
+            text_append(svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n", X_OF(layer), Y_OF(log_value),
+                        s == 0 ? "3" : "2", SVG_COLORS[s]);
+        }
+        double y_legend = top + 30 + 20 * s;
+        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>\n",
+                    left + plot_w + 8, y_legend, left + plot_w + 30, y_legend, SVG_COLORS[s]);
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", left + plot_w + 36, y_legend + 4,
+                    s == 0 ? "worst tensor" : SVG_CHOSEN[s - 1]);
+    }
+    double y_note = top + 30 + 20 * SVG_SERIES + 10;
+    if (has_zero) {
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">0 drawn on the bottom axis</text>\n",
+                    left + plot_w + 8, y_note);
+        y_note += 18;
+    }
+    if (has_infinite)
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c0392b\">NaN/Inf/shape on the top axis</text>\n",
+                    left + plot_w + 8, y_note);
+    if (n_layers == 0)
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no layer tensors compared</text>\n",
+                    left + plot_w / 2, top + plot_h / 2);
+    text_append(svg, "</svg>\n");
+    #undef X_OF
+    #undef Y_OF
+    free(series);
+    return svg->failed ? -1 : 0;
+}
+
+int report_write(const CompareResult *result, const char *dir, ErrorMessage *err) {
+    if (make_directories(dir, err)) return -1;
+    char *json = report_json_text(result);
+    if (!json) return fail(err, "%s/accuracy.json: out of memory building the report", dir);
+    int status = write_file_atomically(dir, "accuracy.json", json, strlen(json), err);
+    free(json);
+    if (status) return -1;
+
+    Text md = {0};
+    if (build_markdown(result, &md)) {
+        free(md.data);
+        return fail(err, "%s/accuracy.md: out of memory building the report", dir);
+    }
+    status = write_file_atomically(dir, "accuracy.md", md.data, md.length, err);
+    free(md.data);
+    if (status) return -1;
+
+    Text svg = {0};
+    if (build_svg(result, &svg)) {
+        free(svg.data);
+        return fail(err, "%s/error_by_layer.svg: out of memory building the plot", dir);
+    }
+    status = write_file_atomically(dir, "error_by_layer.svg", svg.data, svg.length, err);
+    free(svg.data);
+    return status;
+}
