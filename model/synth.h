@@ -16,7 +16,7 @@ int synth_preset(const char *name, ModelConfig *out, ErrorMessage *err);
 const char *synth_preset_names(void);
 
 // Writes config.json and model.safetensors (bf16) into `dir` (created if missing). Linear weights
-// and embeddings ~ N(0, 0.02), norm weights ~ 1 + N(0, 0.02)... (see synth.c). Files are written to a
+// and embeddings ~ N(0, 0.02), norm weights 1 + 0.1·z (z of unit variance; the generator is specified in synth.c). Files are written to a
 // temporary name and renamed, so an interrupted run leaves no half checkpoint under the final name.
 int synth_write(const ModelConfig *config, uint64_t seed, const char *dir, ErrorMessage *err);
 
