@@ -9,5 +9,6 @@ int cmd_golden(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
 
 #endif
