@@ -1,4 +1,130 @@
-// PLACEHOLDER: replaced by the real subcommand.
+// fusecheck run: a GPU engine teacher-forced on a golden trace's tokens, writing its own trace.
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../fused/gpu_engine.h"
+#include "../model/checkpoint.h"
 #include "commands.h"
-int cmd_run(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "fusecheck run: not implemented yet\n"); return 2; }
+#include "options.h"
+#include "teacher_forced.h"
+
+static const char USAGE[] =
+    "usage: fusecheck run --engine fused|cublas --model DIR --golden G.h5 --out F.h5 [--kv-dtype bf16|f32]\n"
+    "  Runs a GPU engine on the golden trace's tokens (teacher-forced: step 0 is the prefill of the\n"
+    "  prompt, step s >= 1 consumes tokens[prompt_length + s - 1]) and writes the tensors its kernels\n"
+    "  produce in the golden format (producer = engine name). The golden must be of the same weights.\n"
+    "  default --kv-dtype bf16 (the fused engine's storage point; f32 keeps the cache in fp32)\n";
+
+static int gpu_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
+                               int32_t *next_token, ErrorMessage *err) {
+    return gpu_engine_forward(engine, tokens, n_tokens, position, trace, next_token, err);
+}
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *engine_name = NULL, *model_dir = NULL, *golden_path = NULL, *out_path = NULL, *value;
+    KvDtype kv_dtype = KV_BF16;
+    GpuEngineKind kind = GPU_ENGINE_FUSED;
+    ErrorMessage err = {{0}};
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
+        if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
+        if (!strcmp(flag, "--engine")) engine_name = value;
+        else if (!strcmp(flag, "--model")) model_dir = value;
+        else if (!strcmp(flag, "--golden")) golden_path = value;
+        else if (!strcmp(flag, "--out")) out_path = value;
+        else if (!strcmp(flag, "--kv-dtype")) {
+            if (kv_dtype_parse(value, &kv_dtype)) { fail(&err, "--kv-dtype: '%s' is not f32 or bf16", value); goto usage_error; }
+        } else { fail(&err, "unknown flag '%s'", flag); goto usage_error; }
+    }
+    if (!engine_name || !model_dir || !golden_path || !out_path) {
+        fail(&err, "--engine, --model, --golden and --out are required");
+        goto usage_error;
+    }
+    if (gpu_engine_kind_parse(engine_name, &kind)) {
+        fail(&err, "--engine: '%s' is not fused or cublas", engine_name);
+        goto usage_error;
+    }
+    if (gpu_device_available(&err)) {
+        fprintf(stderr, "fusecheck run: %s\n", err.text);
+        return 2;
+    }
+
+    Checkpoint checkpoint = {0};
+    if (checkpoint_open(model_dir, &checkpoint, &err)) {
+        fprintf(stderr, "fusecheck run: %s\n", err.text);
+        return 2;
+    }
+    int status = 2;
+    TraceReader *golden = NULL;
+    GpuEngine *engine = NULL;
+    TraceWriter *trace = NULL;
+    TraceMeta meta = {0};
+    int32_t *tokens = NULL;
+    golden = trace_open(golden_path, &err);
+    if (!golden) goto done;
+    const TraceMeta *golden_meta = trace_meta(golden);
+    if (strcmp(golden_meta->weights_fingerprint, checkpoint.fingerprint)) {
+        fail(&err, "%s: made from weights %s, but %s has weights %s", golden_path, golden_meta->weights_fingerprint,
+             model_dir, checkpoint.fingerprint);
+        goto done;
+    }
+    int n_tokens = 0, prompt_length = golden_meta->prompt_length, n_steps = trace_n_steps(golden);
+    const int32_t *golden_tokens = trace_tokens(golden, &n_tokens);
+    int n_decode = n_steps - 1;
+    if (n_steps < 1 || prompt_length < 1 || prompt_length + n_decode > n_tokens) {
+        fail(&err, "%s: %d steps after a prompt of %d need %d tokens, the file has %d", golden_path, n_steps,
+             prompt_length, prompt_length + (n_decode > 0 ? n_decode : 0), n_tokens);
+        goto done;
+    }
+    int context = prompt_length + n_decode;
+    if (context > checkpoint.config.max_position_embeddings) {
+        fail(&err, "%s: %d tokens exceed max_position_embeddings %d of %s", golden_path, context,
+             checkpoint.config.max_position_embeddings, model_dir);
+        goto done;
+    }
+    tokens = malloc((size_t)context * sizeof *tokens);
+    if (!tokens) { fail(&err, "out of memory"); goto done; }
+    memcpy(tokens, golden_tokens, (size_t)context * sizeof *tokens);
+
+    double start = seconds_now();
+    engine = gpu_engine_create(&checkpoint, kind, kv_dtype, context, &err);
+    if (!engine) goto done;
+    double loaded = seconds_now();
+    if (trace_meta_for_checkpoint(&meta, &checkpoint, gpu_engine_kind_name(kind), kv_dtype, prompt_length, &err)) goto done;
+    trace = trace_writer_open(out_path, &meta, &err);
+    if (!trace) goto done;
+    if (run_traced_steps(engine, gpu_forward_adapter, tokens, prompt_length, n_decode, 1, trace, NULL, &err)) {
+        trace_writer_abort(trace);
+        trace = NULL;
+        goto done;
+    }
+    TraceWriter *closing = trace;
+    trace = NULL;
+    if (trace_writer_close(closing, &err)) goto done;
+    printf("wrote %s: engine %s, %d prompt tokens + %d decode steps, kv %s, weights %s, %d kernel launches per "
+           "decode token, load %.2f s, traced run %.2f s\n",
+           out_path, gpu_engine_kind_name(kind), prompt_length, n_decode, kv_dtype_name(kv_dtype), checkpoint.fingerprint,
+           gpu_engine_launches_per_token(engine), loaded - start, seconds_now() - loaded);
+    status = 0;
+done:
+    if (status) fprintf(stderr, "fusecheck run: %s\n", err.text);
+    if (trace) trace_writer_abort(trace);
+    free(meta.model_config);
+    gpu_engine_destroy(engine);
+    free(tokens);
+    trace_close(golden);
+    checkpoint_close(&checkpoint);
+    return status;
+usage_error:
+    fprintf(stderr, "fusecheck run: %s\n", err.text);
+    return 2;
+}

@@ -1,0 +1,42 @@
+// Engine names, device presence, cuBLAS status text.
+#include <string.h>
+
+#include "cuda_check.h"
+#include "gpu_engine.h"
+
+int gpu_engine_kind_parse(const char *name, GpuEngineKind *out) {
+    if (!strcmp(name, "fused")) { *out = GPU_ENGINE_FUSED; return 0; }
+    if (!strcmp(name, "cublas")) { *out = GPU_ENGINE_CUBLAS; return 0; }
+    return -1;
+}
+
+const char *gpu_engine_kind_name(GpuEngineKind kind) { return kind == GPU_ENGINE_FUSED ? "fused" : "cublas"; }
+
+int gpu_device_available(ErrorMessage *err) {
+    int count = 0;
+    cudaError_t status = cudaGetDeviceCount(&count);
+    if (status != cudaSuccess) return fail(err, "no CUDA device found (%s)", cudaGetErrorString(status));
+    if (count == 0) return fail(err, "no CUDA device found (the driver reports 0 devices)");
+    struct cudaDeviceProp prop;
+    status = cudaGetDeviceProperties(&prop, 0);
+    if (status != cudaSuccess) return fail(err, "no CUDA device found (%s)", cudaGetErrorString(status));
+    if (prop.major < 9)
+        return fail(err, "no CUDA device found that fusecheck was built for: %s is compute capability %d.%d, the kernels need 9.0 (Hopper) or newer",
+                    prop.name, prop.major, prop.minor);
+    return 0;
+}
+
+const char *cublas_status_text(cublasStatus_t status) {
+    switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "success";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "cuBLAS not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "cuBLAS allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "cuBLAS invalid value";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "cuBLAS architecture mismatch";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "cuBLAS mapping error";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "cuBLAS execution failed";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "cuBLAS internal error";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "cuBLAS not supported";
+    default: return "cuBLAS error";
+    }
+}

@@ -1,0 +1,644 @@
+// The two GPU engines behind gpu_engine.h: weights upload, buffers, the fused decode step captured as
+// one CUDA graph, the unfused (cuBLAS) path used by prefill and by the `cublas` engine, traces.
+// Which tensors each engine writes and how prefill computes: engine_internal.h.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/bf16.h"
+#include "../model/rope_table.h"
+#include "cuda_check.h"
+#include "engine_internal.h"
+#include "kernels.h"
+
+typedef struct {
+    uint16_t *w_qkv;      // [qkv_width][hidden]  = [Wq; Wk; Wv]
+    uint16_t *w_o;        // [hidden][q_width]
+    uint16_t *w_gate_up;  // [2*intermediate][hidden] = [Wg; Wu]
+    uint16_t *w_down;     // [hidden][intermediate]
+    float *f_qkv, *f_o, *f_gate_up, *f_down;  // fp32 expansions, `cublas` engine only
+    float *attn_norm_w, *q_norm_w, *k_norm_w, *mlp_norm_w;
+    void *k_cache, *v_cache;  // [n_kv_heads][max_context][head_dim]
+} GpuLayer;
+
+// Activations of one layer for up to `capacity` tokens.
+typedef struct {
+    int capacity;
+    float *attn_norm, *qkv_raw, *q, *k, *v, *attn, *attn_out, *resid_attn, *mlp_norm, *gate_up, *gate, *up, *act,
+        *mlp_out, *resid_mlp;
+} GpuActs;
+
+struct GpuEngine {
+    GpuEngineKind kind;
+    KvDtype kv_dtype;
+    ModelDims dims;
+    int n_layers, max_context;
+    GpuLayer *layers;
+    uint16_t *embed, *lm_head;
+    float *f_lm_head;  // `cublas` engine only
+    float *final_norm_w, *rope_cos, *rope_sin;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    int *d_io;             // [0] position of the first token, [1..] tokens
+    int *d_next_token;
+    int *h_io;             // pinned staging for d_io and the next token
+    float *embed_out;      // [capacity][hidden]
+    int embed_capacity;
+    GpuActs *decode_acts;  // fused engine: one per layer, 1 token, so a graph replay keeps every layer's tensors
+    GpuActs work_acts;     // unfused path: shared by the layers, grown on demand
+    float *final_norm, *logits;
+    float *lm_partial_max;
+    int *lm_partial_index;
+    unsigned *lm_counter, *head_counters;
+    unsigned long long *mlp_barrier;
+    int mlp_blocks;
+    float *partial_o, *partial_ml;  // unfused path, grown on demand
+    size_t partial_o_floats;
+    // The decode graph's own buffers: never reallocated, since the captured graph holds their addresses.
+    float *decode_embed, *decode_partial_o, *decode_partial_ml;
+    int decode_chunks;
+    float *weight_scratch;  // fused prefill: one bf16 matrix expanded to fp32
+    cudaGraphExec_t graph;
+    int graph_ready;
+};
+
+static int device_alloc(void **ptr, size_t bytes, const char *what, ErrorMessage *err) {
+    *ptr = NULL;
+    if (bytes == 0) bytes = 1;
+    cudaError_t status = cudaMalloc(ptr, bytes);
+    if (status != cudaSuccess) {
+        *ptr = NULL;
+        return fail(err, "cudaMalloc of %zu bytes for %s: %s", bytes, what, cudaGetErrorString(status));
+    }
+    return 0;
+}
+#define DALLOC(ptr, bytes, what) \
+    if (device_alloc((void **)&(ptr), (bytes), (what), err)) return -1
+
+// Uploads a 2-D tensor into dst (bf16 on the device): BF16 bytes as they are, F32/F16 rounded.
+static int upload_matrix(const TensorInfo *tensor, uint16_t *dst, ErrorMessage *err) {
+    size_t n = (size_t)tensor->numel;
+    if (tensor->dtype == DTYPE_BF16) {
+        CUDA_CHECK(cudaMemcpy(dst, tensor->data, n * sizeof(uint16_t), cudaMemcpyHostToDevice), tensor->name);
+        return 0;
+    }
+    uint16_t *host = malloc(n * sizeof(uint16_t));
+    float *row = malloc((size_t)tensor->shape[tensor->ndim - 1] * sizeof(float));
+    if (!host || !row) {
+        free(host);
+        free(row);
+        return fail(err, "%s: out of memory converting to bf16", tensor->name);
+    }
+    int64_t cols = tensor->shape[tensor->ndim - 1], rows = cols ? (int64_t)n / cols : 0;
+    for (int64_t r = 0; r < rows; r++) {
+        tensor_rows_to_float(tensor, r, 1, row);
+        for (int64_t c = 0; c < cols; c++) host[r * cols + c] = float_to_bf16(row[c]);
+    }
+    cudaError_t status = cudaMemcpy(dst, host, n * sizeof(uint16_t), cudaMemcpyHostToDevice);
+    free(host);
+    free(row);
+    if (status != cudaSuccess) return fail(err, "cudaMemcpy of %s: %s", tensor->name, cudaGetErrorString(status));
+    return 0;
+}
+
+static int upload_vector(const TensorInfo *tensor, float **dst, ErrorMessage *err) {
+    size_t n = (size_t)tensor->numel;
+    float *host = malloc(n * sizeof(float));
+    if (!host) return fail(err, "%s: out of memory", tensor->name);
+    tensor_to_float(tensor, host);
+    int rc = device_alloc((void **)dst, n * sizeof(float), tensor->name, err);
+    if (rc == 0) {
+        cudaError_t status = cudaMemcpy(*dst, host, n * sizeof(float), cudaMemcpyHostToDevice);
+        if (status != cudaSuccess) rc = fail(err, "cudaMemcpy of %s: %s", tensor->name, cudaGetErrorString(status));
+    }
+    free(host);
+    return rc;
+}
+
+static int expand_copy(const uint16_t *src, size_t n, float **dst, cudaStream_t stream, const char *what,
+                       ErrorMessage *err) {
+    DALLOC(*dst, n * sizeof(float), what);
+    return launch_expand_bf16(src, *dst, n, stream, err);
+}
+
+static void acts_free(GpuActs *a) {
+    float **fields[] = {&a->attn_norm, &a->qkv_raw, &a->q, &a->k, &a->v, &a->attn, &a->attn_out, &a->resid_attn,
+                        &a->mlp_norm, &a->gate_up, &a->gate, &a->up, &a->act, &a->mlp_out, &a->resid_mlp};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        cudaFree(*fields[i]);
+        *fields[i] = NULL;
+    }
+    a->capacity = 0;
+}
+
+static int acts_alloc(GpuActs *a, const ModelDims *d, int capacity, ErrorMessage *err) {
+    size_t n = (size_t)capacity, h = (size_t)d->hidden * n, I = (size_t)d->intermediate * n;
+    a->capacity = capacity;
+    DALLOC(a->attn_norm, h * 4, "attn_norm");
+    DALLOC(a->qkv_raw, (size_t)dims_qkv_width(d) * n * 4, "qkv_raw");
+    DALLOC(a->q, (size_t)dims_q_width(d) * n * 4, "q");
+    DALLOC(a->k, (size_t)dims_kv_width(d) * n * 4, "k");
+    DALLOC(a->v, (size_t)dims_kv_width(d) * n * 4, "v");
+    DALLOC(a->attn, (size_t)dims_q_width(d) * n * 4, "attn");
+    DALLOC(a->attn_out, h * 4, "attn_out");
+    DALLOC(a->resid_attn, h * 4, "resid_attn");
+    DALLOC(a->mlp_norm, h * 4, "mlp_norm");
+    DALLOC(a->gate_up, 2 * I * 4, "gate_up");
+    DALLOC(a->gate, I * 4, "gate");
+    DALLOC(a->up, I * 4, "up");
+    DALLOC(a->act, I * 4, "act");
+    DALLOC(a->mlp_out, h * 4, "mlp_out");
+    DALLOC(a->resid_mlp, h * 4, "resid_mlp");
+    return 0;
+}
+
+static float *acts_tensor(const GpuActs *a, const char *name) {
+    if (!strcmp(name, "attn_norm")) return a->attn_norm;
+    if (!strcmp(name, "q")) return a->q;
+    if (!strcmp(name, "k")) return a->k;
+    if (!strcmp(name, "v")) return a->v;
+    if (!strcmp(name, "attn")) return a->attn;
+    if (!strcmp(name, "attn_out")) return a->attn_out;
+    if (!strcmp(name, "resid_attn")) return a->resid_attn;
+    if (!strcmp(name, "mlp_norm")) return a->mlp_norm;
+    if (!strcmp(name, "gate")) return a->gate;
+    if (!strcmp(name, "up")) return a->up;
+    if (!strcmp(name, "act")) return a->act;
+    if (!strcmp(name, "mlp_out")) return a->mlp_out;
+    if (!strcmp(name, "resid_mlp")) return a->resid_mlp;
+    return NULL;
+}
+
+static int dims_tensor_width(const ModelDims *d, const char *name) {
+    if (!strcmp(name, "q") || !strcmp(name, "attn")) return dims_q_width(d);
+    if (!strcmp(name, "k") || !strcmp(name, "v")) return dims_kv_width(d);
+    if (!strcmp(name, "gate") || !strcmp(name, "up") || !strcmp(name, "act")) return d->intermediate;
+    if (!strcmp(name, "attn_norm") || !strcmp(name, "attn_out") || !strcmp(name, "resid_attn") ||
+        !strcmp(name, "mlp_norm") || !strcmp(name, "mlp_out") || !strcmp(name, "resid_mlp"))
+        return d->hidden;
+    return -1;
+}
+
+int gpu_engine_layer_tensor_width(const GpuEngine *engine, const char *name) {
+    return dims_tensor_width(&engine->dims, name);
+}
+
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
+static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
+    const ModelConfig *c = &ck->config;
+    ModelDims *d = &e->dims;
+    d->hidden = c->hidden_size;
+    d->intermediate = c->intermediate_size;
+    d->n_heads = c->num_attention_heads;
+    d->n_kv_heads = c->num_key_value_heads;
+    d->head_dim = c->head_dim;
+    d->vocab = c->vocab_size;
+    d->eps = c->rms_norm_eps;
+    e->n_layers = c->num_hidden_layers;
+    int kv_bf16 = e->kv_dtype == KV_BF16;
+
+    // A blocking stream: it orders after the legacy default stream, where cudaMemcpy uploads run.
+    CUDA_CHECK(cudaStreamCreate(&e->stream), "engine stream");
+    CUBLAS_CHECK(cublasCreate(&e->cublas), "engine cuBLAS handle");
+    CUBLAS_CHECK(cublasSetStream(e->cublas, e->stream), "engine cuBLAS handle");
+    // Plain fp32 arithmetic: no TF32 (it would add an 11-bit-mantissa rounding of every operand).
+    CUBLAS_CHECK(cublasSetMathMode(e->cublas, CUBLAS_PEDANTIC_MATH), "engine cuBLAS handle");
+
+    size_t H = (size_t)d->hidden, I = (size_t)d->intermediate, Q = (size_t)dims_q_width(d),
+           KV = (size_t)dims_kv_width(d), QKV = (size_t)dims_qkv_width(d);
+    e->layers = calloc((size_t)e->n_layers, sizeof *e->layers);
+    if (!e->layers) return fail(err, "%s: out of memory for %d layers", ck->dir, e->n_layers);
+    size_t cache_elems = KV * (size_t)e->max_context;
+    for (int l = 0; l < e->n_layers; l++) {
+        const LayerWeights *w = &ck->layers[l];
+        GpuLayer *g = &e->layers[l];
+        DALLOC(g->w_qkv, QKV * H * 2, "w_qkv");
+        if (upload_matrix(w->q_proj, g->w_qkv, err) || upload_matrix(w->k_proj, g->w_qkv + Q * H, err) ||
+            upload_matrix(w->v_proj, g->w_qkv + (Q + KV) * H, err))
+            return -1;
+        DALLOC(g->w_o, H * Q * 2, "w_o");
+        if (upload_matrix(w->o_proj, g->w_o, err)) return -1;
+        DALLOC(g->w_gate_up, 2 * I * H * 2, "w_gate_up");
+        if (upload_matrix(w->gate_proj, g->w_gate_up, err) || upload_matrix(w->up_proj, g->w_gate_up + I * H, err))
+            return -1;
+        DALLOC(g->w_down, H * I * 2, "w_down");
+        if (upload_matrix(w->down_proj, g->w_down, err)) return -1;
+        if (upload_vector(w->input_layernorm, &g->attn_norm_w, err) || upload_vector(w->q_norm, &g->q_norm_w, err) ||
+            upload_vector(w->k_norm, &g->k_norm_w, err) ||
+            upload_vector(w->post_attention_layernorm, &g->mlp_norm_w, err))
+            return -1;
+        DALLOC(g->k_cache, cache_elems * (kv_bf16 ? 2 : 4), "k cache");
+        DALLOC(g->v_cache, cache_elems * (kv_bf16 ? 2 : 4), "v cache");
+        if (e->kind == GPU_ENGINE_CUBLAS) {
+            if (expand_copy(g->w_qkv, QKV * H, &g->f_qkv, e->stream, "fp32 w_qkv", err) ||
+                expand_copy(g->w_o, H * Q, &g->f_o, e->stream, "fp32 w_o", err) ||
+                expand_copy(g->w_gate_up, 2 * I * H, &g->f_gate_up, e->stream, "fp32 w_gate_up", err) ||
+                expand_copy(g->w_down, H * I, &g->f_down, e->stream, "fp32 w_down", err))
+                return -1;
+        }
+    }
+    DALLOC(e->embed, (size_t)d->vocab * H * 2, "embed_tokens");
+    if (upload_matrix(ck->embed_tokens, e->embed, err)) return -1;
+    if (ck->lm_head == ck->embed_tokens || c->tie_word_embeddings) {
+        e->lm_head = e->embed;
+    } else {
+        DALLOC(e->lm_head, (size_t)d->vocab * H * 2, "lm_head");
+        if (upload_matrix(ck->lm_head, e->lm_head, err)) return -1;
+    }
+    if (e->kind == GPU_ENGINE_CUBLAS &&
+        expand_copy(e->lm_head, (size_t)d->vocab * H, &e->f_lm_head, e->stream, "fp32 lm_head", err))
+        return -1;
+    if (upload_vector(ck->final_norm, &e->final_norm_w, err)) return -1;
+
+    RopeTable rope;
+    if (rope_table_init(&rope, d->head_dim, c->rope_theta, e->max_context, err)) return -1;
+    size_t rope_bytes = (size_t)e->max_context * (d->head_dim / 2) * sizeof(float);
+    int rc = device_alloc((void **)&e->rope_cos, rope_bytes, "rope cos", err);
+    if (!rc) rc = device_alloc((void **)&e->rope_sin, rope_bytes, "rope sin", err);
+    if (!rc && cudaMemcpy(e->rope_cos, rope.cos, rope_bytes, cudaMemcpyHostToDevice) != cudaSuccess)
+        rc = fail(err, "cudaMemcpy of the RoPE cos table failed");
+    if (!rc && cudaMemcpy(e->rope_sin, rope.sin, rope_bytes, cudaMemcpyHostToDevice) != cudaSuccess)
+        rc = fail(err, "cudaMemcpy of the RoPE sin table failed");
+    rope_table_free(&rope);
+    if (rc) return -1;
+
+    DALLOC(e->d_io, ((size_t)e->max_context + 1) * sizeof(int), "token staging");
+    DALLOC(e->d_next_token, sizeof(int), "next token");
+    CUDA_CHECK(cudaMallocHost((void **)&e->h_io, ((size_t)e->max_context + 2) * sizeof(int)), "pinned token staging");
+    DALLOC(e->final_norm, H * 4, "final_norm");
+    DALLOC(e->logits, (size_t)d->vocab * 4, "logits");
+    int lm_blocks = lm_head_argmax_blocks(d->vocab);
+    DALLOC(e->lm_partial_max, (size_t)lm_blocks * 4, "lm head partials");
+    DALLOC(e->lm_partial_index, (size_t)lm_blocks * 4, "lm head partials");
+    DALLOC(e->lm_counter, sizeof(unsigned), "lm head counter");
+    CUDA_CHECK(cudaMemset(e->lm_counter, 0, sizeof(unsigned)), "lm head counter");
+    int n_total_heads = d->n_heads + 2 * d->n_kv_heads;
+    DALLOC(e->head_counters, (size_t)n_total_heads * sizeof(unsigned), "qkv head counters");
+    CUDA_CHECK(cudaMemset(e->head_counters, 0, (size_t)n_total_heads * sizeof(unsigned)), "qkv head counters");
+    DALLOC(e->mlp_barrier, sizeof(unsigned long long), "mlp grid barrier");
+    CUDA_CHECK(cudaMemset(e->mlp_barrier, 0, sizeof(unsigned long long)), "mlp grid barrier");
+    if (mlp_fused_grid_blocks(d, &e->mlp_blocks, err)) return -1;
+
+    e->decode_chunks = (e->max_context + ATTENTION_CHUNK - 1) / ATTENTION_CHUNK;
+    e->partial_o_floats = (size_t)d->n_heads * e->decode_chunks * d->head_dim;
+    DALLOC(e->partial_o, e->partial_o_floats * 4, "attention partials");
+    DALLOC(e->partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "attention partials");
+    DALLOC(e->decode_partial_o, e->partial_o_floats * 4, "decode attention partials");
+    DALLOC(e->decode_partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "decode attention partials");
+    DALLOC(e->decode_embed, H * 4, "decode embed");
+    e->embed_capacity = 1;
+    DALLOC(e->embed_out, H * 4, "embed");
+
+    if (e->kind == GPU_ENGINE_FUSED) {
+        e->decode_acts = calloc((size_t)e->n_layers, sizeof *e->decode_acts);
+        if (!e->decode_acts) return fail(err, "out of memory for per-layer activations");
+        for (int l = 0; l < e->n_layers; l++)
+            if (acts_alloc(&e->decode_acts[l], d, 1, err)) return -1;
+        size_t scratch = max_size(max_size(QKV * H, H * Q), max_size(2 * I * H, H * I));
+        DALLOC(e->weight_scratch, scratch * 4, "prefill weight scratch");
+    }
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "engine upload");
+    return 0;
+}
+
+GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, KvDtype kv_dtype, int max_context,
+                             ErrorMessage *err) {
+    if (gpu_device_available(err)) return NULL;
+    const ModelConfig *c = &checkpoint->config;
+    if (max_context < 1 || max_context > c->max_position_embeddings) {
+        fail(err, "%s: max context %d is outside [1, max_position_embeddings = %d]", checkpoint->dir, max_context,
+             c->max_position_embeddings);
+        return NULL;
+    }
+    GpuEngine *e = calloc(1, sizeof *e);
+    if (!e) {
+        fail(err, "out of memory for the GPU engine");
+        return NULL;
+    }
+    e->kind = kind;
+    e->kv_dtype = kv_dtype;
+    e->max_context = max_context;
+    if (engine_init(e, checkpoint, err)) {
+        gpu_engine_destroy(e);
+        return NULL;
+    }
+    return e;
+}
+
+void gpu_engine_destroy(GpuEngine *e) {
+    if (!e) return;
+    if (e->graph_ready) cudaGraphExecDestroy(e->graph);
+    if (e->layers) {
+        for (int l = 0; l < e->n_layers; l++) {
+            GpuLayer *g = &e->layers[l];
+            void *ptrs[] = {g->w_qkv, g->w_o, g->w_gate_up, g->w_down, g->f_qkv, g->f_o, g->f_gate_up, g->f_down,
+                            g->attn_norm_w, g->q_norm_w, g->k_norm_w, g->mlp_norm_w, g->k_cache, g->v_cache};
+            for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
+        }
+        free(e->layers);
+    }
+    if (e->decode_acts) {
+        for (int l = 0; l < e->n_layers; l++) acts_free(&e->decode_acts[l]);
+        free(e->decode_acts);
+    }
+    acts_free(&e->work_acts);
+    if (e->lm_head != e->embed) cudaFree(e->lm_head);
+    void *ptrs[] = {e->embed, e->f_lm_head, e->final_norm_w, e->rope_cos, e->rope_sin, e->d_io, e->d_next_token,
+                    e->embed_out, e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
+                    e->head_counters, e->mlp_barrier, e->partial_o, e->partial_ml, e->weight_scratch,
+                    e->decode_embed, e->decode_partial_o, e->decode_partial_ml};
+    for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
+    if (e->h_io) cudaFreeHost(e->h_io);
+    if (e->cublas) cublasDestroy(e->cublas);
+    if (e->stream) cudaStreamDestroy(e->stream);
+    free(e);
+}
+
+int gpu_engine_launches_per_token(const GpuEngine *e) {
+    if (!e) return 0;
+    // fused: embed, then per layer qkv+rope, attention split, combine, o_proj+residual, MLP; lm head+argmax.
+    if (e->kind == GPU_ENGINE_FUSED) return 2 + 5 * e->n_layers;
+    // cublas: embed; per layer rmsnorm, qkv GEMM, qk-norm/rope, split, combine, o GEMM, add, rmsnorm,
+    // gate/up GEMM, silu*up, down GEMM, add; final rmsnorm, lm-head GEMV, argmax (cuBLAS calls counted once).
+    return 4 + 12 * e->n_layers;
+}
+
+// ---- the unfused path: prefill of both engines, every step of the cublas engine -------------------
+
+// y[T][out] = x[T][in] · Wᵀ, W [out][in] row-major: in cuBLAS's column-major terms Yᵀ = op(W)·Xᵀ.
+static int project(GpuEngine *e, const uint16_t *w_bf16, const float *w_f32, int out, int in, const float *x, int T,
+                   float *y, const char *what, ErrorMessage *err) {
+    const float *w = w_f32;
+    if (!w) {
+        if (launch_expand_bf16(w_bf16, e->weight_scratch, (size_t)out * in, e->stream, err)) return -1;
+        w = e->weight_scratch;
+    }
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemm(e->cublas, CUBLAS_OP_T, CUBLAS_OP_N, out, T, in, &one, w, in, x, in, &zero, y, out), what);
+    return 0;
+}
+
+static int ensure_work_capacity(GpuEngine *e, int n_tokens, ErrorMessage *err) {
+    if (e->work_acts.capacity < n_tokens) {
+        acts_free(&e->work_acts);
+        if (acts_alloc(&e->work_acts, &e->dims, n_tokens, err)) return -1;
+    }
+    if (e->embed_capacity < n_tokens) {
+        cudaFree(e->embed_out);
+        e->embed_out = NULL;
+        e->embed_capacity = 0;
+        DALLOC(e->embed_out, (size_t)n_tokens * e->dims.hidden * 4, "embed");
+        e->embed_capacity = n_tokens;
+    }
+    return 0;
+}
+
+static int ensure_partials(GpuEngine *e, int n_tokens, int n_chunks, ErrorMessage *err) {
+    size_t need = (size_t)n_tokens * e->dims.n_heads * n_chunks * e->dims.head_dim;
+    if (need <= e->partial_o_floats) return 0;
+    cudaFree(e->partial_o);
+    cudaFree(e->partial_ml);
+    e->partial_o = e->partial_ml = NULL;
+    e->partial_o_floats = 0;
+    DALLOC(e->partial_o, need * 4, "attention partials");
+    DALLOC(e->partial_ml, (size_t)n_tokens * e->dims.n_heads * n_chunks * 2 * 4, "attention partials");
+    e->partial_o_floats = need;
+    return 0;
+}
+
+// Layer l over T tokens at *d_position; x [T][hidden] on the device (may alias a->resid_mlp).
+static int run_layer_unfused(GpuEngine *e, int l, const float *x, GpuActs *a, int T, int position, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    GpuLayer *g = &e->layers[l];
+    int blas = e->kind == GPU_ENGINE_CUBLAS, kv_bf16 = e->kv_dtype == KV_BF16;
+    int H = d->hidden, I = d->intermediate;
+    int n_chunks = (position + T + ATTENTION_CHUNK - 1) / ATTENTION_CHUNK;
+    if (ensure_partials(e, T, n_chunks, err)) return -1;
+    if (launch_rmsnorm_rows(x, g->attn_norm_w, T, H, d->eps, a->attn_norm, e->stream, err)) return -1;
+    if (project(e, g->w_qkv, blas ? g->f_qkv : NULL, dims_qkv_width(d), H, a->attn_norm, T, a->qkv_raw, "qkv projection", err))
+        return -1;
+    if (launch_qk_norm_rope_rows(d, a->qkv_raw, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin, e->d_io, T, a->q,
+                                 a->k, a->v, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->stream, err))
+        return -1;
+    if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, T, n_chunks, e->partial_o,
+                         e->partial_ml, a->attn, e->stream, err))
+        return -1;
+    if (project(e, g->w_o, blas ? g->f_o : NULL, H, dims_q_width(d), a->attn, T, a->attn_out, "o projection", err))
+        return -1;
+    if (launch_add(x, a->attn_out, a->resid_attn, (size_t)T * H, e->stream, err)) return -1;
+    if (launch_rmsnorm_rows(a->resid_attn, g->mlp_norm_w, T, H, d->eps, a->mlp_norm, e->stream, err)) return -1;
+    if (project(e, g->w_gate_up, blas ? g->f_gate_up : NULL, 2 * I, H, a->mlp_norm, T, a->gate_up, "gate/up projection", err))
+        return -1;
+    if (launch_silu_mul(a->gate_up, T, I, a->gate, a->up, a->act, e->stream, err)) return -1;
+    if (project(e, g->w_down, blas ? g->f_down : NULL, H, I, a->act, T, a->mlp_out, "down projection", err)) return -1;
+    return launch_add(a->resid_attn, a->mlp_out, a->resid_mlp, (size_t)T * H, e->stream, err);
+}
+
+// ---- the fused decode step ---------------------------------------------------------------------
+
+static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *a, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    GpuLayer *g = &e->layers[l];
+    int kv_bf16 = e->kv_dtype == KV_BF16;
+    if (launch_rmsnorm_qkv_rope(d, x, g->attn_norm_w, g->w_qkv, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin,
+                                e->d_io, a->attn_norm, a->qkv_raw, a->q, a->k, a->v, g->k_cache, g->v_cache, kv_bf16,
+                                e->max_context, e->head_counters, e->stream, err))
+        return -1;
+    if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
+                         e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err))
+        return -1;
+    if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, e->stream, err)) return -1;
+    return launch_mlp_fused(d, a->resid_attn, g->mlp_norm_w, g->w_gate_up, g->w_down, a->mlp_norm, a->gate, a->up,
+                            a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, e->stream, err);
+}
+
+static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
+    if (launch_embed(e->embed, e->d_io + 1, 1, e->dims.hidden, e->decode_embed, e->stream, err)) return -1;
+    for (int l = 0; l < e->n_layers; l++) {
+        const float *x = l == 0 ? e->decode_embed : e->decode_acts[l - 1].resid_mlp;
+        if (run_layer_fused_decode(e, l, x, &e->decode_acts[l], err)) return -1;
+    }
+    return launch_lm_head_argmax(&e->dims, e->decode_acts[e->n_layers - 1].resid_mlp, e->final_norm_w, e->lm_head,
+                                 e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
+                                 e->d_next_token, e->stream, err);
+}
+
+// Captures one decode step (embed .. argmax) into a graph once; token and position are read from d_io.
+static int ensure_graph(GpuEngine *e, ErrorMessage *err) {
+    if (e->graph_ready) return 0;
+    cudaGraph_t graph = NULL;
+    CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal), "decode graph capture");
+    int rc = enqueue_fused_decode(e, err);
+    cudaError_t status = cudaStreamEndCapture(e->stream, &graph);
+    if (rc) {
+        if (graph) cudaGraphDestroy(graph);
+        return -1;
+    }
+    if (status != cudaSuccess) return fail(err, "cudaStreamEndCapture [decode graph]: %s", cudaGetErrorString(status));
+    status = cudaGraphInstantiate(&e->graph, graph, 0);
+    cudaGraphDestroy(graph);
+    if (status != cudaSuccess) return fail(err, "cudaGraphInstantiate [decode graph]: %s", cudaGetErrorString(status));
+    e->graph_ready = 1;
+    return 0;
+}
+
+// ---- traces ------------------------------------------------------------------------------------
+
+static int write_device_tensor(TraceWriter *trace, int layer, const char *name, const float *device, int rows,
+                               int cols, ErrorMessage *err) {
+    size_t n = (size_t)rows * cols;
+    float *host = malloc(n * sizeof(float) + 1);
+    if (!host) return fail(err, "out of memory copying %s for the trace", name);
+    cudaError_t status = cudaMemcpy(host, device, n * sizeof(float), cudaMemcpyDeviceToHost);
+    int rc = status == cudaSuccess ? trace_write_tensor(trace, layer, name, host, rows, cols, err)
+                                   : fail(err, "cudaMemcpy of %s for the trace: %s", name, cudaGetErrorString(status));
+    free(host);
+    return rc;
+}
+
+static int write_layer_trace(GpuEngine *e, TraceWriter *trace, int layer, const GpuActs *a, int T, ErrorMessage *err) {
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "layer before trace copy");
+    for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) {
+        const char *name = TRACE_LAYER_TENSORS[i];
+        const float *src = acts_tensor(a, name);
+        int width = dims_tensor_width(&e->dims, name);
+        if (!src || width < 0) return fail(err, "trace tensor '%s' is unknown to the GPU engine", name);
+        if (write_device_tensor(trace, layer, name, src, T, width, err)) return -1;
+    }
+    return 0;
+}
+
+// ---- the entry points --------------------------------------------------------------------------
+
+static int stage_tokens(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, ErrorMessage *err) {
+    if (n_tokens < 1) return fail(err, "gpu engine: n_tokens %d must be at least 1", n_tokens);
+    if (position < 0 || position + n_tokens > e->max_context)
+        return fail(err, "gpu engine: positions [%d, %d) exceed the context of %d", position, position + n_tokens,
+                    e->max_context);
+    for (int t = 0; t < n_tokens; t++)
+        if (tokens && (tokens[t] < 0 || tokens[t] >= e->dims.vocab))
+            return fail(err, "gpu engine: token %d at position %d is outside the vocabulary [0, %d)", tokens[t],
+                        position + t, e->dims.vocab);
+    e->h_io[0] = position;
+    if (tokens) memcpy(e->h_io + 1, tokens, (size_t)n_tokens * sizeof(int));
+    CUDA_CHECK(cudaMemcpyAsync(e->d_io, e->h_io, (size_t)(tokens ? n_tokens + 1 : 1) * sizeof(int),
+                               cudaMemcpyHostToDevice, e->stream),
+               "token upload");
+    return 0;
+}
+
+int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
+                       int32_t *next_token, ErrorMessage *err) {
+    if (stage_tokens(e, tokens, n_tokens, position, err)) return -1;
+    const ModelDims *d = &e->dims;
+    const float *last;  // the last layer's output row of the last token
+    if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
+        if (ensure_graph(e, err)) return -1;
+        CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+        if (trace) {
+            CUDA_CHECK(cudaStreamSynchronize(e->stream), "decode graph");
+            if (write_device_tensor(trace, -1, "embed", e->decode_embed, 1, d->hidden, err)) return -1;
+            for (int l = 0; l < e->n_layers; l++)
+                if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
+        }
+        last = e->decode_acts[e->n_layers - 1].resid_mlp;
+    } else {
+        if (ensure_work_capacity(e, n_tokens, err)) return -1;
+        GpuActs *a = &e->work_acts;
+        if (launch_embed(e->embed, e->d_io + 1, n_tokens, d->hidden, e->embed_out, e->stream, err)) return -1;
+        if (trace) {
+            CUDA_CHECK(cudaStreamSynchronize(e->stream), "embed_kernel");
+            if (write_device_tensor(trace, -1, "embed", e->embed_out, n_tokens, d->hidden, err)) return -1;
+        }
+        for (int l = 0; l < e->n_layers; l++) {
+            if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, n_tokens, position, err)) return -1;
+            if (trace && write_layer_trace(e, trace, l, a, n_tokens, err)) return -1;
+        }
+        last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;
+        if (e->kind == GPU_ENGINE_FUSED) {
+            if (launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
+                                      e->lm_partial_index, e->lm_counter, e->d_next_token, e->stream, err))
+                return -1;
+        } else {
+            if (launch_rmsnorm_rows(last, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
+            const float one = 1.0f, zero = 0.0f;
+            CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden,
+                                     e->final_norm, 1, &zero, e->logits, 1),
+                         "lm head");
+            if (launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err)) return -1;
+        }
+    }
+    (void)last;
+    CUDA_CHECK(cudaMemcpyAsync(e->h_io + e->max_context + 1, e->d_next_token, sizeof(int), cudaMemcpyDeviceToHost,
+                               e->stream),
+               "next token download");
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "forward step");
+    int32_t token = e->h_io[e->max_context + 1];
+    if (token < 0 || token >= d->vocab) return fail(err, "gpu engine: every logit is NaN at position %d", position + n_tokens - 1);
+    *next_token = token;
+    if (trace) {
+        if (write_device_tensor(trace, -1, "final_norm", e->final_norm, 1, d->hidden, err)) return -1;
+        if (write_device_tensor(trace, -1, "logits", e->logits, 1, d->vocab, err)) return -1;
+        // next_token is recorded by the caller (cli/teacher_forced.c), as for the reference.
+    }
+    return 0;
+}
+
+int gpu_engine_set_kv(GpuEngine *e, int layer, int first_position, int n_positions, const float *k, const float *v,
+                      ErrorMessage *err) {
+    if (layer < 0 || layer >= e->n_layers) return fail(err, "gpu engine: layer %d out of range", layer);
+    if (first_position < 0 || n_positions < 0 || first_position + n_positions > e->max_context)
+        return fail(err, "gpu engine: kv positions [%d, %d) exceed the context of %d", first_position,
+                    first_position + n_positions, e->max_context);
+    int kv_bf16 = e->kv_dtype == KV_BF16, hd = e->dims.head_dim, n_kv = e->dims.n_kv_heads;
+    size_t elem = kv_bf16 ? 2 : 4, row_bytes = (size_t)hd * elem;
+    unsigned char *row = malloc(row_bytes);
+    if (!row) return fail(err, "out of memory");
+    const float *src[2] = {k, v};
+    void *dst[2] = {e->layers[layer].k_cache, e->layers[layer].v_cache};
+    for (int which = 0; which < 2; which++)
+        for (int p = 0; p < n_positions; p++)
+            for (int h = 0; h < n_kv; h++) {
+                const float *values = src[which] + ((size_t)p * n_kv + h) * hd;
+                for (int i = 0; i < hd; i++) {
+                    if (kv_bf16) ((uint16_t *)row)[i] = float_to_bf16(values[i]);
+                    else ((float *)row)[i] = values[i];
+                }
+                size_t offset = (((size_t)h * e->max_context) + first_position + p) * row_bytes;
+                cudaError_t status = cudaMemcpy((unsigned char *)dst[which] + offset, row, row_bytes, cudaMemcpyHostToDevice);
+                if (status != cudaSuccess) {
+                    free(row);
+                    return fail(err, "cudaMemcpy into the kv cache: %s", cudaGetErrorString(status));
+                }
+            }
+    free(row);
+    return 0;
+}
+
+int gpu_engine_run_layer(GpuEngine *e, int layer, const float *x, int n_tokens, int position,
+                         float *const outputs[TRACE_N_LAYER_TENSORS], ErrorMessage *err) {
+    if (layer < 0 || layer >= e->n_layers) return fail(err, "gpu engine: layer %d out of range", layer);
+    if (stage_tokens(e, NULL, n_tokens, position, err)) return -1;
+    if (ensure_work_capacity(e, n_tokens, err)) return -1;
+    const ModelDims *d = &e->dims;
+    CUDA_CHECK(cudaMemcpyAsync(e->embed_out, x, (size_t)n_tokens * d->hidden * 4, cudaMemcpyHostToDevice, e->stream),
+               "layer input upload");
+    GpuActs *a;
+    if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
+        a = &e->decode_acts[layer];
+        if (run_layer_fused_decode(e, layer, e->embed_out, a, err)) return -1;
+    } else {
+        a = &e->work_acts;
+        if (run_layer_unfused(e, layer, e->embed_out, a, n_tokens, position, err)) return -1;
+    }
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "layer run");
+    for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) {
+        const char *name = TRACE_LAYER_TENSORS[i];
+        const float *src = acts_tensor(a, name);
+        int width = dims_tensor_width(d, name);
+        if (!src || width < 0) return fail(err, "trace tensor '%s' is unknown to the GPU engine", name);
+        CUDA_CHECK(cudaMemcpy(outputs[i], src, (size_t)n_tokens * width * 4, cudaMemcpyDeviceToHost), name);
+    }
+    return 0;
+}

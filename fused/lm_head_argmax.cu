@@ -1,0 +1,108 @@
+// Kernel 5: final RMSNorm + LM head + greedy argmax, one launch. Contract in kernels.h.
+// Every block recomputes final_norm into shared memory, one warp per vocabulary row streams the bf16
+// row (16-byte loads), the block reduces its rows to (max, lowest index), and the last block to take
+// an atomic ticket reduces the per-block partials in block order. Ties and order: a later index
+// wins only when strictly greater, so the lowest index of the maximum is chosen, as numpy does.
+#include <cuda_runtime.h>
+
+#include "device_common.cuh"
+#include "cuda_check.h"
+#include "kernels.h"
+
+#define LM_THREADS 256
+#define LM_ROWS_PER_WARP 4
+#define LM_ROWS_PER_BLOCK ((LM_THREADS / WARP) * LM_ROWS_PER_WARP)
+
+// (value, index) pair ordering: larger value first, then lower index. NaN never wins over a number.
+__device__ __forceinline__ int better(float v, int i, float best_v, int best_i) {
+    if (isnan(v)) return 0;
+    if (best_i < 0 || isnan(best_v)) return 1;
+    return v > best_v || (v == best_v && i < best_i);
+}
+
+// Block-wide argmax of (v, i), result in thread 0. sh_v/sh_i: 32 entries each.
+__device__ void block_argmax(float v, int i, float *sh_v, int *sh_i, float *out_v, int *out_i) {
+    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    for (int offset = WARP / 2; offset > 0; offset >>= 1) {
+        float ov = __shfl_down_sync(0xffffffffu, v, offset);
+        int oi = __shfl_down_sync(0xffffffffu, i, offset);
+        if (oi >= 0 && better(ov, oi, v, i)) { v = ov; i = oi; }
+    }
+    __syncthreads();
+    if (lane == 0) { sh_v[warp] = v; sh_i[warp] = i; }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        float bv = sh_v[0];
+        int bi = sh_i[0];
+        for (int w = 1; w < (int)(blockDim.x / WARP); w++)
+            if (sh_i[w] >= 0 && better(sh_v[w], sh_i[w], bv, bi)) { bv = sh_v[w]; bi = sh_i[w]; }
+        *out_v = bv;
+        *out_i = bi;
+    }
+}
+
+__global__ void lm_head_argmax_kernel(ModelDims dims, const float *x, const float *norm_w, const uint16_t *w_lm,
+                                      float *final_norm, float *logits, float *partial_max, int *partial_index,
+                                      unsigned *counter, int *next_token) {
+    extern __shared__ float h[];  // [hidden]
+    __shared__ float scratch[32];
+    __shared__ float sh_v[32];
+    __shared__ int sh_i[32];
+    __shared__ int is_last;
+    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+
+    block_rmsnorm_to_shared(x, norm_w, dims.hidden, dims.eps, h, scratch);
+    if (blockIdx.x == 0)
+        for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) final_norm[i] = h[i];
+
+    float best_v = -INFINITY;
+    int best_i = -1;
+    int row_begin = blockIdx.x * LM_ROWS_PER_BLOCK;
+    for (int r = row_begin + warp; r < row_begin + LM_ROWS_PER_BLOCK && r < dims.vocab; r += LM_THREADS / WARP) {
+        float dot = warp_dot_bf16(w_lm + (size_t)r * dims.hidden, h, dims.hidden, lane);
+        if (lane == 0) logits[r] = dot;
+        if (better(dot, r, best_v, best_i)) { best_v = dot; best_i = r; }
+    }
+    // Only lane 0 of each warp holds its warp's candidates meaningfully; all lanes computed the same dot.
+    if (lane != 0) best_i = -1;
+    float block_v;
+    int block_i;
+    block_argmax(best_v, best_i, sh_v, sh_i, &block_v, &block_i);
+    if (threadIdx.x == 0) {
+        partial_max[blockIdx.x] = block_v;
+        partial_index[blockIdx.x] = block_i;
+        __threadfence();
+        unsigned ticket = atomicAdd(counter, 1u);
+        is_last = (ticket == gridDim.x - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    best_v = -INFINITY;
+    best_i = -1;
+    for (int b = threadIdx.x; b < (int)gridDim.x; b += blockDim.x) {
+        float v = __ldcg(partial_max + b);
+        int i = __ldcg(partial_index + b);
+        if (i >= 0 && better(v, i, best_v, best_i)) { best_v = v; best_i = i; }
+    }
+    block_argmax(best_v, best_i, sh_v, sh_i, &block_v, &block_i);
+    if (threadIdx.x == 0) {
+        *next_token = block_i;  // -1 only when every logit is NaN: the host reports it
+        *counter = 0;
+    }
+}
+
+extern "C" int lm_head_argmax_blocks(int vocab) { return (vocab + LM_ROWS_PER_BLOCK - 1) / LM_ROWS_PER_BLOCK; }
+
+extern "C" int launch_lm_head_argmax(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_lm,
+                                     float *final_norm, float *logits, float *partial_max, int *partial_index,
+                                     unsigned *counter, int *next_token, cudaStream_t stream, ErrorMessage *err) {
+    size_t shared_bytes = (size_t)dims->hidden * sizeof(float);
+    if (shared_bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(lm_head_argmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)shared_bytes), "lm_head_argmax_kernel");
+    lm_head_argmax_kernel<<<lm_head_argmax_blocks(dims->vocab), LM_THREADS, shared_bytes, stream>>>(
+        *dims, x, norm_w, w_lm, final_norm, logits, partial_max, partial_index, counter, next_token);
+    LAUNCH_CHECK("lm_head_argmax_kernel");
+    return 0;
+}

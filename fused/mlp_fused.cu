@@ -1,0 +1,109 @@
+// Kernel 4 (decode, one token): the whole MLP in one launch. Contract in kernels.h.
+//
+//   phase 1: every block recomputes mlp_norm = rmsnorm(resid_attn) into shared memory, then the grid's
+//            warps take rows j of the intermediate width: gate_j = Wg[j]·h, up_j = Wu[j]·h,
+//            act_j = silu(gate_j) * up_j (16-byte bf16 loads, one warp per row, rows grid-strided).
+//   barrier: a software grid barrier (atomic ticket on a 64-bit counter that only increases, so no
+//            reset is needed between graph replays). The grid is persistent: at most as many blocks
+//            as are co-resident (occupancy x SMs), so every block reaches the barrier.
+//   phase 2: every block loads act (intermediate floats) into shared memory, the grid's warps take
+//            rows i of Wd: mlp_out_i = Wd[i]·act, resid_mlp_i = resid_attn_i + mlp_out_i.
+//
+// The down-projection reduction: each output element is ONE warp's dot product over the whole act
+// vector (lane partial sums in a fixed order, then a fixed xor-shuffle tree); there is no split over
+// the intermediate dimension, no atomics, so the result is deterministic, bit-identical run to run.
+#include <cuda_runtime.h>
+
+#include "device_common.cuh"
+#include "cuda_check.h"
+#include "kernels.h"
+
+#define MLP_THREADS 256
+
+__device__ __forceinline__ void grid_barrier(unsigned long long *counter) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned long long n_blocks = gridDim.x;
+        __threadfence();
+        unsigned long long ticket = atomicAdd(counter, 1ull);
+        unsigned long long target = (ticket / n_blocks + 1) * n_blocks;
+        while (*(volatile unsigned long long *)counter < target) __nanosleep(64);
+        __threadfence();
+    }
+    __syncthreads();
+}
+
+__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
+
+__global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, const float *resid_attn,
+                                                                const float *norm_w, const uint16_t *w_gate_up,
+                                                                const uint16_t *w_down, float *mlp_norm,
+                                                                float *gate, float *up, float *act,
+                                                                float *mlp_out, float *resid_mlp,
+                                                                unsigned long long *barrier) {
+    extern __shared__ float shared[];  // [max(hidden, intermediate)]
+    __shared__ float scratch[32];
+    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    int warps_per_block = MLP_THREADS / WARP;
+    int global_warp = blockIdx.x * warps_per_block + warp, n_warps = gridDim.x * warps_per_block;
+    int hidden = dims.hidden, inter = dims.intermediate;
+
+    block_rmsnorm_to_shared(resid_attn, norm_w, hidden, dims.eps, shared, scratch);
+    if (blockIdx.x == 0)
+        for (int i = threadIdx.x; i < hidden; i += blockDim.x) mlp_norm[i] = shared[i];
+
+    for (int j = global_warp; j < inter; j += n_warps) {
+        float g = warp_dot_bf16(w_gate_up + (size_t)j * hidden, shared, hidden, lane);
+        float u = warp_dot_bf16(w_gate_up + (size_t)(inter + j) * hidden, shared, hidden, lane);
+        if (lane == 0) {
+            gate[j] = g;
+            up[j] = u;
+            act[j] = silu(g) * u;
+        }
+    }
+
+    grid_barrier(barrier);
+
+    for (int j = threadIdx.x; j < inter; j += blockDim.x) shared[j] = __ldcg(act + j);
+    __syncthreads();
+    for (int i = global_warp; i < hidden; i += n_warps) {
+        float dot = warp_dot_bf16(w_down + (size_t)i * inter, shared, inter, lane);
+        if (lane == 0) {
+            mlp_out[i] = dot;
+            resid_mlp[i] = resid_attn[i] + dot;
+        }
+    }
+}
+
+static size_t mlp_shared_bytes(const ModelDims *dims) {
+    int n = dims->hidden > dims->intermediate ? dims->hidden : dims->intermediate;
+    return (size_t)n * sizeof(float);
+}
+
+extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, ErrorMessage *err) {
+    size_t shared_bytes = mlp_shared_bytes(dims);
+    CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
+               "mlp_fused_kernel");
+    int device, n_sms, per_sm;
+    CUDA_CHECK(cudaGetDevice(&device), "mlp_fused_kernel");
+    CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "mlp_fused_kernel");
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mlp_fused_kernel, MLP_THREADS, shared_bytes),
+               "mlp_fused_kernel");
+    if (per_sm < 1) return fail(err, "mlp_fused_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)", shared_bytes);
+    // No more blocks than there are rows to give a warp each in the wider phase.
+    int rows = dims->intermediate > dims->hidden ? dims->intermediate : dims->hidden;
+    int useful = (rows + MLP_THREADS / WARP - 1) / (MLP_THREADS / WARP);
+    int blocks = n_sms * per_sm;
+    *grid_blocks = blocks < useful ? blocks : useful;
+    return 0;
+}
+
+extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float *norm_w,
+                                const uint16_t *w_gate_up, const uint16_t *w_down, float *mlp_norm, float *gate,
+                                float *up, float *act, float *mlp_out, float *resid_mlp, unsigned long long *barrier,
+                                int grid_blocks, cudaStream_t stream, ErrorMessage *err) {
+    mlp_fused_kernel<<<grid_blocks, MLP_THREADS, mlp_shared_bytes(dims), stream>>>(
+        *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out, resid_mlp, barrier);
+    LAUNCH_CHECK("mlp_fused_kernel");
+    return 0;
+}

@@ -1,0 +1,90 @@
+// Kernel 1 (decode, one token): RMSNorm + Q/K/V projections + per-head q/k RMSNorm + RoPE + KV-cache
+// write, one launch. Contract in kernels.h.
+//
+// Work split: the qkv_width = (n_heads + 2*n_kv_heads) * head_dim output rows are cut per head into
+// slices of QKV_ROWS_PER_BLOCK rows, one block per slice (so 0.6B launches 256 blocks and every SM
+// streams weights). Each block recomputes the input RMSNorm into shared memory (hidden floats from
+// L2: cheap next to its 16-row weight slice), one warp per row computes the dot products with
+// 16-byte bf16 loads. The per-head norm and RoPE need the whole head, so the last block to finish a
+// head (atomic ticket per head, threadfence before it) runs the head epilogue. Deterministic: each
+// output is one warp's fixed-order sum, and the epilogue is the same whichever block runs it.
+#include <cuda_runtime.h>
+
+#include "device_common.cuh"
+#include "cuda_check.h"
+#include "kernels.h"
+
+#define QKV_THREADS 256
+#define QKV_ROWS_PER_WARP 2
+#define QKV_ROWS_PER_BLOCK ((QKV_THREADS / WARP) * QKV_ROWS_PER_WARP)
+
+__global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const float *norm_w, const uint16_t *w_qkv,
+                                        const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
+                                        const float *rope_sin, const int *d_position, float *attn_norm,
+                                        float *qkv_raw, float *q, float *k, float *v, void *k_cache, void *v_cache,
+                                        int kv_bf16, int max_context, unsigned *head_counters) {
+    extern __shared__ float shared[];
+    float *h = shared;                   // [hidden]
+    float *tmp = shared + dims.hidden;   // [head_dim]
+    __shared__ float scratch[32];
+    __shared__ int is_last;
+
+    int hd = dims.head_dim;
+    int blocks_per_head = (hd + QKV_ROWS_PER_BLOCK - 1) / QKV_ROWS_PER_BLOCK;
+    int head = blockIdx.x / blocks_per_head, part = blockIdx.x % blocks_per_head;
+    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+
+    block_rmsnorm_to_shared(x, norm_w, dims.hidden, dims.eps, h, scratch);
+    if (blockIdx.x == 0)
+        for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) attn_norm[i] = h[i];
+
+    int row_begin = part * QKV_ROWS_PER_BLOCK;
+    for (int r = row_begin + warp; r < row_begin + QKV_ROWS_PER_BLOCK && r < hd; r += QKV_THREADS / WARP) {
+        size_t row = (size_t)head * hd + r;
+        float dot = warp_dot_bf16(w_qkv + row * dims.hidden, h, dims.hidden, lane);
+        if (lane == 0) qkv_raw[row] = dot;
+    }
+
+    // Last block of this head runs the epilogue (the threadFenceReduction pattern).
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        unsigned ticket = atomicAdd(&head_counters[head], 1u);
+        is_last = (ticket == (unsigned)blocks_per_head - 1);
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (threadIdx.x == 0) head_counters[head] = 0;  // every block of this head has counted: ready for the next launch
+
+    int position = *d_position;
+    if (position < 0 || position >= max_context) return;  // the host checks; never write out of bounds
+    int kind, index;
+    if (head < dims.n_heads) { kind = 0; index = head; }
+    else if (head < dims.n_heads + dims.n_kv_heads) { kind = 1; index = head - dims.n_heads; }
+    else { kind = 2; index = head - dims.n_heads - dims.n_kv_heads; }
+    float *out = kind == 0 ? q + (size_t)index * hd : (kind == 1 ? k : v) + (size_t)index * hd;
+    void *cache = kind == 1 ? k_cache : v_cache;
+    size_t cache_row = ((size_t)index * max_context + position) * hd;
+    head_epilogue(qkv_raw + (size_t)head * hd, kind, kind == 0 ? q_norm_w : k_norm_w, hd, dims.eps, rope_cos,
+                  rope_sin, position, out, cache, kv_bf16, cache_row, tmp, scratch);
+}
+
+extern "C" int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, const float *norm_w,
+                                       const uint16_t *w_qkv, const float *q_norm_w, const float *k_norm_w,
+                                       const float *rope_cos, const float *rope_sin, const int *d_position,
+                                       float *attn_norm, float *qkv_raw, float *q, float *k, float *v, void *k_cache,
+                                       void *v_cache, int kv_bf16, int max_context, unsigned *head_counters,
+                                       cudaStream_t stream, ErrorMessage *err) {
+    int n_total_heads = dims->n_heads + 2 * dims->n_kv_heads;
+    int blocks_per_head = (dims->head_dim + QKV_ROWS_PER_BLOCK - 1) / QKV_ROWS_PER_BLOCK;
+    size_t shared_bytes = (size_t)(dims->hidden + dims->head_dim) * sizeof(float);
+    if (shared_bytes > 48 * 1024)
+        CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_qkv_rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)shared_bytes), "rmsnorm_qkv_rope_kernel");
+    rmsnorm_qkv_rope_kernel<<<n_total_heads * blocks_per_head, QKV_THREADS, shared_bytes, stream>>>(
+        *dims, x, norm_w, w_qkv, q_norm_w, k_norm_w, rope_cos, rope_sin, d_position, attn_norm, qkv_raw, q, k, v,
+        k_cache, v_cache, kv_bf16, max_context, head_counters);
+    LAUNCH_CHECK("rmsnorm_qkv_rope_kernel");
+    return 0;
+}
