@@ -9,7 +9,7 @@
 #include "../reference/reference.h"
 #include "commands.h"
 #include "options.h"
-#include "teacher_forced.h"
+#include "../golden/trace_run.h"
 
 static const char USAGE[] =
     "usage: fusecheck generate --engine reference|fused|cublas --model DIR\n"

@@ -8,7 +8,7 @@
 #include "../reference/reference.h"
 #include "commands.h"
 #include "options.h"
-#include "teacher_forced.h"
+#include "../golden/trace_run.h"
 
 static const char USAGE[] =
     "usage: fusecheck golden --model DIR [--prompt-tokens 1,2,3 | --prompt-len N --seed S] [--steps N]\n"

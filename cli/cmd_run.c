@@ -5,22 +5,23 @@
 #include <time.h>
 
 #include "../fused/gpu_engine.h"
+#include "../fused/kv_forcing.h"
 #include "../model/checkpoint.h"
 #include "commands.h"
 #include "options.h"
-#include "teacher_forced.h"
+#include "../golden/trace_run.h"
 
 static const char USAGE[] =
     "usage: fusecheck run --engine fused|cublas --model DIR --golden G.h5 --out F.h5 [--kv-dtype bf16|f32]\n"
+    "                     [--no-force-kv]\n"
     "  Runs a GPU engine on the golden trace's tokens (teacher-forced: step 0 is the prefill of the\n"
     "  prompt, step s >= 1 consumes tokens[prompt_length + s - 1]) and writes the tensors its kernels\n"
     "  produce in the golden format (producer = engine name). The golden must be of the same weights.\n"
-    "  default --kv-dtype bf16 (the fused engine's storage point; f32 keeps the cache in fp32)\n";
-
-static int gpu_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
-                               int32_t *next_token, ErrorMessage *err) {
-    return gpu_engine_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
+    "  default --kv-dtype bf16 (the fused engine's storage point; f32 keeps the cache in fp32)\n"
+    "  When both the golden and the engine keep a bf16 KV cache (the matched profile), the cache is\n"
+    "  storage-forced from the golden's K and V, as tokens are teacher-forced: an fp32 ulp of difference\n"
+    "  that straddles a bf16 rounding boundary would otherwise flip a cached value by 2^-8 and fork the\n"
+    "  runs. The engine's own k and v are still traced and compared. --no-force-kv runs it unforced.\n";
 
 static double seconds_now(void) {
     struct timespec t;
@@ -32,10 +33,12 @@ int cmd_run(int argc, char **argv) {
     const char *engine_name = NULL, *model_dir = NULL, *golden_path = NULL, *out_path = NULL, *value;
     KvDtype kv_dtype = KV_BF16;
     GpuEngineKind kind = GPU_ENGINE_FUSED;
+    int allow_forcing = 1;
     ErrorMessage err = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
+        if (!strcmp(flag, "--no-force-kv")) { allow_forcing = 0; continue; }
         if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
         if (!strcmp(flag, "--engine")) engine_name = value;
         else if (!strcmp(flag, "--model")) model_dir = value;
@@ -100,9 +103,12 @@ int cmd_run(int argc, char **argv) {
     if (!engine) goto done;
     double loaded = seconds_now();
     if (trace_meta_for_checkpoint(&meta, &checkpoint, gpu_engine_kind_name(kind), kv_dtype, prompt_length, &err)) goto done;
+    int forced = allow_forcing && kv_dtype == KV_BF16 && !strcmp(golden_meta->kv_dtype, "bf16");
+    meta.kv_forced = forced;
     trace = trace_writer_open(out_path, &meta, &err);
     if (!trace) goto done;
-    if (run_traced_steps(engine, gpu_forward_adapter, tokens, prompt_length, n_decode, 1, trace, NULL, &err)) {
+    GpuForcedRun run = {engine, forced ? golden : NULL};
+    if (run_traced_steps(&run, gpu_forward_forced, tokens, prompt_length, n_decode, 1, trace, NULL, &err)) {
         trace_writer_abort(trace);
         trace = NULL;
         goto done;
@@ -110,9 +116,10 @@ int cmd_run(int argc, char **argv) {
     TraceWriter *closing = trace;
     trace = NULL;
     if (trace_writer_close(closing, &err)) goto done;
-    printf("wrote %s: engine %s, %d prompt tokens + %d decode steps, kv %s, weights %s, %d kernel launches per "
+    printf("wrote %s: engine %s, %d prompt tokens + %d decode steps, kv %s%s, weights %s, %d kernel launches per "
            "decode token, load %.2f s, traced run %.2f s\n",
-           out_path, gpu_engine_kind_name(kind), prompt_length, n_decode, kv_dtype_name(kv_dtype), checkpoint.fingerprint,
+           out_path, gpu_engine_kind_name(kind), prompt_length, n_decode, kv_dtype_name(kv_dtype),
+           forced ? " (storage-forced from the golden)" : "", checkpoint.fingerprint,
            gpu_engine_launches_per_token(engine), loaded - start, seconds_now() - loaded);
     status = 0;
 done:

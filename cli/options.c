@@ -65,15 +65,3 @@ int parse_token_list(const char *flag, const char *text, int32_t **tokens, int *
     *n_tokens = n;
     return 0;
 }
-
-void random_prompt(int32_t *tokens, int n, int vocab, uint64_t seed) {
-    uint64_t state = seed;
-    for (int i = 0; i < n; i++) {
-        state += 0x9E3779B97F4A7C15ull;
-        uint64_t z = state;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        tokens[i] = (int32_t)(z % (uint64_t)vocab);
-    }
-}

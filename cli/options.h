@@ -16,7 +16,5 @@ int parse_u64_option(const char *flag, const char *text, uint64_t *out, ErrorMes
 int parse_double_option(const char *flag, const char *text, int positive, double *out, ErrorMessage *err);
 // "1,2,3" -> malloc'd int32 array of non-negative ids.
 int parse_token_list(const char *flag, const char *text, int32_t **tokens, int *n_tokens, ErrorMessage *err);
-// `n` tokens in [0, vocab) from a portable seeded generator (SplitMix64).
-void random_prompt(int32_t *tokens, int n, int vocab, uint64_t seed);
 
 #endif

@@ -156,7 +156,8 @@ static void summary_text(const CompareResult *result, char *out, size_t size) {
 }
 
 static void profile_text(const TraceMeta *meta, char *out, size_t size) {
-    snprintf(out, size, "kv %s, weights %s", meta->kv_dtype, meta->weights_dtype);
+    snprintf(out, size, "kv %s%s, weights %s", meta->kv_dtype, meta->kv_forced ? " (storage-forced)" : "",
+             meta->weights_dtype);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -166,12 +167,12 @@ static void print_header(FILE *out, const CompareResult *result) {
     const TraceSummary *sides[2] = {&result->a, &result->b};
     const char *roles[2] = {"A (under test)", "B (reference) "};
     for (int i = 0; i < 2; i++) {
-        char profile[64];
+        char profile[96];
         profile_text(&sides[i]->meta, profile, sizeof profile);
         fprintf(out, "%s: %s  [producer %s, %s, %d steps]\n", roles[i], sides[i]->path, sides[i]->meta.producer,
                 profile, sides[i]->n_steps);
     }
-    char profile[64], tolerance[160];
+    char profile[96], tolerance[160];
     profile_text(&result->a.meta, profile, sizeof profile);
     if (!result->profiles_differ) fprintf(out, "precision profiles: same (%s)\n", profile);
     fprintf(out, "weights %s; compared %d steps (step 0 = prefill of %d tokens), %d layers, %d tokens\n",

@@ -60,6 +60,10 @@ struct GpuEngine {
     float *weight_scratch;  // fused prefill: one bf16 matrix expanded to fp32
     cudaGraphExec_t graph;
     int graph_ready;
+    // Storage-point forcing (gpu_engine_force_kv): host copies per layer, armed for one forward.
+    float **forced_k, **forced_v;  // [n_layers] -> [forced_tokens][kv_width] or NULL
+    int forced_tokens;
+    int forcing;
 };
 
 static int device_alloc(void **ptr, size_t bytes, const char *what, ErrorMessage *err) {
@@ -349,6 +353,11 @@ void gpu_engine_destroy(GpuEngine *e) {
                     e->head_counters, e->mlp_barrier, e->partial_o, e->partial_ml, e->weight_scratch,
                     e->decode_embed, e->decode_partial_o, e->decode_partial_ml};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
+    if (e->forced_k) {
+        for (int l = 0; l < e->n_layers; l++) { free(e->forced_k[l]); free(e->forced_v[l]); }
+    }
+    free(e->forced_k);
+    free(e->forced_v);
     if (e->h_io) cudaFreeHost(e->h_io);
     if (e->cublas) cublasDestroy(e->cublas);
     if (e->stream) cudaStreamDestroy(e->stream);
@@ -407,6 +416,11 @@ static int ensure_partials(GpuEngine *e, int n_tokens, int n_chunks, ErrorMessag
     return 0;
 }
 
+// When forcing is armed, overwrites the cache entries layer l just wrote for positions [position,
+// position + n_tokens) with the forced K and V (see gpu_engine_force_kv). Never armed while a graph is
+// captured: a forced step runs without the graph.
+static int store_forced_kv(GpuEngine *e, int l, int position, int n_tokens, ErrorMessage *err);
+
 // Layer l over T tokens at *d_position; x [T][hidden] on the device (may alias a->resid_mlp).
 static int run_layer_unfused(GpuEngine *e, int l, const float *x, GpuActs *a, int T, int position, ErrorMessage *err) {
     const ModelDims *d = &e->dims;
@@ -421,6 +435,7 @@ static int run_layer_unfused(GpuEngine *e, int l, const float *x, GpuActs *a, in
     if (launch_qk_norm_rope_rows(d, a->qkv_raw, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin, e->d_io, T, a->q,
                                  a->k, a->v, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->stream, err))
         return -1;
+    if (store_forced_kv(e, l, position, T, err)) return -1;
     if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, T, n_chunks, e->partial_o,
                          e->partial_ml, a->attn, e->stream, err))
         return -1;
@@ -445,6 +460,7 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
                                 e->d_io, a->attn_norm, a->qkv_raw, a->q, a->k, a->v, g->k_cache, g->v_cache, kv_bf16,
                                 e->max_context, e->head_counters, e->stream, err))
         return -1;
+    if (store_forced_kv(e, l, e->h_io[0], 1, err)) return -1;
     if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
                          e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err))
         return -1;
@@ -533,9 +549,17 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
     if (stage_tokens(e, tokens, n_tokens, position, err)) return -1;
     const ModelDims *d = &e->dims;
     const float *last;  // the last layer's output row of the last token
+    if (e->forcing && e->forced_tokens != n_tokens) {
+        e->forcing = 0;
+        return fail(err, "gpu engine: kv forced for %d tokens, but the forward runs %d", e->forced_tokens, n_tokens);
+    }
     if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
-        if (ensure_graph(e, err)) return -1;
-        CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+        if (e->forcing) {
+            if (enqueue_fused_decode(e, err)) return -1;  // the graph's kernels, launched one by one
+        } else {
+            if (ensure_graph(e, err)) return -1;
+            CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+        }
         if (trace) {
             CUDA_CHECK(cudaStreamSynchronize(e->stream), "decode graph");
             if (write_device_tensor(trace, -1, "embed", e->decode_embed, 1, d->hidden, err)) return -1;
@@ -574,6 +598,7 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
                                e->stream),
                "next token download");
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "forward step");
+    e->forcing = 0;
     int32_t token = e->h_io[e->max_context + 1];
     if (token < 0 || token >= d->vocab) return fail(err, "gpu engine: every logit is NaN at position %d", position + n_tokens - 1);
     *next_token = token;
@@ -616,6 +641,45 @@ int gpu_engine_set_kv(GpuEngine *e, int layer, int first_position, int n_positio
     return 0;
 }
 
+static int store_forced_kv(GpuEngine *e, int l, int position, int n_tokens, ErrorMessage *err) {
+    if (!e->forcing || !e->forced_k[l]) return 0;
+    if (n_tokens != e->forced_tokens)
+        return fail(err, "gpu engine: kv forced for %d tokens, but layer %d runs %d", e->forced_tokens, l, n_tokens);
+    // The kernels that wrote the cache must finish before the host copies over their output.
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "kv cache write before forcing");
+    return gpu_engine_set_kv(e, l, position, n_tokens, e->forced_k[l], e->forced_v[l], err);
+}
+
+int gpu_engine_force_kv(GpuEngine *e, int layer, const float *k, const float *v, int n_tokens, ErrorMessage *err) {
+    if (layer < 0 || layer >= e->n_layers) return fail(err, "gpu engine: layer %d out of range", layer);
+    if (n_tokens < 1 || n_tokens > e->max_context)
+        return fail(err, "gpu engine: %d forced kv rows are outside 1..%d", n_tokens, e->max_context);
+    if (!e->forced_k) {
+        e->forced_k = calloc(e->n_layers, sizeof *e->forced_k);
+        e->forced_v = calloc(e->n_layers, sizeof *e->forced_v);
+        if (!e->forced_k || !e->forced_v) return fail(err, "gpu engine: out of memory for forced kv");
+    }
+    if (!e->forcing) {  // a new forward's set: forget the previous one's rows
+        for (int l = 0; l < e->n_layers; l++) {
+            free(e->forced_k[l]); free(e->forced_v[l]);
+            e->forced_k[l] = e->forced_v[l] = NULL;
+        }
+    } else if (n_tokens != e->forced_tokens) {
+        return fail(err, "gpu engine: forced kv of %d tokens for layer %d, but %d for the others", n_tokens, layer,
+                    e->forced_tokens);
+    }
+    size_t bytes = (size_t)n_tokens * dims_kv_width(&e->dims) * sizeof(float);
+    free(e->forced_k[layer]); free(e->forced_v[layer]);
+    e->forced_k[layer] = malloc(bytes);
+    e->forced_v[layer] = malloc(bytes);
+    if (!e->forced_k[layer] || !e->forced_v[layer]) return fail(err, "gpu engine: out of memory for forced kv");
+    memcpy(e->forced_k[layer], k, bytes);
+    memcpy(e->forced_v[layer], v, bytes);
+    e->forced_tokens = n_tokens;
+    e->forcing = 1;
+    return 0;
+}
+
 int gpu_engine_run_layer(GpuEngine *e, int layer, const float *x, int n_tokens, int position,
                          float *const outputs[TRACE_N_LAYER_TENSORS], ErrorMessage *err) {
     if (layer < 0 || layer >= e->n_layers) return fail(err, "gpu engine: layer %d out of range", layer);
@@ -632,6 +696,7 @@ int gpu_engine_run_layer(GpuEngine *e, int layer, const float *x, int n_tokens, 
         a = &e->work_acts;
         if (run_layer_unfused(e, layer, e->embed_out, a, n_tokens, position, err)) return -1;
     }
+    e->forcing = 0;
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "layer run");
     for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) {
         const char *name = TRACE_LAYER_TENSORS[i];

@@ -39,6 +39,19 @@ void gpu_engine_destroy(GpuEngine *engine);
 int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, int position,
                        TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
 
+// Storage-point forcing: the KV cache's analogue of teacher forcing. Two correct engines compute K
+// and V that differ by an ulp of fp32 (different summation orders); where such a pair straddles a bf16
+// rounding boundary the cached values differ by a whole bf16 step (2^-8 relative), and one flipped
+// element can put a row of attention 1e-3 away from the golden although no kernel is wrong. Forcing
+// stores the golden's K and V (fp32 host [n_tokens][n_kv_heads * head_dim], as a trace holds them,
+// rounded exactly as this engine rounds) into the cache of `layer` for the positions of the next
+// gpu_engine_forward (or layer run), in place of the engine's own. The engine still computes and
+// traces its own k and v, so they are compared as before, and the bf16 write itself is checked
+// bit-exactly by the kernel tests. Armed for one forward call, for every layer that was set; a forced
+// decode step runs the graph's kernels without the graph.
+int gpu_engine_force_kv(GpuEngine *engine, int layer, const float *k, const float *v, int n_tokens,
+                        ErrorMessage *err);
+
 // Kernel launches one decode step makes (for reports).
 int gpu_engine_launches_per_token(const GpuEngine *engine);
 

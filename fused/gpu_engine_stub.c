@@ -32,4 +32,10 @@ int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, i
     return fail(err, NO_CUDA_MESSAGE);
 }
 
+int gpu_engine_force_kv(GpuEngine *engine, int layer, const float *k, const float *v, int n_tokens,
+                        ErrorMessage *err) {
+    (void)engine; (void)layer; (void)k; (void)v; (void)n_tokens;
+    return fail(err, NO_CUDA_MESSAGE);
+}
+
 int gpu_engine_launches_per_token(const GpuEngine *engine) { (void)engine; return 0; }

@@ -39,6 +39,8 @@ typedef struct {
     char *model_config;            // JSON text (config_to_json); owned by whoever filled it
     int prompt_length;             // tokens consumed by step 0
     int n_steps;                   // steps in the file, prefill included (set by the writer on close)
+    int kv_forced;                 // 1: the KV cache was storage-forced from a golden's K and V (optional
+                                   // attribute; absent reads as 0)
 } TraceMeta;
 
 typedef struct TraceWriter TraceWriter;

@@ -309,6 +309,10 @@ static int read_meta(TraceReader *reader, ErrorMessage *err) {
         read_int_attribute(path, root, "", "prompt_length", &meta->prompt_length, err) < 0 ||
         read_int_attribute(path, root, "", "n_steps", &meta->n_steps, err) < 0)
         return -1;
+    meta->kv_forced = 0;  // optional: older traces and other producers omit it
+    htri_t has_forced = H5Aexists(root, "kv_forced");
+    if (has_forced < 0) return fail(err, "%s: cannot query attribute 'kv_forced'", path);
+    if (has_forced > 0 && read_int_attribute(path, root, "", "kv_forced", &meta->kv_forced, err) < 0) return -1;
     if (!*meta->model_config) return fail(err, "%s: attribute 'model_config' is empty", path);
     if (meta->prompt_length < 1) return fail(err, "%s: prompt_length %d, must be at least 1", path, meta->prompt_length);
     if (meta->n_steps < 1) return fail(err, "%s: n_steps %d, must be at least 1", path, meta->n_steps);

@@ -140,7 +140,8 @@ TraceWriter *trace_writer_open(const char *path, const TraceMeta *meta, ErrorMes
         write_string_attribute(root, "weights_fingerprint", meta->weights_fingerprint) < 0 ||
         write_string_attribute(root, "tool_version", meta->tool_version) < 0 ||
         write_string_attribute(root, "model_config", meta->model_config) < 0 ||
-        write_int_attribute(root, "prompt_length", meta->prompt_length) < 0) {
+        write_int_attribute(root, "prompt_length", meta->prompt_length) < 0 ||
+        write_int_attribute(root, "kv_forced", meta->kv_forced ? 1 : 0) < 0) {
         fail(err, "%s: cannot write the root attributes", writer->temp_path);
         trace_writer_abort(writer);
         return NULL;

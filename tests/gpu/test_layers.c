@@ -12,6 +12,13 @@
 
 #define GATE 1e-3
 
+// The worst error seen over a whole per-layer run, for the summary line.
+typedef struct {
+    double worst_rel_l2, worst_norm_max;
+    char worst_where[160];
+    int n_compared;
+} TraceDiff;
+
 static void check_layers(const char *model_dir, const char *golden_path, GpuEngineKind kind) {
     ErrorMessage err;
     Checkpoint ck = {0};
@@ -42,6 +49,15 @@ static void check_layers(const char *model_dir, const char *golden_path, GpuEngi
                 outputs[i] = malloc((size_t)n * width * sizeof(float));
                 cr_assert_not_null(outputs[i]);
             }
+            // This step's K and V, the golden's: they enter the cache in place of the engine's own
+            // (storage forcing, as `fusecheck run` does in the matched profile), so attention reads exactly
+            // the golden's cache; the engine's own k and v are still compared below. Afterwards they are
+            // the history later steps see: errors cannot carry over.
+            float *gk, *gv;
+            int kr, kc, vr, vc;
+            cr_assert_eq(trace_read_tensor(g, s, l, "k", &gk, &kr, &kc, &err), 0, "%s", err.text);
+            cr_assert_eq(trace_read_tensor(g, s, l, "v", &gv, &vr, &vc, &err), 0, "%s", err.text);
+            if (kv == KV_BF16) cr_assert_eq(gpu_engine_force_kv(e, l, gk, gv, n, &err), 0, "%s", err.text);
             cr_assert_eq(gpu_engine_run_layer(e, l, x, n, first, outputs, &err), 0, "%s", err.text);
             for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) {
                 float *want;
@@ -84,11 +100,6 @@ static void check_layers(const char *model_dir, const char *golden_path, GpuEngi
                 free(want);
                 free(ref);
             }
-            // The history the next steps see is the golden's, not the engine's: errors cannot carry over.
-            float *gk, *gv;
-            int kr, kc, vr, vc;
-            cr_assert_eq(trace_read_tensor(g, s, l, "k", &gk, &kr, &kc, &err), 0, "%s", err.text);
-            cr_assert_eq(trace_read_tensor(g, s, l, "v", &gv, &vr, &vc, &err), 0, "%s", err.text);
             cr_assert_eq(gpu_engine_set_kv(e, l, first, n, gk, gv, &err), 0, "%s", err.text);
             free(gk); free(gv); free(x);
             for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) free(outputs[i]);

@@ -1,12 +1,12 @@
 // Driving an engine through a traced run: step 0 is the prefill of the prompt, then one token per
-// step. Shared by `golden` (the reference choosing its own greedy tokens) and `run` (a GPU engine
-// teacher-forced on a golden trace's tokens), so both number steps and tokens the same way.
-#ifndef FUSECHECK_TEACHER_FORCED_H
-#define FUSECHECK_TEACHER_FORCED_H
+// step. Shared by `golden` (the reference choosing its own greedy tokens), `run` (a GPU engine
+// teacher-forced on a golden trace's tokens) and the tests, so all number steps and tokens the same way.
+#ifndef FUSECHECK_TRACE_RUN_H
+#define FUSECHECK_TRACE_RUN_H
 
 #include <stdint.h>
 
-#include "../golden/trace.h"
+#include "trace.h"
 #include "../model/checkpoint.h"
 #include "../model/config.h"
 
@@ -23,6 +23,10 @@ typedef int (*ForwardFunction)(void *engine, const int32_t *tokens, int n_tokens
 int run_traced_steps(void *engine, ForwardFunction forward, int32_t *tokens, int prompt_length,
                      int n_decode_steps, int teacher_forced, TraceWriter *trace, int32_t *next_tokens,
                      ErrorMessage *err);
+
+// `n` prompt tokens in [0, vocab) from a portable seeded generator (SplitMix64): the same seed gives
+// the same prompt on every machine.
+void random_prompt(int32_t *tokens, int n, int vocab, uint64_t seed);
 
 // Fills a trace's metadata for a run of `checkpoint` (producer "reference", "fused", ...).
 // meta->model_config is malloc'd; free it after the writer is opened.

@@ -1,4 +1,4 @@
-#include "teacher_forced.h"
+#include "trace_run.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,4 +34,16 @@ int trace_meta_for_checkpoint(TraceMeta *meta, const Checkpoint *checkpoint, con
     meta->model_config = config_to_json(&checkpoint->config);
     if (!meta->model_config) return fail(err, "out of memory writing the model config");
     return 0;
+}
+
+void random_prompt(int32_t *tokens, int n, int vocab, uint64_t seed) {
+    uint64_t state = seed;
+    for (int i = 0; i < n; i++) {
+        state += 0x9E3779B97F4A7C15ull;
+        uint64_t z = state;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        tokens[i] = (int32_t)(z % (uint64_t)vocab);
+    }
 }
