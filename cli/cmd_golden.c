@@ -17,11 +17,6 @@ static const char USAGE[] =
     "  step 0 is the prefill, then one token per step; the tokens consumed are stored in the file.\n"
     "  defaults: --prompt-len 16 --seed 0 --steps 16 --kv-dtype f32 (bf16 emulates the fused KV cache)\n";
 
-static int reference_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position,
-                                     TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
-    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
-
 static double seconds_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -56,52 +51,26 @@ int cmd_golden(int argc, char **argv) {
         return 2;
     }
     int status = 2;
-    int32_t *tokens = NULL, *given = NULL;
+    int32_t *prompt = NULL;
     int n_given = 0;
-    Reference *reference = NULL;
-    TraceWriter *trace = NULL;
-    TraceMeta meta = {0};
     if (prompt_text) {
-        if (parse_token_list("--prompt-tokens", prompt_text, &given, &n_given, &err)) goto done;
+        if (parse_token_list("--prompt-tokens", prompt_text, &prompt, &n_given, &err)) goto done;
         prompt_length = n_given;
+    } else {
+        prompt = malloc(prompt_length * sizeof *prompt);
+        if (!prompt) { fail(&err, "out of memory"); goto done; }
+        random_prompt(prompt, (int)prompt_length, checkpoint.config.vocab_size, seed);
     }
-    tokens = malloc((prompt_length + n_steps) * sizeof *tokens);
-    if (!tokens) { fail(&err, "out of memory"); goto done; }
-    if (given) memcpy(tokens, given, n_given * sizeof *tokens);
-    else random_prompt(tokens, (int)prompt_length, checkpoint.config.vocab_size, seed);
-    for (long i = 0; i < prompt_length; i++)
-        if (tokens[i] >= checkpoint.config.vocab_size) {
-            fail(&err, "--prompt-tokens: token id %d is outside the vocabulary [0, %d) of %s", tokens[i],
-                 checkpoint.config.vocab_size, model_dir);
-            goto done;
-        }
-
     double start = seconds_now();
-    reference = reference_create(&checkpoint, kv_dtype, (int)(prompt_length + n_steps), 0, &err);
-    if (!reference) goto done;
-    if (trace_meta_for_checkpoint(&meta, &checkpoint, "reference", kv_dtype, (int)prompt_length, &err)) goto done;
-    trace = trace_writer_open(out_path, &meta, &err);
-    if (!trace) goto done;
-    if (run_traced_steps(reference, reference_forward_adapter, tokens, (int)prompt_length, (int)n_steps, 0, trace,
-                         NULL, &err)) {
-        trace_writer_abort(trace);
-        trace = NULL;
+    if (reference_write_golden(&checkpoint, kv_dtype, prompt, (int)prompt_length, (int)n_steps, out_path, NULL, &err))
         goto done;
-    }
-    TraceWriter *closing = trace;
-    trace = NULL;
-    if (trace_writer_close(closing, &err)) goto done;
     printf("wrote %s: %ld prompt tokens + %ld decode steps, %d layers, kv %s, weights %s, %.2f s\n", out_path,
            prompt_length, n_steps, checkpoint.config.num_hidden_layers, kv_dtype_name(kv_dtype),
            checkpoint.fingerprint, seconds_now() - start);
     status = 0;
 done:
     if (status) fprintf(stderr, "fusecheck golden: %s\n", err.text);
-    if (trace) trace_writer_abort(trace);
-    free(meta.model_config);
-    reference_destroy(reference);
-    free(tokens);
-    free(given);
+    free(prompt);
     checkpoint_close(&checkpoint);
     return status;
 usage_error:

@@ -5,11 +5,10 @@
 #include <time.h>
 
 #include "../fused/gpu_engine.h"
-#include "../fused/kv_forcing.h"
+#include "../fused/golden_run.h"
 #include "../model/checkpoint.h"
 #include "commands.h"
 #include "options.h"
-#include "../golden/trace_run.h"
 
 static const char USAGE[] =
     "usage: fusecheck run --engine fused|cublas --model DIR --golden G.h5 --out F.h5 [--kv-dtype bf16|f32]\n"
@@ -67,67 +66,29 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     int status = 2;
-    TraceReader *golden = NULL;
     GpuEngine *engine = NULL;
-    TraceWriter *trace = NULL;
-    TraceMeta meta = {0};
-    int32_t *tokens = NULL;
-    golden = trace_open(golden_path, &err);
+    TraceReader *golden = trace_open(golden_path, &err);
     if (!golden) goto done;
-    const TraceMeta *golden_meta = trace_meta(golden);
-    if (strcmp(golden_meta->weights_fingerprint, checkpoint.fingerprint)) {
-        fail(&err, "%s: made from weights %s, but %s has weights %s", golden_path, golden_meta->weights_fingerprint,
-             model_dir, checkpoint.fingerprint);
-        goto done;
-    }
-    int n_tokens = 0, prompt_length = golden_meta->prompt_length, n_steps = trace_n_steps(golden);
-    const int32_t *golden_tokens = trace_tokens(golden, &n_tokens);
-    int n_decode = n_steps - 1;
-    if (n_steps < 1 || prompt_length < 1 || prompt_length + n_decode > n_tokens) {
-        fail(&err, "%s: %d steps after a prompt of %d need %d tokens, the file has %d", golden_path, n_steps,
-             prompt_length, prompt_length + (n_decode > 0 ? n_decode : 0), n_tokens);
-        goto done;
-    }
-    int context = prompt_length + n_decode;
+    int context = trace_meta(golden)->prompt_length + trace_n_steps(golden) - 1;
     if (context > checkpoint.config.max_position_embeddings) {
         fail(&err, "%s: %d tokens exceed max_position_embeddings %d of %s", golden_path, context,
              checkpoint.config.max_position_embeddings, model_dir);
         goto done;
     }
-    tokens = malloc((size_t)context * sizeof *tokens);
-    if (!tokens) { fail(&err, "out of memory"); goto done; }
-    memcpy(tokens, golden_tokens, (size_t)context * sizeof *tokens);
-
     double start = seconds_now();
-    engine = gpu_engine_create(&checkpoint, kind, kv_dtype, context, &err);
-    if (!engine) goto done;
+    if (!(engine = gpu_engine_create(&checkpoint, kind, kv_dtype, context, &err))) goto done;
     double loaded = seconds_now();
-    if (trace_meta_for_checkpoint(&meta, &checkpoint, gpu_engine_kind_name(kind), kv_dtype, prompt_length, &err)) goto done;
-    int forced = allow_forcing && kv_dtype == KV_BF16 && !strcmp(golden_meta->kv_dtype, "bf16");
-    meta.kv_forced = forced;
-    trace = trace_writer_open(out_path, &meta, &err);
-    if (!trace) goto done;
-    GpuForcedRun run = {engine, forced ? golden : NULL};
-    if (run_traced_steps(&run, gpu_forward_forced, tokens, prompt_length, n_decode, 1, trace, NULL, &err)) {
-        trace_writer_abort(trace);
-        trace = NULL;
-        goto done;
-    }
-    TraceWriter *closing = trace;
-    trace = NULL;
-    if (trace_writer_close(closing, &err)) goto done;
+    int forced = 0;
+    if (gpu_write_trace(engine, &checkpoint, kind, kv_dtype, golden, allow_forcing, out_path, &forced, &err)) goto done;
     printf("wrote %s: engine %s, %d prompt tokens + %d decode steps, kv %s%s, weights %s, %d kernel launches per "
            "decode token, load %.2f s, traced run %.2f s\n",
-           out_path, gpu_engine_kind_name(kind), prompt_length, n_decode, kv_dtype_name(kv_dtype),
-           forced ? " (storage-forced from the golden)" : "", checkpoint.fingerprint,
+           out_path, gpu_engine_kind_name(kind), trace_meta(golden)->prompt_length, trace_n_steps(golden) - 1,
+           kv_dtype_name(kv_dtype), forced ? " (storage-forced from the golden)" : "", checkpoint.fingerprint,
            gpu_engine_launches_per_token(engine), loaded - start, seconds_now() - loaded);
     status = 0;
 done:
     if (status) fprintf(stderr, "fusecheck run: %s\n", err.text);
-    if (trace) trace_writer_abort(trace);
-    free(meta.model_config);
     gpu_engine_destroy(engine);
-    free(tokens);
     trace_close(golden);
     checkpoint_close(&checkpoint);
     return status;

@@ -10,5 +10,7 @@ int cmd_compare(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_gate(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ static const Command COMMANDS[] = {
     {"compare", cmd_compare, "compare two traces tensor by tensor, layer by layer, step by step"},
     {"run", cmd_run, "run a GPU engine teacher-forced on a golden trace's tokens, write its trace"},
     {"generate", cmd_generate, "greedy-decode tokens with an engine"},
+    {"bench", cmd_bench, "decode tok/s of the GPU engines at several contexts, vs copy bandwidth"},
+    {"gate", cmd_gate, "CI's gate: goldens, fused accuracy (matched and pure fp32), throughput, one report"},
     {"devices", cmd_devices, "say whether a CUDA device is usable (exit 0) or not (exit 4, with the reason)"},
 };
 #define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])

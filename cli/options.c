@@ -55,7 +55,7 @@ int parse_token_list(const char *flag, const char *text, int32_t **tokens, int *
         long v = strtol(p, &end, 10);
         if (errno || end == p || v < 0 || v > INT32_MAX || (*end != ',' && *end != '\0')) {
             free(list);
-            return fail(err, "%s: '%s' is not a comma-separated list of token ids", flag, text);
+            return fail(err, "%s: '%s' is not a comma-separated list of non-negative integers", flag, text);
         }
         list[n++] = (int32_t)v;
         if (*end == '\0') break;

@@ -14,6 +14,7 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
+#include <cuda_bf16.h>
 
 #define ATTENTION_THREADS 128
 #define COMBINE_THREADS 128
@@ -135,5 +136,247 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
     attention_combine_kernel<<<combine_grid, COMBINE_THREADS, combine_shared, stream>>>(
         *dims, d_position, max_context, n_chunk_blocks, partial_o, partial_ml, attn);
     LAUNCH_CHECK("attention_combine_kernel");
+    return 0;
+}
+
+// ---- decode attention: one launch, splits merged by the last block (contract in kernels.h) -------
+//
+// Grid (kv head, split). The context is cut into `active` chunks of at least DECODE_MIN_CHUNK
+// positions, active <= n_splits, so the grid is fixed for a captured graph while the chunk length
+// follows the context read from *d_position (blocks past `active` exit at once). A block takes all
+// GROUP q heads of its kv head, so each K/V row is read once. Each warp walks its positions
+// DECODE_STEP at a time (all their K and V loads in flight, 8-byte loads for bf16 with head_dim 128),
+// keeping an online softmax (m, l, o) per q head in registers; lane i owns dims [i*DPL, i*DPL+DPL).
+// The block merges its warps in warp order, writes (m, l, o) per q head, takes a ticket, and the
+// last block of the kv head merges the active splits in split order and writes attn. Fixed order
+// everywhere, so the result is deterministic. Prologue (programmatic dependent launch): the block's
+// K/V history is requested into L2 before waiting on the QKV kernel (the position is written by the
+// host before the graph runs, so reading it early is safe).
+#define DECODE_THREADS 256
+#define DECODE_WARPS (DECODE_THREADS / WARP)
+#define DECODE_STEP 4
+#define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
+
+template <int DPL, bool BF16>
+__device__ __forceinline__ void load_lane_dims(const void *cache, size_t index, float out[DPL]) {
+    if (BF16) {
+        const __nv_bfloat16 *p = (const __nv_bfloat16 *)cache + index;
+        if (DPL == 4) {
+            uint2 v = __ldcg((const uint2 *)p);
+            out[0] = __uint_as_float(v.x << 16); out[1] = __uint_as_float(v.x & 0xffff0000u);
+            out[2] = __uint_as_float(v.y << 16); out[3] = __uint_as_float(v.y & 0xffff0000u);
+        } else {
+            unsigned v = __ldcg((const unsigned *)p);
+            out[0] = __uint_as_float(v << 16); out[1] = __uint_as_float(v & 0xffff0000u);
+        }
+    } else {
+        const float *p = (const float *)cache + index;
+        if (DPL == 4) {
+            float4 v = __ldcg((const float4 *)p);
+            out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
+        } else {
+            float2 v = __ldcg((const float2 *)p);
+            out[0] = v.x; out[1] = v.y;
+        }
+    }
+}
+
+static __host__ __device__ __forceinline__ void decode_chunking(int context, int n_splits, int *chunk, int *active) {
+    int c = (context + n_splits - 1) / n_splits;
+    c = ((c + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK) * DECODE_MIN_CHUNK;
+    *chunk = c;
+    *active = (context + c - 1) / c;
+}
+
+template <int DPL, bool BF16, int GROUP>
+__global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
+    ModelDims dims, const float *q, const void *k_cache, const void *v_cache, int max_context, const int *d_position,
+    int n_splits, float *partial_o, float *partial_ml, unsigned *counters, float *attn, int prefetch) {
+    constexpr int HD = DPL * WARP;
+    __shared__ float warp_ml[DECODE_WARPS][GROUP][2];
+    __shared__ float warp_o[DECODE_WARPS][GROUP][HD];
+    __shared__ float split_w[GROUP][ATTENTION_DECODE_MAX_SPLITS];
+    __shared__ float total_l[GROUP];
+    __shared__ int is_last;
+    int kv_head = blockIdx.x, split = blockIdx.y;
+    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    int elem = BF16 ? 2 : 4;
+
+    int position = *d_position;
+    int context = position + 1;
+    int valid = position >= 0 && context <= max_context;
+    int chunk, active;
+    decode_chunking(context, n_splits, &chunk, &active);
+    int begin = split * chunk, end = min(begin + chunk, context);
+    size_t head_base = (size_t)kv_head * max_context * HD;
+    if (prefetch && valid && threadIdx.x < 2 && begin < end) {
+        const void *cache = threadIdx.x == 0 ? k_cache : v_cache;
+        prefetch_l2((const char *)cache + (head_base + (size_t)begin * HD) * elem, (size_t)(end - begin) * HD * elem);
+    }
+    pdl_launch_dependents();
+    pdl_wait();
+    if (!valid || split >= active) return;  // the host checks the position; never read out of bounds
+
+    const float scale = rsqrtf((float)HD);
+    float qr[GROUP][DPL], m[GROUP], l[GROUP], o[GROUP][DPL];
+#pragma unroll
+    for (int j = 0; j < GROUP; j++) {
+        const float *qh = q + (size_t)(kv_head * GROUP + j) * HD + lane * DPL;
+#pragma unroll
+        for (int i = 0; i < DPL; i++) { qr[j][i] = qh[i]; o[j][i] = 0.0f; }
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+    }
+
+    for (int p0 = begin + warp * DECODE_STEP; p0 < end; p0 += DECODE_WARPS * DECODE_STEP) {
+        float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) {
+            size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
+            load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
+            load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
+        }
+#pragma unroll
+        for (int j = 0; j < GROUP; j++) {
+            float sc[DECODE_STEP];
+#pragma unroll
+            for (int s = 0; s < DECODE_STEP; s++) {
+                float acc = 0.0f;
+#pragma unroll
+                for (int i = 0; i < DPL; i++) acc = fmaf(qr[j][i], kr[s][i], acc);
+                sc[s] = warp_sum(acc) * scale;
+                if (p0 + s >= end) sc[s] = -INFINITY;
+            }
+            float m_new = m[j];
+#pragma unroll
+            for (int s = 0; s < DECODE_STEP; s++) m_new = fmaxf(m_new, sc[s]);  // finite: p0 < end
+            float alpha = expf(m[j] - m_new);  // 0 on the first step (m = -inf)
+            l[j] *= alpha;
+#pragma unroll
+            for (int i = 0; i < DPL; i++) o[j][i] *= alpha;
+#pragma unroll
+            for (int s = 0; s < DECODE_STEP; s++) {
+                float e = expf(sc[s] - m_new);
+                l[j] += e;
+#pragma unroll
+                for (int i = 0; i < DPL; i++) o[j][i] = fmaf(e, vr[s][i], o[j][i]);
+            }
+            m[j] = m_new;
+        }
+    }
+
+    // Merge the warps in warp order (a warp with no positions has m = -inf, l = 0, o = 0).
+#pragma unroll
+    for (int j = 0; j < GROUP; j++) {
+        if (lane == 0) { warp_ml[warp][j][0] = m[j]; warp_ml[warp][j][1] = l[j]; }
+#pragma unroll
+        for (int i = 0; i < DPL; i++) warp_o[warp][j][lane * DPL + i] = o[j][i];
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS) {
+        int j = t / HD, d = t % HD;
+        float bm = -INFINITY;
+        for (int w = 0; w < DECODE_WARPS; w++) bm = fmaxf(bm, warp_ml[w][j][0]);
+        float bl = 0.0f, bo = 0.0f;
+        for (int w = 0; w < DECODE_WARPS; w++) {
+            float wm = warp_ml[w][j][0];
+            float f = wm == -INFINITY ? 0.0f : expf(wm - bm);
+            bl = fmaf(warp_ml[w][j][1], f, bl);
+            bo = fmaf(warp_o[w][j][d], f, bo);
+        }
+        size_t slot = (size_t)(kv_head * GROUP + j) * n_splits + split;
+        partial_o[slot * HD + d] = bo;
+        if (d == 0) { partial_ml[2 * slot] = bm; partial_ml[2 * slot + 1] = bl; }
+    }
+
+    // The last of the kv head's active blocks merges the splits (threadFenceReduction pattern).
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        unsigned ticket = atomicAdd(&counters[kv_head], 1u);
+        is_last = ticket == (unsigned)active - 1;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (warp < GROUP) {  // warp j: split weights and the total l of q head j
+        int j = warp;
+        size_t slot0 = (size_t)(kv_head * GROUP + j) * n_splits;
+        float mm = -INFINITY;
+        for (int s = lane; s < active; s += WARP) mm = fmaxf(mm, __ldcg(partial_ml + 2 * (slot0 + s)));
+        mm = warp_max(mm);
+        float ll = 0.0f;
+        for (int s = lane; s < active; s += WARP) {
+            float sm = __ldcg(partial_ml + 2 * (slot0 + s));
+            float f = sm == -INFINITY ? 0.0f : expf(sm - mm);
+            split_w[j][s] = f;
+            ll = fmaf(__ldcg(partial_ml + 2 * (slot0 + s) + 1), f, ll);
+        }
+        ll = warp_sum(ll);
+        if (lane == 0) total_l[j] = ll;
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS) {
+        int j = t / HD, d = t % HD;
+        size_t slot0 = (size_t)(kv_head * GROUP + j) * n_splits;
+        float acc = 0.0f;
+        for (int s = 0; s < active; s++) acc = fmaf(__ldcg(partial_o + (slot0 + s) * HD + d), split_w[j][s], acc);
+        attn[(size_t)(kv_head * GROUP + j) * HD + d] = acc / total_l[j];
+    }
+    if (threadIdx.x == 0) counters[kv_head] = 0;  // every active block has counted: ready for the next launch
+}
+
+typedef void (*DecodeKernel)(ModelDims, const float *, const void *, const void *, int, const int *, int, float *,
+                             float *, unsigned *, float *, int);
+
+template <int DPL, bool BF16>
+static DecodeKernel decode_kernel_for_group(int group) {
+    switch (group) {
+    case 1: return attention_decode_kernel<DPL, BF16, 1>;
+    case 2: return attention_decode_kernel<DPL, BF16, 2>;
+    case 4: return attention_decode_kernel<DPL, BF16, 4>;
+    case 8: return attention_decode_kernel<DPL, BF16, 8>;
+    default: return NULL;
+    }
+}
+
+static DecodeKernel decode_kernel_for(const ModelDims *dims, int kv_bf16) {
+    if (dims->n_kv_heads < 1 || dims->n_heads % dims->n_kv_heads) return NULL;
+    int group = dims->n_heads / dims->n_kv_heads;
+    if (dims->head_dim == 128) return kv_bf16 ? decode_kernel_for_group<4, true>(group) : decode_kernel_for_group<4, false>(group);
+    if (dims->head_dim == 64) return kv_bf16 ? decode_kernel_for_group<2, true>(group) : decode_kernel_for_group<2, false>(group);
+    return NULL;
+}
+
+extern "C" int attention_decode_supported(const ModelDims *dims, int kv_bf16) {
+    return decode_kernel_for(dims, kv_bf16) != NULL;
+}
+
+extern "C" int attention_decode_splits(const ModelDims *dims, int *n_splits, ErrorMessage *err) {
+    int device, n_sms;
+    CUDA_CHECK(cudaGetDevice(&device), "attention_decode_kernel");
+    CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "attention_decode_kernel");
+    // Four blocks' worth of splits per SM at long contexts; short contexts use fewer (decode_chunking).
+    int splits = (4 * n_sms + dims->n_kv_heads - 1) / dims->n_kv_heads;
+    *n_splits = splits < 1 ? 1 : (splits > ATTENTION_DECODE_MAX_SPLITS ? ATTENTION_DECODE_MAX_SPLITS : splits);
+    return 0;
+}
+
+extern "C" int launch_attention_decode(const ModelDims *dims, const float *q, const void *k_cache, const void *v_cache,
+                                       int kv_bf16, int max_context, const int *d_position, int n_splits,
+                                       float *partial_o, float *partial_ml, unsigned *counters, float *attn,
+                                       cudaStream_t stream, ErrorMessage *err) {
+    DecodeKernel kernel = decode_kernel_for(dims, kv_bf16);
+    if (!kernel)
+        return fail(err, "attention_decode_kernel: no instance for head_dim %d with %d q heads per kv head",
+                    dims->head_dim, dims->n_kv_heads ? dims->n_heads / dims->n_kv_heads : 0);
+    if (n_splits < 1 || n_splits > ATTENTION_DECODE_MAX_SPLITS)
+        return fail(err, "attention_decode_kernel: %d splits outside [1, %d]", n_splits, ATTENTION_DECODE_MAX_SPLITS);
+    int pdl, prefetch;
+    kernels_get_decode_options(&pdl, &prefetch);
+    CUDA_CHECK(launch_maybe_pdl(kernel, dim3(dims->n_kv_heads, n_splits), dim3(DECODE_THREADS), 0, stream, pdl, *dims, q,
+                                k_cache, v_cache, max_context, d_position, n_splits, partial_o, partial_ml, counters,
+                                attn, prefetch),
+               "launch of attention_decode_kernel");
     return 0;
 }

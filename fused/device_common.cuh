@@ -4,6 +4,7 @@
 #define FUSECHECK_DEVICE_COMMON_CUH
 
 #include <cuda_bf16.h>
+#include <cuda_runtime.h>
 #include <stdint.h>
 
 #define WARP 32
@@ -70,6 +71,129 @@ __device__ __forceinline__ float warp_dot_bf16(const uint16_t *row, const float 
         for (int k = lane; k < n; k += WARP) acc = fmaf(bf16_bits_to_float(row[k]), x[k], acc);
     }
     return warp_sum(acc);
+}
+
+// ---- programmatic dependent launch and L2 prefetch (decode kernels) ------------------------------
+// A decode kernel launched with cudaLaunchAttributeProgrammaticStreamSerialization may start while
+// the kernel before it still runs. Its prologue may then only do work that reads nothing the earlier
+// kernel writes (prefetching its own weights into L2), then pdl_launch_dependents() lets the next
+// kernel start its own prologue, and pdl_wait() blocks until every earlier kernel has completed and
+// its writes are visible. Every block calls pdl_wait() before touching activations, so a kernel never
+// completes before its predecessor (completion stays transitive down the chain). Both are no-ops when
+// the kernel was launched without the attribute.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Asks the bulk copy engine to pull [ptr, ptr + bytes) into L2 (a hint: nothing is read into
+// registers, no fault beyond the range). Only the 16-byte-aligned interior is prefetched, so the
+// request never reaches outside the buffer. Call from one thread; pieces of at most 64 KiB.
+__device__ __forceinline__ void prefetch_l2(const void *ptr, size_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    uintptr_t begin = ((uintptr_t)ptr + 15) & ~(uintptr_t)15, end = ((uintptr_t)ptr + bytes) & ~(uintptr_t)15;
+    for (uintptr_t a = begin; a < end; a += 65536) {
+        unsigned piece = (unsigned)(end - a < 65536 ? end - a : 65536);
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(piece) : "memory");
+    }
+#endif
+}
+
+// The block's threads share the prefetch of one contiguous range: thread t asks for every
+// blockDim.x-th 16 KiB piece.
+__device__ __forceinline__ void block_prefetch_l2(const void *ptr, size_t bytes) {
+    const size_t piece = 16384;
+    for (size_t off = (size_t)threadIdx.x * piece; off < bytes; off += (size_t)blockDim.x * piece)
+        prefetch_l2((const char *)ptr + off, bytes - off < piece ? bytes - off : piece);
+}
+
+// Weights are read once per token: 16-byte loads that skip L1 (they are never reused by the block).
+__device__ __forceinline__ uint4 load_weights_16(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+__device__ __forceinline__ float dot8_bf16(uint4 w, float4 a, float4 b, float acc) {
+    acc = fmaf(__uint_as_float(w.x << 16), a.x, acc);
+    acc = fmaf(__uint_as_float(w.x & 0xffff0000u), a.y, acc);
+    acc = fmaf(__uint_as_float(w.y << 16), a.z, acc);
+    acc = fmaf(__uint_as_float(w.y & 0xffff0000u), a.w, acc);
+    acc = fmaf(__uint_as_float(w.z << 16), b.x, acc);
+    acc = fmaf(__uint_as_float(w.z & 0xffff0000u), b.y, acc);
+    acc = fmaf(__uint_as_float(w.w << 16), b.z, acc);
+    acc = fmaf(__uint_as_float(w.w & 0xffff0000u), b.w, acc);
+    return acc;
+}
+
+// One warp, R dot products at once: out[r] = row_r · x for rows row_r = rows + r * row_stride
+// (elements), n columns, x fp32 in shared memory. Memory-bound GEMV lives on bytes in flight, so for
+// every step of U column blocks all U x R 16-byte loads are issued before the first is used (U x R
+// x 16 bytes per lane outstanding). Rows past n_valid (< R) are not read; their out is 0. Needs
+// n % 8 == 0 and 16-byte aligned rows; otherwise a plain strided loop. Each lane's partial sum runs
+// over its columns in a fixed order, then a fixed xor-shuffle tree: deterministic. Result in every lane.
+template <int R, int U>
+__device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t row_stride, int n_valid,
+                                                   const float *x, int n, int lane, float out[R]) {
+    float acc[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) acc[r] = 0.0f;
+    if ((n & 7) == 0) {
+        const float4 *x4 = (const float4 *)x;
+        int n8 = n >> 3;
+        for (int k0 = lane; k0 < n8; k0 += WARP * U) {
+            uint4 w[U][R];
+#pragma unroll
+            for (int u = 0; u < U; u++)
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    int k = k0 + u * WARP;
+                    w[u][r] = (k < n8 && r < n_valid) ? load_weights_16((const uint4 *)(rows + r * row_stride) + k)
+                                                      : make_uint4(0u, 0u, 0u, 0u);
+                }
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int k = k0 + u * WARP;
+                if (k < n8) {
+                    float4 a = x4[2 * k], b = x4[2 * k + 1];
+#pragma unroll
+                    for (int r = 0; r < R; r++) acc[r] = dot8_bf16(w[u][r], a, b, acc[r]);
+                }
+            }
+        }
+    } else {
+        for (int r = 0; r < R && r < n_valid; r++)
+            for (int k = lane; k < n; k += WARP) acc[r] = fmaf(bf16_bits_to_float(rows[r * row_stride + k]), x[k], acc[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) out[r] = warp_sum(acc[r]);
+}
+
+// Host side: launches `kernel` with programmatic stream serialization when pdl is set (the kernel
+// must call pdl_wait() before reading what earlier kernels write), a plain launch otherwise.
+template <typename... KernelArgs, typename... Args>
+static cudaError_t launch_maybe_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t shared_bytes,
+                                    cudaStream_t stream, int pdl, Args... args) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = shared_bytes;
+    config.stream = stream;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attribute;
+    config.numAttrs = pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&config, kernel, ((KernelArgs)args)...);
 }
 
 // out_sh[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i], for the whole block; x global, out_sh shared.

@@ -9,6 +9,7 @@
 #include "../model/rope_table.h"
 #include "cuda_check.h"
 #include "engine_internal.h"
+#include "gpu_bench.h"
 #include "kernels.h"
 
 typedef struct {
@@ -60,6 +61,11 @@ struct GpuEngine {
     float *weight_scratch;  // fused prefill: one bf16 matrix expanded to fp32
     cudaGraphExec_t graph;
     int graph_ready;
+    // Fused decode attention (kernels.h 2b): one launch per layer when the shape has an instance.
+    int decode_attention, attn_splits;
+    unsigned *attn_counters;
+    float *attn_partial_o, *attn_partial_ml;
+    struct DecodeProfile *profile;  // bench: events between the kernels of an ungraphed decode step
     // Storage-point forcing (gpu_engine_force_kv): host copies per layer, armed for one forward.
     float **forced_k, **forced_v;  // [n_layers] -> [forced_tokens][kv_width] or NULL
     int forced_tokens;
@@ -291,6 +297,17 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     DALLOC(e->decode_partial_o, e->partial_o_floats * 4, "decode attention partials");
     DALLOC(e->decode_partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "decode attention partials");
     DALLOC(e->decode_embed, H * 4, "decode embed");
+    const char *pdl_env = getenv("FUSECHECK_PDL"), *prefetch_env = getenv("FUSECHECK_PREFETCH");
+    kernels_set_decode_options(!(pdl_env && !strcmp(pdl_env, "0")), !(prefetch_env && !strcmp(prefetch_env, "0")));
+    e->decode_attention = attention_decode_supported(d, kv_bf16);
+    if (e->decode_attention) {
+        if (attention_decode_splits(d, &e->attn_splits, err)) return -1;
+        size_t slots = (size_t)d->n_heads * e->attn_splits;
+        DALLOC(e->attn_partial_o, slots * d->head_dim * 4, "decode attention split partials");
+        DALLOC(e->attn_partial_ml, slots * 2 * 4, "decode attention split partials");
+        DALLOC(e->attn_counters, (size_t)d->n_kv_heads * sizeof(unsigned), "decode attention counters");
+        CUDA_CHECK(cudaMemset(e->attn_counters, 0, (size_t)d->n_kv_heads * sizeof(unsigned)), "decode attention counters");
+    }
     e->embed_capacity = 1;
     DALLOC(e->embed_out, H * 4, "embed");
 
@@ -351,7 +368,8 @@ void gpu_engine_destroy(GpuEngine *e) {
     void *ptrs[] = {e->embed, e->f_lm_head, e->final_norm_w, e->rope_cos, e->rope_sin, e->d_io, e->d_next_token,
                     e->embed_out, e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
                     e->head_counters, e->mlp_barrier, e->partial_o, e->partial_ml, e->weight_scratch,
-                    e->decode_embed, e->decode_partial_o, e->decode_partial_ml};
+                    e->decode_embed, e->decode_partial_o, e->decode_partial_ml, e->attn_partial_o,
+                    e->attn_partial_ml, e->attn_counters};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
     if (e->forced_k) {
         for (int l = 0; l < e->n_layers; l++) { free(e->forced_k[l]); free(e->forced_v[l]); }
@@ -366,8 +384,9 @@ void gpu_engine_destroy(GpuEngine *e) {
 
 int gpu_engine_launches_per_token(const GpuEngine *e) {
     if (!e) return 0;
-    // fused: embed, then per layer qkv+rope, attention split, combine, o_proj+residual, MLP; lm head+argmax.
-    if (e->kind == GPU_ENGINE_FUSED) return 2 + 5 * e->n_layers;
+    // fused: embed, then per layer qkv+rope, attention (one launch, or split + combine where the
+    // decode kernel has no instance for the shape), o_proj+residual, MLP; lm head+argmax.
+    if (e->kind == GPU_ENGINE_FUSED) return 2 + (e->decode_attention ? 4 : 5) * e->n_layers;
     // cublas: embed; per layer rmsnorm, qkv GEMM, qk-norm/rope, split, combine, o GEMM, add, rmsnorm,
     // gate/up GEMM, silu*up, down GEMM, add; final rmsnorm, lm-head GEMV, argmax (cuBLAS calls counted once).
     return 4 + 12 * e->n_layers;
@@ -452,32 +471,65 @@ static int run_layer_unfused(GpuEngine *e, int l, const float *x, GpuActs *a, in
 
 // ---- the fused decode step ---------------------------------------------------------------------
 
+// Bench profiling (gpu_bench.h): when e->profile is set, an event is recorded after every kernel of
+// an ungraphed decode step, named after the kernel, so the time between marks is that kernel's.
+#define PROFILE_MAX_MARKS 1024
+typedef struct DecodeProfile {
+    int n;
+    const char *names[PROFILE_MAX_MARKS];
+    cudaEvent_t events[PROFILE_MAX_MARKS];
+} DecodeProfile;
+
+static int profile_mark(GpuEngine *e, const char *name, ErrorMessage *err) {
+    DecodeProfile *p = e->profile;
+    if (!p) return 0;
+    if (p->n >= PROFILE_MAX_MARKS) return fail(err, "decode profile: more than %d kernels in one step", PROFILE_MAX_MARKS);
+    CUDA_CHECK(cudaEventRecord(p->events[p->n], e->stream), name);
+    p->names[p->n++] = name;
+    return 0;
+}
+
 static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *a, ErrorMessage *err) {
     const ModelDims *d = &e->dims;
     GpuLayer *g = &e->layers[l];
     int kv_bf16 = e->kv_dtype == KV_BF16;
     if (launch_rmsnorm_qkv_rope(d, x, g->attn_norm_w, g->w_qkv, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin,
                                 e->d_io, a->attn_norm, a->qkv_raw, a->q, a->k, a->v, g->k_cache, g->v_cache, kv_bf16,
-                                e->max_context, e->head_counters, e->stream, err))
+                                e->max_context, e->head_counters, e->stream, err) ||
+        profile_mark(e, "rmsnorm_qkv_rope", err))
         return -1;
     if (store_forced_kv(e, l, e->h_io[0], 1, err)) return -1;
-    if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
-                         e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err))
+    if (e->decode_attention) {
+        if (launch_attention_decode(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, e->attn_splits,
+                                    e->attn_partial_o, e->attn_partial_ml, e->attn_counters, a->attn, e->stream, err) ||
+            profile_mark(e, "attention_decode", err))
+            return -1;
+    } else if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
+                                e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err) ||
+               profile_mark(e, "attention_split+combine", err))
         return -1;
-    if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, e->stream, err)) return -1;
-    return launch_mlp_fused(d, a->resid_attn, g->mlp_norm_w, g->w_gate_up, g->w_down, a->mlp_norm, a->gate, a->up,
-                            a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, e->stream, err);
+    if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, e->stream, err) ||
+        profile_mark(e, "output_projection_residual", err))
+        return -1;
+    if (launch_mlp_fused(d, a->resid_attn, g->mlp_norm_w, g->w_gate_up, g->w_down, a->mlp_norm, a->gate, a->up,
+                         a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, e->stream, err))
+        return -1;
+    return profile_mark(e, "mlp_fused", err);
 }
 
 static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
-    if (launch_embed(e->embed, e->d_io + 1, 1, e->dims.hidden, e->decode_embed, e->stream, err)) return -1;
+    if (launch_embed(e->embed, e->d_io + 1, 1, e->dims.hidden, e->decode_embed, e->stream, err) ||
+        profile_mark(e, "embed", err))
+        return -1;
     for (int l = 0; l < e->n_layers; l++) {
         const float *x = l == 0 ? e->decode_embed : e->decode_acts[l - 1].resid_mlp;
         if (run_layer_fused_decode(e, l, x, &e->decode_acts[l], err)) return -1;
     }
-    return launch_lm_head_argmax(&e->dims, e->decode_acts[e->n_layers - 1].resid_mlp, e->final_norm_w, e->lm_head,
-                                 e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
-                                 e->d_next_token, e->stream, err);
+    if (launch_lm_head_argmax(&e->dims, e->decode_acts[e->n_layers - 1].resid_mlp, e->final_norm_w, e->lm_head,
+                              e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
+                              e->d_next_token, e->stream, err))
+        return -1;
+    return profile_mark(e, "lm_head_argmax", err);
 }
 
 // Captures one decode step (embed .. argmax) into a graph once; token and position are read from d_io.
@@ -706,4 +758,115 @@ int gpu_engine_run_layer(GpuEngine *e, int layer, const float *x, int n_tokens, 
         CUDA_CHECK(cudaMemcpy(outputs[i], src, (size_t)n_tokens * width * 4, cudaMemcpyDeviceToHost), name);
     }
     return 0;
+}
+
+// ---- bench hooks (gpu_bench.h) -----------------------------------------------------------------
+
+int gpu_engine_bench_prepare(GpuEngine *e, int context, int token, unsigned seed, ErrorMessage *err) {
+    if (context < 1 || context >= e->max_context)
+        return fail(err, "bench: context %d outside [1, %d)", context, e->max_context);
+    int kv_bf16 = e->kv_dtype == KV_BF16;
+    size_t n = (size_t)dims_kv_width(&e->dims) * e->max_context;
+    for (int l = 0; l < e->n_layers; l++)
+        if (launch_fill_pseudorandom(e->layers[l].k_cache, n, kv_bf16, seed + 2u * l, e->stream, err) ||
+            launch_fill_pseudorandom(e->layers[l].v_cache, n, kv_bf16, seed + 2u * l + 1u, e->stream, err))
+            return -1;
+    int32_t t = token;
+    if (stage_tokens(e, &t, 1, context, err)) return -1;
+    if (e->kind == GPU_ENGINE_FUSED) {
+        if (ensure_graph(e, err)) return -1;
+    } else {
+        int n_chunks = (context + 1 + ATTENTION_CHUNK - 1) / ATTENTION_CHUNK;
+        if (ensure_work_capacity(e, 1, err) || ensure_partials(e, 1, n_chunks, err)) return -1;
+    }
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "bench prepare");
+    return 0;
+}
+
+// One decode step of the cublas engine at the staged position, enqueued without a sync (the same
+// sequence gpu_engine_forward runs for one token).
+static int enqueue_cublas_decode(GpuEngine *e, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    GpuActs *a = &e->work_acts;
+    if (launch_embed(e->embed, e->d_io + 1, 1, d->hidden, e->embed_out, e->stream, err)) return -1;
+    for (int l = 0; l < e->n_layers; l++)
+        if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, 1, e->h_io[0], err)) return -1;
+    if (launch_rmsnorm_rows(a->resid_mlp, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden, e->final_norm,
+                             1, &zero, e->logits, 1),
+                 "lm head");
+    return launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err);
+}
+
+int gpu_engine_bench_time(GpuEngine *e, int n_steps, double *ms, ErrorMessage *err) {
+    cudaEvent_t start = NULL, stop = NULL;
+    int rc = -1;
+    if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) {
+        fail(err, "bench: cudaEventCreate failed");
+        goto done;
+    }
+    if (cudaEventRecord(start, e->stream) != cudaSuccess) { fail(err, "bench: cudaEventRecord failed"); goto done; }
+    for (int s = 0; s < n_steps; s++) {
+        if (e->kind == GPU_ENGINE_FUSED) {
+            cudaError_t status = cudaGraphLaunch(e->graph, e->stream);
+            if (status != cudaSuccess) { fail(err, "bench: cudaGraphLaunch: %s", cudaGetErrorString(status)); goto done; }
+        } else if (enqueue_cublas_decode(e, err)) {
+            goto done;
+        }
+    }
+    cudaError_t status = cudaEventRecord(stop, e->stream);
+    if (status == cudaSuccess) status = cudaEventSynchronize(stop);
+    float elapsed = 0.0f;
+    if (status == cudaSuccess) status = cudaEventElapsedTime(&elapsed, start, stop);
+    if (status != cudaSuccess) { fail(err, "bench: timing decode steps: %s", cudaGetErrorString(status)); goto done; }
+    *ms = elapsed;
+    rc = 0;
+done:
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    return rc;
+}
+
+int gpu_engine_bench_profile(GpuEngine *e, BenchKernelTime *kernels, int max_kernels, int *n_kernels,
+                             ErrorMessage *err) {
+    *n_kernels = 0;
+    if (e->kind != GPU_ENGINE_FUSED) return fail(err, "bench: the per-kernel profile is taken for the fused engine only");
+    DecodeProfile *p = calloc(1, sizeof *p);
+    cudaEvent_t start = NULL;
+    int rc = -1, created = 0;
+    if (!p) return fail(err, "bench: out of memory for the decode profile");
+    if (cudaEventCreate(&start) != cudaSuccess) { fail(err, "bench: cudaEventCreate failed"); goto done; }
+    for (; created < PROFILE_MAX_MARKS; created++)
+        if (cudaEventCreate(&p->events[created]) != cudaSuccess) { fail(err, "bench: cudaEventCreate failed"); goto done; }
+    if (cudaEventRecord(start, e->stream) != cudaSuccess) { fail(err, "bench: cudaEventRecord failed"); goto done; }
+    e->profile = p;
+    int enqueue_rc = enqueue_fused_decode(e, err);
+    e->profile = NULL;
+    if (enqueue_rc) goto done;
+    cudaError_t status = cudaStreamSynchronize(e->stream);
+    if (status != cudaSuccess) { fail(err, "bench: profiled decode step: %s", cudaGetErrorString(status)); goto done; }
+    for (int i = 0; i < p->n; i++) {
+        float ms = 0.0f;
+        status = cudaEventElapsedTime(&ms, i == 0 ? start : p->events[i - 1], p->events[i]);
+        if (status != cudaSuccess) { fail(err, "bench: cudaEventElapsedTime: %s", cudaGetErrorString(status)); goto done; }
+        int k = 0;
+        while (k < *n_kernels && strcmp(kernels[k].name, p->names[i])) k++;
+        if (k == *n_kernels) {
+            if (k == max_kernels) { fail(err, "bench: more than %d distinct kernels", max_kernels); goto done; }
+            snprintf(kernels[k].name, sizeof kernels[k].name, "%s", p->names[i]);
+            kernels[k].calls_per_token = 0;
+            kernels[k].us_per_token = 0.0;
+            (*n_kernels)++;
+        }
+        kernels[k].calls_per_token++;
+        kernels[k].us_per_token += 1000.0 * ms;
+    }
+    rc = 0;
+done:
+    e->profile = NULL;
+    for (int i = 0; i < created; i++) cudaEventDestroy(p->events[i]);
+    if (start) cudaEventDestroy(start);
+    free(p);
+    return rc;
 }

@@ -35,6 +35,14 @@ static inline int dims_q_width(const ModelDims *d) { return d->n_heads * d->head
 static inline int dims_kv_width(const ModelDims *d) { return d->n_kv_heads * d->head_dim; }
 static inline int dims_qkv_width(const ModelDims *d) { return (d->n_heads + 2 * d->n_kv_heads) * d->head_dim; }
 
+// ---- decode launch options (process-wide, read by the decode launchers) --------------------------
+// pdl: launch the decode kernels with programmatic dependent launch (each may start while the one
+// before it drains; it waits in-kernel before reading activations). prefetch: each decode kernel asks
+// L2 for its weights (attention: its K/V history) in that prologue. Both default on; the engine sets
+// them once from FUSECHECK_PDL / FUSECHECK_PREFETCH (0 turns one off, for measuring what each buys).
+void kernels_set_decode_options(int pdl, int prefetch);
+void kernels_get_decode_options(int *pdl, int *prefetch);
+
 // ---- 1. rmsnorm_qkv_rope.cu (decode, 1 token) ---------------------------------------------------
 // attn_norm = rmsnorm(x, norm_w); raw = W_qkv · attn_norm with W_qkv = [Wq; Wk; Wv] stacked by rows
 // ([qkv_width][hidden] bf16); q,k = RoPE(rmsnorm_per_head(raw_q|raw_k, q_norm_w|k_norm_w)); v = raw_v;
@@ -59,6 +67,23 @@ int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, const float *
 int launch_attention(const ModelDims *dims, const float *q, const void *k_cache, const void *v_cache, int kv_bf16,
                      int max_context, const int *d_position, int n_tokens, int n_chunk_blocks, float *partial_o,
                      float *partial_ml, float *attn, cudaStream_t stream, ErrorMessage *err);
+
+// ---- 2b. attention_decode.cu: the fused decode path's attention (one token, one launch) ----------
+// attn = softmax(q·Kᵀ / sqrt(head_dim)) · V over cache positions [0, *d_position + 1), GQA as above.
+// Grid (kv head, n_splits); the context is cut into at most n_splits chunks of a length that follows
+// the context (so one captured graph serves every position), each block keeps an online softmax for
+// all q heads of its kv head, and the last block of each kv head (atomic ticket) merges the splits
+// in split order: deterministic, one launch. Instances: head_dim 64 or 128, 1, 2, 4 or 8 q heads
+// per kv head (attention_decode_supported says; otherwise use launch_attention). n_splits from
+// attention_decode_splits (<= ATTENTION_DECODE_MAX_SPLITS). Scratch: partial_o [n_heads][n_splits]
+// [head_dim], partial_ml [n_heads][n_splits][2]; counters: n_kv_heads zeroed unsigned (left zeroed).
+#define ATTENTION_DECODE_MAX_SPLITS 128
+int attention_decode_supported(const ModelDims *dims, int kv_bf16);
+int attention_decode_splits(const ModelDims *dims, int *n_splits, ErrorMessage *err);
+int launch_attention_decode(const ModelDims *dims, const float *q, const void *k_cache, const void *v_cache,
+                            int kv_bf16, int max_context, const int *d_position, int n_splits, float *partial_o,
+                            float *partial_ml, unsigned *counters, float *attn, cudaStream_t stream,
+                            ErrorMessage *err);
 
 // ---- 3. output_projection_residual.cu (decode) ---------------------------------------------------
 // attn_out = W_o · attn ([hidden][q_width] bf16), resid = x + attn_out. One launch.
@@ -111,6 +136,8 @@ int launch_silu_mul(const float *gate_up, int rows, int width, float *gate, floa
                     cudaStream_t stream, ErrorMessage *err);
 // dst[i] = bf16 src[i] expanded to fp32 (exact).
 int launch_expand_bf16(const uint16_t *src, float *dst, size_t n, cudaStream_t stream, ErrorMessage *err);
+// buffer[0..n) = pseudo-random values in [-1, 1) from seed (bf16 or fp32): synthetic KV for benchmarks.
+int launch_fill_pseudorandom(void *buffer, size_t n, int bf16, unsigned seed, cudaStream_t stream, ErrorMessage *err);
 // *out = argmax(x[0..n)), lowest index on ties; one block.
 int launch_argmax(const float *x, int n, int *out, cudaStream_t stream, ErrorMessage *err);
 

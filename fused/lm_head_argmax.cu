@@ -1,6 +1,7 @@
 // Kernel 5: final RMSNorm + LM head + greedy argmax, one launch. Contract in kernels.h.
-// Every block recomputes final_norm into shared memory, one warp per vocabulary row streams the bf16
-// row (16-byte loads), the block reduces its rows to (max, lowest index), and the last block to take
+// Every block recomputes final_norm into shared memory, each warp streams LM_ROWS_PER_WARP vocabulary
+// rows at once (all their 16-byte loads in flight; 311 MB for 0.6B, far beyond L2, so no prefetch;
+// launched with programmatic dependent launch, it waits for the last layer before reading x), the block reduces its rows to (max, lowest index), and the last block to take
 // an atomic ticket reduces the per-block partials in block order. Ties and order: a later index
 // wins only when strictly greater, so the lowest index of the maximum is chosen, as numpy does.
 #include <cuda_runtime.h>
@@ -51,17 +52,26 @@ __global__ void lm_head_argmax_kernel(ModelDims dims, const float *x, const floa
     __shared__ int is_last;
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
 
+    pdl_launch_dependents();
+    pdl_wait();
     block_rmsnorm_to_shared(x, norm_w, dims.hidden, dims.eps, h, scratch);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) final_norm[i] = h[i];
 
     float best_v = -INFINITY;
     int best_i = -1;
-    int row_begin = blockIdx.x * LM_ROWS_PER_BLOCK;
-    for (int r = row_begin + warp; r < row_begin + LM_ROWS_PER_BLOCK && r < dims.vocab; r += LM_THREADS / WARP) {
-        float dot = warp_dot_bf16(w_lm + (size_t)r * dims.hidden, h, dims.hidden, lane);
-        if (lane == 0) logits[r] = dot;
-        if (better(dot, r, best_v, best_i)) { best_v = dot; best_i = r; }
+    int first = blockIdx.x * LM_ROWS_PER_BLOCK + warp * LM_ROWS_PER_WARP;
+    int n_valid = min(LM_ROWS_PER_WARP, dims.vocab - first);
+    if (n_valid > 0) {
+        float dots[LM_ROWS_PER_WARP];
+        warp_dot_rows_bf16<LM_ROWS_PER_WARP, 4>(w_lm + (size_t)first * dims.hidden, dims.hidden, n_valid, h,
+                                                dims.hidden, lane, dots);
+#pragma unroll
+        for (int k = 0; k < LM_ROWS_PER_WARP; k++) {
+            if (k >= n_valid) break;
+            if (lane == 0) logits[first + k] = dots[k];
+            if (better(dots[k], first + k, best_v, best_i)) { best_v = dots[k]; best_i = first + k; }
+        }
     }
     // Only lane 0 of each warp holds its warp's candidates meaningfully; all lanes computed the same dot.
     if (lane != 0) best_i = -1;
@@ -101,8 +111,11 @@ extern "C" int launch_lm_head_argmax(const ModelDims *dims, const float *x, cons
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(lm_head_argmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "lm_head_argmax_kernel");
-    lm_head_argmax_kernel<<<lm_head_argmax_blocks(dims->vocab), LM_THREADS, shared_bytes, stream>>>(
-        *dims, x, norm_w, w_lm, final_norm, logits, partial_max, partial_index, counter, next_token);
-    LAUNCH_CHECK("lm_head_argmax_kernel");
+    int pdl, prefetch;
+    kernels_get_decode_options(&pdl, &prefetch);
+    CUDA_CHECK(launch_maybe_pdl(lm_head_argmax_kernel, dim3(lm_head_argmax_blocks(dims->vocab)), dim3(LM_THREADS),
+                                shared_bytes, stream, pdl, *dims, x, norm_w, w_lm, final_norm, logits, partial_max,
+                                partial_index, counter, next_token),
+               "launch of lm_head_argmax_kernel");
     return 0;
 }

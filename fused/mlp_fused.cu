@@ -1,13 +1,17 @@
 // Kernel 4 (decode, one token): the whole MLP in one launch. Contract in kernels.h.
 //
+//   prologue: (programmatic dependent launch) before waiting on the o-projection, each block asks L2
+//            for every weight row it will read in both phases, so the MLP's 19 MB (0.6B) start
+//            streaming while the previous kernels drain, and phase 2's rows are in L2 by the barrier.
 //   phase 1: every block recomputes mlp_norm = rmsnorm(resid_attn) into shared memory, then the grid's
 //            warps take rows j of the intermediate width: gate_j = Wg[j]·h, up_j = Wu[j]·h,
-//            act_j = silu(gate_j) * up_j (16-byte bf16 loads, one warp per row, rows grid-strided).
+//            act_j = silu(gate_j) * up_j (16-byte bf16 loads, gate and up rows in flight together).
 //   barrier: a software grid barrier (atomic ticket on a 64-bit counter that only increases, so no
 //            reset is needed between graph replays). The grid is persistent: at most as many blocks
 //            as are co-resident (occupancy x SMs), so every block reaches the barrier.
 //   phase 2: every block loads act (intermediate floats) into shared memory, the grid's warps take
-//            rows i of Wd: mlp_out_i = Wd[i]·act, resid_mlp_i = resid_attn_i + mlp_out_i.
+//            rows i of Wd: mlp_out_i = Wd[i]·act, resid_mlp_i = resid_attn_i + mlp_out_i. Rows go to
+//            blocks first (row i -> block i % grid, warp i / grid), so every SM pulls its share.
 //
 // The down-projection reduction: each output element is ONE warp's dot product over the whole act
 // vector (lane partial sums in a fixed order, then a fixed xor-shuffle tree); there is no split over
@@ -40,7 +44,7 @@ __global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, 
                                                                 const uint16_t *w_down, float *mlp_norm,
                                                                 float *gate, float *up, float *act,
                                                                 float *mlp_out, float *resid_mlp,
-                                                                unsigned long long *barrier) {
+                                                                unsigned long long *barrier, int prefetch) {
     extern __shared__ float shared[];  // [max(hidden, intermediate)]
     __shared__ float scratch[32];
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
@@ -48,17 +52,29 @@ __global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, 
     int global_warp = blockIdx.x * warps_per_block + warp, n_warps = gridDim.x * warps_per_block;
     int hidden = dims.hidden, inter = dims.intermediate;
 
+    if (prefetch && lane == 0) {
+        // Phase 1 rows of this warp (gate and up), then phase 2 rows (see the mapping below).
+        for (int j = global_warp; j < inter; j += n_warps) {
+            prefetch_l2(w_gate_up + (size_t)j * hidden, (size_t)hidden * sizeof(uint16_t));
+            prefetch_l2(w_gate_up + (size_t)(inter + j) * hidden, (size_t)hidden * sizeof(uint16_t));
+        }
+        for (int i = warp * gridDim.x + blockIdx.x; i < hidden; i += warps_per_block * gridDim.x)
+            prefetch_l2(w_down + (size_t)i * inter, (size_t)inter * sizeof(uint16_t));
+    }
+    pdl_launch_dependents();
+    pdl_wait();
+
     block_rmsnorm_to_shared(resid_attn, norm_w, hidden, dims.eps, shared, scratch);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < hidden; i += blockDim.x) mlp_norm[i] = shared[i];
 
     for (int j = global_warp; j < inter; j += n_warps) {
-        float g = warp_dot_bf16(w_gate_up + (size_t)j * hidden, shared, hidden, lane);
-        float u = warp_dot_bf16(w_gate_up + (size_t)(inter + j) * hidden, shared, hidden, lane);
+        float gu[2];  // gate row j and up row j = inter + j: both in flight at once
+        warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)j * hidden, (size_t)inter * hidden, 2, shared, hidden, lane, gu);
         if (lane == 0) {
-            gate[j] = g;
-            up[j] = u;
-            act[j] = silu(g) * u;
+            gate[j] = gu[0];
+            up[j] = gu[1];
+            act[j] = silu(gu[0]) * gu[1];
         }
     }
 
@@ -66,8 +82,9 @@ __global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, 
 
     for (int j = threadIdx.x; j < inter; j += blockDim.x) shared[j] = __ldcg(act + j);
     __syncthreads();
-    for (int i = global_warp; i < hidden; i += n_warps) {
-        float dot = warp_dot_bf16(w_down + (size_t)i * inter, shared, inter, lane);
+    for (int i = warp * gridDim.x + blockIdx.x; i < hidden; i += warps_per_block * gridDim.x) {
+        float dot;
+        warp_dot_rows_bf16<1, 12>(w_down + (size_t)i * inter, 0, 1, shared, inter, lane, &dot);
         if (lane == 0) {
             mlp_out[i] = dot;
             resid_mlp[i] = resid_attn[i] + dot;
@@ -102,8 +119,11 @@ extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, 
                                 const uint16_t *w_gate_up, const uint16_t *w_down, float *mlp_norm, float *gate,
                                 float *up, float *act, float *mlp_out, float *resid_mlp, unsigned long long *barrier,
                                 int grid_blocks, cudaStream_t stream, ErrorMessage *err) {
-    mlp_fused_kernel<<<grid_blocks, MLP_THREADS, mlp_shared_bytes(dims), stream>>>(
-        *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out, resid_mlp, barrier);
-    LAUNCH_CHECK("mlp_fused_kernel");
+    int pdl, prefetch;
+    kernels_get_decode_options(&pdl, &prefetch);
+    CUDA_CHECK(launch_maybe_pdl(mlp_fused_kernel, dim3(grid_blocks), dim3(MLP_THREADS), mlp_shared_bytes(dims), stream,
+                                pdl, *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out,
+                                resid_mlp, barrier, prefetch),
+               "launch of mlp_fused_kernel");
     return 0;
 }

@@ -9,6 +9,36 @@
 
 #define OPS_THREADS 256
 
+// The decode launch options (kernels.h): a process-wide pair, set once when an engine is created.
+static int decode_pdl = 1, decode_prefetch = 1;
+extern "C" void kernels_set_decode_options(int pdl, int prefetch) {
+    decode_pdl = pdl != 0;
+    decode_prefetch = prefetch != 0;
+}
+extern "C" void kernels_get_decode_options(int *pdl, int *prefetch) {
+    *pdl = decode_pdl;
+    *prefetch = decode_prefetch;
+}
+
+// Synthetic cache contents for benchmarks: value i = a hash of (seed, i) mapped to [-1, 1), never 0
+// everywhere (zeros would hide wrong indexing and can run faster than real data).
+__global__ void fill_pseudorandom_kernel(void *buffer, size_t n, int bf16, unsigned seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned h = (unsigned)i * 2654435761u ^ seed;
+        h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
+        float v = (float)(h >> 8) * (2.0f / 16777216.0f) - 1.0f;
+        if (bf16) ((__nv_bfloat16 *)buffer)[i] = __float2bfloat16_rn(v);
+        else ((float *)buffer)[i] = v;
+    }
+}
+
+extern "C" int launch_fill_pseudorandom(void *buffer, size_t n, int bf16, unsigned seed, cudaStream_t stream,
+                                        ErrorMessage *err) {
+    fill_pseudorandom_kernel<<<1024, OPS_THREADS, 0, stream>>>(buffer, n, bf16, seed);
+    LAUNCH_CHECK("fill_pseudorandom_kernel");
+    return 0;
+}
+
 __global__ void embed_kernel(const uint16_t *embed, const int *tokens, int hidden, float *out) {
     int t = blockIdx.x;
     const uint16_t *row = embed + (size_t)tokens[t] * hidden;

@@ -1,7 +1,9 @@
 // Kernel 3 (decode, one token): attn_out = W_o · attn, resid = x + attn_out, one launch. Contract in
-// kernels.h. The attention vector (q_width floats) is staged in shared memory by every block, then one
-// warp per output row streams its bf16 weight row with 16-byte loads. OPROJ_ROWS_PER_BLOCK rows per
-// block gives 0.6B 128 blocks. The post-attention RMSNorm needs the whole residual row, which no
+// kernels.h. Prologue (programmatic dependent launch): the block asks L2 for its weight rows before
+// waiting on the attention kernel, which is latency-bound, so W_o streams in while attention runs.
+// Then the attention vector (q_width floats) is staged in shared memory and each warp computes
+// OPROJ_ROWS_PER_WARP rows with all their 16-byte loads in flight. 4 rows per 128-thread block gives
+// 0.6B 256 blocks (every SM busy). The post-attention RMSNorm needs the whole residual row, which no
 // block has here; it is fused into the head of the MLP kernel instead (every MLP block recomputes it
 // from L2), which saves the same launch without a grid-wide dependency here.
 #include <cuda_runtime.h>
@@ -10,24 +12,38 @@
 #include "cuda_check.h"
 #include "kernels.h"
 
-#define OPROJ_THREADS 256
-#define OPROJ_ROWS_PER_BLOCK 8
+#define OPROJ_THREADS 128
+#define OPROJ_ROWS_PER_WARP 1
+#define OPROJ_ROWS_PER_BLOCK ((OPROJ_THREADS / WARP) * OPROJ_ROWS_PER_WARP)
 
-__global__ void output_projection_residual_kernel(ModelDims dims, const float *attn, const uint16_t *w_o,
-                                                  const float *x, float *attn_out, float *resid) {
+__global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kernel(ModelDims dims, const float *attn,
+                                                                                 const uint16_t *w_o, const float *x,
+                                                                                 float *attn_out, float *resid,
+                                                                                 int prefetch) {
     extern __shared__ float a_sh[];  // [q_width]
     int width = dims.n_heads * dims.head_dim;
+    int row_begin = blockIdx.x * OPROJ_ROWS_PER_BLOCK;
+    if (prefetch && threadIdx.x == 0) {
+        int rows = min(OPROJ_ROWS_PER_BLOCK, dims.hidden - row_begin);
+        prefetch_l2(w_o + (size_t)row_begin * width, (size_t)rows * width * sizeof(uint16_t));
+    }
+    pdl_launch_dependents();
+    pdl_wait();
+
     for (int i = threadIdx.x; i < width; i += blockDim.x) a_sh[i] = attn[i];
     __syncthreads();
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    int row_begin = blockIdx.x * OPROJ_ROWS_PER_BLOCK;
-    for (int r = row_begin + warp; r < row_begin + OPROJ_ROWS_PER_BLOCK && r < dims.hidden; r += OPROJ_THREADS / WARP) {
-        float dot = warp_dot_bf16(w_o + (size_t)r * width, a_sh, width, lane);
-        if (lane == 0) {
-            attn_out[r] = dot;
-            resid[r] = x[r] + dot;
+    int first = row_begin + warp * OPROJ_ROWS_PER_WARP;
+    int n_valid = min(OPROJ_ROWS_PER_WARP, dims.hidden - first);
+    if (n_valid <= 0) return;
+    float dots[OPROJ_ROWS_PER_WARP];
+    warp_dot_rows_bf16<OPROJ_ROWS_PER_WARP, 8>(w_o + (size_t)first * width, width, n_valid, a_sh, width, lane, dots);
+#pragma unroll
+    for (int r = 0; r < OPROJ_ROWS_PER_WARP; r++)
+        if (lane == 0 && r < n_valid) {
+            attn_out[first + r] = dots[r];
+            resid[first + r] = x[first + r] + dots[r];
         }
-    }
 }
 
 extern "C" int launch_output_projection_residual(const ModelDims *dims, const float *attn, const uint16_t *w_o,
@@ -39,8 +55,10 @@ extern "C" int launch_output_projection_residual(const ModelDims *dims, const fl
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
                    "output_projection_residual_kernel");
     int blocks = (dims->hidden + OPROJ_ROWS_PER_BLOCK - 1) / OPROJ_ROWS_PER_BLOCK;
-    output_projection_residual_kernel<<<blocks, OPROJ_THREADS, shared_bytes, stream>>>(*dims, attn, w_o, x,
-                                                                                        attn_out, resid);
-    LAUNCH_CHECK("output_projection_residual_kernel");
+    int pdl, prefetch;
+    kernels_get_decode_options(&pdl, &prefetch);
+    CUDA_CHECK(launch_maybe_pdl(output_projection_residual_kernel, dim3(blocks), dim3(OPROJ_THREADS), shared_bytes,
+                                stream, pdl, *dims, attn, w_o, x, attn_out, resid, prefetch),
+               "launch of output_projection_residual_kernel");
     return 0;
 }

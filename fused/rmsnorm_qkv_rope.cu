@@ -2,12 +2,15 @@
 // write, one launch. Contract in kernels.h.
 //
 // Work split: the qkv_width = (n_heads + 2*n_kv_heads) * head_dim output rows are cut per head into
-// slices of QKV_ROWS_PER_BLOCK rows, one block per slice (so 0.6B launches 256 blocks and every SM
-// streams weights). Each block recomputes the input RMSNorm into shared memory (hidden floats from
-// L2: cheap next to its 16-row weight slice), one warp per row computes the dot products with
-// 16-byte bf16 loads. The per-head norm and RoPE need the whole head, so the last block to finish a
-// head (atomic ticket per head, threadfence before it) runs the head epilogue. Deterministic: each
-// output is one warp's fixed-order sum, and the epilogue is the same whichever block runs it.
+// slices of QKV_ROWS_PER_BLOCK rows, one block per slice (0.6B: 256 blocks, 2 per SM, every SM
+// streams weights). Each warp computes QKV_ROWS_PER_WARP rows at once with all their 16-byte loads in
+// flight (warp_dot_rows_bf16). Prologue (programmatic dependent launch): before waiting on the kernel
+// that wrote x, the block asks L2 for its weight slice, so the weight stream starts while the
+// previous kernel drains. Each block recomputes the input RMSNorm into shared memory (hidden floats
+// from L2: cheap next to its weight slice). The per-head norm and RoPE need the whole head, so the
+// last block to finish a head (atomic ticket per head, threadfence before it) runs the head epilogue.
+// Deterministic: each output is one warp's fixed-order sum, and the epilogue is the same whichever
+// block runs it.
 #include <cuda_runtime.h>
 
 #include "device_common.cuh"
@@ -22,7 +25,7 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
                                         const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
                                         const float *rope_sin, const int *d_position, float *attn_norm,
                                         float *qkv_raw, float *q, float *k, float *v, void *k_cache, void *v_cache,
-                                        int kv_bf16, int max_context, unsigned *head_counters) {
+                                        int kv_bf16, int max_context, unsigned *head_counters, int prefetch) {
     extern __shared__ float shared[];
     float *h = shared;                   // [hidden]
     float *tmp = shared + dims.hidden;   // [head_dim]
@@ -34,15 +37,29 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     int head = blockIdx.x / blocks_per_head, part = blockIdx.x % blocks_per_head;
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
 
+    if (prefetch && threadIdx.x == 0) {
+        int rows = min(QKV_ROWS_PER_BLOCK, hd - part * QKV_ROWS_PER_BLOCK);
+        size_t row = (size_t)head * hd + part * QKV_ROWS_PER_BLOCK;
+        prefetch_l2(w_qkv + row * dims.hidden, (size_t)rows * dims.hidden * sizeof(uint16_t));
+    }
+    pdl_launch_dependents();
+    pdl_wait();
+
     block_rmsnorm_to_shared(x, norm_w, dims.hidden, dims.eps, h, scratch);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) attn_norm[i] = h[i];
 
-    int row_begin = part * QKV_ROWS_PER_BLOCK;
-    for (int r = row_begin + warp; r < row_begin + QKV_ROWS_PER_BLOCK && r < hd; r += QKV_THREADS / WARP) {
-        size_t row = (size_t)head * hd + r;
-        float dot = warp_dot_bf16(w_qkv + row * dims.hidden, h, dims.hidden, lane);
-        if (lane == 0) qkv_raw[row] = dot;
+    // Warp w owns rows row_begin + w*QKV_ROWS_PER_WARP + [0, QKV_ROWS_PER_WARP) of this head.
+    int first = part * QKV_ROWS_PER_BLOCK + warp * QKV_ROWS_PER_WARP;
+    int n_valid = min(QKV_ROWS_PER_WARP, hd - first);
+    if (n_valid > 0) {
+        size_t row = (size_t)head * hd + first;
+        float dots[QKV_ROWS_PER_WARP];
+        warp_dot_rows_bf16<QKV_ROWS_PER_WARP, 4>(w_qkv + row * dims.hidden, dims.hidden, n_valid, h, dims.hidden,
+                                                 lane, dots);
+#pragma unroll
+        for (int r = 0; r < QKV_ROWS_PER_WARP; r++)
+            if (lane == 0 && r < n_valid) qkv_raw[row + r] = dots[r];
     }
 
     // Last block of this head runs the epilogue (the threadFenceReduction pattern).
@@ -82,9 +99,12 @@ extern "C" int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, co
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_qkv_rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "rmsnorm_qkv_rope_kernel");
-    rmsnorm_qkv_rope_kernel<<<n_total_heads * blocks_per_head, QKV_THREADS, shared_bytes, stream>>>(
-        *dims, x, norm_w, w_qkv, q_norm_w, k_norm_w, rope_cos, rope_sin, d_position, attn_norm, qkv_raw, q, k, v,
-        k_cache, v_cache, kv_bf16, max_context, head_counters);
-    LAUNCH_CHECK("rmsnorm_qkv_rope_kernel");
+    int pdl, prefetch;
+    kernels_get_decode_options(&pdl, &prefetch);
+    CUDA_CHECK(launch_maybe_pdl(rmsnorm_qkv_rope_kernel, dim3(n_total_heads * blocks_per_head), dim3(QKV_THREADS),
+                                shared_bytes, stream, pdl, *dims, x, norm_w, w_qkv, q_norm_w, k_norm_w, rope_cos,
+                                rope_sin, d_position, attn_norm, qkv_raw, q, k, v, k_cache, v_cache, kv_bf16,
+                                max_context, head_counters, prefetch),
+               "launch of rmsnorm_qkv_rope_kernel");
     return 0;
 }

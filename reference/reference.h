@@ -25,4 +25,11 @@ void reference_destroy(Reference *reference);
 int reference_forward(Reference *reference, const int32_t *tokens, int n_tokens, int position,
                       TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
 
+// Writes a golden trace at `path`: the reference greedy-decodes n_decode steps after the prompt
+// (prompt_length tokens) with the given KV precision, recording every tensor. The consumed tokens
+// (prompt, then continuation) are stored in the file and, when tokens_out is not NULL, copied there
+// (prompt_length + n_decode entries). The file appears only on success.
+int reference_write_golden(const Checkpoint *checkpoint, KvDtype kv_dtype, const int32_t *prompt, int prompt_length,
+                           int n_decode, const char *path, int32_t *tokens_out, ErrorMessage *err);
+
 #endif

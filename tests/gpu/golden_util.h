@@ -1,5 +1,5 @@
 // GPU tests' golden helpers, built on the project's own pieces: golden/trace_run.h steps every engine
-// the same way, fused/kv_forcing.h storage-forces a GPU run from a golden, compare/compare.h judges.
+// the same way, fused/golden_run.h storage-forces a GPU run from a golden, compare/compare.h judges.
 #ifndef FUSECHECK_GOLDEN_UTIL_H
 #define FUSECHECK_GOLDEN_UTIL_H
 
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "../../compare/compare.h"
-#include "../../fused/kv_forcing.h"
+#include "../../fused/golden_run.h"
 #include "../../golden/trace_run.h"
 #include "../../model/checkpoint.h"
 #include "../../reference/reference.h"
@@ -55,16 +55,9 @@ static inline void gpu_traced_run(GpuEngine *engine, const Checkpoint *ck, GpuEn
     ErrorMessage err;
     TraceReader *golden = trace_open(golden_path, &err);
     cr_assert_not_null(golden, "%s", err.text);
-    int n_tokens;
-    const int32_t *golden_tokens = trace_tokens(golden, &n_tokens);
-    int prompt_length = trace_meta(golden)->prompt_length, n_decode = trace_n_steps(golden) - 1;
-    int32_t *tokens = malloc((size_t)n_tokens * sizeof *tokens);
-    cr_assert_not_null(tokens);
-    memcpy(tokens, golden_tokens, (size_t)n_tokens * sizeof *tokens);
-    GpuForcedRun run = {engine, force ? golden : NULL};
-    traced_run(&run, gpu_forward_forced, ck, gpu_engine_kind_name(kind), kv, force, tokens, prompt_length, n_decode,
-               0, path);
-    free(tokens);
+    int forced;
+    cr_assert_eq(gpu_write_trace(engine, ck, kind, kv, golden, force, path, &forced, &err), 0, "%s", err.text);
+    cr_assert_eq(forced, force && kv == KV_BF16 && !strcmp(trace_meta(golden)->kv_dtype, "bf16"));
     trace_close(golden);
 }
 

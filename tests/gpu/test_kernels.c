@@ -289,6 +289,92 @@ Test(kernels, attention_prefill_matches_double_loop) {
     check_attention(128, 8, 8, 1000, 65, 1, 2003);
 }
 
+// The fused decode path's one-launch attention (kernels.h 2b): same double loop, the grid fixed by
+// n_splits while the chunk follows the context; launched twice on the same inputs: the split counters
+// must re-arm and the result be bit-identical (deterministic merge order).
+static void check_attention_decode(int hd, int n_heads, int n_kv, int context, int kv_bf16, uint64_t seed) {
+    ModelDims d = {64, 64, n_heads, n_kv, hd, 10, 1e-6f};
+    int max_context = context + 70, position = context - 1, Q = n_heads * hd, group = n_heads / n_kv;
+    cr_assert(attention_decode_supported(&d, kv_bf16), "no decode attention instance for hd %d group %d", hd, group);
+    size_t cache_n = (size_t)n_kv * max_context * hd;
+    float *kf = frandom(cache_n, seed, 1.0f, 0.0f), *vf = frandom(cache_n, seed + 1, 1.0f, 0.0f);
+    float *q = frandom(Q, seed + 2, 3.0f, 0.0f);
+    void *kc, *vc;
+    if (kv_bf16) {
+        uint16_t *kb = malloc(cache_n * 2), *vb = malloc(cache_n * 2);
+        cr_assert(kb && vb);
+        for (size_t i = 0; i < cache_n; i++) {
+            kb[i] = float_to_bf16(kf[i]); kf[i] = bf16_to_float(kb[i]);
+            vb[i] = float_to_bf16(vf[i]); vf[i] = bf16_to_float(vb[i]);
+        }
+        kc = gpu_upload(kb, cache_n * 2);
+        vc = gpu_upload(vb, cache_n * 2);
+        free(kb); free(vb);
+    } else {
+        kc = gpu_upload(kf, cache_n * 4);
+        vc = gpu_upload(vf, cache_n * 4);
+    }
+    ErrorMessage err;
+    int n_splits;
+    cr_assert_eq(attention_decode_splits(&d, &n_splits, &err), 0, "%s", err.text);
+    float *dq = gpu_upload(q, (size_t)Q * 4);
+    int *dpos = gpu_upload(&position, 4);
+    float *po = gpu_poisoned((size_t)n_heads * n_splits * hd * 4), *pml = gpu_poisoned((size_t)n_heads * n_splits * 2 * 4);
+    unsigned *counters = gpu_poisoned((size_t)n_kv * 4);
+    CUDA_ASSERT(cudaMemset(counters, 0, (size_t)n_kv * 4));
+    double *want = dalloc(Q), *scores = dalloc(context);
+    double scale = 1.0 / sqrt((double)hd);
+    for (int h = 0; h < n_heads; h++) {
+        int kvh = h / group;
+        double m = -INFINITY, l = 0;
+        for (int p = 0; p < context; p++) {
+            const float *kr = kf + ((size_t)kvh * max_context + p) * hd;
+            double sc = 0;
+            for (int i = 0; i < hd; i++) sc += (double)q[h * hd + i] * kr[i];
+            scores[p] = sc * scale;
+            if (scores[p] > m) m = scores[p];
+        }
+        for (int p = 0; p < context; p++) { scores[p] = exp(scores[p] - m); l += scores[p]; }
+        for (int p = 0; p < context; p++) {
+            const float *vr = vf + ((size_t)kvh * max_context + p) * hd;
+            for (int i = 0; i < hd; i++) want[h * hd + i] += scores[p] / l * vr[i];
+        }
+    }
+    float *first = NULL;
+    for (int launch = 0; launch < 2; launch++) {
+        float *attn = gpu_poisoned((size_t)Q * 4);
+        cr_assert_eq(launch_attention_decode(&d, dq, kc, vc, kv_bf16, max_context, dpos, n_splits, po, pml, counters,
+                                             attn, 0, &err), 0, "%s", err.text);
+        float *got = gpu_download(attn, (size_t)Q * 4);
+        char what[160];
+        snprintf(what, sizeof what, "attention_decode hd %d heads %d/%d context %d kv_bf16 %d launch %d", hd, n_heads,
+                 n_kv, context, kv_bf16, launch);
+        ASSERT_CLOSE(what, got, want, (size_t)Q, TOL);
+        if (!first) first = got;
+        else {
+            cr_assert_eq(memcmp(first, got, (size_t)Q * 4), 0, "%s: differs bitwise from launch 0", what);
+            free(got);
+        }
+        cudaFree(attn);
+    }
+    unsigned *c = gpu_download(counters, (size_t)n_kv * 4);
+    for (int i = 0; i < n_kv; i++) cr_assert_eq(c[i], 0u, "decode attention counter %d left at %u", i, c[i]);
+    free(c); free(first);
+    free(kf); free(vf); free(q); free(want); free(scores);
+    cudaFree(kc); cudaFree(vc); cudaFree(dq); cudaFree(dpos); cudaFree(po); cudaFree(pml); cudaFree(counters);
+}
+
+Test(kernels, attention_decode_one_launch_matches_double_loop, .timeout = 600) {
+    SKIP_WITHOUT_GPU();
+    const int shapes[][3] = {{64, 4, 4}, {64, 8, 4}, {128, 8, 2}, {128, 16, 2}, {128, 16, 8}};  // GQA 1/2/4/8/2
+    const int contexts[] = {1, 7, 33, 64, 1000, 5000, 32769};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (size_t c = 0; c < sizeof contexts / sizeof contexts[0]; c++)
+            for (int kv_bf16 = 0; kv_bf16 < 2; kv_bf16++)
+                check_attention_decode(shapes[s][0], shapes[s][1], shapes[s][2], contexts[c], kv_bf16,
+                                       3000 + s * 100 + c * 10 + kv_bf16);
+}
+
 Test(kernels, output_projection_residual_matches_double_loop) {
     SKIP_WITHOUT_GPU();
     const int cases[][3] = {{1001, 3, 68}, {1024, 16, 128}, {200, 5, 64}};  // hidden, heads, hd (204: not a multiple of 8)

@@ -1,11 +1,13 @@
-// Storage-point forcing from a golden trace (see gpu_engine_force_kv for why): the GPU engines'
-// analogue of teacher forcing, used by `fusecheck run`, the gate and the GPU tests.
-#ifndef FUSECHECK_KV_FORCING_H
-#define FUSECHECK_KV_FORCING_H
+// Running a GPU engine against a golden trace: teacher-forced on its tokens and, in the matched
+// profile, storage-forced from its K and V (see gpu_engine_force_kv for why). Used by `fusecheck
+// run`, `fusecheck gate` and the GPU tests.
+#ifndef FUSECHECK_GOLDEN_RUN_H
+#define FUSECHECK_GOLDEN_RUN_H
 
 #include <stdint.h>
 
 #include "../golden/trace.h"
+#include "../model/checkpoint.h"
 #include "gpu_engine.h"
 
 #ifdef __cplusplus
@@ -27,6 +29,13 @@ typedef struct {
 // gpu_engine_forward.
 int gpu_forward_forced(void *run, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
                        int32_t *next_token, ErrorMessage *err);
+
+// Runs `engine` (made from `checkpoint`, whose fingerprint must equal the golden's) on the golden's
+// tokens and writes its trace at out_path (producer = the engine's kind). The KV cache is
+// storage-forced when `force` is 1, the engine's cache is bf16 and so is the golden's; *forced says
+// whether it was. The file appears only on success.
+int gpu_write_trace(GpuEngine *engine, const Checkpoint *checkpoint, GpuEngineKind kind, KvDtype kv_dtype,
+                    const TraceReader *golden, int force, const char *out_path, int *forced, ErrorMessage *err);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,365 @@
+// fusecheck gate: what CI calls. The CPU part makes (or reuses) the reference goldens; the GPU part
+// runs the fused engine against them, compares under the matched profile (gated) and the pure fp32
+// profile (reported; gated only when asked), benchmarks both engines, and writes one report folder.
+//
+// Exit status: 0 pass, 1 accuracy failure, 2 bad input or usage, 3 speed below --min-tok-s,
+// 4 the GPU part was skipped (no usable device) after the CPU part ran.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../compare/compare.h"
+#include "../compare/report.h"
+#include "../fused/bench_report.h"
+#include "../fused/golden_run.h"
+#include "../fused/gpu_bench.h"
+#include "../golden/trace_run.h"
+#include "../model/checkpoint.h"
+#include "../model/synth.h"
+#include "../reference/reference.h"
+#include "commands.h"
+#include "options.h"
+#include "run_identity.h"
+
+#define GATE_OK 0
+#define GATE_ACCURACY_FAILED 1
+#define GATE_BAD_INPUT 2
+#define GATE_TOO_SLOW 3
+#define GATE_NO_GPU 4
+#define MAX_CONTEXTS 16
+
+static const char USAGE[] =
+    "usage: fusecheck gate (--model DIR | --preset NAME [--seed S]) [--prompt-len N] [--steps N]\n"
+    "                      [--max-rel-l2 X] [--max-norm-max X] [--atol X --rtol Y] [--max-pure-rel-l2 X]\n"
+    "                      [--context 128,1024,4096,16384] [--tokens N] [--repeat R] [--min-tok-s X]\n"
+    "                      [--report-dir DIR] [--cache-dir DIR]\n"
+    "  CPU part: makes the reference goldens (bf16 KV = matched profile, f32 KV = pure fp32) for a\n"
+    "  prompt of N seeded tokens (default 16, seed 1) and N decode steps (default 32), or reuses them\n"
+    "  from the cache when the weights fingerprint and prompt match.\n"
+    "  GPU part: the fused engine teacher-forced (and, in the matched profile, storage-forced) on the\n"
+    "  goldens; the matched comparison is gated by the tolerances (default rel_l2 and norm_max 1e-3), the\n"
+    "  pure fp32 one only reported unless --max-pure-rel-l2 is given (then both its rel_l2 and norm_max\n"
+    "  must be within it); then `bench` of the fused and cublas engines at the contexts. --min-tok-s\n"
+    "  is the floor for the fused engine at context 1024 (or the first context when 1024 is not run).\n"
+    "  Reports go to --report-dir (default reports/<date>-<commit>/): index.md, accuracy.json/.md,\n"
+    "  error_by_layer.svg, pure-fp32/, throughput.json/.md. Cache: --cache-dir (default\n"
+    "  $FUSECHECK_CACHE or ~/.cache/fusecheck).\n"
+    "  exit: 0 pass, 1 accuracy failure, 2 bad input, 3 fused tok/s below --min-tok-s, 4 GPU part skipped\n";
+
+typedef struct {
+    const char *model_dir, *preset, *report_dir, *cache_dir;
+    uint64_t seed;
+    long prompt_length, n_steps, tokens, repeat;
+    Tolerances matched;
+    double max_pure_rel_l2;  // 0: not gated
+    double min_tok_s;        // 0: no floor
+    int contexts[MAX_CONTEXTS], n_contexts;
+} GateOptions;
+
+static double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+static int make_dirs(const char *path, ErrorMessage *err) {
+    char buffer[1024];
+    snprintf(buffer, sizeof buffer, "%s", path);
+    for (char *p = buffer + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buffer, 0755) && errno != EEXIST) return fail(err, "%s: cannot create: %s", buffer, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buffer, 0755) && errno != EEXIST) return fail(err, "%s: cannot create: %s", buffer, strerror(errno));
+    return 0;
+}
+
+static int parse_contexts(const char *text, GateOptions *o, ErrorMessage *err) {
+    int32_t *values;
+    int n;
+    if (parse_token_list("--context", text, &values, &n, err)) return -1;
+    if (n > MAX_CONTEXTS) { free(values); return fail(err, "--context: at most %d contexts", MAX_CONTEXTS); }
+    for (int i = 0; i < n; i++) {
+        if (values[i] < 1) { free(values); return fail(err, "--context: contexts must be at least 1"); }
+        o->contexts[i] = values[i];
+    }
+    o->n_contexts = n;
+    free(values);
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, GateOptions *o, ErrorMessage *err) {
+    const char *value;
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i];
+        if (option_value(argc, argv, &i, &value, err)) return -1;
+        int rc = 0;
+        if (!strcmp(flag, "--model")) o->model_dir = value;
+        else if (!strcmp(flag, "--preset")) o->preset = value;
+        else if (!strcmp(flag, "--report-dir")) o->report_dir = value;
+        else if (!strcmp(flag, "--cache-dir")) o->cache_dir = value;
+        else if (!strcmp(flag, "--seed")) rc = parse_u64_option(flag, value, &o->seed, err);
+        else if (!strcmp(flag, "--prompt-len")) rc = parse_int_option(flag, value, 1, 1 << 16, &o->prompt_length, err);
+        else if (!strcmp(flag, "--steps")) rc = parse_int_option(flag, value, 0, 1 << 16, &o->n_steps, err);
+        else if (!strcmp(flag, "--tokens")) rc = parse_int_option(flag, value, 1, 1 << 20, &o->tokens, err);
+        else if (!strcmp(flag, "--repeat")) rc = parse_int_option(flag, value, 1, 1000, &o->repeat, err);
+        else if (!strcmp(flag, "--context")) rc = parse_contexts(value, o, err);
+        else if (!strcmp(flag, "--max-rel-l2")) rc = parse_double_option(flag, value, 1, &o->matched.max_rel_l2, err);
+        else if (!strcmp(flag, "--max-norm-max")) rc = parse_double_option(flag, value, 1, &o->matched.max_norm_max, err);
+        else if (!strcmp(flag, "--atol")) { rc = parse_double_option(flag, value, 0, &o->matched.atol, err); o->matched.check_allclose = 1; }
+        else if (!strcmp(flag, "--rtol")) { rc = parse_double_option(flag, value, 0, &o->matched.rtol, err); o->matched.check_allclose = 1; }
+        else if (!strcmp(flag, "--max-pure-rel-l2")) rc = parse_double_option(flag, value, 1, &o->max_pure_rel_l2, err);
+        else if (!strcmp(flag, "--min-tok-s")) rc = parse_double_option(flag, value, 0, &o->min_tok_s, err);
+        else rc = fail(err, "unknown flag '%s'", flag);
+        if (rc) return -1;
+    }
+    if (!o->model_dir == !o->preset) return fail(err, "give exactly one of --model DIR and --preset NAME");
+    return 0;
+}
+
+// The preset's checkpoint in the cache, synthesized on first use (and again if it does not open).
+static int cached_preset_model(const GateOptions *o, char *dir, size_t size, ErrorMessage *err) {
+    ModelConfig config;
+    if (synth_preset(o->preset, &config, err)) return -1;
+    snprintf(dir, size, "%s/models/%s-seed%llu", o->cache_dir, o->preset, (unsigned long long)o->seed);
+    Checkpoint probe = {0};
+    ErrorMessage ignored;
+    if (checkpoint_open(dir, &probe, &ignored) == 0) {
+        checkpoint_close(&probe);
+        return 0;
+    }
+    fprintf(stderr, "gate: synthesizing %s (seed %llu) into %s\n", o->preset, (unsigned long long)o->seed, dir);
+    if (make_dirs(dir, err)) return -1;
+    return synth_write(&config, o->seed, dir, err);
+}
+
+// The reference golden for this prompt and precision, reused from the cache when one of the same
+// weights, prompt and length is there; made (and cached) otherwise.
+static int cached_golden(const GateOptions *o, const Checkpoint *checkpoint, const int32_t *prompt, KvDtype kv,
+                         char *path, size_t size, ErrorMessage *err) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/goldens", o->cache_dir);
+    if (make_dirs(dir, err)) return -1;
+    snprintf(path, size, "%s/%s-prompt%ld-seed1-steps%ld-kv-%s.h5", dir, checkpoint->fingerprint, o->prompt_length,
+             o->n_steps, kv_dtype_name(kv));
+    ErrorMessage ignored;
+    TraceReader *existing = trace_open(path, &ignored);
+    if (existing) {
+        int n_tokens;
+        const int32_t *tokens = trace_tokens(existing, &n_tokens);
+        int same = !strcmp(trace_meta(existing)->weights_fingerprint, checkpoint->fingerprint) &&
+                   trace_meta(existing)->prompt_length == o->prompt_length &&
+                   trace_n_steps(existing) == o->n_steps + 1 &&
+                   !memcmp(tokens, prompt, (size_t)o->prompt_length * sizeof *prompt);
+        trace_close(existing);
+        if (same) {
+            printf("golden (kv %s): reused %s\n", kv_dtype_name(kv), path);
+            return 0;
+        }
+    }
+    double start = seconds_now();
+    if (reference_write_golden(checkpoint, kv, prompt, (int)o->prompt_length, (int)o->n_steps, path, NULL, err))
+        return -1;
+    printf("golden (kv %s): made %s in %.1f s\n", kv_dtype_name(kv), path, seconds_now() - start);
+    return 0;
+}
+
+// Runs the fused engine against `golden_path` and compares; the report goes to report_dir.
+static int accuracy_part(const Checkpoint *checkpoint, GpuEngine *engine, const char *golden_path, const char *trace_path,
+                         const Tolerances *tol, const char *report_dir, const char *title, CompareResult *result,
+                         ErrorMessage *err) {
+    TraceReader *golden = trace_open(golden_path, err);
+    if (!golden) return -1;
+    int forced = 0;
+    int rc = gpu_write_trace(engine, checkpoint, GPU_ENGINE_FUSED, KV_BF16, golden, 1, trace_path, &forced, err);
+    trace_close(golden);
+    if (rc) return -1;
+    if (compare_traces(trace_path, golden_path, tol, result, err)) return -1;
+    printf("\n== %s%s\n", title, forced ? " (KV storage-forced from the golden)" : "");
+    report_print_table(stdout, result, 0);
+    return report_write(result, report_dir, err);
+}
+
+static void write_index(const char *report_dir, const char *commit, const char *date, const char *model,
+                        const char *fingerprint, const char *verdict, const char *body) {
+    char path[1200], temp[1300];
+    snprintf(path, sizeof path, "%s/index.md", report_dir);
+    snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
+    FILE *f = fopen(temp, "w");
+    if (!f) { fprintf(stderr, "gate: cannot write %s: %s\n", temp, strerror(errno)); return; }
+    fprintf(f, "# fusecheck gate: %s\n\n- date: %s\n- commit: %s\n- model: %s (weights %s)\n\n%s", verdict, date, commit,
+            model, fingerprint, body);
+    if (fclose(f) || rename(temp, path)) fprintf(stderr, "gate: cannot write %s: %s\n", path, strerror(errno));
+}
+
+static int write_text_file(const char *dir, const char *name, const char *text, ErrorMessage *err) {
+    char path[1200], temp[1300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
+    FILE *f = fopen(temp, "w");
+    if (!f) return fail(err, "%s: cannot create: %s", temp, strerror(errno));
+    fputs(text, f);
+    if (fclose(f) || rename(temp, path)) return fail(err, "%s: cannot write: %s", path, strerror(errno));
+    return 0;
+}
+
+int cmd_gate(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(USAGE, stdout); return 0; }
+    GateOptions o = {0};
+    o.prompt_length = 16;
+    o.n_steps = 32;
+    o.tokens = 64;
+    o.repeat = 5;
+    o.matched = tolerances_default();
+    const int default_contexts[] = {128, 1024, 4096, 16384};
+    memcpy(o.contexts, default_contexts, sizeof default_contexts);
+    o.n_contexts = 4;
+    ErrorMessage err = {{0}};
+    if (parse_options(argc, argv, &o, &err)) {
+        fprintf(stderr, "fusecheck gate: %s\n", err.text);
+        return GATE_BAD_INPUT;
+    }
+    char cache[1024];
+    if (!o.cache_dir) {
+        const char *env = getenv("FUSECHECK_CACHE"), *home = getenv("HOME");
+        if (env && *env) snprintf(cache, sizeof cache, "%s", env);
+        else snprintf(cache, sizeof cache, "%s/.cache/fusecheck", home && *home ? home : "/tmp");
+        o.cache_dir = cache;
+    }
+    char commit[64], date[16], report_dir[1024], model_dir[1024];
+    run_commit(commit, sizeof commit);
+    run_date(date, sizeof date);
+    if (o.report_dir) snprintf(report_dir, sizeof report_dir, "%s", o.report_dir);
+    else snprintf(report_dir, sizeof report_dir, "reports/%s-%s", date, commit);
+
+    // ---- CPU part: the model and its goldens ----
+    if (o.preset) {
+        if (cached_preset_model(&o, model_dir, sizeof model_dir, &err)) {
+            fprintf(stderr, "fusecheck gate: %s\n", err.text);
+            return GATE_BAD_INPUT;
+        }
+    } else {
+        snprintf(model_dir, sizeof model_dir, "%s", o.model_dir);
+    }
+    Checkpoint checkpoint = {0};
+    if (checkpoint_open(model_dir, &checkpoint, &err)) {
+        fprintf(stderr, "fusecheck gate: %s\n", err.text);
+        return GATE_BAD_INPUT;
+    }
+    const char *model_name = o.preset ? o.preset : model_dir;
+    int status = GATE_BAD_INPUT;
+    int32_t *prompt = malloc((size_t)o.prompt_length * sizeof *prompt);
+    GpuEngine *engine = NULL;
+    BenchResult *results = NULL;
+    CompareResult matched = {0}, pure = {0};
+    int have_matched = 0, have_pure = 0;
+    char golden_bf16[1200], golden_f32[1200], body[8192] = "";
+    if (!prompt) { fail(&err, "out of memory"); goto done; }
+    random_prompt(prompt, (int)o.prompt_length, checkpoint.config.vocab_size, 1);
+    if (make_dirs(report_dir, &err)) goto done;
+    printf("gate: model %s (weights %s), %ld prompt tokens + %ld decode steps, reports in %s/\n", model_name,
+           checkpoint.fingerprint, o.prompt_length, o.n_steps, report_dir);
+    if (cached_golden(&o, &checkpoint, prompt, KV_BF16, golden_bf16, sizeof golden_bf16, &err) ||
+        cached_golden(&o, &checkpoint, prompt, KV_F32, golden_f32, sizeof golden_f32, &err))
+        goto done;
+
+    ErrorMessage no_gpu;
+    if (gpu_device_available(&no_gpu)) {
+        printf("gate: GPU part skipped: %s\n", no_gpu.text);
+        snprintf(body, sizeof body,
+                 "The CPU part ran: reference goldens (matched bf16 KV and pure fp32) are in `%s`.\n\n"
+                 "**GPU part skipped**: %s.\n",
+                 o.cache_dir, no_gpu.text);
+        write_index(report_dir, commit, date, model_name, checkpoint.fingerprint, "GPU part skipped", body);
+        status = GATE_NO_GPU;
+        goto done;
+    }
+
+    // ---- GPU part: accuracy ----
+    char trace_path[1200], pure_dir[1100];
+    snprintf(trace_path, sizeof trace_path, "%s/goldens/%s-fused-latest.h5", o.cache_dir, checkpoint.fingerprint);
+    snprintf(pure_dir, sizeof pure_dir, "%s/pure-fp32", report_dir);
+    if (!(engine = gpu_engine_create(&checkpoint, GPU_ENGINE_FUSED, KV_BF16, (int)(o.prompt_length + o.n_steps), &err)))
+        goto done;
+    if (accuracy_part(&checkpoint, engine, golden_bf16, trace_path, &o.matched, report_dir,
+                      "accuracy, matched profile (gated)", &matched, &err))
+        goto done;
+    have_matched = 1;
+    Tolerances pure_tol = tolerances_default();
+    if (o.max_pure_rel_l2 > 0) pure_tol.max_rel_l2 = pure_tol.max_norm_max = o.max_pure_rel_l2;
+    if (accuracy_part(&checkpoint, engine, golden_f32, trace_path, &pure_tol, pure_dir,
+                      o.max_pure_rel_l2 > 0 ? "accuracy, pure fp32 reference (gated by --max-pure-rel-l2)"
+                                            : "accuracy, pure fp32 reference (reported, not gated)",
+                      &pure, &err))
+        goto done;
+    have_pure = 1;
+    gpu_engine_destroy(engine);  // free the device for the benchmark's own engines
+    engine = NULL;
+
+    // ---- GPU part: throughput ----
+    double copy_gb_s;
+    char gpu_name[128];
+    if (bench_gpu_name(gpu_name, sizeof gpu_name, &err) || bench_copy_bandwidth(&copy_gb_s, &err)) goto done;
+    results = calloc(2 * (size_t)o.n_contexts, sizeof *results);
+    if (!results) { fail(&err, "out of memory"); goto done; }
+    if (bench_engine(&checkpoint, GPU_ENGINE_FUSED, o.contexts, o.n_contexts, (int)o.tokens, (int)o.repeat, copy_gb_s, 1,
+                     stderr, results, &err) ||
+        bench_engine(&checkpoint, GPU_ENGINE_CUBLAS, o.contexts, o.n_contexts, (int)o.tokens, (int)o.repeat, copy_gb_s, 0,
+                     stderr, results + o.n_contexts, &err))
+        goto done;
+    int n_results = 2 * o.n_contexts;
+    BenchContext context = {gpu_name, model_name, checkpoint.fingerprint, commit, date, copy_gb_s};
+    printf("\n== throughput\n");
+    bench_write_markdown(stdout, &context, results, n_results);
+    char *json = bench_json_text(&context, results, n_results);
+    if (!json) { fail(&err, "out of memory"); goto done; }
+    int rc = write_text_file(report_dir, "throughput.json", json, &err);
+    free(json);
+    if (rc) goto done;
+    char markdown_path[1200];
+    snprintf(markdown_path, sizeof markdown_path, "%s/throughput.md", report_dir);
+    FILE *markdown = fopen(markdown_path, "w");
+    if (!markdown) { fail(&err, "%s: cannot create: %s", markdown_path, strerror(errno)); goto done; }
+    fprintf(markdown, "# Decode throughput\n\n");
+    bench_write_markdown(markdown, &context, results, n_results);
+    fclose(markdown);
+
+    // ---- the verdict ----
+    const BenchResult *floor_row = &results[0];
+    for (int i = 0; i < o.n_contexts; i++)
+        if (results[i].context == 1024) floor_row = &results[i];
+    int accurate = matched.pass && (o.max_pure_rel_l2 <= 0 || pure.pass);
+    int fast_enough = o.min_tok_s <= 0 || floor_row->tok_s_median >= o.min_tok_s;
+    status = !accurate ? GATE_ACCURACY_FAILED : !fast_enough ? GATE_TOO_SLOW : GATE_OK;
+    const char *verdict = status == GATE_OK ? "PASS" : status == GATE_ACCURACY_FAILED ? "FAIL (accuracy)" : "FAIL (speed)";
+    double speedup = bench_speedup(results, n_results, floor_row->context);
+    char first_failure[256] = "none";
+    if (matched.first_failure >= 0)
+        compare_describe_location(&matched.results[matched.first_failure], first_failure, sizeof first_failure);
+    snprintf(body, sizeof body,
+             "| check | result |\n| --- | --- |\n"
+             "| matched profile (fused vs reference with bf16 KV), rel_l2 <= %.0e and norm_max <= %.0e | %s: %zu tensors, %zu failures, first failure %s ([accuracy.md](accuracy.md), [accuracy.json](accuracy.json), [plot](error_by_layer.svg)) |\n"
+             "| pure fp32 reference (%s) | %s: %zu tensors, %zu beyond the tolerance ([pure-fp32/accuracy.md](pure-fp32/accuracy.md)) |\n"
+             "| fused tok/s at context %d (floor %.0f) | %.1f tok/s, %.1f%% of copy bandwidth, %.2fx cublas ([throughput.md](throughput.md), [throughput.json](throughput.json)) |\n",
+             o.matched.max_rel_l2, o.matched.max_norm_max, matched.pass ? "pass" : "FAIL", matched.n_results,
+             matched.n_failures, first_failure, o.max_pure_rel_l2 > 0 ? "gated" : "reported",
+             pure.pass ? "within" : (o.max_pure_rel_l2 > 0 ? "FAIL" : "reported"), pure.n_results, pure.n_failures,
+             floor_row->context, o.min_tok_s, floor_row->tok_s_median, 100 * floor_row->bandwidth_fraction, speedup);
+    write_index(report_dir, commit, date, model_name, checkpoint.fingerprint, verdict, body);
+    printf("\ngate: %s; report: %s/index.md\n", verdict, report_dir);
+done:
+    if (status == GATE_BAD_INPUT) fprintf(stderr, "fusecheck gate: %s\n", err.text);
+    if (have_matched) compare_result_free(&matched);
+    if (have_pure) compare_result_free(&pure);
+    gpu_engine_destroy(engine);
+    free(results);
+    free(prompt);
+    checkpoint_close(&checkpoint);
+    return status;
+}
