@@ -60,12 +60,6 @@ typedef struct {
     int contexts[MAX_CONTEXTS], n_contexts;
 } GateOptions;
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 static int make_dirs(const char *path, ErrorMessage *err) {
     char buffer[1024];
     snprintf(buffer, sizeof buffer, "%s", path);

@@ -77,16 +77,14 @@ int cmd_generate(int argc, char **argv) {
     engine = on_gpu ? (void *)gpu_engine_create(&checkpoint, kind, kv_dtype, context, &err)
                     : (void *)reference_create(&checkpoint, kv_dtype, context, 0, &err);
     if (!engine) goto done;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double start = seconds_now();
     // n tokens: the prefill yields the first, each of n - 1 decode steps one more.
     if (run_traced_steps(engine, on_gpu ? gpu_forward_adapter : reference_forward_adapter, tokens, (int)prompt_length,
                          (int)n_generate - 1, 0, NULL, generated, &err))
         goto done;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double seconds = seconds_now() - start;
     for (long i = 0; i < n_generate; i++) printf(i ? " %d" : "%d", generated[i]);
     printf("\n");
-    double seconds = (t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     fprintf(stderr, "fusecheck generate: %s, kv %s: %ld prompt + %ld generated tokens in %.3f s\n", engine_name,
             kv_dtype_name(kv_dtype), prompt_length, n_generate, seconds);
     status = 0;

@@ -17,12 +17,6 @@ static const char USAGE[] =
     "  step 0 is the prefill, then one token per step; the tokens consumed are stored in the file.\n"
     "  defaults: --prompt-len 16 --seed 0 --steps 16 --kv-dtype f32 (bf16 emulates the fused KV cache)\n";
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 int cmd_golden(int argc, char **argv) {
     const char *model_dir = NULL, *out_path = NULL, *prompt_text = NULL, *value;
     long prompt_length = 16, n_steps = 16;

@@ -22,12 +22,6 @@ static const char USAGE[] =
     "  that straddles a bf16 rounding boundary would otherwise flip a cached value by 2^-8 and fork the\n"
     "  runs. The engine's own k and v are still traced and compared. --no-force-kv runs it unforced.\n";
 
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
 int cmd_run(int argc, char **argv) {
     const char *engine_name = NULL, *model_dir = NULL, *golden_path = NULL, *out_path = NULL, *value;
     KvDtype kv_dtype = KV_BF16;

@@ -8,6 +8,7 @@
 
 #include "checkpoint.h"
 #include "commands.h"
+#include "options.h"
 #include "synth.h"
 
 static void usage(FILE *out) {
@@ -21,22 +22,6 @@ static void usage(FILE *out) {
             "  --tied          lm_head is embed_tokens (overrides the preset)\n"
             "  --untied        a separate lm_head.weight (overrides the preset)\n",
             synth_preset_names());
-}
-
-static int parse_seed(const char *text, uint64_t *out) {
-    if (!text || !*text || *text == '-') return -1;
-    errno = 0;
-    char *end;
-    unsigned long long value = strtoull(text, &end, 0);
-    if (errno || *end) return -1;
-    *out = (uint64_t)value;
-    return 0;
-}
-
-static double seconds_now(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 int cmd_synth(int argc, char **argv) {
@@ -54,8 +39,9 @@ int cmd_synth(int argc, char **argv) {
         } else if (!strcmp(flag, "--out") && has_value) {
             out_dir = argv[++i];
         } else if (!strcmp(flag, "--seed") && has_value) {
-            if (parse_seed(argv[++i], &seed)) {
-                fprintf(stderr, "fusecheck synth: --seed '%s' is not an unsigned 64-bit integer\n", argv[i]);
+            ErrorMessage err;
+            if (parse_u64_option(flag, argv[++i], &seed, &err)) {
+                fprintf(stderr, "fusecheck synth: %s\n", err.text);
                 return 2;
             }
         } else if (!strcmp(flag, "--tied")) {

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int option_value(int argc, char **argv, int *i, const char **value, ErrorMessage *err) {
     if (*i + 1 >= argc) return fail(err, "%s: missing value", argv[*i]);
@@ -64,4 +65,10 @@ int parse_token_list(const char *flag, const char *text, int32_t **tokens, int *
     *tokens = list;
     *n_tokens = n;
     return 0;
+}
+
+double seconds_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
 }

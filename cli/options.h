@@ -17,4 +17,7 @@ int parse_double_option(const char *flag, const char *text, int positive, double
 // "1,2,3" -> malloc'd int32 array of non-negative ids.
 int parse_token_list(const char *flag, const char *text, int32_t **tokens, int *n_tokens, ErrorMessage *err);
 
+// Seconds on the monotonic clock, for timing what a subcommand did.
+double seconds_now(void);
+
 #endif

@@ -77,13 +77,6 @@ static int fingerprint(Checkpoint *checkpoint, ErrorMessage *err) {
 // ----------------------------------------------------------------------------------------------
 // finding tensors
 
-static void format_shape(char *buffer, size_t size, int ndim, const int64_t *shape) {
-    size_t used = (size_t)snprintf(buffer, size, "[");
-    for (int d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buffer + used, size - used, d ? ", %lld" : "%lld", (long long)shape[d]);
-    if (used < size) snprintf(buffer + used, size - used, "]");
-}
-
 // The tensor `name` with shape [rows] (cols == 0) or [rows, cols].
 static const TensorInfo *require(const Checkpoint *checkpoint, const char *name, int64_t rows, int64_t cols,
                                  ErrorMessage *err) {

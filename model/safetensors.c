@@ -52,7 +52,7 @@ static int dtype_parse(const char *name, DType *out) {
     return 0;
 }
 
-static void format_shape(char *buffer, size_t size, int ndim, const int64_t *shape) {
+void format_shape(char *buffer, size_t size, int ndim, const int64_t *shape) {
     size_t used = (size_t)snprintf(buffer, size, "[");
     for (int d = 0; d < ndim && used < size; d++)
         used += (size_t)snprintf(buffer + used, size - used, d ? ", %lld" : "%lld", (long long)shape[d]);

@@ -54,6 +54,9 @@ void tensor_to_float(const TensorInfo *tensor, float *out);
 // The same for rows [row_begin, row_begin + n_rows) of a 2-D tensor (n_rows * shape[1] floats).
 void tensor_rows_to_float(const TensorInfo *tensor, int64_t row_begin, int64_t n_rows, float *out);
 
-void safetensors_close(SafetensorsSet *set);  // unmaps; safe on a zeroed or half-opened set
+void safetensors_close(SafetensorsSet *set);
+
+// "[4096, 1024]": a shape for messages (truncated to fit `size`).
+void format_shape(char *buffer, size_t size, int ndim, const int64_t *shape);  // unmaps; safe on a zeroed or half-opened set
 
 #endif
