@@ -5,14 +5,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../fused/bench_report.h"
 #include "../fused/gpu_bench.h"
 #include "../model/checkpoint.h"
 #include "../model/synth.h"
 #include "commands.h"
 #include "options.h"
+#include "run_identity.h"
+
+#define MAX_CONTEXTS 16
 
 static const char USAGE[] =
     "usage: fusecheck bench --model DIR|--preset NAME [--engine fused|cublas|all] [--context 128,1024,4096,16384]\n"
@@ -26,48 +29,11 @@ static const char USAGE[] =
     "  and rewrites DIR/BENCHMARKS.md from that history. The commit is $FUSECHECK_COMMIT, else git rev-parse HEAD.\n"
     "  defaults: --engine all --context 128,1024,4096,16384 --tokens 64 --repeat 5\n";
 
-#define MAX_CONTEXTS 16
-
-static int parse_contexts(const char *text, int *contexts, int *n, ErrorMessage *err) {
-    *n = 0;
-    const char *p = text;
-    while (*p) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || (*end && *end != ',') || v < 1 || v > 10000000)
-            return fail(err, "--context: '%s' is not a comma-separated list of positive integers", text);
-        if (*n == MAX_CONTEXTS) return fail(err, "--context: more than %d contexts", MAX_CONTEXTS);
-        contexts[(*n)++] = (int)v;
-        p = *end ? end + 1 : end;
-    }
-    if (*n == 0) return fail(err, "--context: empty list");
-    return 0;
-}
-
-static void commit_id(char *out, size_t size) {
-    const char *env = getenv("FUSECHECK_COMMIT");
-    snprintf(out, size, "%s", env && *env ? env : "unknown");
-    if (env && *env) return;
-    FILE *git = popen("git rev-parse HEAD 2>/dev/null", "r");
-    if (!git) return;
-    char line[128] = {0};
-    if (fgets(line, sizeof line, git)) {
-        line[strcspn(line, "\r\n")] = 0;
-        if (*line) snprintf(out, size, "%s", line);
-    }
-    pclose(git);
-}
-
-static void utc_now(char *out, size_t size) {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static cJSON *result_json(const BenchResult *r, const char *model, const char *gpu, const char *commit,
-                          const char *date, int full) {
+// One history row (reports/benchmarks.jsonl): what BENCHMARKS.md renders.
+static cJSON *history_row(const BenchResult *r, const char *model, const char *gpu, const char *commit,
+                          const char *date) {
     cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
     cJSON_AddStringToObject(o, "date", date);
     cJSON_AddStringToObject(o, "commit", commit);
     cJSON_AddStringToObject(o, "gpu", gpu);
@@ -77,62 +43,7 @@ static cJSON *result_json(const BenchResult *r, const char *model, const char *g
     cJSON_AddNumberToObject(o, "tok_s", r->tok_s_median);
     cJSON_AddNumberToObject(o, "ms_per_token", r->ms_per_token_median);
     cJSON_AddNumberToObject(o, "bandwidth_fraction", r->bandwidth_fraction);
-    if (!full) return o;
-    cJSON_AddNumberToObject(o, "tok_s_min", r->tok_s_min);
-    cJSON_AddNumberToObject(o, "tok_s_max", r->tok_s_max);
-    cJSON_AddNumberToObject(o, "ms_per_token_min", r->ms_per_token_min);
-    cJSON_AddNumberToObject(o, "ms_per_token_max", r->ms_per_token_max);
-    cJSON_AddNumberToObject(o, "tokens", r->tokens);
-    cJSON_AddNumberToObject(o, "repeat", r->repeat);
-    cJSON_AddNumberToObject(o, "weight_bytes", r->weight_bytes);
-    cJSON_AddNumberToObject(o, "kv_bytes", r->kv_bytes);
-    cJSON_AddNumberToObject(o, "bytes_per_token", r->bytes_per_token);
-    cJSON_AddNumberToObject(o, "achieved_gb_s", r->achieved_gb_s);
-    cJSON_AddNumberToObject(o, "copy_gb_s", r->copy_gb_s);
-    cJSON_AddNumberToObject(o, "launches_per_token", r->launches_per_token);
-    cJSON *kernels = cJSON_AddArrayToObject(o, "kernels");
-    for (int k = 0; k < r->n_kernels; k++) {
-        cJSON *kj = cJSON_CreateObject();
-        cJSON_AddStringToObject(kj, "name", r->kernels[k].name);
-        cJSON_AddNumberToObject(kj, "calls_per_token", r->kernels[k].calls_per_token);
-        cJSON_AddNumberToObject(kj, "us_per_token", r->kernels[k].us_per_token);
-        cJSON_AddItemToArray(kernels, kj);
-    }
     return o;
-}
-
-static void print_tables(FILE *out, const BenchResult *results, int n, const char *model, const char *gpu,
-                         double copy_gb_s) {
-    fprintf(out, "\n%s on %s (device-to-device copy %.0f GB/s)\n\n", model, gpu, copy_gb_s);
-    fprintf(out, "| model | engine | context | tok/s | min | max | ms/token | GB/token | GB/s | of copy BW | launches |\n");
-    fprintf(out, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    for (int i = 0; i < n; i++) {
-        const BenchResult *r = &results[i];
-        fprintf(out, "| %s | %s | %d | %.1f | %.1f | %.1f | %.4f | %.3f | %.0f | %.1f%% | %d |\n", model,
-                gpu_engine_kind_name(r->engine), r->context, r->tok_s_median, r->tok_s_min, r->tok_s_max,
-                r->ms_per_token_median, r->bytes_per_token / 1e9, r->achieved_gb_s, 100.0 * r->bandwidth_fraction,
-                r->launches_per_token);
-    }
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++)
-            if (results[i].engine == GPU_ENGINE_FUSED && results[j].engine == GPU_ENGINE_CUBLAS &&
-                results[i].context == results[j].context)
-                fprintf(out, "\nfused / cublas at context %d: %.2fx", results[i].context,
-                        results[i].tok_s_median / results[j].tok_s_median);
-    fprintf(out, "\n");
-    for (int i = 0; i < n; i++) {
-        const BenchResult *r = &results[i];
-        if (!r->n_kernels) continue;
-        double total = 0;
-        for (int k = 0; k < r->n_kernels; k++) total += r->kernels[k].us_per_token;
-        fprintf(out, "\nper-kernel time, %s, context %d (one ungraphed step, events between kernels: %.1f us total)\n\n",
-                gpu_engine_kind_name(r->engine), r->context, total);
-        fprintf(out, "| kernel | launches | us/token | us/launch | share |\n| --- | ---: | ---: | ---: | ---: |\n");
-        for (int k = 0; k < r->n_kernels; k++)
-            fprintf(out, "| %s | %d | %.1f | %.2f | %.1f%% |\n", r->kernels[k].name, r->kernels[k].calls_per_token,
-                    r->kernels[k].us_per_token, r->kernels[k].us_per_token / r->kernels[k].calls_per_token,
-                    total > 0 ? 100.0 * r->kernels[k].us_per_token / total : 0.0);
-    }
 }
 
 static char *read_text(const char *path) {
@@ -190,9 +101,10 @@ static int render_history(const char *dir, ErrorMessage *err) {
         if (cJSON_IsString(date) && cJSON_IsString(commit) && cJSON_IsString(gpu) && cJSON_IsString(model) &&
             cJSON_IsString(engine) && cJSON_IsNumber(context) && cJSON_IsNumber(tok_s) && cJSON_IsNumber(ms) &&
             cJSON_IsNumber(frac))
-            fprintf(out, "| %s | %.10s | %s | %s | %s | %d | %.1f | %.4f | %.1f%% |\n", date->valuestring,
-                    commit->valuestring, gpu->valuestring, model->valuestring, engine->valuestring, context->valueint,
-                    tok_s->valuedouble, ms->valuedouble, 100.0 * frac->valuedouble);
+            fprintf(out, "| %s | %.12s | %s | %s | %s | %d | %.1f | %.4f | %.1f%% |\n", date->valuestring,
+                    commit->valuestring, gpu->valuestring,
+                    model->valuestring, engine->valuestring, context->valueint, tok_s->valuedouble, ms->valuedouble,
+                    100.0 * frac->valuedouble);
         cJSON_Delete(o);
     }
     free(lines);
@@ -201,16 +113,26 @@ static int render_history(const char *dir, ErrorMessage *err) {
     return 0;
 }
 
+// Appends one row per result to dir/benchmarks.jsonl and re-renders dir/BENCHMARKS.md. Refuses a
+// tree with uncommitted changes to tracked files: every row must come from a run of its commit.
 static int record_results(const char *dir, const BenchResult *results, int n, const char *model, const char *gpu,
                           ErrorMessage *err) {
     char path[1024], commit[128], date[32];
     snprintf(path, sizeof path, "%s/benchmarks.jsonl", dir);
-    commit_id(commit, sizeof commit);
-    utc_now(date, sizeof date);
+    const char *given = getenv("FUSECHECK_COMMIT");
+    if (!(given && *given)) {
+        int dirty = run_tree_dirty();
+        if (dirty != 0)
+            return fail(err, "--record: %s; rows must come from a run of the recorded commit (commit first, or set "
+                             "FUSECHECK_COMMIT on a machine without the checkout)",
+                        dirty > 0 ? "tracked files have uncommitted changes" : "git cannot tell which commit this is");
+    }
+    run_commit(commit, sizeof commit);
+    run_timestamp(date, sizeof date);
     FILE *f = fopen(path, "a");
     if (!f) return fail(err, "%s: cannot open for appending", path);
     for (int i = 0; i < n; i++) {
-        cJSON *o = result_json(&results[i], model, gpu, commit, date, 0);
+        cJSON *o = history_row(&results[i], model, gpu, commit, date);
         char *line = o ? cJSON_PrintUnformatted(o) : NULL;
         if (line) fprintf(f, "%s\n", line);
         free(line);
@@ -236,7 +158,17 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(flag, "--engine")) engine_name = value;
         else if (!strcmp(flag, "--json")) json_path = value;
         else if (!strcmp(flag, "--reports")) reports_dir = value;
-        else if (!strcmp(flag, "--context")) { if (parse_contexts(value, contexts, &n_contexts, &err)) goto usage_error; }
+        else if (!strcmp(flag, "--context")) {
+            int32_t *list;
+            int n;
+            if (parse_token_list(flag, value, &list, &n, &err)) goto usage_error;
+            if (n > MAX_CONTEXTS) { free(list); fail(&err, "--context: at most %d contexts", MAX_CONTEXTS); goto usage_error; }
+            for (int c = 0; c < n; c++) contexts[c] = list[c];
+            n_contexts = n;
+            free(list);
+            for (int c = 0; c < n; c++)
+                if (contexts[c] < 1) { fail(&err, "--context: contexts must be at least 1"); goto usage_error; }
+        }
         else if (!strcmp(flag, "--tokens")) { if (parse_int_option(flag, value, 1, 100000, &tokens, &err)) goto usage_error; }
         else if (!strcmp(flag, "--repeat")) { if (parse_int_option(flag, value, 1, 1000, &repeat, &err)) goto usage_error; }
         else { fail(&err, "unknown flag '%s'", flag); goto usage_error; }
@@ -283,22 +215,17 @@ int cmd_bench(int argc, char **argv) {
             goto done;
         n_results += n_contexts;
     }
-    print_tables(stdout, results, n_results, model_name, gpu, copy_gb_s);
+    char commit[64], date[16];
+    run_commit(commit, sizeof commit);
+    run_date(date, sizeof date);
+    BenchContext context = {gpu, model_name, ck.fingerprint, commit, date, copy_gb_s};
+    bench_write_markdown(stdout, &context, results, n_results);
     if (json_path) {
-        char commit[128], date[32];
-        commit_id(commit, sizeof commit);
-        utc_now(date, sizeof date);
-        cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "results");
-        cJSON_AddStringToObject(root, "gpu", gpu);
-        cJSON_AddStringToObject(root, "model", model_name);
-        cJSON_AddNumberToObject(root, "copy_gb_s", copy_gb_s);
-        for (int i = 0; i < n_results; i++) cJSON_AddItemToArray(arr, result_json(&results[i], model_name, gpu, commit, date, 1));
-        char *text = cJSON_Print(root);
-        FILE *f = fopen(json_path, "w");
-        int ok = f && text && fputs(text, f) >= 0;
+        char *text = bench_json_text(&context, results, n_results);
+        FILE *f = text ? fopen(json_path, "w") : NULL;
+        int ok = f && fputs(text, f) >= 0;
         if (f && fclose(f) != 0) ok = 0;
         free(text);
-        cJSON_Delete(root);
         if (!ok) { fail(&err, "%s: cannot write the JSON results", json_path); goto done; }
     }
     if (record && record_results(reports_dir, results, n_results, model_name, gpu, &err)) goto done;

@@ -55,7 +55,7 @@ int cmd_generate(int argc, char **argv) {
     KvDtype kv_dtype = on_gpu ? KV_BF16 : KV_F32;
     if (kv_text && kv_dtype_parse(kv_text, &kv_dtype)) { fail(&err, "--kv-dtype: '%s' is not f32 or bf16", kv_text); goto usage_error; }
     // Say there is no GPU before spending time on the checkpoint.
-    if (on_gpu && gpu_device_available(&err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 2; }
+    if (on_gpu && gpu_device_available(&err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 4; }
 
     Checkpoint checkpoint = {0};
     if (checkpoint_open(model_dir, &checkpoint, &err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 2; }

@@ -51,7 +51,7 @@ int cmd_run(int argc, char **argv) {
     }
     if (gpu_device_available(&err)) {
         fprintf(stderr, "fusecheck run: %s\n", err.text);
-        return 2;
+        return 4;
     }
 
     Checkpoint checkpoint = {0};

@@ -63,9 +63,11 @@ Test(cli, gpu_commands_without_a_device_say_so) {
     char *model = test_synth_checkpoint("tiny", 0);
     char args[1024];
     snprintf(args, sizeof args, "generate --engine fused --model '%s' -n 4", model);
-    expect_one_line_error(args, 2, "no CUDA device found");
+    expect_one_line_error(args, 4, "no CUDA device found");
     snprintf(args, sizeof args, "run --engine cublas --model '%s' --golden golden/tiny-kv-bf16.h5 --out /tmp/never.h5", model);
-    expect_one_line_error(args, 2, "no CUDA device found");
+    expect_one_line_error(args, 4, "no CUDA device found");
+    snprintf(args, sizeof args, "bench --model '%s'", model);
+    expect_one_line_error(args, 4, "no CUDA device found");
     expect_one_line_error("devices", 4, "no CUDA device found");
     free(model);
 }

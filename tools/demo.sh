@@ -21,12 +21,12 @@ echo "== the accuracy cost of a bf16 KV cache (reference bf16 vs reference fp32;
 "$bin" compare "$work/reference-kv-bf16.h5" "$work/reference-kv-f32.h5" --max-rel-l2 1e-1 --max-norm-max 1e-1 \
   --report "$work/kv-cost" || true
 
-if "$bin" generate --engine fused --model "$work/model" -n 1 >/dev/null 2>"$work/gpu-probe.txt"; then
+if "$bin" devices >/dev/null 2>"$work/gpu-probe.txt"; then
   echo "== fused engine, teacher-forced on the golden tokens"
   "$bin" run --engine fused --model "$work/model" --golden "$work/reference-kv-bf16.h5" --out "$work/fused.h5"
   echo "== gate: fused vs matched-profile reference (rel_l2 and norm_max <= 1e-3)"
   "$bin" compare "$work/fused.h5" "$work/reference-kv-bf16.h5" --report "$work/accuracy"
 else
-  echo "== fused engine skipped: $(head -n 1 "$work/gpu-probe.txt")"
+  echo "== fused engine skipped: $(head -n 1 "$work/gpu-probe.txt" | sed 's/^fusecheck devices: //')"
 fi
 echo "reports under $work/"
