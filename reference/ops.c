@@ -36,37 +36,71 @@ void rope(float *x, int n_rows, int n_heads, int head_dim, int first_position, c
     }
 }
 
+// One row (decode): plain loops, sums in double; at batch 1 this is cheaper than BLAS calls.
+static void attention_one_row(float *out, const float *q, const float *k_cache, const float *v_cache, int position,
+                              int n_heads, int n_kv_heads, int head_dim, float *scores) {
+    int group = n_heads / n_kv_heads, kv_width = n_kv_heads * head_dim;
+    float scale = 1.0f / sqrtf((float)head_dim);
+    int n_visible = position + 1;
+    for (int h = 0; h < n_heads; h++) {
+        const float *query = q + (long)h * head_dim;
+        long kv_offset = (long)(h / group) * head_dim;
+        float max_score = -INFINITY;
+        for (int j = 0; j < n_visible; j++) {
+            const float *key = k_cache + (long)j * kv_width + kv_offset;
+            double dot = 0.0;
+            for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
+            scores[j] = (float)dot * scale;
+            if (scores[j] > max_score) max_score = scores[j];
+        }
+        double denominator = 0.0;
+        for (int j = 0; j < n_visible; j++) {
+            scores[j] = expf(scores[j] - max_score);
+            denominator += scores[j];
+        }
+        for (int d = 0; d < head_dim; d++) {
+            double sum = 0.0;
+            for (int j = 0; j < n_visible; j++) sum += (double)scores[j] * v_cache[(long)j * kv_width + kv_offset + d];
+            out[(long)h * head_dim + d] = (float)(sum / denominator);
+        }
+    }
+}
+
 void attention(float *out, const float *q, const float *k_cache, const float *v_cache, int n_rows,
                int first_position, int n_heads, int n_kv_heads, int head_dim, float *scores) {
+    if (n_rows == 1) {
+        attention_one_row(out, q, k_cache, v_cache, first_position, n_heads, n_kv_heads, head_dim, scores);
+        return;
+    }
+    // Several rows (prefill): per head, S = Q K^T for every row against every cached position through
+    // sgemm, a causal softmax per row (masked scores become exact zeros), then O = P V through sgemm.
     int group = n_heads / n_kv_heads;
     int q_width = n_heads * head_dim, kv_width = n_kv_heads * head_dim;
+    int n_context = first_position + n_rows;
     float scale = 1.0f / sqrtf((float)head_dim);
-    for (int r = 0; r < n_rows; r++) {
-        int n_visible = first_position + r + 1;  // causal: keys 0..position of this row
-        for (int h = 0; h < n_heads; h++) {
-            const float *query = q + (long)r * q_width + (long)h * head_dim;
-            int kv_head = h / group;
+    for (int h = 0; h < n_heads; h++) {
+        const float *queries = q + (long)h * head_dim;                    // [n_rows, head_dim], stride q_width
+        const float *keys = k_cache + (long)(h / group) * head_dim;       // [n_context, head_dim], stride kv_width
+        const float *values = v_cache + (long)(h / group) * head_dim;     // likewise
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rows, n_context, head_dim, scale, queries, q_width,
+                    keys, kv_width, 0.0f, scores, n_context);
+        for (int r = 0; r < n_rows; r++) {
+            float *row = scores + (long)r * n_context;
+            int n_visible = first_position + r + 1;  // causal: keys 0..position of this row
             float max_score = -INFINITY;
-            for (int j = 0; j < n_visible; j++) {
-                const float *key = k_cache + (long)j * kv_width + (long)kv_head * head_dim;
-                double dot = 0.0;
-                for (int d = 0; d < head_dim; d++) dot += (double)query[d] * key[d];
-                scores[j] = (float)dot * scale;
-                if (scores[j] > max_score) max_score = scores[j];
-            }
+            for (int j = 0; j < n_visible; j++)
+                if (row[j] > max_score) max_score = row[j];
             double denominator = 0.0;
             for (int j = 0; j < n_visible; j++) {
-                scores[j] = expf(scores[j] - max_score);
-                denominator += scores[j];
+                row[j] = expf(row[j] - max_score);
+                denominator += row[j];
             }
-            float *out_head = out + (long)r * q_width + (long)h * head_dim;
-            for (int d = 0; d < head_dim; d++) {
-                double sum = 0.0;
-                for (int j = 0; j < n_visible; j++)
-                    sum += (double)scores[j] * v_cache[(long)j * kv_width + (long)kv_head * head_dim + d];
-                out_head[d] = (float)(sum / denominator);
-            }
+            float inverse = (float)(1.0 / denominator);
+            for (int j = 0; j < n_visible; j++) row[j] *= inverse;
+            for (int j = n_visible; j < n_context; j++) row[j] = 0.0f;
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_rows, head_dim, n_context, 1.0f, scores, n_context,
+                    values, kv_width, 0.0f, out + (long)h * head_dim, q_width);
     }
 }
 

@@ -24,7 +24,8 @@ void rope(float *x, int n_rows, int n_heads, int head_dim, int first_position, c
 // q: [n_rows, n_heads * head_dim]; k_cache, v_cache: [>= first_position + n_rows, n_kv_heads * head_dim]
 // holding every position up to the last row's; query head h reads kv head h / (n_heads / n_kv_heads).
 // out[r, h] = softmax_j<=pos(r) (q[r, h] . k[j, kvh] / sqrt(head_dim)) . v[j, kvh].
-// scores: scratch of first_position + n_rows floats.
+// One row: plain loops with double sums. Several rows (prefill): sgemm for Q K^T and P V per head.
+// scores: scratch of n_rows * (first_position + n_rows) floats.
 void attention(float *out, const float *q, const float *k_cache, const float *v_cache, int n_rows,
                int first_position, int n_heads, int n_kv_heads, int head_dim, float *scores);
 

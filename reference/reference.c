@@ -107,7 +107,7 @@ static int ensure_activations(Reference *ref, int n_rows, ErrorMessage *err) {
         !(a->up = allocate_floats(n * c->intermediate_size, "up", err)) ||
         !(a->final_norm = allocate_floats(c->hidden_size, "final_norm", err)) ||
         !(a->logits = allocate_floats(c->vocab_size, "logits", err)) ||
-        !(a->scores = allocate_floats(ref->max_context, "scores", err))) {
+        !(a->scores = allocate_floats(n * ref->max_context, "attention scores", err))) {
         free_activations(a);
         return -1;
     }

@@ -137,7 +137,7 @@ Test(reference_ops, causal_gqa_attention_matches_double) {
                 uint64_t seed = 100 + a * 10 + t * 3 + f;
                 float *q = random_floats(nq, seed, 2.0f), *k = random_floats(nkv, seed + 1, 2.0f);
                 float *v = random_floats(nkv, seed + 2, 1.0f), *out = random_floats(nq, seed + 3, 1.0f);
-                float *scores = malloc(context * sizeof *scores);
+                float *scores = malloc((size_t)rows * context * sizeof *scores);
                 double *want = doubles(nq);
                 attention(out, q, k, v, rows, first, heads, kv_heads, head_dim, scores);
                 naive_attention(want, q, k, v, rows, first, heads, kv_heads, head_dim);
@@ -151,7 +151,7 @@ Test(reference_ops, attention_is_causal) {
     int heads = 4, kv_heads = 2, head_dim = 16, rows = 6;
     long nq = (long)rows * heads * head_dim, nkv = (long)rows * kv_heads * head_dim;
     float *q = random_floats(nq, 11, 1), *k = random_floats(nkv, 12, 1), *v = random_floats(nkv, 13, 1);
-    float *before = random_floats(nq, 14, 1), *after = random_floats(nq, 15, 1), scores[8];
+    float *before = random_floats(nq, 14, 1), *after = random_floats(nq, 15, 1), scores[6 * 6];
     attention(before, q, k, v, rows, 0, heads, kv_heads, head_dim, scores);
     for (long i = 4 * kv_heads * head_dim; i < nkv; i++) { k[i] += 1.0f; v[i] -= 1.0f; }
     attention(after, q, k, v, rows, 0, heads, kv_heads, head_dim, scores);
