@@ -2,11 +2,16 @@
 // attributes, /tokens, the step groups) so later reads fail only on the tensor they ask for, and
 // every refusal is one line naming the file. Files written by h5py (the oracle) read the same way:
 // strings may be fixed or variable length, integer attributes any integer width.
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <hdf5.h>
 
@@ -167,6 +172,18 @@ static int dataset_shape(const TraceReader *reader, hid_t dataset, const char *d
     return status;
 }
 
+// The format stores every dataset uncompressed (FORMAT.md), so its bytes in the file must cover its
+// declared shape. Checked before allocating: a few-KB corrupt file that declares [10^6, 10^6] is
+// refused here instead of costing terabytes of malloc (found by tests/fuzz).
+static int check_stored(const TraceReader *reader, hid_t dataset, const char *dataset_path, hsize_t needed_bytes,
+                        ErrorMessage *err) {
+    hsize_t stored = H5Dget_storage_size(dataset);
+    if (stored < needed_bytes)
+        return fail(err, "%s: %s declares %llu bytes but stores %llu (truncated or corrupt)", reader->path,
+                    dataset_path, (unsigned long long)needed_bytes, (unsigned long long)stored);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // group listings
 
@@ -235,6 +252,7 @@ static int read_tokens(TraceReader *reader, ErrorMessage *err) {
     if (status == 0 && rank != 1) status = fail(err, "%s: /tokens has rank %d, expected 1", reader->path, rank);
     if (status == 0 && (dims[0] < 1 || dims[0] > INT_MAX))
         status = fail(err, "%s: /tokens has %llu tokens", reader->path, (unsigned long long)dims[0]);
+    if (status == 0) status = check_stored(reader, dataset, "/tokens", dims[0] * sizeof *reader->tokens, err);
     if (status == 0 && !(reader->tokens = malloc(dims[0] * sizeof *reader->tokens)))
         status = fail(err, "%s: out of memory reading /tokens", reader->path);
     if (status == 0 && H5Dread(dataset, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, reader->tokens) < 0)
@@ -319,7 +337,7 @@ static int read_meta(TraceReader *reader, ErrorMessage *err) {
     return 0;
 }
 
-TraceReader *trace_open(const char *path, ErrorMessage *err) {
+TraceReader *trace_open_unguarded(const char *path, ErrorMessage *err) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);  // our one-line messages replace HDF5's error stack dumps
     struct stat info;
     if (!path || stat(path, &info) != 0) {
@@ -352,9 +370,10 @@ TraceReader *trace_open(const char *path, ErrorMessage *err) {
         trace_close(reader);
         return NULL;
     }
-    int needed_tokens = reader->meta.prompt_length + reader->meta.n_steps - 1;
+    // In 64 bits: both attributes may be near INT_MAX in a corrupt file.
+    long long needed_tokens = (long long)reader->meta.prompt_length + reader->meta.n_steps - 1;
     if (reader->n_tokens < needed_tokens) {
-        fail(err, "%s: /tokens has %d tokens, %d steps after a %d-token prompt need %d", path, reader->n_tokens,
+        fail(err, "%s: /tokens has %d tokens, %d steps after a %d-token prompt need %lld", path, reader->n_tokens,
              reader->meta.n_steps, reader->meta.prompt_length, needed_tokens);
         trace_close(reader);
         return NULL;
@@ -364,6 +383,119 @@ TraceReader *trace_open(const char *path, ErrorMessage *err) {
         return NULL;
     }
     return reader;
+}
+
+// Reads every dataset of one group (layer < 0: the step's own) the way callers do: listed, then read.
+static void read_group(const TraceReader *reader, int step, int layer) {
+    char **names = NULL;
+    int n_names = 0;
+    if (trace_list_tensors(reader, step, layer, &names, &n_names, NULL) < 0) return;
+    for (int i = 0; i < n_names; i++) {
+        float *values = NULL;
+        int32_t token;
+        trace_has_tensor(reader, step, layer, names[i]);
+        if (trace_read_tensor(reader, step, layer, names[i], &values, NULL, NULL, NULL) < 0 && layer < 0)
+            trace_read_next_token(reader, step, &token, NULL);
+        free(values);
+    }
+    trace_free_names(names, n_names);
+}
+
+// Reads every dataset of every step and layer group through the reader's own functions; refusals
+// of single datasets are fine here, only getting through matters.
+static void read_every_dataset(const TraceReader *reader) {
+    for (int step = 0; step < reader->meta.n_steps; step++) {
+        trace_n_layers(reader, step);
+        read_group(reader, step, -1);
+        char group_path[TRACE_PATH_MAX];
+        trace_build_path(group_path, sizeof group_path, step, -1, NULL);
+        char **links = NULL;
+        int n_links = 0;
+        if (list_links(reader, group_path, &links, &n_links, NULL) < 0) continue;
+        for (int i = 0; i < n_links; i++) {
+            int layer = parse_layer_name(links[i]);
+            if (layer >= 0) read_group(reader, step, layer);
+        }
+        trace_free_names(links, n_links);
+    }
+}
+
+// Bytes of address space mapped now (inherited mappings included), from /proc/self/statm; 0 if unknown.
+static unsigned long long address_space_bytes(void) {
+    FILE *file = fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    if (file && fscanf(file, "%llu", &pages) != 1) pages = 0;
+    if (file) fclose(file);
+    long page_size = sysconf(_SC_PAGESIZE);
+    return page_size > 0 ? pages * (unsigned long long)page_size : 0;
+}
+
+// HDF5 1.10 trusts lengths stored in the file: a corrupt heap or object header can make the library
+// read out of bounds and crash, loop forever, or allocate gigabytes (tests/fuzz found all three
+// within a minute, in H5HG_read, H5C_protect and H5T__conv_vlen). So the file is first opened and
+// every dataset read in a child process, by the code paths the caller will take, under limits far
+// above what a real trace needs: CPU 10 s plus 1 s per 16 MB (a 2 MB golden takes milliseconds),
+// address space 1 GB plus twice the file beyond what is mapped already. A file that kills the
+// child is refused and the caller's process never touches it; a file the child refused cleanly is
+// refused with the child's message (so an allocation the limit stopped is never retried here).
+static int survives_full_read(const char *path, ErrorMessage *err) {
+    struct stat info;
+    if (stat(path, &info) != 0) return 0;  // trace_open_unguarded names the problem
+    rlim_t cpu_seconds = 10 + (rlim_t)(info.st_size / (16 << 20));
+    unsigned long long mapped = address_space_bytes();
+    int message_pipe[2];
+    if (pipe(message_pipe) != 0) return fail(err, "%s: cannot check the file: pipe: %s", path, strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t child = fork();
+    if (child < 0) {
+        close(message_pipe[0]);
+        close(message_pipe[1]);
+        return fail(err, "%s: cannot fork to check the file: %s", path, strerror(errno));
+    }
+    if (child == 0) {
+        close(message_pipe[0]);
+        // What a crashing library prints is not the caller's one-line message.
+        if (!freopen("/dev/null", "w", stderr)) _exit(1);
+        struct rlimit cpu = {cpu_seconds, cpu_seconds + 5};  // SIGXCPU at the soft limit, SIGKILL at the hard
+        if (setrlimit(RLIMIT_CPU, &cpu) != 0) _exit(1);
+        if (mapped) {
+            rlim_t bytes = (rlim_t)(mapped + (1ull << 30) + 2 * (unsigned long long)info.st_size);
+            struct rlimit memory = {bytes, bytes};
+            if (setrlimit(RLIMIT_AS, &memory) != 0) _exit(1);
+        }
+        ErrorMessage child_err = {{0}};
+        TraceReader *reader = trace_open_unguarded(path, &child_err);
+        if (reader) read_every_dataset(reader);
+        else if (write(message_pipe[1], child_err.text, strlen(child_err.text)) < 0) _exit(1);
+        trace_close(reader);
+        _exit(0);  // no atexit handlers or stdio flushes of the parent's buffers
+    }
+    close(message_pipe[1]);
+    char message[sizeof err->text] = "";
+    size_t used = 0;
+    for (;;) {
+        ssize_t got = read(message_pipe[0], message + used, sizeof message - 1 - used);
+        if (got > 0 && (used += (size_t)got) < sizeof message - 1) continue;
+        if (got < 0 && errno == EINTR) continue;
+        break;
+    }
+    message[used] = '\0';
+    close(message_pipe[0]);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return fail(err, "%s: cannot wait for the file check: %s", path, strerror(errno));
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return used ? fail(err, "%s", message) : 0;
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+        return fail(err, "%s: corrupt HDF5 file (reading it hung the HDF5 library for %lu s of CPU)", path,
+                    (unsigned long)cpu_seconds);
+    return fail(err, "%s: corrupt HDF5 file (reading it crashed the HDF5 library)", path);
+}
+
+TraceReader *trace_open(const char *path, ErrorMessage *err) {
+    if (path && survives_full_read(path, err) < 0) return NULL;
+    return trace_open_unguarded(path, err);
 }
 
 void trace_close(TraceReader *reader) {
@@ -446,6 +578,7 @@ int trace_read_tensor(const TraceReader *reader, int step, int layer, const char
         status = fail(err, "%s: %s has unusable shape [%llu, %llu]", reader->path, dataset_path,
                       (unsigned long long)dims[0], (unsigned long long)dims[1]);
     float *values = NULL;
+    if (status == 0) status = check_stored(reader, dataset, dataset_path, dims[0] * dims[1] * sizeof(float), err);
     if (status == 0 && !(values = malloc(dims[0] * dims[1] * sizeof(float))))
         status = fail(err, "%s: out of memory reading %s [%llu, %llu]", reader->path, dataset_path,
                       (unsigned long long)dims[0], (unsigned long long)dims[1]);

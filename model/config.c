@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,11 +112,13 @@ static int parse_fields(const cJSON *root, const char *origin, ModelConfig *conf
     } else if (read_number(root, origin, "rope_theta", &rope_theta, err)) {
         return -1;
     }
-    if (!(rope_theta > 0)) return fail(err, "%s: field 'rope_theta' (%g) must be positive", origin, rope_theta);
+    if (!(rope_theta > 0 && rope_theta <= DBL_MAX))
+        return fail(err, "%s: field 'rope_theta' (%g) must be positive and finite", origin, rope_theta);
     config->rope_theta = rope_theta;
     if (read_number(root, origin, "rms_norm_eps", &rms_norm_eps, err)) return -1;
-    if (!(rms_norm_eps > 0 && rms_norm_eps < 1))
-        return fail(err, "%s: field 'rms_norm_eps' (%g) must be in (0, 1)", origin, rms_norm_eps);
+    // Checked as the float the model computes with: 1e-66 is positive as a double but 0 as a float.
+    if (!((float)rms_norm_eps > 0 && (float)rms_norm_eps < 1))
+        return fail(err, "%s: field 'rms_norm_eps' (%g) must be in (0, 1) as a float32", origin, rms_norm_eps);
     config->rms_norm_eps = (float)rms_norm_eps;
 
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(root, "tie_word_embeddings");
