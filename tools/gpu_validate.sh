@@ -3,7 +3,10 @@
 # project: run it from the checkout root with executables bundled by ../shared/device/bundle.
 #
 #   here:  cmake --build build && ../shared/device/bundle .devbundle build/fusecheck build/tests/gpu_test_*
-#   there: FUSECHECK_COMMIT=$(git rev-parse HEAD) OUT=/some/dir tools/gpu_validate.sh .devbundle build
+#   there: FUSECHECK_COMMIT=$(git rev-parse HEAD) OUT=/some/dir tools/gpu_validate.sh .devbundle build [PART]
+#
+# PART: all (default), tests (GPU tests and compute-sanitizer), or gate (the gate and a recorded bench),
+# so that each fits a lent machine's limit on one command.
 #
 # Writes under $OUT (few files, so a lent machine's transfer limits hold): logs.tar (one log per GPU
 # test, the compute-sanitizer logs, gate.log, bench.log), gate-report.tar (the gate's report folder),
@@ -11,6 +14,7 @@
 set -u
 bundle=${1:-.devbundle}
 build=${2:-build}
+part=${3:-all}
 top=${OUT:?set OUT to a folder for the logs}
 out=$top/logs
 run="$bundle/run"
@@ -19,6 +23,7 @@ mkdir -p "$out"
 nvidia-smi -L | tee "$out/gpu.txt"
 summary() { grep -hE "Synthesis|per-layer|matched|pure fp32|greedy|determinism|^\[FAIL|Assertion" "$@" | head -40; }
 
+if [ "$part" != gate ]; then
 for t in kernels layers engine robustness; do
   start=$(date +%s)
   timeout 300 "$run" "$build/tests/gpu_test_$t" --verbose --jobs 1 >"$out/test_$t.log" 2>&1
@@ -32,7 +37,9 @@ timeout 150 $S --tool memcheck "$run" "$build/tests/gpu_test_layers" --jobs 1 --
 echo "== memcheck layers(tiny) rc=$?: $(grep -h "ERROR SUMMARY" "$out/memcheck_layers.log" | sort | uniq -c | tr '\n' ' ')" | tee -a "$out/summary.txt"
 timeout 200 $S --tool racecheck "$run" "$build/tests/gpu_test_kernels" --jobs 1 >"$out/racecheck_kernels.log" 2>&1
 echo "== racecheck kernels rc=$?: $(grep -h "RACECHECK SUMMARY" "$out/racecheck_kernels.log" | sort | uniq -c | tr '\n' ' ')" | tee -a "$out/summary.txt"
+fi
 
+if [ "$part" != tests ]; then
 report=reports/gate-gpu
 timeout 400 "$run" "$build/fusecheck" gate --preset qwen3-0.6b --min-tok-s 2000 --report-dir "$report" >"$out/gate.log" 2>&1
 echo "== gate rc=$? (0 pass, 1 accuracy, 3 below 2000 tok/s)" | tee -a "$out/summary.txt"
@@ -41,6 +48,7 @@ tar -cf "$top/gate-report.tar" -C reports gate-gpu 2>/dev/null
 timeout 200 "$run" "$build/fusecheck" bench --preset qwen3-0.6b --record --reports reports >"$out/bench.log" 2>&1
 echo "== bench --record rc=$?" | tee -a "$out/summary.txt"
 cp reports/benchmarks.jsonl reports/BENCHMARKS.md "$top/" 2>/dev/null
+fi
 
 echo; summary "$out"/test_*.log
 echo; grep -A 12 "^== throughput" "$out/gate.log" | head -14
