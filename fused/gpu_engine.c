@@ -332,6 +332,26 @@ GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, K
              c->max_position_embeddings);
         return NULL;
     }
+    // Refuse a model that cannot fit before any allocation or kernel: the weights as the engine keeps
+    // them (bf16; the cublas engine also keeps fp32 copies of every matrix) plus the KV cache. The
+    // activations and scratch are small next to these, so this is a floor, not an estimate.
+    size_t weight_bytes = checkpoint_weight_bytes(checkpoint);
+    size_t kv_bytes = (size_t)2 * c->num_hidden_layers * max_context * c->num_key_value_heads * c->head_dim *
+                      (kv_dtype == KV_BF16 ? 2 : 4);
+    size_t needed = weight_bytes * (kind == GPU_ENGINE_CUBLAS ? 3 : 1) + kv_bytes;
+    size_t free_bytes = 0, total_bytes = 0;
+    cudaError_t status = cudaMemGetInfo(&free_bytes, &total_bytes);
+    if (status != cudaSuccess) {
+        fail(err, "cudaMemGetInfo: %s", cudaGetErrorString(status));
+        return NULL;
+    }
+    if (needed > free_bytes) {
+        fail(err, "%s: the %s engine needs at least %.2f GB of device memory (weights %.2f GB, KV cache %.2f GB for "
+                  "%d positions), the GPU has %.2f GB free",
+             checkpoint->dir, gpu_engine_kind_name(kind), needed / 1e9, weight_bytes / 1e9, kv_bytes / 1e9,
+             max_context, free_bytes / 1e9);
+        return NULL;
+    }
     GpuEngine *e = calloc(1, sizeof *e);
     if (!e) {
         fail(err, "out of memory for the GPU engine");
