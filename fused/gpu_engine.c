@@ -402,6 +402,13 @@ void gpu_engine_destroy(GpuEngine *e) {
     free(e);
 }
 
+int gpu_engine_logits(GpuEngine *e, float *out, ErrorMessage *err) {
+    CUDA_CHECK(cudaStreamSynchronize(e->stream), "logits download");
+    CUDA_CHECK(cudaMemcpy(out, e->logits, (size_t)e->dims.vocab * sizeof(float), cudaMemcpyDeviceToHost),
+               "logits download");
+    return 0;
+}
+
 int gpu_engine_launches_per_token(const GpuEngine *e) {
     if (!e) return 0;
     // fused: embed, then per layer qkv+rope, attention (one launch, or split + combine where the

@@ -52,6 +52,9 @@ int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, i
 int gpu_engine_force_kv(GpuEngine *engine, int layer, const float *k, const float *v, int n_tokens,
                         ErrorMessage *err);
 
+// Copies the last forward's logits (its last row, [vocab] fp32) to host memory `out`.
+int gpu_engine_logits(GpuEngine *engine, float *out, ErrorMessage *err);
+
 // Kernel launches one decode step makes (for reports).
 int gpu_engine_launches_per_token(const GpuEngine *engine);
 

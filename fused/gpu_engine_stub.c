@@ -38,6 +38,11 @@ int gpu_engine_force_kv(GpuEngine *engine, int layer, const float *k, const floa
     return fail(err, NO_CUDA_MESSAGE);
 }
 
+int gpu_engine_logits(GpuEngine *engine, float *out, ErrorMessage *err) {
+    (void)engine; (void)out;
+    return fail(err, NO_CUDA_MESSAGE);
+}
+
 int gpu_engine_launches_per_token(const GpuEngine *engine) { (void)engine; return 0; }
 
 // ---- gpu_bench.h without CUDA ----

@@ -286,3 +286,5 @@ int reference_forward(Reference *ref, const int32_t *tokens, int n_tokens, int p
         return -1;
     return 0;
 }
+
+const float *reference_logits(const Reference *ref) { return ref->act.logits; }

@@ -25,6 +25,10 @@ void reference_destroy(Reference *reference);
 int reference_forward(Reference *reference, const int32_t *tokens, int n_tokens, int position,
                       TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
 
+// The last forward's logits for its last row ([vocab] fp32), owned by the reference and valid until
+// the next forward.
+const float *reference_logits(const Reference *reference);
+
 // Writes a golden trace at `path`: the reference greedy-decodes n_decode steps after the prompt
 // (prompt_length tokens) with the given KV precision, recording every tensor. The consumed tokens
 // (prompt, then continuation) are stored in the file and, when tokens_out is not NULL, copied there
