@@ -211,6 +211,25 @@ Test(kernels, qk_norm_rope_rows_matches_double_loop) {
 }
 
 // Attention for n_tokens queries ending at context `context`, cache of max_context positions.
+// Uploads K and V caches of n values each; with a bf16 cache the host copies are rounded in place
+// to the values the device holds, so the double-precision check sees exactly what the kernel reads.
+static void upload_kv_cache(float *kf, float *vf, size_t n, int kv_bf16, void **kc, void **vc) {
+    if (!kv_bf16) {
+        *kc = gpu_upload(kf, n * 4);
+        *vc = gpu_upload(vf, n * 4);
+        return;
+    }
+    uint16_t *kb = malloc(n * 2), *vb = malloc(n * 2);
+    cr_assert(kb && vb);
+    for (size_t i = 0; i < n; i++) {
+        kb[i] = float_to_bf16(kf[i]); kf[i] = bf16_to_float(kb[i]);
+        vb[i] = float_to_bf16(vf[i]); vf[i] = bf16_to_float(vb[i]);
+    }
+    *kc = gpu_upload(kb, n * 2);
+    *vc = gpu_upload(vb, n * 2);
+    free(kb); free(vb);
+}
+
 static void check_attention(int hd, int n_heads, int n_kv, int context, int n_tokens, int kv_bf16, uint64_t seed) {
     ModelDims d = {64, 64, n_heads, n_kv, hd, 10, 1e-6f};
     int max_context = context + 70;  // launch more chunk blocks than the context needs: they must exit cleanly
@@ -219,20 +238,7 @@ static void check_attention(int hd, int n_heads, int n_kv, int context, int n_to
     float *kf = frandom(cache_n, seed, 1.0f, 0.0f), *vf = frandom(cache_n, seed + 1, 1.0f, 0.0f);
     float *q = frandom((size_t)n_tokens * Q, seed + 2, 3.0f, 0.0f);
     void *kc, *vc;
-    if (kv_bf16) {
-        uint16_t *kb = malloc(cache_n * 2), *vb = malloc(cache_n * 2);
-        cr_assert(kb && vb);
-        for (size_t i = 0; i < cache_n; i++) {
-            kb[i] = float_to_bf16(kf[i]); kf[i] = bf16_to_float(kb[i]);
-            vb[i] = float_to_bf16(vf[i]); vf[i] = bf16_to_float(vb[i]);
-        }
-        kc = gpu_upload(kb, cache_n * 2);
-        vc = gpu_upload(vb, cache_n * 2);
-        free(kb); free(vb);
-    } else {
-        kc = gpu_upload(kf, cache_n * 4);
-        vc = gpu_upload(vf, cache_n * 4);
-    }
+    upload_kv_cache(kf, vf, cache_n, kv_bf16, &kc, &vc);
     int n_chunks = (max_context + ATTENTION_CHUNK - 1) / ATTENTION_CHUNK;
     float *dq = gpu_upload(q, (size_t)n_tokens * Q * 4);
     int *dpos = gpu_upload(&first, 4);
@@ -300,20 +306,7 @@ static void check_attention_decode(int hd, int n_heads, int n_kv, int context, i
     float *kf = frandom(cache_n, seed, 1.0f, 0.0f), *vf = frandom(cache_n, seed + 1, 1.0f, 0.0f);
     float *q = frandom(Q, seed + 2, 3.0f, 0.0f);
     void *kc, *vc;
-    if (kv_bf16) {
-        uint16_t *kb = malloc(cache_n * 2), *vb = malloc(cache_n * 2);
-        cr_assert(kb && vb);
-        for (size_t i = 0; i < cache_n; i++) {
-            kb[i] = float_to_bf16(kf[i]); kf[i] = bf16_to_float(kb[i]);
-            vb[i] = float_to_bf16(vf[i]); vf[i] = bf16_to_float(vb[i]);
-        }
-        kc = gpu_upload(kb, cache_n * 2);
-        vc = gpu_upload(vb, cache_n * 2);
-        free(kb); free(vb);
-    } else {
-        kc = gpu_upload(kf, cache_n * 4);
-        vc = gpu_upload(vf, cache_n * 4);
-    }
+    upload_kv_cache(kf, vf, cache_n, kv_bf16, &kc, &vc);
     ErrorMessage err;
     int n_splits;
     cr_assert_eq(attention_decode_splits(&d, &n_splits, &err), 0, "%s", err.text);
