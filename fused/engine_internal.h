@@ -43,6 +43,11 @@ int gpu_engine_set_kv(GpuEngine *engine, int layer, int first_position, int n_po
 int gpu_engine_run_layer(GpuEngine *engine, int layer, const float *x, int n_tokens, int position,
                          float *const outputs[TRACE_N_LAYER_TENSORS], ErrorMessage *err);
 
+// Tests only: points layer `layer`'s W_o at an address no kernel may read, so the next fused decode
+// step faults in output_projection_residual (the graph, if not yet captured, captures the bad pointer).
+// After the fault the process's CUDA context is lost: destroy the engine and end the process.
+void gpu_engine_break_output_projection_for_test(GpuEngine *engine, int layer);
+
 #ifdef __cplusplus
 }
 #endif

@@ -70,6 +70,9 @@ struct GpuEngine {
     float **forced_k, **forced_v;  // [n_layers] -> [forced_tokens][kv_width] or NULL
     int forced_tokens;
     int forcing;
+    // FUSECHECK_SYNC_KERNELS=1: the fused decode step runs without its graph and waits after every
+    // kernel, so a fault is reported with the kernel's name and layer (slow; for locating a fault).
+    int sync_kernels;
 };
 
 static int device_alloc(void **ptr, size_t bytes, const char *what, ErrorMessage *err) {
@@ -297,7 +300,9 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     DALLOC(e->decode_partial_o, e->partial_o_floats * 4, "decode attention partials");
     DALLOC(e->decode_partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "decode attention partials");
     DALLOC(e->decode_embed, H * 4, "decode embed");
-    const char *pdl_env = getenv("FUSECHECK_PDL"), *prefetch_env = getenv("FUSECHECK_PREFETCH");
+    const char *pdl_env = getenv("FUSECHECK_PDL"), *prefetch_env = getenv("FUSECHECK_PREFETCH"),
+               *sync_env = getenv("FUSECHECK_SYNC_KERNELS");
+    e->sync_kernels = sync_env && strcmp(sync_env, "") && strcmp(sync_env, "0");
     kernels_set_decode_options(!(pdl_env && !strcmp(pdl_env, "0")), !(prefetch_env && !strcmp(prefetch_env, "0")));
     e->decode_attention = attention_decode_supported(d, kv_bf16);
     if (e->decode_attention) {
@@ -400,6 +405,10 @@ void gpu_engine_destroy(GpuEngine *e) {
     if (e->cublas) cublasDestroy(e->cublas);
     if (e->stream) cudaStreamDestroy(e->stream);
     free(e);
+}
+
+void gpu_engine_break_output_projection_for_test(GpuEngine *e, int layer) {
+    if (layer >= 0 && layer < e->n_layers) e->layers[layer].w_o = (uint16_t *)(uintptr_t)0x10;
 }
 
 int gpu_engine_logits(GpuEngine *e, float *out, ErrorMessage *err) {
@@ -516,6 +525,18 @@ static int profile_mark(GpuEngine *e, const char *name, ErrorMessage *err) {
     return 0;
 }
 
+// After each kernel of an ungraphed fused decode step (layer -1: outside the layers): the profile
+// mark, and with sync_kernels a wait that turns a fault into one line naming the kernel.
+static int kernel_finished(GpuEngine *e, const char *name, int layer, ErrorMessage *err) {
+    if (profile_mark(e, name, err)) return -1;
+    if (!e->sync_kernels) return 0;
+    cudaError_t status = cudaStreamSynchronize(e->stream);
+    if (status == cudaSuccess) return 0;
+    if (layer >= 0)
+        return fail(err, "fused decode: kernel %s of layer %d failed: %s", name, layer, cudaGetErrorString(status));
+    return fail(err, "fused decode: kernel %s failed: %s", name, cudaGetErrorString(status));
+}
+
 static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *a, ErrorMessage *err) {
     const ModelDims *d = &e->dims;
     GpuLayer *g = &e->layers[l];
@@ -523,30 +544,30 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
     if (launch_rmsnorm_qkv_rope(d, x, g->attn_norm_w, g->w_qkv, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin,
                                 e->d_io, a->attn_norm, a->qkv_raw, a->q, a->k, a->v, g->k_cache, g->v_cache, kv_bf16,
                                 e->max_context, e->head_counters, e->stream, err) ||
-        profile_mark(e, "rmsnorm_qkv_rope", err))
+        kernel_finished(e, "rmsnorm_qkv_rope", l, err))
         return -1;
     if (store_forced_kv(e, l, e->h_io[0], 1, err)) return -1;
     if (e->decode_attention) {
         if (launch_attention_decode(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, e->attn_splits,
                                     e->attn_partial_o, e->attn_partial_ml, e->attn_counters, a->attn, e->stream, err) ||
-            profile_mark(e, "attention_decode", err))
+            kernel_finished(e, "attention_decode", l, err))
             return -1;
     } else if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
                                 e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err) ||
-               profile_mark(e, "attention_split+combine", err))
+               kernel_finished(e, "attention_split+combine", l, err))
         return -1;
     if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, e->stream, err) ||
-        profile_mark(e, "output_projection_residual", err))
+        kernel_finished(e, "output_projection_residual", l, err))
         return -1;
     if (launch_mlp_fused(d, a->resid_attn, g->mlp_norm_w, g->w_gate_up, g->w_down, a->mlp_norm, a->gate, a->up,
                          a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, e->stream, err))
         return -1;
-    return profile_mark(e, "mlp_fused", err);
+    return kernel_finished(e, "mlp_fused", l, err);
 }
 
 static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
     if (launch_embed(e->embed, e->d_io + 1, 1, e->dims.hidden, e->decode_embed, e->stream, err) ||
-        profile_mark(e, "embed", err))
+        kernel_finished(e, "embed", -1, err))
         return -1;
     for (int l = 0; l < e->n_layers; l++) {
         const float *x = l == 0 ? e->decode_embed : e->decode_acts[l - 1].resid_mlp;
@@ -556,7 +577,7 @@ static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
                               e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
                               e->d_next_token, e->stream, err))
         return -1;
-    return profile_mark(e, "lm_head_argmax", err);
+    return kernel_finished(e, "lm_head_argmax", -1, err);
 }
 
 // Captures one decode step (embed .. argmax) into a graph once; token and position are read from d_io.
@@ -633,11 +654,16 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
         return fail(err, "gpu engine: kv forced for %d tokens, but the forward runs %d", e->forced_tokens, n_tokens);
     }
     if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
-        if (e->forcing) {
+        if (e->forcing || e->sync_kernels) {
             if (enqueue_fused_decode(e, err)) return -1;  // the graph's kernels, launched one by one
         } else {
             if (ensure_graph(e, err)) return -1;
             CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+            // A fault inside the graph surfaces here without the kernel's name: say how to get it.
+            cudaError_t status = cudaStreamSynchronize(e->stream);
+            if (status != cudaSuccess)
+                return fail(err, "fused decode graph at position %d: %s (run again with FUSECHECK_SYNC_KERNELS=1 "
+                                 "to name the kernel)", position, cudaGetErrorString(status));
         }
         if (trace) {
             CUDA_CHECK(cudaStreamSynchronize(e->stream), "decode graph");
