@@ -78,16 +78,20 @@ __global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, 
         }
     }
 
+    // The residual of this warp's first down row (written by the kernel before this one): its load
+    // flies across the grid barrier instead of following the dot product.
+    const int first_row = warp * gridDim.x + blockIdx.x;
+    const float first_resid = lane == 0 && first_row < hidden ? resid_attn[first_row] : 0.0f;
     grid_barrier(barrier);
 
-    for (int j = threadIdx.x; j < inter; j += blockDim.x) shared[j] = __ldcg(act + j);
+    block_load_to_shared(act, shared, inter);
     __syncthreads();
-    for (int i = warp * gridDim.x + blockIdx.x; i < hidden; i += warps_per_block * gridDim.x) {
+    for (int i = first_row; i < hidden; i += warps_per_block * gridDim.x) {
         float dot;
         warp_dot_rows_bf16<1, 12>(w_down + (size_t)i * inter, 0, 1, shared, inter, lane, &dot);
         if (lane == 0) {
             mlp_out[i] = dot;
-            resid_mlp[i] = resid_attn[i] + dot;
+            resid_mlp[i] = (i == first_row ? first_resid : resid_attn[i]) + dot;
         }
     }
 }

@@ -30,11 +30,15 @@ __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kern
     pdl_launch_dependents();
     pdl_wait();
 
-    for (int i = threadIdx.x; i < width; i += blockDim.x) a_sh[i] = attn[i];
-    __syncthreads();
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int first = row_begin + warp * OPROJ_ROWS_PER_WARP;
     int n_valid = min(OPROJ_ROWS_PER_WARP, dims.hidden - first);
+    // The residual input, loaded now so its trip overlaps the staging and the weight loads.
+    float x_in[OPROJ_ROWS_PER_WARP];
+#pragma unroll
+    for (int r = 0; r < OPROJ_ROWS_PER_WARP; r++) x_in[r] = lane == 0 && r < n_valid ? x[first + r] : 0.0f;
+    block_load_to_shared(attn, a_sh, width);
+    __syncthreads();
     if (n_valid <= 0) return;
     float dots[OPROJ_ROWS_PER_WARP];
     warp_dot_rows_bf16<OPROJ_ROWS_PER_WARP, 8>(w_o + (size_t)first * width, width, n_valid, a_sh, width, lane, dots);
@@ -42,7 +46,7 @@ __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kern
     for (int r = 0; r < OPROJ_ROWS_PER_WARP; r++)
         if (lane == 0 && r < n_valid) {
             attn_out[first + r] = dots[r];
-            resid[first + r] = x[first + r] + dots[r];
+            resid[first + r] = x_in[r] + dots[r];
         }
 }
 
