@@ -213,9 +213,32 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         const void *cache = threadIdx.x == 0 ? k_cache : v_cache;
         prefetch_l2((const char *)cache + (head_base + (size_t)begin * HD) * elem, (size_t)(end - begin) * HD * elem);
     }
+    // The first step's K/V rows are history (written by earlier tokens' graphs, complete before this
+    // one started), except the newest row, which the kernel before this one writes: they are loaded
+    // before waiting on it, so their trip overlaps that kernel's tail; the newest row is reloaded after.
+    float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
+    int p0 = begin + warp * DECODE_STEP;
+    int in_range = valid && split < active && p0 < end;
+    if (in_range) {
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) {
+            size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
+            load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
+            load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
+        }
+    }
     pdl_launch_dependents();
     pdl_wait();
     if (!valid || split >= active) return;  // the host checks the position; never read out of bounds
+    if (in_range) {
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++)
+            if (min(p0 + s, end - 1) == position) {
+                size_t row = head_base + (size_t)position * HD + lane * DPL;
+                load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
+                load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
+            }
+    }
 
     const float scale = rsqrtf((float)HD);
     float qr[GROUP][DPL], m[GROUP], l[GROUP], o[GROUP][DPL];
@@ -228,13 +251,14 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         l[j] = 0.0f;
     }
 
-    for (int p0 = begin + warp * DECODE_STEP; p0 < end; p0 += DECODE_WARPS * DECODE_STEP) {
-        float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
+    for (; p0 < end; p0 += DECODE_WARPS * DECODE_STEP) {
+        if (p0 != begin + warp * DECODE_STEP) {  // the first step's rows are in kr/vr already
 #pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++) {
-            size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
-            load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
-            load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
+            for (int s = 0; s < DECODE_STEP; s++) {
+                size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
+                load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
+                load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
+            }
         }
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {
@@ -299,28 +323,67 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     __syncthreads();
     if (!is_last) return;
     __threadfence();
+    // Every load of the merge is issued before any arithmetic waits on it: the first MERGE_BATCH split
+    // outputs of this thread's (q head, dim) element, and each lane's (m, l) pairs (ATTENTION_DECODE_MAX_SPLITS
+    // / WARP per lane at most), so the merge costs one trip to L2 at contexts up to MERGE_BATCH splits.
+    // The sums run in split order as before: deterministic.
+    constexpr int MERGE_BATCH = 16, ML_PER_LANE = ATTENTION_DECODE_MAX_SPLITS / WARP;
+    float po[(GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS][MERGE_BATCH];
+#pragma unroll
+    for (int u = 0; u < (GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS; u++) {
+        int t = threadIdx.x + u * DECODE_THREADS;
+        size_t slot0 = (size_t)(kv_head * GROUP + t / HD) * n_splits;
+#pragma unroll
+        for (int k = 0; k < MERGE_BATCH; k++)
+            po[u][k] = t < GROUP * HD && k < active ? __ldcg(partial_o + (slot0 + k) * HD + t % HD) : 0.0f;
+    }
     if (warp < GROUP) {  // warp j: split weights and the total l of q head j
         int j = warp;
         size_t slot0 = (size_t)(kv_head * GROUP + j) * n_splits;
+        float sm[ML_PER_LANE], sl[ML_PER_LANE];
+#pragma unroll
+        for (int k = 0; k < ML_PER_LANE; k++) {
+            int s = lane + k * WARP;
+            sm[k] = s < active ? __ldcg(partial_ml + 2 * (slot0 + s)) : -INFINITY;
+            sl[k] = s < active ? __ldcg(partial_ml + 2 * (slot0 + s) + 1) : 0.0f;
+        }
         float mm = -INFINITY;
-        for (int s = lane; s < active; s += WARP) mm = fmaxf(mm, __ldcg(partial_ml + 2 * (slot0 + s)));
+#pragma unroll
+        for (int k = 0; k < ML_PER_LANE; k++) mm = fmaxf(mm, sm[k]);
         mm = warp_max(mm);
         float ll = 0.0f;
-        for (int s = lane; s < active; s += WARP) {
-            float sm = __ldcg(partial_ml + 2 * (slot0 + s));
-            float f = sm == -INFINITY ? 0.0f : expf(sm - mm);
-            split_w[j][s] = f;
-            ll = fmaf(__ldcg(partial_ml + 2 * (slot0 + s) + 1), f, ll);
+#pragma unroll
+        for (int k = 0; k < ML_PER_LANE; k++) {
+            int s = lane + k * WARP;
+            if (s < active) {
+                float f = sm[k] == -INFINITY ? 0.0f : expf(sm[k] - mm);
+                split_w[j][s] = f;
+                ll = fmaf(sl[k], f, ll);
+            }
         }
         ll = warp_sum(ll);
         if (lane == 0) total_l[j] = ll;
     }
     __syncthreads();
-    for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS) {
+#pragma unroll
+    for (int u = 0; u < (GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS; u++) {
+        int t = threadIdx.x + u * DECODE_THREADS;
+        if (t >= GROUP * HD) break;
         int j = t / HD, d = t % HD;
         size_t slot0 = (size_t)(kv_head * GROUP + j) * n_splits;
         float acc = 0.0f;
-        for (int s = 0; s < active; s++) acc = fmaf(__ldcg(partial_o + (slot0 + s) * HD + d), split_w[j][s], acc);
+#pragma unroll
+        for (int k = 0; k < MERGE_BATCH; k++)
+            if (k < active) acc = fmaf(po[u][k], split_w[j][k], acc);
+        for (int s0 = MERGE_BATCH; s0 < active; s0 += MERGE_BATCH) {
+            float batch[MERGE_BATCH];
+#pragma unroll
+            for (int k = 0; k < MERGE_BATCH; k++)
+                batch[k] = s0 + k < active ? __ldcg(partial_o + (slot0 + s0 + k) * HD + d) : 0.0f;
+#pragma unroll
+            for (int k = 0; k < MERGE_BATCH; k++)
+                if (s0 + k < active) acc = fmaf(batch[k], split_w[j][s0 + k], acc);
+        }
         attn[(size_t)(kv_head * GROUP + j) * HD + d] = acc / total_l[j];
     }
     if (threadIdx.x == 0) counters[kv_head] = 0;  // every active block has counted: ready for the next launch

@@ -225,10 +225,42 @@ __device__ __forceinline__ void block_load_to_shared(const float *src, float *ds
     }
 }
 
-// out_sh[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i], for the whole block; x global, out_sh shared.
-// The sum of squares runs over the same elements per thread, in the same order, as a strided loop.
+// out_sh[i] = x[i] * rsqrt(mean(x^2) + eps) * w[i], for the whole block; x global (read through L2),
+// out_sh shared. When x, w and out_sh are 16-byte aligned and n <= 16 x blockDim (every hidden size
+// here), each thread loads its x and w elements as float4s in one go and keeps them in registers: one
+// trip to memory for the whole norm. Otherwise x is staged first and w read in a second pass. Fixed
+// summation order either way (deterministic).
 __device__ __forceinline__ void block_rmsnorm_to_shared(const float *x, const float *w, int n, float eps,
                                                         float *out_sh, float *scratch) {
+    int n4 = n >> 2;
+    if ((((uintptr_t)x | (uintptr_t)w | (uintptr_t)out_sh) & 15) == 0 && (n & 3) == 0 && n4 <= 4 * (int)blockDim.x) {
+        float4 xv[4], wv[4];
+        float ss = 0.0f;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            int i = threadIdx.x + k * blockDim.x;
+            xv[k] = i < n4 ? __ldcg((const float4 *)x + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            wv[k] = i < n4 ? __ldg((const float4 *)w + i) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            ss = fmaf(xv[k].x, xv[k].x, ss);
+            ss = fmaf(xv[k].y, xv[k].y, ss);
+            ss = fmaf(xv[k].z, xv[k].z, ss);
+            ss = fmaf(xv[k].w, xv[k].w, ss);
+        }
+        float total = block_sum(ss, scratch);
+        float inv = rsqrtf(total / (float)n + eps);
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            int i = threadIdx.x + k * blockDim.x;
+            if (i < n4)
+                ((float4 *)out_sh)[i] = make_float4(xv[k].x * inv * wv[k].x, xv[k].y * inv * wv[k].y,
+                                                    xv[k].z * inv * wv[k].z, xv[k].w * inv * wv[k].w);
+        }
+        __syncthreads();
+        return;
+    }
     block_load_to_shared(x, out_sh, n);
     __syncthreads();
     float ss = 0.0f;

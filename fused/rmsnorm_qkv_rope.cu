@@ -29,6 +29,7 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     extern __shared__ float shared[];
     float *h = shared;                   // [hidden]
     float *tmp = shared + dims.hidden;   // [head_dim]
+    float *head_constants = tmp + dims.head_dim;  // [head_dim] norm weights, [head_dim/2] cos, [head_dim/2] sin
     __shared__ float scratch[32];
     __shared__ int is_last;
 
@@ -42,10 +43,29 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
         size_t row = (size_t)head * hd + part * QKV_ROWS_PER_BLOCK;
         prefetch_l2(w_qkv + row * dims.hidden, (size_t)rows * dims.hidden * sizeof(uint16_t));
     }
+    // The head epilogue's constants (this head's norm weights, the RoPE row at the position the host
+    // wrote before the graph ran) depend on no kernel: their load is issued now and lands during the
+    // norm and the projection, instead of adding a trip to the last block's epilogue.
+    int position = *d_position;
+    int kind = head < dims.n_heads ? 0 : head < dims.n_heads + dims.n_kv_heads ? 1 : 2;
+    int half = hd / 2;
+    float constant = 0.0f;
+    int position_ok = position >= 0 && position < max_context;
+    if (kind < 2 && position_ok && (int)threadIdx.x < 2 * hd) {
+        int i = threadIdx.x;
+        constant = i < hd         ? (kind == 0 ? q_norm_w : k_norm_w)[i]
+                   : i < hd + half ? rope_cos[(size_t)position * half + (i - hd)]
+                                   : rope_sin[(size_t)position * half + (i - hd - half)];
+    }
     pdl_launch_dependents();
     pdl_wait();
 
     block_rmsnorm_to_shared(x, norm_w, dims.hidden, dims.eps, h, scratch);
+    if (kind < 2 && (int)threadIdx.x < 2 * hd) head_constants[threadIdx.x] = constant;
+    for (int i = QKV_THREADS + threadIdx.x; kind < 2 && position_ok && i < 2 * hd; i += QKV_THREADS)  // head_dim > 128
+        head_constants[i] = i < hd ? (kind == 0 ? q_norm_w : k_norm_w)[i]
+                            : i < hd + half ? rope_cos[(size_t)position * half + (i - hd)]
+                                            : rope_sin[(size_t)position * half + (i - hd - half)];
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) attn_norm[i] = h[i];
 
@@ -74,17 +94,15 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     __threadfence();
     if (threadIdx.x == 0) head_counters[head] = 0;  // every block of this head has counted: ready for the next launch
 
-    int position = *d_position;
-    if (position < 0 || position >= max_context) return;  // the host checks; never write out of bounds
-    int kind, index;
-    if (head < dims.n_heads) { kind = 0; index = head; }
-    else if (head < dims.n_heads + dims.n_kv_heads) { kind = 1; index = head - dims.n_heads; }
-    else { kind = 2; index = head - dims.n_heads - dims.n_kv_heads; }
+    if (!position_ok) return;  // the host checks; never write out of bounds
+    int index = kind == 0 ? head : kind == 1 ? head - dims.n_heads : head - dims.n_heads - dims.n_kv_heads;
     float *out = kind == 0 ? q + (size_t)index * hd : (kind == 1 ? k : v) + (size_t)index * hd;
     void *cache = kind == 1 ? k_cache : v_cache;
     size_t cache_row = ((size_t)index * max_context + position) * hd;
-    head_epilogue(qkv_raw + (size_t)head * hd, kind, kind == 0 ? q_norm_w : k_norm_w, hd, dims.eps, rope_cos,
-                  rope_sin, position, out, cache, kv_bf16, cache_row, tmp, scratch);
+    // The constants staged in the prologue: norm weights, then the RoPE row at `position` (row 0 of
+    // the staged table).
+    head_epilogue(qkv_raw + (size_t)head * hd, kind, head_constants, hd, dims.eps, head_constants + hd,
+                  head_constants + hd + half, 0, out, cache, kv_bf16, cache_row, tmp, scratch);
 }
 
 extern "C" int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, const float *norm_w,
@@ -95,7 +113,7 @@ extern "C" int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, co
                                        cudaStream_t stream, ErrorMessage *err) {
     int n_total_heads = dims->n_heads + 2 * dims->n_kv_heads;
     int blocks_per_head = (dims->head_dim + QKV_ROWS_PER_BLOCK - 1) / QKV_ROWS_PER_BLOCK;
-    size_t shared_bytes = (size_t)(dims->hidden + dims->head_dim) * sizeof(float);
+    size_t shared_bytes = (size_t)(dims->hidden + 3 * dims->head_dim) * sizeof(float);  // h, tmp, head constants
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_qkv_rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "rmsnorm_qkv_rope_kernel");
