@@ -141,9 +141,33 @@ __device__ __forceinline__ float dot8_bf16(uint4 w, float4 a, float4 b, float ac
 // x 16 bytes per lane outstanding). Rows past n_valid (< R) are not read; their out is 0. Needs
 // n % 8 == 0 and 16-byte aligned rows; otherwise a plain strided loop. Each lane's partial sum runs
 // over its columns in a fixed order, then a fixed xor-shuffle tree: deterministic. Result in every lane.
+// The loads of one step (columns from k0, in 16-byte units) of warp_dot_rows_bf16 into w.
+template <int R, int U>
+__device__ __forceinline__ void warp_rows_step_loads(const uint16_t *rows, size_t row_stride, int n_valid, int n8,
+                                                     int k0, uint4 (&w)[U][R]) {
+#pragma unroll
+    for (int u = 0; u < U; u++)
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            int k = k0 + u * WARP;
+            w[u][r] = (k < n8 && r < n_valid) ? load_weights_16((const uint4 *)(rows + r * row_stride) + k)
+                                              : make_uint4(0u, 0u, 0u, 0u);
+        }
+}
+
+// Weights depend on no kernel, so a decode kernel issues its first step of weight loads before its
+// programmatic-dependent-launch wait and passes them as `first` (warp_rows_first_loads; all zero when
+// n % 8 != 0, where the strided loop ignores them). NULL: warp_dot_rows_bf16 loads step 0 itself.
+template <int R, int U>
+__device__ __forceinline__ void warp_rows_first_loads(const uint16_t *rows, size_t row_stride, int n_valid, int n,
+                                                      int lane, uint4 (&first)[U][R]) {
+    warp_rows_step_loads<R, U>(rows, row_stride, (n & 7) == 0 ? n_valid : 0, n >> 3, lane, first);
+}
+
 template <int R, int U>
 __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t row_stride, int n_valid,
-                                                   const float *x, int n, int lane, float out[R]) {
+                                                   const float *x, int n, int lane, float out[R],
+                                                   const uint4 (*first)[R] = NULL) {
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -152,14 +176,14 @@ __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t 
         int n8 = n >> 3;
         for (int k0 = lane; k0 < n8; k0 += WARP * U) {
             uint4 w[U][R];
+            if (first && k0 == lane) {
 #pragma unroll
-            for (int u = 0; u < U; u++)
+                for (int u = 0; u < U; u++)
 #pragma unroll
-                for (int r = 0; r < R; r++) {
-                    int k = k0 + u * WARP;
-                    w[u][r] = (k < n8 && r < n_valid) ? load_weights_16((const uint4 *)(rows + r * row_stride) + k)
-                                                      : make_uint4(0u, 0u, 0u, 0u);
-                }
+                    for (int r = 0; r < R; r++) w[u][r] = first[u][r];
+            } else {
+                warp_rows_step_loads<R, U>(rows, row_stride, n_valid, n8, k0, w);
+            }
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 int k = k0 + u * WARP;

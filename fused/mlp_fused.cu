@@ -61,6 +61,10 @@ __global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, 
         for (int i = warp * gridDim.x + blockIdx.x; i < hidden; i += warps_per_block * gridDim.x)
             prefetch_l2(w_down + (size_t)i * inter, (size_t)inter * sizeof(uint16_t));
     }
+    // The first step of this warp's first gate/up pair, before the wait: weights depend on no kernel.
+    uint4 first_w[4][2];
+    warp_rows_first_loads<2, 4>(w_gate_up + (size_t)min(global_warp, inter - 1) * hidden, (size_t)inter * hidden,
+                                global_warp < inter ? 2 : 0, hidden, lane, first_w);
     pdl_launch_dependents();
     pdl_wait();
 
@@ -68,14 +72,25 @@ __global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, 
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < hidden; i += blockDim.x) mlp_norm[i] = shared[i];
 
-    for (int j = global_warp; j < inter; j += n_warps) {
-        float gu[2];  // gate row j and up row j = inter + j: both in flight at once
-        warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)j * hidden, (size_t)inter * hidden, 2, shared, hidden, lane, gu);
+    auto gate_up_epilogue = [&](int j, const float gu[2]) {
         if (lane == 0) {
             gate[j] = gu[0];
             up[j] = gu[1];
             act[j] = silu(gu[0]) * gu[1];
         }
+    };
+    // Gate row j and up row j = inter + j: both in flight at once. The first pair's first step is in
+    // first_w (a call of its own, so first_w stays in registers).
+    if (global_warp < inter) {
+        float gu[2];
+        warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)global_warp * hidden, (size_t)inter * hidden, 2, shared, hidden,
+                                 lane, gu, first_w);
+        gate_up_epilogue(global_warp, gu);
+    }
+    for (int j = global_warp + n_warps; j < inter; j += n_warps) {
+        float gu[2];
+        warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)j * hidden, (size_t)inter * hidden, 2, shared, hidden, lane, gu);
+        gate_up_epilogue(j, gu);
     }
 
     // The residual of this warp's first down row (written by the kernel before this one): its load

@@ -27,12 +27,16 @@ __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kern
         int rows = min(OPROJ_ROWS_PER_BLOCK, dims.hidden - row_begin);
         prefetch_l2(w_o + (size_t)row_begin * width, (size_t)rows * width * sizeof(uint16_t));
     }
-    pdl_launch_dependents();
-    pdl_wait();
-
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int first = row_begin + warp * OPROJ_ROWS_PER_WARP;
     int n_valid = min(OPROJ_ROWS_PER_WARP, dims.hidden - first);
+    // The first step of this warp's weight loads, before the wait: weights depend on no kernel.
+    uint4 first_w[8][OPROJ_ROWS_PER_WARP];
+    warp_rows_first_loads<OPROJ_ROWS_PER_WARP, 8>(w_o + (size_t)max(first, 0) * width, width, max(n_valid, 0), width,
+                                                  lane, first_w);
+    pdl_launch_dependents();
+    pdl_wait();
+
     // The residual input, loaded now so its trip overlaps the staging and the weight loads.
     float x_in[OPROJ_ROWS_PER_WARP];
 #pragma unroll
@@ -41,7 +45,8 @@ __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kern
     __syncthreads();
     if (n_valid <= 0) return;
     float dots[OPROJ_ROWS_PER_WARP];
-    warp_dot_rows_bf16<OPROJ_ROWS_PER_WARP, 8>(w_o + (size_t)first * width, width, n_valid, a_sh, width, lane, dots);
+    warp_dot_rows_bf16<OPROJ_ROWS_PER_WARP, 8>(w_o + (size_t)first * width, width, n_valid, a_sh, width, lane, dots,
+                                               first_w);
 #pragma unroll
     for (int r = 0; r < OPROJ_ROWS_PER_WARP; r++)
         if (lane == 0 && r < n_valid) {

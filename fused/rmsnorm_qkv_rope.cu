@@ -57,6 +57,14 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
                    : i < hd + half ? rope_cos[(size_t)position * half + (i - hd)]
                                    : rope_sin[(size_t)position * half + (i - hd - half)];
     }
+    // Warp w owns rows row_begin + w*QKV_ROWS_PER_WARP + [0, QKV_ROWS_PER_WARP) of this head; their
+    // first step of weight loads is issued before the wait (weights depend on no kernel).
+    int first = part * QKV_ROWS_PER_BLOCK + warp * QKV_ROWS_PER_WARP;
+    int n_valid = min(QKV_ROWS_PER_WARP, hd - first);
+    size_t row = (size_t)head * hd + first;
+    uint4 first_w[4][QKV_ROWS_PER_WARP];
+    warp_rows_first_loads<QKV_ROWS_PER_WARP, 4>(w_qkv + row * dims.hidden, dims.hidden, max(n_valid, 0), dims.hidden,
+                                                lane, first_w);
     pdl_launch_dependents();
     pdl_wait();
 
@@ -69,14 +77,10 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) attn_norm[i] = h[i];
 
-    // Warp w owns rows row_begin + w*QKV_ROWS_PER_WARP + [0, QKV_ROWS_PER_WARP) of this head.
-    int first = part * QKV_ROWS_PER_BLOCK + warp * QKV_ROWS_PER_WARP;
-    int n_valid = min(QKV_ROWS_PER_WARP, hd - first);
     if (n_valid > 0) {
-        size_t row = (size_t)head * hd + first;
         float dots[QKV_ROWS_PER_WARP];
         warp_dot_rows_bf16<QKV_ROWS_PER_WARP, 4>(w_qkv + row * dims.hidden, dims.hidden, n_valid, h, dims.hidden,
-                                                 lane, dots);
+                                                 lane, dots, first_w);
 #pragma unroll
         for (int r = 0; r < QKV_ROWS_PER_WARP; r++)
             if (lane == 0 && r < n_valid) qkv_raw[row + r] = dots[r];
