@@ -213,12 +213,18 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         const void *cache = threadIdx.x == 0 ? k_cache : v_cache;
         prefetch_l2((const char *)cache + (head_base + (size_t)begin * HD) * elem, (size_t)(end - begin) * HD * elem);
     }
+    // A split past the context has nothing to do and depends on nothing: it leaves before the wait,
+    // so its slot on the SM goes to the next kernel's blocks at once.
+    if (!valid || split >= active) {
+        pdl_launch_dependents();
+        return;
+    }
     // The first step's K/V rows are history (written by earlier tokens' graphs, complete before this
     // one started), except the newest row, which the kernel before this one writes: they are loaded
     // before waiting on it, so their trip overlaps that kernel's tail; the newest row is reloaded after.
     float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
     int p0 = begin + warp * DECODE_STEP;
-    int in_range = valid && split < active && p0 < end;
+    int in_range = p0 < end;
     if (in_range) {
 #pragma unroll
         for (int s = 0; s < DECODE_STEP; s++) {
@@ -229,7 +235,6 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     }
     pdl_launch_dependents();
     pdl_wait();
-    if (!valid || split >= active) return;  // the host checks the position; never read out of bounds
     if (in_range) {
 #pragma unroll
         for (int s = 0; s < DECODE_STEP; s++)

@@ -24,15 +24,17 @@
 
 #define MLP_THREADS 256
 
+// Thread 0 publishes the block's writes with a gpu-scope release add and spins on an acquire load
+// (no fence instructions, no sleep between polls: the wait is on the critical path of every layer).
 __device__ __forceinline__ void grid_barrier(unsigned long long *counter) {
     __syncthreads();
     if (threadIdx.x == 0) {
-        unsigned long long n_blocks = gridDim.x;
-        __threadfence();
-        unsigned long long ticket = atomicAdd(counter, 1ull);
+        unsigned long long n_blocks = gridDim.x, ticket, seen;
+        asm volatile("atom.add.release.gpu.global.u64 %0, [%1], 1;" : "=l"(ticket) : "l"(counter) : "memory");
         unsigned long long target = (ticket / n_blocks + 1) * n_blocks;
-        while (*(volatile unsigned long long *)counter < target) __nanosleep(64);
-        __threadfence();
+        do {
+            asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(counter) : "memory");
+        } while (seen < target);
     }
     __syncthreads();
 }
