@@ -164,13 +164,10 @@ __device__ __forceinline__ void warp_rows_first_loads(const uint16_t *rows, size
     warp_rows_step_loads<R, U>(rows, row_stride, (n & 7) == 0 ? n_valid : 0, n >> 3, lane, first);
 }
 
-// stage (shared memory, optional): the first step's columns [0, stage_cols) of each row r at
-// stage + r * stage_cols, copied there earlier (cp.async); read instead of global memory.
 template <int R, int U>
 __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t row_stride, int n_valid,
                                                    const float *x, int n, int lane, float out[R],
-                                                   const uint4 (*first)[R] = NULL, const uint16_t *stage = NULL,
-                                                   int stage_cols = 0) {
+                                                   const uint4 (*first)[R] = NULL) {
     float acc[R];
 #pragma unroll
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
@@ -184,16 +181,6 @@ __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t 
                 for (int u = 0; u < U; u++)
 #pragma unroll
                     for (int r = 0; r < R; r++) w[u][r] = first[u][r];
-            } else if (stage && k0 == lane) {
-#pragma unroll
-                for (int u = 0; u < U; u++)
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        int k = k0 + u * WARP;
-                        w[u][r] = k < n8 && r < n_valid && k * 8 < stage_cols
-                                      ? ((const uint4 *)(stage + (size_t)r * stage_cols))[k]
-                                      : make_uint4(0u, 0u, 0u, 0u);
-                    }
             } else {
                 warp_rows_step_loads<R, U>(rows, row_stride, n_valid, n8, k0, w);
             }

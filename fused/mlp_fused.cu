@@ -41,60 +41,13 @@ __device__ __forceinline__ void grid_barrier(unsigned long long *counter) {
 
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 
-// Weight staging (shapes with hidden and intermediate multiples of 8): before its PDL wait each warp
-// copies the first load step of its first gate/up pair (MLP_GATE_UP_STEP columns of both rows), and the
-// first MLP_DOWN_WARPS(grid) warps of a block the first step of their first down row, into shared
-// memory with cp.async. The copies hold no registers (the register preload they replace cost 30 and
-// dropped the grid to 2 blocks per SM), and the down rows land while the gate/up phase and the grid
-// barrier run instead of being read after it. Two commit groups: gate/up first, then down.
-#define MLP_GATE_UP_STEP (4 * WARP * 8)   // columns of one warp_dot_rows_bf16<2, 4> step
-#define MLP_DOWN_STEP (12 * WARP * 8)     // columns of one warp_dot_rows_bf16<1, 12> step
-
-static __host__ __device__ __forceinline__ int mlp_staged(const ModelDims *d) {
-    return d->hidden % 8 == 0 && d->intermediate % 8 == 0;
-}
-static __host__ __device__ __forceinline__ int mlp_gate_up_cols(const ModelDims *d) {
-    return d->hidden < MLP_GATE_UP_STEP ? d->hidden : MLP_GATE_UP_STEP;
-}
-static __host__ __device__ __forceinline__ int mlp_down_cols(const ModelDims *d) {
-    return d->intermediate < MLP_DOWN_STEP ? d->intermediate : MLP_DOWN_STEP;
-}
-// Warps of a block whose first down row is staged: every warp that has a down row, at most all 8.
-static __host__ __device__ __forceinline__ int mlp_down_warps(const ModelDims *d, int grid) {
-    int w = (d->hidden + grid - 1) / grid;
-    return w < MLP_THREADS / WARP ? w : MLP_THREADS / WARP;
-}
-// Bytes of shared memory: the staged vector (max(hidden, intermediate) floats), then the gate/up
-// stages [warp][2][gate_up_cols], then the down stages [down warp][down_cols] (bf16).
-static __host__ __device__ __forceinline__ size_t mlp_vector_bytes(const ModelDims *d) {
-    int n = d->hidden > d->intermediate ? d->hidden : d->intermediate;
-    return ((size_t)n * sizeof(float) + 15) & ~(size_t)15;
-}
-static __host__ __device__ __forceinline__ size_t mlp_gate_up_stage_bytes(const ModelDims *d) {
-    return (size_t)(MLP_THREADS / WARP) * 2 * mlp_gate_up_cols(d) * sizeof(uint16_t);
-}
-static size_t mlp_shared_bytes(const ModelDims *d, int grid) {
-    if (!mlp_staged(d)) return mlp_vector_bytes(d);
-    return mlp_vector_bytes(d) + mlp_gate_up_stage_bytes(d) +
-           (size_t)mlp_down_warps(d, grid) * mlp_down_cols(d) * sizeof(uint16_t);
-}
-
-__device__ __forceinline__ void cp_async_16(void *shared_dst, const void *global_src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((unsigned)__cvta_generic_to_shared(shared_dst)),
-                 "l"(global_src)
-                 : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int PENDING>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(PENDING) : "memory"); }
-
-__global__ void __launch_bounds__(MLP_THREADS, 3) mlp_fused_kernel(ModelDims dims, const float *resid_attn,
+__global__ void __launch_bounds__(MLP_THREADS) mlp_fused_kernel(ModelDims dims, const float *resid_attn,
                                                                 const float *norm_w, const uint16_t *w_gate_up,
                                                                 const uint16_t *w_down, float *mlp_norm,
                                                                 float *gate, float *up, float *act,
                                                                 float *mlp_out, float *resid_mlp,
                                                                 unsigned long long *barrier, int prefetch) {
-    extern __shared__ __align__(16) float shared[];  // mlp_shared_bytes: vector, then the weight stages
+    extern __shared__ float shared[];  // [max(hidden, intermediate)]
     __shared__ float scratch[32];
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int warps_per_block = MLP_THREADS / WARP;
@@ -110,26 +63,10 @@ __global__ void __launch_bounds__(MLP_THREADS, 3) mlp_fused_kernel(ModelDims dim
         for (int i = warp * gridDim.x + blockIdx.x; i < hidden; i += warps_per_block * gridDim.x)
             prefetch_l2(w_down + (size_t)i * inter, (size_t)inter * sizeof(uint16_t));
     }
-    // Stage the first steps of this warp's first gate/up pair and first down row (see mlp_staged).
-    const int staged = mlp_staged(&dims);
-    const int gu_cols = mlp_gate_up_cols(&dims), down_cols = mlp_down_cols(&dims);
-    const int first_row = warp * gridDim.x + blockIdx.x;  // this warp's first down row (phase 2 mapping)
-    const int down_staged = staged && warp < mlp_down_warps(&dims, gridDim.x) && first_row < hidden;
-    unsigned char *stage_base = (unsigned char *)shared + mlp_vector_bytes(&dims);
-    uint16_t *gu_stage = (uint16_t *)stage_base + (size_t)warp * 2 * gu_cols;
-    uint16_t *down_stage = (uint16_t *)(stage_base + mlp_gate_up_stage_bytes(&dims)) + (size_t)warp * down_cols;
-    if (staged) {
-        if (global_warp < inter)
-            for (int r = 0; r < 2; r++)
-                for (int k = lane; k < gu_cols / 8; k += WARP)
-                    cp_async_16(gu_stage + (size_t)r * gu_cols + 8 * k,
-                                w_gate_up + ((size_t)global_warp + (size_t)r * inter) * hidden + 8 * k);
-        cp_async_commit();
-        if (down_staged)
-            for (int k = lane; k < down_cols / 8; k += WARP)
-                cp_async_16(down_stage + 8 * k, w_down + (size_t)first_row * inter + 8 * k);
-        cp_async_commit();
-    }
+    // The first step of this warp's first gate/up pair, before the wait: weights depend on no kernel.
+    uint4 first_w[4][2];
+    warp_rows_first_loads<2, 4>(w_gate_up + (size_t)min(global_warp, inter - 1) * hidden, (size_t)inter * hidden,
+                                global_warp < inter ? 2 : 0, hidden, lane, first_w);
     pdl_launch_dependents();
     pdl_wait();
 
@@ -144,19 +81,12 @@ __global__ void __launch_bounds__(MLP_THREADS, 3) mlp_fused_kernel(ModelDims dim
             act[j] = silu(gu[0]) * gu[1];
         }
     };
-    // Gate row j and up row j = inter + j: both in flight at once. The first pair's first step comes
-    // from its stage.
+    // Gate row j and up row j = inter + j: both in flight at once. The first pair's first step is in
+    // first_w (a call of its own, so first_w stays in registers).
     if (global_warp < inter) {
         float gu[2];
-        if (staged) {
-            cp_async_wait<1>();  // this thread's gate/up copies (the down group may still fly)
-            __syncwarp();        // and every lane's
-            warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)global_warp * hidden, (size_t)inter * hidden, 2, shared,
-                                     hidden, lane, gu, NULL, gu_stage, gu_cols);
-        } else {
-            warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)global_warp * hidden, (size_t)inter * hidden, 2, shared,
-                                     hidden, lane, gu);
-        }
+        warp_dot_rows_bf16<2, 4>(w_gate_up + (size_t)global_warp * hidden, (size_t)inter * hidden, 2, shared, hidden,
+                                 lane, gu, first_w);
         gate_up_epilogue(global_warp, gu);
     }
     for (int j = global_warp + n_warps; j < inter; j += n_warps) {
@@ -167,20 +97,15 @@ __global__ void __launch_bounds__(MLP_THREADS, 3) mlp_fused_kernel(ModelDims dim
 
     // The residual of this warp's first down row (written by the kernel before this one): its load
     // flies across the grid barrier instead of following the dot product.
+    const int first_row = warp * gridDim.x + blockIdx.x;
     const float first_resid = lane == 0 && first_row < hidden ? resid_attn[first_row] : 0.0f;
     grid_barrier(barrier);
 
     block_load_to_shared(act, shared, inter);
-    if (staged) cp_async_wait<0>();  // this thread's down copies; the barrier below publishes every lane's
     __syncthreads();
     for (int i = first_row; i < hidden; i += warps_per_block * gridDim.x) {
         float dot;
-        if (i == first_row && down_staged) {
-            warp_dot_rows_bf16<1, 12>(w_down + (size_t)i * inter, 0, 1, shared, inter, lane, &dot, NULL, down_stage,
-                                      down_cols);
-        } else {
-            warp_dot_rows_bf16<1, 12>(w_down + (size_t)i * inter, 0, 1, shared, inter, lane, &dot);
-        }
+        warp_dot_rows_bf16<1, 12>(w_down + (size_t)i * inter, 0, 1, shared, inter, lane, &dot);
         if (lane == 0) {
             mlp_out[i] = dot;
             resid_mlp[i] = (i == first_row ? first_resid : resid_attn[i]) + dot;
@@ -188,29 +113,26 @@ __global__ void __launch_bounds__(MLP_THREADS, 3) mlp_fused_kernel(ModelDims dim
     }
 }
 
+static size_t mlp_shared_bytes(const ModelDims *dims) {
+    int n = dims->hidden > dims->intermediate ? dims->hidden : dims->intermediate;
+    return (size_t)n * sizeof(float);
+}
+
 extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, ErrorMessage *err) {
-    int device, n_sms;
+    size_t shared_bytes = mlp_shared_bytes(dims);
+    CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
+               "mlp_fused_kernel");
+    int device, n_sms, per_sm;
     CUDA_CHECK(cudaGetDevice(&device), "mlp_fused_kernel");
     CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "mlp_fused_kernel");
-    // No more blocks than there are rows to give a warp each in the wider phase; fewer when they do not
-    // all fit at once. The shared memory grows as the grid shrinks (more staged down rows per block),
-    // so iterate until the grid holds with its own shared memory.
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mlp_fused_kernel, MLP_THREADS, shared_bytes),
+               "mlp_fused_kernel");
+    if (per_sm < 1) return fail(err, "mlp_fused_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)", shared_bytes);
+    // No more blocks than there are rows to give a warp each in the wider phase.
     int rows = dims->intermediate > dims->hidden ? dims->intermediate : dims->hidden;
-    int grid = (rows + MLP_THREADS / WARP - 1) / (MLP_THREADS / WARP);
-    for (int iteration = 0;; iteration++) {
-        size_t shared_bytes = mlp_shared_bytes(dims, grid);
-        int per_sm;
-        CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
-                   "mlp_fused_kernel");
-        CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mlp_fused_kernel, MLP_THREADS, shared_bytes),
-                   "mlp_fused_kernel");
-        if (per_sm < 1)
-            return fail(err, "mlp_fused_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)", shared_bytes);
-        if (grid <= n_sms * per_sm) break;
-        if (iteration == 8) return fail(err, "mlp_fused_kernel: no co-resident grid found for this shape");
-        grid = n_sms * per_sm;
-    }
-    *grid_blocks = grid;
+    int useful = (rows + MLP_THREADS / WARP - 1) / (MLP_THREADS / WARP);
+    int blocks = n_sms * per_sm;
+    *grid_blocks = blocks < useful ? blocks : useful;
     return 0;
 }
 
@@ -220,10 +142,7 @@ extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, 
                                 int grid_blocks, cudaStream_t stream, ErrorMessage *err) {
     int pdl, prefetch;
     kernels_get_decode_options(&pdl, &prefetch);
-    size_t shared_bytes = mlp_shared_bytes(dims, grid_blocks);
-    CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
-               "mlp_fused_kernel");
-    CUDA_CHECK(launch_maybe_pdl(mlp_fused_kernel, dim3(grid_blocks), dim3(MLP_THREADS), shared_bytes, stream,
+    CUDA_CHECK(launch_maybe_pdl(mlp_fused_kernel, dim3(grid_blocks), dim3(MLP_THREADS), mlp_shared_bytes(dims), stream,
                                 pdl, *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out,
                                 resid_mlp, barrier, prefetch),
                "launch of mlp_fused_kernel");
