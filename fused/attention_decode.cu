@@ -256,18 +256,13 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         l[j] = 0.0f;
     }
 
-    // Double-buffered: step p0's rows are in kr/vr (the first step's from before the wait); the next
-    // step's loads are issued into kn/vn before step p0 is computed, so at long contexts (many steps
-    // per warp) one step's trip to memory hides behind the previous step's arithmetic.
     for (; p0 < end; p0 += DECODE_WARPS * DECODE_STEP) {
-        const int p_next = p0 + DECODE_WARPS * DECODE_STEP;
-        float kn[DECODE_STEP][DPL], vn[DECODE_STEP][DPL];
-        if (p_next < end) {
+        if (p0 != begin + warp * DECODE_STEP) {  // the first step's rows are in kr/vr already
 #pragma unroll
             for (int s = 0; s < DECODE_STEP; s++) {
-                size_t row = head_base + (size_t)min(p_next + s, end - 1) * HD + lane * DPL;
-                load_lane_dims<DPL, BF16>(k_cache, row, kn[s]);
-                load_lane_dims<DPL, BF16>(v_cache, row, vn[s]);
+                size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
+                load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
+                load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
             }
         }
 #pragma unroll
@@ -296,15 +291,6 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
                 for (int i = 0; i < DPL; i++) o[j][i] = fmaf(e, vr[s][i], o[j][i]);
             }
             m[j] = m_new;
-        }
-        if (p_next < end) {
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++)
-#pragma unroll
-                for (int i = 0; i < DPL; i++) {
-                    kr[s][i] = kn[s][i];
-                    vr[s][i] = vn[s][i];
-                }
         }
     }
 
