@@ -316,10 +316,10 @@ __device__ __forceinline__ float cache_load(const void *cache, int kv_bf16, size
 __device__ __forceinline__ void head_epilogue(const float *raw, int kind, const float *norm_w, int hd, float eps,
                                               const float *rope_cos, const float *rope_sin, int position,
                                               float *out, void *cache, int kv_bf16, size_t cache_row,
-                                              float *tmp_sh, float *scratch, bool raw_in_shared = false) {
+                                              float *tmp_sh, float *scratch) {
     float ss = 0.0f;
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float v = raw_in_shared ? raw[i] : __ldcg(raw + i);
+        float v = __ldcg(raw + i);
         tmp_sh[i] = v;
         ss = fmaf(v, v, ss);
     }

@@ -11,7 +11,6 @@
 // last block to finish a head (atomic ticket per head, threadfence before it) runs the head epilogue.
 // Deterministic: each output is one warp's fixed-order sum, and the epilogue is the same whichever
 // block runs it.
-#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include "device_common.cuh"
@@ -21,7 +20,6 @@
 #define QKV_THREADS 256
 #define QKV_ROWS_PER_WARP 2
 #define QKV_ROWS_PER_BLOCK ((QKV_THREADS / WARP) * QKV_ROWS_PER_WARP)
-#define QKV_MAX_CLUSTER 8  // blocks per head: the portable thread-block cluster size
 
 __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const float *norm_w, const uint16_t *w_qkv,
                                         const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
@@ -32,8 +30,8 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     float *h = shared;                   // [hidden]
     float *tmp = shared + dims.hidden;   // [head_dim]
     float *head_constants = tmp + dims.head_dim;  // [head_dim] norm weights, [head_dim/2] cos, [head_dim/2] sin
-    float *head_raw = head_constants + 2 * dims.head_dim;  // [head_dim]: the head's raw rows (cluster rank 0)
     __shared__ float scratch[32];
+    __shared__ int is_last;
 
     int hd = dims.head_dim;
     int blocks_per_head = (hd + QKV_ROWS_PER_BLOCK - 1) / QKV_ROWS_PER_BLOCK;
@@ -79,26 +77,26 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) attn_norm[i] = h[i];
 
-    float raw_dots[QKV_ROWS_PER_WARP] = {};
     if (n_valid > 0) {
+        float dots[QKV_ROWS_PER_WARP];
         warp_dot_rows_bf16<QKV_ROWS_PER_WARP, 4>(w_qkv + row * dims.hidden, dims.hidden, n_valid, h, dims.hidden,
-                                                 lane, raw_dots, first_w);
+                                                 lane, dots, first_w);
 #pragma unroll
         for (int r = 0; r < QKV_ROWS_PER_WARP; r++)
-            if (lane == 0 && r < n_valid) qkv_raw[row + r] = raw_dots[r];
+            if (lane == 0 && r < n_valid) qkv_raw[row + r] = dots[r];
     }
 
-    // The blocks of a head form one thread-block cluster (rank = part): each writes its rows into the
-    // first block's shared memory, the cluster barrier publishes them, and that block runs the head
-    // epilogue from shared memory. No atomic ticket, no reload of the raw rows from L2.
-    namespace cg = cooperative_groups;
-    cg::cluster_group cluster = cg::this_cluster();
-    if (n_valid > 0 && lane == 0) {
-        float *leader_raw = cluster.map_shared_rank(head_raw, 0);
-        for (int r = 0; r < QKV_ROWS_PER_WARP && r < n_valid; r++) leader_raw[first + r] = raw_dots[r];
+    // Last block of this head runs the epilogue (the threadFenceReduction pattern).
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        unsigned ticket = atomicAdd(&head_counters[head], 1u);
+        is_last = (ticket == (unsigned)blocks_per_head - 1);
     }
-    cluster.sync();
-    if (cluster.block_rank() != 0) return;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    if (threadIdx.x == 0) head_counters[head] = 0;  // every block of this head has counted: ready for the next launch
 
     if (!position_ok) return;  // the host checks; never write out of bounds
     int index = kind == 0 ? head : kind == 1 ? head - dims.n_heads : head - dims.n_heads - dims.n_kv_heads;
@@ -107,8 +105,8 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     size_t cache_row = ((size_t)index * max_context + position) * hd;
     // The constants staged in the prologue: norm weights, then the RoPE row at `position` (row 0 of
     // the staged table).
-    head_epilogue(head_raw, kind, head_constants, hd, dims.eps, head_constants + hd, head_constants + hd + half, 0, out,
-                  cache, kv_bf16, cache_row, tmp, scratch, true);
+    head_epilogue(qkv_raw + (size_t)head * hd, kind, head_constants, hd, dims.eps, head_constants + hd,
+                  head_constants + hd + half, 0, out, cache, kv_bf16, cache_row, tmp, scratch);
 }
 
 extern "C" int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, const float *norm_w,
@@ -119,33 +117,16 @@ extern "C" int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, co
                                        cudaStream_t stream, ErrorMessage *err) {
     int n_total_heads = dims->n_heads + 2 * dims->n_kv_heads;
     int blocks_per_head = (dims->head_dim + QKV_ROWS_PER_BLOCK - 1) / QKV_ROWS_PER_BLOCK;
-    if (blocks_per_head > QKV_MAX_CLUSTER)
-        return fail(err, "rmsnorm_qkv_rope_kernel: head_dim %d needs %d blocks per head, more than a portable cluster "
-                         "of %d", dims->head_dim, blocks_per_head, QKV_MAX_CLUSTER);
-    // h, tmp, head constants, the head's raw rows
-    size_t shared_bytes = (size_t)(dims->hidden + 4 * dims->head_dim) * sizeof(float);
+    size_t shared_bytes = (size_t)(dims->hidden + 3 * dims->head_dim) * sizeof(float);  // h, tmp, head constants
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_qkv_rope_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "rmsnorm_qkv_rope_kernel");
     int pdl, prefetch;
     kernels_get_decode_options(&pdl, &prefetch);
-    cudaLaunchConfig_t config = {};
-    config.gridDim = dim3(n_total_heads * blocks_per_head);
-    config.blockDim = dim3(QKV_THREADS);
-    config.dynamicSmemBytes = shared_bytes;
-    config.stream = stream;
-    cudaLaunchAttribute attribute[2];
-    attribute[0].id = cudaLaunchAttributeClusterDimension;  // one cluster per head
-    attribute[0].val.clusterDim.x = blocks_per_head;
-    attribute[0].val.clusterDim.y = 1;
-    attribute[0].val.clusterDim.z = 1;
-    attribute[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attribute[1].val.programmaticStreamSerializationAllowed = 1;
-    config.attrs = attribute;
-    config.numAttrs = pdl ? 2 : 1;
-    CUDA_CHECK(cudaLaunchKernelEx(&config, rmsnorm_qkv_rope_kernel, *dims, x, norm_w, w_qkv, q_norm_w, k_norm_w,
-                                  rope_cos, rope_sin, d_position, attn_norm, qkv_raw, q, k, v, k_cache, v_cache,
-                                  kv_bf16, max_context, head_counters, prefetch),
+    CUDA_CHECK(launch_maybe_pdl(rmsnorm_qkv_rope_kernel, dim3(n_total_heads * blocks_per_head), dim3(QKV_THREADS),
+                                shared_bytes, stream, pdl, *dims, x, norm_w, w_qkv, q_norm_w, k_norm_w, rope_cos,
+                                rope_sin, d_position, attn_norm, qkv_raw, q, k, v, k_cache, v_cache, kv_bf16,
+                                max_context, head_counters, prefetch),
                "launch of rmsnorm_qkv_rope_kernel");
     return 0;
 }
