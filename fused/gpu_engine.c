@@ -303,7 +303,8 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     const char *pdl_env = getenv("FUSECHECK_PDL"), *prefetch_env = getenv("FUSECHECK_PREFETCH"),
                *sync_env = getenv("FUSECHECK_SYNC_KERNELS");
     e->sync_kernels = sync_env && strcmp(sync_env, "") && strcmp(sync_env, "0");
-    kernels_set_decode_options(!(pdl_env && !strcmp(pdl_env, "0")), !(prefetch_env && !strcmp(prefetch_env, "0")));
+    kernels_set_decode_options(!(pdl_env && !strcmp(pdl_env, "0")),
+                               prefetch_env && strcmp(prefetch_env, "") && strcmp(prefetch_env, "0"));
     e->decode_attention = attention_decode_supported(d, kv_bf16);
     if (e->decode_attention) {
         if (attention_decode_splits(d, &e->attn_splits, err)) return -1;

@@ -38,8 +38,10 @@ static inline int dims_qkv_width(const ModelDims *d) { return (d->n_heads + 2 * 
 // ---- decode launch options (process-wide, read by the decode launchers) --------------------------
 // pdl: launch the decode kernels with programmatic dependent launch (each may start while the one
 // before it drains; it waits in-kernel before reading activations). prefetch: each decode kernel asks
-// L2 for its weights (attention: its K/V history) in that prologue. Both default on; the engine sets
-// them once from FUSECHECK_PDL / FUSECHECK_PREFETCH (0 turns one off, for measuring what each buys).
+// L2 for its weights (attention: its K/V history) in that prologue. The engine sets them once from
+// FUSECHECK_PDL (default on; 0 turns it off) and FUSECHECK_PREFETCH (default off since the kernels load
+// their first weights into registers before the wait, where the L2 prefetch only duplicated requests:
+// PERFORMANCE_NOTES.md, version 4; 1 turns it on), for measuring what each buys.
 void kernels_set_decode_options(int pdl, int prefetch);
 void kernels_get_decode_options(int *pdl, int *prefetch);
 

@@ -10,7 +10,7 @@
 #define OPS_THREADS 256
 
 // The decode launch options (kernels.h): a process-wide pair, set once when an engine is created.
-static int decode_pdl = 1, decode_prefetch = 1;
+static int decode_pdl = 1, decode_prefetch = 0;
 extern "C" void kernels_set_decode_options(int pdl, int prefetch) {
     decode_pdl = pdl != 0;
     decode_prefetch = prefetch != 0;
