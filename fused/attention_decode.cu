@@ -223,26 +223,24 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     // one started), except the newest row, which the kernel before this one writes: they are loaded
     // before waiting on it, so their trip overlaps that kernel's tail; the newest row is reloaded after.
     float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
-    int p0 = begin + warp * DECODE_STEP;
-    int in_range = p0 < end;
-    if (in_range) {
+    // Slot s of the step at p: cache position min(p + s, end - 1) (a short last step repeats its end).
+    auto load_slot = [&](int p, int s) {
+        size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
+        load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
+        load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
+    };
+    const int first_step = begin + warp * DECODE_STEP;
+    int p0 = first_step;
+    if (p0 < end) {
 #pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++) {
-            size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
-            load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
-            load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
-        }
+        for (int s = 0; s < DECODE_STEP; s++) load_slot(p0, s);
     }
     pdl_launch_dependents();
     pdl_wait();
-    if (in_range) {
+    if (p0 < end) {
 #pragma unroll
         for (int s = 0; s < DECODE_STEP; s++)
-            if (min(p0 + s, end - 1) == position) {
-                size_t row = head_base + (size_t)position * HD + lane * DPL;
-                load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
-                load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
-            }
+            if (min(p0 + s, end - 1) == position) load_slot(p0, s);
     }
 
     const float scale = rsqrtf((float)HD);
@@ -257,13 +255,9 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     }
 
     for (; p0 < end; p0 += DECODE_WARPS * DECODE_STEP) {
-        if (p0 != begin + warp * DECODE_STEP) {  // the first step's rows are in kr/vr already
+        if (p0 != first_step) {  // the first step's rows are in kr/vr already
 #pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++) {
-                size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
-                load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
-                load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
-            }
+            for (int s = 0; s < DECODE_STEP; s++) load_slot(p0, s);
         }
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {

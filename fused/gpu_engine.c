@@ -198,6 +198,13 @@ int gpu_engine_layer_tensor_width(const GpuEngine *engine, const char *name) {
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+// An on/off environment switch: unset or empty gives `fallback`, "0" off, anything else on.
+static int env_flag(const char *name, int fallback) {
+    const char *text = getenv(name);
+    if (!text || !*text) return fallback;
+    return strcmp(text, "0") != 0;
+}
+
 static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     const ModelConfig *c = &ck->config;
     ModelDims *d = &e->dims;
@@ -300,11 +307,8 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     DALLOC(e->decode_partial_o, e->partial_o_floats * 4, "decode attention partials");
     DALLOC(e->decode_partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "decode attention partials");
     DALLOC(e->decode_embed, H * 4, "decode embed");
-    const char *pdl_env = getenv("FUSECHECK_PDL"), *prefetch_env = getenv("FUSECHECK_PREFETCH"),
-               *sync_env = getenv("FUSECHECK_SYNC_KERNELS");
-    e->sync_kernels = sync_env && strcmp(sync_env, "") && strcmp(sync_env, "0");
-    kernels_set_decode_options(!(pdl_env && !strcmp(pdl_env, "0")),
-                               prefetch_env && strcmp(prefetch_env, "") && strcmp(prefetch_env, "0"));
+    e->sync_kernels = env_flag("FUSECHECK_SYNC_KERNELS", 0);
+    kernels_set_decode_options(env_flag("FUSECHECK_PDL", 1), env_flag("FUSECHECK_PREFETCH", 0));
     e->decode_attention = attention_decode_supported(d, kv_bf16);
     if (e->decode_attention) {
         if (attention_decode_splits(d, &e->attn_splits, err)) return -1;
@@ -645,6 +649,20 @@ static int stage_tokens(GpuEngine *e, const int32_t *tokens, int n_tokens, int p
     return 0;
 }
 
+// Waits for the step's work. A fault inside the decode graph surfaces here without the kernel's name:
+// the line says which position's graph it was and how to get the name.
+static int wait_for_step(GpuEngine *e, int graphed, int position, ErrorMessage *err) {
+    if (!graphed) {
+        CUDA_CHECK(cudaStreamSynchronize(e->stream), "forward step");
+        return 0;
+    }
+    cudaError_t status = cudaStreamSynchronize(e->stream);
+    if (status != cudaSuccess)
+        return fail(err, "fused decode graph at position %d: %s (run again with FUSECHECK_SYNC_KERNELS=1 to name "
+                         "the kernel)", position, cudaGetErrorString(status));
+    return 0;
+}
+
 int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
                        int32_t *next_token, ErrorMessage *err) {
     if (stage_tokens(e, tokens, n_tokens, position, err)) return -1;
@@ -654,20 +672,17 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
         e->forcing = 0;
         return fail(err, "gpu engine: kv forced for %d tokens, but the forward runs %d", e->forced_tokens, n_tokens);
     }
+    int graphed = 0;  // the step ran as the decode graph: a fault can only be named as the graph's
     if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
         if (e->forcing || e->sync_kernels) {
             if (enqueue_fused_decode(e, err)) return -1;  // the graph's kernels, launched one by one
         } else {
             if (ensure_graph(e, err)) return -1;
             CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
-            // A fault inside the graph surfaces here without the kernel's name: say how to get it.
-            cudaError_t status = cudaStreamSynchronize(e->stream);
-            if (status != cudaSuccess)
-                return fail(err, "fused decode graph at position %d: %s (run again with FUSECHECK_SYNC_KERNELS=1 "
-                                 "to name the kernel)", position, cudaGetErrorString(status));
+            graphed = 1;
         }
         if (trace) {
-            CUDA_CHECK(cudaStreamSynchronize(e->stream), "decode graph");
+            if (wait_for_step(e, graphed, position, err)) return -1;
             if (write_device_tensor(trace, -1, "embed", e->decode_embed, 1, d->hidden, err)) return -1;
             for (int l = 0; l < e->n_layers; l++)
                 if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
@@ -703,7 +718,7 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
     CUDA_CHECK(cudaMemcpyAsync(e->h_io + e->max_context + 1, e->d_next_token, sizeof(int), cudaMemcpyDeviceToHost,
                                e->stream),
                "next token download");
-    CUDA_CHECK(cudaStreamSynchronize(e->stream), "forward step");
+    if (wait_for_step(e, graphed, position, err)) return -1;
     e->forcing = 0;
     int32_t token = e->h_io[e->max_context + 1];
     if (token < 0 || token >= d->vocab) return fail(err, "gpu engine: every logit is NaN at position %d", position + n_tokens - 1);

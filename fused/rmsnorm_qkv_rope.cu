@@ -49,14 +49,14 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     int position = *d_position;
     int kind = head < dims.n_heads ? 0 : head < dims.n_heads + dims.n_kv_heads ? 1 : 2;
     int half = hd / 2;
-    float constant = 0.0f;
     int position_ok = position >= 0 && position < max_context;
-    if (kind < 2 && position_ok && (int)threadIdx.x < 2 * hd) {
-        int i = threadIdx.x;
-        constant = i < hd         ? (kind == 0 ? q_norm_w : k_norm_w)[i]
-                   : i < hd + half ? rope_cos[(size_t)position * half + (i - hd)]
-                                   : rope_sin[(size_t)position * half + (i - hd - half)];
-    }
+    // Constant i of [norm weights | cos row | sin row], 2 * head_dim in all.
+    auto head_constant = [&](int i) {
+        return i < hd         ? (kind == 0 ? q_norm_w : k_norm_w)[i]
+               : i < hd + half ? rope_cos[(size_t)position * half + (i - hd)]
+                               : rope_sin[(size_t)position * half + (i - hd - half)];
+    };
+    float constant = kind < 2 && position_ok && (int)threadIdx.x < 2 * hd ? head_constant(threadIdx.x) : 0.0f;
     // Warp w owns rows row_begin + w*QKV_ROWS_PER_WARP + [0, QKV_ROWS_PER_WARP) of this head; their
     // first step of weight loads is issued before the wait (weights depend on no kernel).
     int first = part * QKV_ROWS_PER_BLOCK + warp * QKV_ROWS_PER_WARP;
@@ -71,9 +71,7 @@ __global__ void rmsnorm_qkv_rope_kernel(ModelDims dims, const float *x, const fl
     block_rmsnorm_to_shared(x, norm_w, dims.hidden, dims.eps, h, scratch);
     if (kind < 2 && (int)threadIdx.x < 2 * hd) head_constants[threadIdx.x] = constant;
     for (int i = QKV_THREADS + threadIdx.x; kind < 2 && position_ok && i < 2 * hd; i += QKV_THREADS)  // head_dim > 128
-        head_constants[i] = i < hd ? (kind == 0 ? q_norm_w : k_norm_w)[i]
-                            : i < hd + half ? rope_cos[(size_t)position * half + (i - hd)]
-                                            : rope_sin[(size_t)position * half + (i - hd - half)];
+        head_constants[i] = head_constant(i);
     if (blockIdx.x == 0)
         for (int i = threadIdx.x; i < dims.hidden; i += blockDim.x) attn_norm[i] = h[i];
 
