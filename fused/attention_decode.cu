@@ -323,13 +323,15 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     if (!is_last) return;
     __threadfence();
     // Every load of the merge is issued before any arithmetic waits on it: the first MERGE_BATCH split
-    // outputs of this thread's (q head, dim) element, and each lane's (m, l) pairs (ATTENTION_DECODE_MAX_SPLITS
+    // outputs of this thread's (q head, dim) elements, and each lane's (m, l) pairs (ATTENTION_DECODE_MAX_SPLITS
     // / WARP per lane at most), so the merge costs one trip to L2 at contexts up to MERGE_BATCH splits.
+    // MERGE_BATCH keeps those loads at 32 registers a thread (0.6B: 32 splits, one trip at context 1024).
     // The sums run in split order as before: deterministic.
-    constexpr int MERGE_BATCH = 16, ML_PER_LANE = ATTENTION_DECODE_MAX_SPLITS / WARP;
-    float po[(GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS][MERGE_BATCH];
+    constexpr int ELEMENTS = (GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS;
+    constexpr int MERGE_BATCH = 32 / ELEMENTS > 8 ? 32 / ELEMENTS : 8, ML_PER_LANE = ATTENTION_DECODE_MAX_SPLITS / WARP;
+    float po[ELEMENTS][MERGE_BATCH];
 #pragma unroll
-    for (int u = 0; u < (GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS; u++) {
+    for (int u = 0; u < ELEMENTS; u++) {
         int t = threadIdx.x + u * DECODE_THREADS;
         size_t slot0 = (size_t)(kv_head * GROUP + t / HD) * n_splits;
 #pragma unroll
@@ -365,7 +367,7 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     }
     __syncthreads();
 #pragma unroll
-    for (int u = 0; u < (GROUP * HD + DECODE_THREADS - 1) / DECODE_THREADS; u++) {
+    for (int u = 0; u < ELEMENTS; u++) {
         int t = threadIdx.x + u * DECODE_THREADS;
         if (t >= GROUP * HD) break;
         int j = t / HD, d = t % HD;

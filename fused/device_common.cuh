@@ -165,6 +165,20 @@ __device__ __forceinline__ void warp_rows_first_loads(const uint16_t *rows, size
 }
 
 template <int R, int U>
+__device__ __forceinline__ void warp_dot_rows_step(const uint4 (&w)[U][R], const float4 *x4, int n8, int k0,
+                                                   float (&acc)[R]) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        int k = k0 + u * WARP;
+        if (k < n8) {
+            float4 a = x4[2 * k], b = x4[2 * k + 1];
+#pragma unroll
+            for (int r = 0; r < R; r++) acc[r] = dot8_bf16(w[u][r], a, b, acc[r]);
+        }
+    }
+}
+
+template <int R, int U>
 __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t row_stride, int n_valid,
                                                    const float *x, int n, int lane, float out[R],
                                                    const uint4 (*first)[R] = NULL) {
@@ -173,26 +187,16 @@ __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t 
     for (int r = 0; r < R; r++) acc[r] = 0.0f;
     if ((n & 7) == 0) {
         const float4 *x4 = (const float4 *)x;
-        int n8 = n >> 3;
-        for (int k0 = lane; k0 < n8; k0 += WARP * U) {
+        int n8 = n >> 3, k0 = lane;
+        // The preloaded first step on its own, so its registers are free before the loop's loads.
+        if (first) {
+            warp_dot_rows_step<R, U>(*(const uint4(*)[U][R])first, x4, n8, k0, acc);
+            k0 += WARP * U;
+        }
+        for (; k0 < n8; k0 += WARP * U) {
             uint4 w[U][R];
-            if (first && k0 == lane) {
-#pragma unroll
-                for (int u = 0; u < U; u++)
-#pragma unroll
-                    for (int r = 0; r < R; r++) w[u][r] = first[u][r];
-            } else {
-                warp_rows_step_loads<R, U>(rows, row_stride, n_valid, n8, k0, w);
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                int k = k0 + u * WARP;
-                if (k < n8) {
-                    float4 a = x4[2 * k], b = x4[2 * k + 1];
-#pragma unroll
-                    for (int r = 0; r < R; r++) acc[r] = dot8_bf16(w[u][r], a, b, acc[r]);
-                }
-            }
+            warp_rows_step_loads<R, U>(rows, row_stride, n_valid, n8, k0, w);
+            warp_dot_rows_step<R, U>(w, x4, n8, k0, acc);
         }
     } else {
         for (int r = 0; r < R && r < n_valid; r++)

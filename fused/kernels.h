@@ -98,9 +98,11 @@ int launch_output_projection_residual(const ModelDims *dims, const float *attn, 
 // [2*intermediate][hidden] bf16); act = silu(gate)*up; mlp_out = Wd·act ([hidden][intermediate]);
 // resid_mlp = resid_attn + mlp_out. One launch of a persistent grid (grid_blocks from
 // mlp_fused_grid_blocks, all co-resident) with one grid-wide barrier between the act phase and the
-// down projection. The down projection is a warp-per-row dot product over the whole act vector held
-// in shared memory: no atomics, no split reduction, so it is deterministic (bit-identical run to run).
-// barrier: one zeroed unsigned long long that only ever increases (safe across graph replays).
+// down projection. Each down-projection output is a sum of a few column slices' warp dot products,
+// added in slice order: no atomics, so it is deterministic (bit-identical run to run for one grid
+// size; another grid size may cut the slices differently).
+// barrier: one zeroed unsigned long long that only ever increases (safe across graph replays of one grid
+// size; zero it again before launching with a different grid_blocks).
 int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, ErrorMessage *err);
 int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float *norm_w, const uint16_t *w_gate_up,
                      const uint16_t *w_down, float *mlp_norm, float *gate, float *up, float *act, float *mlp_out,
