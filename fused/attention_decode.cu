@@ -141,6 +141,11 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 
 // ---- decode attention: one launch, splits merged by the last block (contract in kernels.h) -------
 //
+// The head epilogue comes first: every block reads its kv head's raw q heads, k and v (kernel 1's
+// output) and applies the per-head RMSNorm and RoPE itself, the same way in every block, so kernel 1
+// needs no ticket and no serial tail. The block whose chunk holds `position` also writes k, v and the
+// cache row; split 0 writes q.
+//
 // Grid (kv head, split). The context is cut into `active` chunks of at least DECODE_MIN_CHUNK
 // positions, active <= n_splits, so the grid is fixed for a captured graph while the chunk length
 // follows the context read from *d_position (blocks past `active` exit at once). A block takes all
@@ -150,8 +155,8 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // The block merges its warps in warp order, writes (m, l, o) per q head, takes a ticket, and the
 // last block of the kv head merges the active splits in split order and writes attn. Fixed order
 // everywhere, so the result is deterministic. Prologue (programmatic dependent launch): the block's
-// K/V history is requested into L2 before waiting on the QKV kernel (the position is written by the
-// host before the graph runs, so reading it early is safe).
+// first step of K/V history and the epilogue's constants are loaded before waiting on kernel 1 (the
+// position is written by the host before the graph runs, so reading it early is safe).
 #define DECODE_THREADS 256
 #define DECODE_WARPS (DECODE_THREADS / WARP)
 #define DECODE_STEP 4
@@ -190,9 +195,14 @@ static __host__ __device__ __forceinline__ void decode_chunking(int context, int
 
 template <int DPL, bool BF16, int GROUP>
 __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
-    ModelDims dims, const float *q, const void *k_cache, const void *v_cache, int max_context, const int *d_position,
-    int n_splits, float *partial_o, float *partial_ml, unsigned *counters, float *attn, int prefetch) {
-    constexpr int HD = DPL * WARP;
+    ModelDims dims, const float *qkv_raw, const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
+    const float *rope_sin, const int *d_position, void *k_cache, void *v_cache, int max_context, int newest_from_cache,
+    int n_splits, float *partial_o, float *partial_ml, unsigned *counters, float *q, float *k, float *v, float *attn,
+    int prefetch) {
+    constexpr int HD = DPL * WARP, HALF = HD / 2;
+    __shared__ float heads[GROUP + 2][HD];  // this kv head's q heads, k, v: raw, then normed and rotated
+    __shared__ float constants[3][HD];      // q norm weights, k norm weights, then [cos | sin] at position
+    __shared__ float newest[2][HD];         // row `position` of K and V as the cache holds it
     __shared__ float warp_ml[DECODE_WARPS][GROUP][2];
     __shared__ float warp_o[DECODE_WARPS][GROUP][HD];
     __shared__ float split_w[GROUP][ATTENTION_DECODE_MAX_SPLITS];
@@ -220,8 +230,8 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         return;
     }
     // The first step's K/V rows are history (written by earlier tokens' graphs, complete before this
-    // one started), except the newest row, which the kernel before this one writes: they are loaded
-    // before waiting on it, so their trip overlaps that kernel's tail; the newest row is reloaded after.
+    // one started), except row `position`, which this kernel computes: they are loaded before the
+    // wait, so their trip overlaps the previous kernel's tail; row `position` is replaced after.
     float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
     // Slot s of the step at p: cache position min(p + s, end - 1) (a short last step repeats its end).
     auto load_slot = [&](int p, int s) {
@@ -235,21 +245,77 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
 #pragma unroll
         for (int s = 0; s < DECODE_STEP; s++) load_slot(p0, s);
     }
+    // The head epilogue's constants depend on no kernel either (the position is written by the host).
+    for (int t = threadIdx.x; t < 3 * HD; t += DECODE_THREADS) {
+        int row = t / HD, i = t % HD;
+        constants[row][i] = row == 0   ? q_norm_w[i]
+                            : row == 1 ? k_norm_w[i]
+                                       : (i < HALF ? rope_cos : rope_sin)[(size_t)position * HALF + i % HALF];
+    }
     pdl_launch_dependents();
     pdl_wait();
-    if (p0 < end) {
+
+    // The head epilogue (kernels.h 2b), which every block of the kv head computes alike (the same
+    // code in the same order, so the same bits): raw heads from kernel 1, through L2 (other blocks
+    // wrote them), then one warp per q/k head: per-head RMSNorm, rotate-half RoPE.
+    const int is_newest_split = split == active - 1;  // its chunk ends at `position`
+    const float *raw_q = qkv_raw + (size_t)kv_head * GROUP * HD;
+    const float *raw_k = qkv_raw + (size_t)dims.n_heads * HD + (size_t)kv_head * HD;
+    const float *raw_v = raw_k + (size_t)dims.n_kv_heads * HD;
+    for (int t = threadIdx.x; t < (GROUP + 2) * HD; t += DECODE_THREADS) {
+        int j = t / HD, i = t % HD;
+        heads[j][i] = __ldcg((j < GROUP ? raw_q + (size_t)j * HD : j == GROUP ? raw_k : raw_v) + i);
+    }
+    __syncthreads();
+    for (int j = warp; j <= GROUP; j += DECODE_WARPS)
+        warp_head_norm_rope(heads[j], constants[j < GROUP ? 0 : 1], constants[2], constants[2] + HALF, HD, dims.eps,
+                            lane);
+    __syncthreads();
+    // Outputs: split 0 writes the q heads; the block whose chunk holds `position` writes k, v, the
+    // cache row (unless forced) and keeps the row as stored for its own scores.
+    if (split == 0)
+        for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS)
+            q[(size_t)kv_head * GROUP * HD + t] = heads[t / HD][t % HD];
+    if (is_newest_split) {
+        size_t cache_row = head_base + (size_t)position * HD;
+        for (int t = threadIdx.x; t < 2 * HD; t += DECODE_THREADS) {
+            int which = t / HD, i = t % HD;  // 0: k, 1: v
+            float value = heads[GROUP + which][i];
+            void *cache = which == 0 ? k_cache : v_cache;
+            (which == 0 ? k : v)[(size_t)kv_head * HD + i] = value;
+            if (newest_from_cache) {
+                newest[which][i] = BF16 ? __bfloat162float(__ldcg((const __nv_bfloat16 *)cache + cache_row + i))
+                                        : __ldcg((const float *)cache + cache_row + i);
+            } else {
+                cache_store(cache, BF16, cache_row + i, value);
+                newest[which][i] = BF16 ? __bfloat162float(__float2bfloat16_rn(value)) : value;
+            }
+        }
+        __syncthreads();
+    }
+    // Slot s of the step at p, when it is row `position`: the row as stored, not the old bits the first
+    // step loaded before the wait. Later steps load it from the cache, which holds it by now (written
+    // above, before the block's barrier, or forced by the host before the launch).
+    auto use_newest = [&](int p, int s) {
+        if (min(p + s, end - 1) == position) {
 #pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++)
-            if (min(p0 + s, end - 1) == position) load_slot(p0, s);
+            for (int i = 0; i < DPL; i++) {
+                kr[s][i] = newest[0][lane * DPL + i];
+                vr[s][i] = newest[1][lane * DPL + i];
+            }
+        }
+    };
+    if (is_newest_split && p0 < end) {
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) use_newest(p0, s);
     }
 
     const float scale = rsqrtf((float)HD);
     float qr[GROUP][DPL], m[GROUP], l[GROUP], o[GROUP][DPL];
 #pragma unroll
     for (int j = 0; j < GROUP; j++) {
-        const float *qh = q + (size_t)(kv_head * GROUP + j) * HD + lane * DPL;
 #pragma unroll
-        for (int i = 0; i < DPL; i++) { qr[j][i] = qh[i]; o[j][i] = 0.0f; }
+        for (int i = 0; i < DPL; i++) { qr[j][i] = heads[j][lane * DPL + i]; o[j][i] = 0.0f; }
         m[j] = -INFINITY;
         l[j] = 0.0f;
     }
@@ -258,6 +324,7 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         if (p0 != first_step) {  // the first step's rows are in kr/vr already
 #pragma unroll
             for (int s = 0; s < DECODE_STEP; s++) load_slot(p0, s);
+
         }
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {
@@ -390,8 +457,9 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
     if (threadIdx.x == 0) counters[kv_head] = 0;  // every active block has counted: ready for the next launch
 }
 
-typedef void (*DecodeKernel)(ModelDims, const float *, const void *, const void *, int, const int *, int, float *,
-                             float *, unsigned *, float *, int);
+typedef void (*DecodeKernel)(ModelDims, const float *, const float *, const float *, const float *, const float *,
+                             const int *, void *, void *, int, int, int, float *, float *, unsigned *, float *, float *,
+                             float *, float *, int);
 
 template <int DPL, bool BF16>
 static DecodeKernel decode_kernel_for_group(int group) {
@@ -426,9 +494,11 @@ extern "C" int attention_decode_splits(const ModelDims *dims, int *n_splits, Err
     return 0;
 }
 
-extern "C" int launch_attention_decode(const ModelDims *dims, const float *q, const void *k_cache, const void *v_cache,
-                                       int kv_bf16, int max_context, const int *d_position, int n_splits,
-                                       float *partial_o, float *partial_ml, unsigned *counters, float *attn,
+extern "C" int launch_attention_decode(const ModelDims *dims, const float *qkv_raw, const float *q_norm_w,
+                                       const float *k_norm_w, const float *rope_cos, const float *rope_sin,
+                                       const int *d_position, void *k_cache, void *v_cache, int kv_bf16,
+                                       int max_context, int newest_from_cache, int n_splits, float *partial_o,
+                                       float *partial_ml, unsigned *counters, float *q, float *k, float *v, float *attn,
                                        cudaStream_t stream, ErrorMessage *err) {
     DecodeKernel kernel = decode_kernel_for(dims, kv_bf16);
     if (!kernel)
@@ -438,8 +508,9 @@ extern "C" int launch_attention_decode(const ModelDims *dims, const float *q, co
         return fail(err, "attention_decode_kernel: %d splits outside [1, %d]", n_splits, ATTENTION_DECODE_MAX_SPLITS);
     int pdl, prefetch;
     kernels_get_decode_options(&pdl, &prefetch);
-    CUDA_CHECK(launch_maybe_pdl(kernel, dim3(dims->n_kv_heads, n_splits), dim3(DECODE_THREADS), 0, stream, pdl, *dims, q,
-                                k_cache, v_cache, max_context, d_position, n_splits, partial_o, partial_ml, counters,
+    CUDA_CHECK(launch_maybe_pdl(kernel, dim3(dims->n_kv_heads, n_splits), dim3(DECODE_THREADS), 0, stream, pdl, *dims,
+                                qkv_raw, q_norm_w, k_norm_w, rope_cos, rope_sin, d_position, k_cache, v_cache,
+                                max_context, newest_from_cache != 0, n_splits, partial_o, partial_ml, counters, q, k, v,
                                 attn, prefetch),
                "launch of attention_decode_kernel");
     return 0;

@@ -312,43 +312,45 @@ __device__ __forceinline__ float cache_load(const void *cache, int kv_bf16, size
     return ((const float *)cache)[index];
 }
 
+// Per-head RMSNorm with norm_w, then rotate-half RoPE (cos_row/sin_row: the table's rows at the
+// token's position, hd/2 each), in place on vec (hd floats of shared memory), by one warp. The one
+// implementation of the q/k head epilogue on the GPU: the decode attention prologue and the prefill
+// rows kernel both call it, so they agree bit for bit.
+__device__ __forceinline__ void warp_head_norm_rope(float *vec, const float *norm_w, const float *cos_row,
+                                                    const float *sin_row, int hd, float eps, int lane) {
+    float ss = 0.0f;
+    for (int i = lane; i < hd; i += WARP) ss = fmaf(vec[i], vec[i], ss);
+    float inv = rsqrtf(warp_sum(ss) / (float)hd + eps);
+    __syncwarp();  // every lane has read vec before any lane rewrites it
+    int half = hd / 2;
+    for (int i = lane; i < half; i += WARP) {
+        float a = vec[i] * inv * norm_w[i], b = vec[i + half] * inv * norm_w[i + half];
+        float c = cos_row[i], s = sin_row[i];
+        vec[i] = a * c - b * s;
+        vec[i + half] = b * c + a * s;
+    }
+    __syncwarp();
+}
+
 // The epilogue of one head, for a whole block: raw (head_dim values, any memory) -> for q/k heads
-// per-head RMSNorm with norm_w then rotate-half RoPE at `position`; v heads copied. Writes out[0..hd)
-// and, for k/v heads, the cache row. tmp_sh: head_dim floats of shared memory; scratch: 32 floats.
-// kind: 0 q, 1 k, 2 v. Raw values are read with __ldcg (L2) because other blocks of the same launch
-// may have written them.
+// warp_head_norm_rope at `position`; v heads copied. Writes out[0..hd) and, for k/v heads, the cache
+// row. tmp_sh: head_dim floats of shared memory. kind: 0 q, 1 k, 2 v. Raw values are read with
+// __ldcg (L2) because other blocks may have written them.
 __device__ __forceinline__ void head_epilogue(const float *raw, int kind, const float *norm_w, int hd, float eps,
                                               const float *rope_cos, const float *rope_sin, int position,
                                               float *out, void *cache, int kv_bf16, size_t cache_row,
-                                              float *tmp_sh, float *scratch) {
-    float ss = 0.0f;
+                                              float *tmp_sh) {
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) tmp_sh[i] = __ldcg(raw + i);
+    __syncthreads();
+    if (kind != 2 && threadIdx.x < WARP) {
+        int half = hd / 2;
+        warp_head_norm_rope(tmp_sh, norm_w, rope_cos + (size_t)position * half, rope_sin + (size_t)position * half,
+                            hd, eps, threadIdx.x);
+    }
+    __syncthreads();
     for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        float v = __ldcg(raw + i);
-        tmp_sh[i] = v;
-        ss = fmaf(v, v, ss);
-    }
-    float total = block_sum(ss, scratch);  // also orders the tmp_sh writes before the reads below
-    if (kind == 2) {
-        for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-            out[i] = tmp_sh[i];
-            cache_store(cache, kv_bf16, cache_row + i, tmp_sh[i]);
-        }
-        return;
-    }
-    float inv = rsqrtf(total / (float)hd + eps);
-    int half = hd / 2;
-    const float *c = rope_cos + (size_t)position * half, *s = rope_sin + (size_t)position * half;
-    for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float a = tmp_sh[i] * inv * norm_w[i];
-        float b = tmp_sh[i + half] * inv * norm_w[i + half];
-        float ra = a * c[i] - b * s[i];
-        float rb = b * c[i] + a * s[i];
-        out[i] = ra;
-        out[i + half] = rb;
-        if (kind == 1) {
-            cache_store(cache, kv_bf16, cache_row + i, ra);
-            cache_store(cache, kv_bf16, cache_row + i + half, rb);
-        }
+        out[i] = tmp_sh[i];
+        if (kind != 0) cache_store(cache, kv_bf16, cache_row + i, tmp_sh[i]);
     }
 }
 

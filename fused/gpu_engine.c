@@ -50,7 +50,7 @@ struct GpuEngine {
     float *final_norm, *logits;
     float *lm_partial_max;
     int *lm_partial_index;
-    unsigned *lm_counter, *head_counters;
+    unsigned *lm_counter;
     unsigned long long *mlp_barrier;
     int mlp_blocks;
     float *partial_o, *partial_ml;  // unfused path, grown on demand
@@ -293,9 +293,6 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     DALLOC(e->lm_partial_index, (size_t)lm_blocks * 4, "lm head partials");
     DALLOC(e->lm_counter, sizeof(unsigned), "lm head counter");
     CUDA_CHECK(cudaMemset(e->lm_counter, 0, sizeof(unsigned)), "lm head counter");
-    int n_total_heads = d->n_heads + 2 * d->n_kv_heads;
-    DALLOC(e->head_counters, (size_t)n_total_heads * sizeof(unsigned), "qkv head counters");
-    CUDA_CHECK(cudaMemset(e->head_counters, 0, (size_t)n_total_heads * sizeof(unsigned)), "qkv head counters");
     DALLOC(e->mlp_barrier, sizeof(unsigned long long), "mlp grid barrier");
     CUDA_CHECK(cudaMemset(e->mlp_barrier, 0, sizeof(unsigned long long)), "mlp grid barrier");
     if (mlp_fused_grid_blocks(d, &e->mlp_blocks, err)) return -1;
@@ -397,7 +394,7 @@ void gpu_engine_destroy(GpuEngine *e) {
     if (e->lm_head != e->embed) cudaFree(e->lm_head);
     void *ptrs[] = {e->embed, e->f_lm_head, e->final_norm_w, e->rope_cos, e->rope_sin, e->d_io, e->d_next_token,
                     e->embed_out, e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
-                    e->head_counters, e->mlp_barrier, e->partial_o, e->partial_ml, e->weight_scratch,
+                    e->mlp_barrier, e->partial_o, e->partial_ml, e->weight_scratch,
                     e->decode_embed, e->decode_partial_o, e->decode_partial_ml, e->attn_partial_o,
                     e->attn_partial_ml, e->attn_counters};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
@@ -546,18 +543,24 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
     const ModelDims *d = &e->dims;
     GpuLayer *g = &e->layers[l];
     int kv_bf16 = e->kv_dtype == KV_BF16;
-    if (launch_rmsnorm_qkv_rope(d, x, g->attn_norm_w, g->w_qkv, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin,
-                                e->d_io, a->attn_norm, a->qkv_raw, a->q, a->k, a->v, g->k_cache, g->v_cache, kv_bf16,
-                                e->max_context, e->head_counters, e->stream, err) ||
-        kernel_finished(e, "rmsnorm_qkv_rope", l, err))
+    if (launch_rmsnorm_qkv(d, x, g->attn_norm_w, g->w_qkv, a->attn_norm, a->qkv_raw, e->stream, err) ||
+        kernel_finished(e, "rmsnorm_qkv", l, err))
         return -1;
-    if (store_forced_kv(e, l, e->h_io[0], 1, err)) return -1;
     if (e->decode_attention) {
-        if (launch_attention_decode(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, e->attn_splits,
-                                    e->attn_partial_o, e->attn_partial_ml, e->attn_counters, a->attn, e->stream, err) ||
+        // With storage forcing, the host writes cache row `position` first and attention reads it.
+        int forced = e->forcing && e->forced_k[l];
+        if (store_forced_kv(e, l, e->h_io[0], 1, err) ||
+            launch_attention_decode(d, a->qkv_raw, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin, e->d_io,
+                                    g->k_cache, g->v_cache, kv_bf16, e->max_context, forced, e->attn_splits,
+                                    e->attn_partial_o, e->attn_partial_ml, e->attn_counters, a->q, a->k, a->v, a->attn,
+                                    e->stream, err) ||
             kernel_finished(e, "attention_decode", l, err))
             return -1;
-    } else if (launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
+    } else if (launch_qk_norm_rope_rows(d, a->qkv_raw, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin, e->d_io, 1,
+                                        a->q, a->k, a->v, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->stream,
+                                        err) ||
+               kernel_finished(e, "qk_norm_rope_rows", l, err) || store_forced_kv(e, l, e->h_io[0], 1, err) ||
+               launch_attention(d, a->q, g->k_cache, g->v_cache, kv_bf16, e->max_context, e->d_io, 1, e->decode_chunks,
                                 e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err) ||
                kernel_finished(e, "attention_split+combine", l, err))
         return -1;

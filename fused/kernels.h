@@ -45,17 +45,12 @@ static inline int dims_qkv_width(const ModelDims *d) { return (d->n_heads + 2 * 
 void kernels_set_decode_options(int pdl, int prefetch);
 void kernels_get_decode_options(int *pdl, int *prefetch);
 
-// ---- 1. rmsnorm_qkv_rope.cu (decode, 1 token) ---------------------------------------------------
-// attn_norm = rmsnorm(x, norm_w); raw = W_qkv · attn_norm with W_qkv = [Wq; Wk; Wv] stacked by rows
-// ([qkv_width][hidden] bf16); q,k = RoPE(rmsnorm_per_head(raw_q|raw_k, q_norm_w|k_norm_w)); v = raw_v;
-// k, v written to the cache at *d_position. Outputs: attn_norm [hidden], q [q_width], k, v [kv_width]
-// (fp32, k/v before cache rounding), qkv_raw [qkv_width] scratch. head_counters: n_heads+2*n_kv_heads
-// zeroed unsigned ints (left zeroed). rope_cos/sin: the shared RopeTable, [positions][head_dim/2].
-int launch_rmsnorm_qkv_rope(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_qkv,
-                            const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
-                            const float *rope_sin, const int *d_position, float *attn_norm, float *qkv_raw,
-                            float *q, float *k, float *v, void *k_cache, void *v_cache, int kv_bf16,
-                            int max_context, unsigned *head_counters, cudaStream_t stream, ErrorMessage *err);
+// ---- 1. rmsnorm_qkv.cu (decode, 1 token) --------------------------------------------------------
+// attn_norm = rmsnorm(x, norm_w); qkv_raw = W_qkv · attn_norm with W_qkv = [Wq; Wk; Wv] stacked by rows
+// ([qkv_width][hidden] bf16). Outputs: attn_norm [hidden], qkv_raw [qkv_width] = [q | k | v] before
+// the per-head norm and RoPE, which the decode attention kernel (2b) applies. One launch.
+int launch_rmsnorm_qkv(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_qkv,
+                       float *attn_norm, float *qkv_raw, cudaStream_t stream, ErrorMessage *err);
 
 // ---- 2. attention_decode.cu (decode and prefill) -----------------------------------------------
 // For each token t of n_tokens (context = *d_position + t + 1, causal): attn[t] = softmax(q_t·Kᵀ /
@@ -71,21 +66,29 @@ int launch_attention(const ModelDims *dims, const float *q, const void *k_cache,
                      float *partial_ml, float *attn, cudaStream_t stream, ErrorMessage *err);
 
 // ---- 2b. attention_decode.cu: the fused decode path's attention (one token, one launch) ----------
-// attn = softmax(q·Kᵀ / sqrt(head_dim)) · V over cache positions [0, *d_position + 1), GQA as above.
+// The token at p = *d_position, from kernel 1's qkv_raw ([q | k | v], fp32): q, k = RoPE at p of
+// rmsnorm_per_head(raw q | raw k, q_norm_w | k_norm_w) (rope_cos/sin: the shared RopeTable,
+// [positions][head_dim/2]), v = raw v; written to q [q_width], k, v [kv_width] (fp32, before cache
+// rounding) and to cache row p (bf16 rounded to nearest even when kv_bf16). Then attn = softmax(q·Kᵀ
+// / sqrt(head_dim)) · V over cache positions [0, p], GQA (q head h reads kv head h / (n_heads /
+// n_kv_heads)), row p taken as stored. newest_from_cache (storage forcing): row p already holds the
+// K/V to attend to; it is read and not written (q, k, v are still written).
 // Grid (kv head, n_splits); the context is cut into at most n_splits chunks of a length that follows
 // the context (so one captured graph serves every position), each block keeps an online softmax for
 // all q heads of its kv head, and the last block of each kv head (atomic ticket) merges the splits
 // in split order: deterministic, one launch. Instances: head_dim 64 or 128, 1, 2, 4 or 8 q heads
-// per kv head (attention_decode_supported says; otherwise use launch_attention). n_splits from
-// attention_decode_splits (<= ATTENTION_DECODE_MAX_SPLITS). Scratch: partial_o [n_heads][n_splits]
-// [head_dim], partial_ml [n_heads][n_splits][2]; counters: n_kv_heads zeroed unsigned (left zeroed).
+// per kv head (attention_decode_supported says; otherwise use kernel 1, launch_qk_norm_rope_rows and
+// launch_attention). n_splits from attention_decode_splits (<= ATTENTION_DECODE_MAX_SPLITS). Scratch:
+// partial_o [n_heads][n_splits][head_dim], partial_ml [n_heads][n_splits][2]; counters: n_kv_heads
+// zeroed unsigned (left zeroed).
 #define ATTENTION_DECODE_MAX_SPLITS 128
 int attention_decode_supported(const ModelDims *dims, int kv_bf16);
 int attention_decode_splits(const ModelDims *dims, int *n_splits, ErrorMessage *err);
-int launch_attention_decode(const ModelDims *dims, const float *q, const void *k_cache, const void *v_cache,
-                            int kv_bf16, int max_context, const int *d_position, int n_splits, float *partial_o,
-                            float *partial_ml, unsigned *counters, float *attn, cudaStream_t stream,
-                            ErrorMessage *err);
+int launch_attention_decode(const ModelDims *dims, const float *qkv_raw, const float *q_norm_w, const float *k_norm_w,
+                            const float *rope_cos, const float *rope_sin, const int *d_position, void *k_cache,
+                            void *v_cache, int kv_bf16, int max_context, int newest_from_cache, int n_splits,
+                            float *partial_o, float *partial_ml, unsigned *counters, float *q, float *k, float *v,
+                            float *attn, cudaStream_t stream, ErrorMessage *err);
 
 // ---- 3. output_projection_residual.cu (decode) ---------------------------------------------------
 // attn_out = W_o · attn ([hidden][q_width] bf16), resid = x + attn_out. One launch.
@@ -129,7 +132,7 @@ int launch_embed(const uint16_t *embed, const int *d_tokens, int n_tokens, int h
 int launch_rmsnorm_rows(const float *x, const float *w, int rows, int n, float eps, float *out,
                         cudaStream_t stream, ErrorMessage *err);
 // Per token t (position *d_position + t): from qkv_raw [n_tokens][qkv_width] (= [q | k | v]) writes
-// q (per-head RMSNorm + RoPE), k (same), v (copy) and the cache. Same math as kernel 1's epilogue.
+// q (per-head RMSNorm + RoPE), k (same), v (copy) and the cache. Same math as the decode attention's head epilogue (2b).
 int launch_qk_norm_rope_rows(const ModelDims *dims, const float *qkv_raw, const float *q_norm_w,
                              const float *k_norm_w, const float *rope_cos, const float *rope_sin,
                              const int *d_position, int n_tokens, float *q, float *k, float *v, void *k_cache,

@@ -1,7 +1,8 @@
 // Kernel 5: final RMSNorm + LM head + greedy argmax, one launch. Contract in kernels.h.
 // Every block recomputes final_norm into shared memory, each warp streams LM_ROWS_PER_WARP vocabulary
-// rows at once (all their 16-byte loads in flight; 311 MB for 0.6B, far beyond L2, so no prefetch;
-// launched with programmatic dependent launch, it waits for the last layer before reading x), the block reduces its rows to (max, lowest index), and the last block to take
+// rows at once (all their 16-byte loads in flight, the first step of them before the programmatic-
+// dependent-launch wait for the last layer; 311 MB for 0.6B, far beyond L2, so no prefetch), the
+// block reduces its rows to (max, lowest index), and the last block to take
 // an atomic ticket reduces the per-block partials in block order. Ties and order: a later index
 // wins only when strictly greater, so the lowest index of the maximum is chosen, as numpy does.
 #include <cuda_runtime.h>
@@ -51,6 +52,13 @@ __global__ void lm_head_argmax_kernel(ModelDims dims, const float *x, const floa
     __shared__ int sh_i[32];
     __shared__ int is_last;
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    int first = blockIdx.x * LM_ROWS_PER_BLOCK + warp * LM_ROWS_PER_WARP;
+    int n_valid = min(LM_ROWS_PER_WARP, dims.vocab - first);
+    // The first step of this warp's rows (0.6B: all of them), before the wait: weights depend on no
+    // kernel, so the blocks resident when the last layer drains start streaming at once.
+    uint4 first_w[4][LM_ROWS_PER_WARP];
+    warp_rows_first_loads<LM_ROWS_PER_WARP, 4>(w_lm + (size_t)max(min(first, dims.vocab - 1), 0) * dims.hidden,
+                                               dims.hidden, max(n_valid, 0), dims.hidden, lane, first_w);
 
     pdl_launch_dependents();
     pdl_wait();
@@ -60,12 +68,10 @@ __global__ void lm_head_argmax_kernel(ModelDims dims, const float *x, const floa
 
     float best_v = -INFINITY;
     int best_i = -1;
-    int first = blockIdx.x * LM_ROWS_PER_BLOCK + warp * LM_ROWS_PER_WARP;
-    int n_valid = min(LM_ROWS_PER_WARP, dims.vocab - first);
     if (n_valid > 0) {
         float dots[LM_ROWS_PER_WARP];
         warp_dot_rows_bf16<LM_ROWS_PER_WARP, 4>(w_lm + (size_t)first * dims.hidden, dims.hidden, n_valid, h,
-                                                dims.hidden, lane, dots);
+                                                dims.hidden, lane, dots, first_w);
 #pragma unroll
         for (int k = 0; k < LM_ROWS_PER_WARP; k++) {
             if (k >= n_valid) break;

@@ -71,13 +71,13 @@ extern "C" int launch_rmsnorm_rows(const float *x, const float *w, int rows, int
     return 0;
 }
 
-// Block (token, head): the same head epilogue kernel 1 runs, on a row of the GEMM's output.
+// Block (token, head): the head epilogue (warp_head_norm_rope, as in the decode attention's prologue) on
+// a row of the GEMM's output.
 __global__ void qk_norm_rope_rows_kernel(ModelDims dims, const float *qkv_raw, const float *q_norm_w,
                                          const float *k_norm_w, const float *rope_cos, const float *rope_sin,
                                          const int *d_position, float *q, float *k, float *v, void *k_cache,
                                          void *v_cache, int kv_bf16, int max_context) {
     extern __shared__ float tmp[];  // [head_dim]
-    __shared__ float scratch[32];
     int t = blockIdx.x, head = blockIdx.y, hd = dims.head_dim;
     int position = *d_position + t;
     if (position < 0 || position >= max_context) return;  // the host checks; never write out of bounds
@@ -92,7 +92,7 @@ __global__ void qk_norm_rope_rows_kernel(ModelDims dims, const float *qkv_raw, c
     void *cache = kind == 1 ? k_cache : v_cache;
     size_t cache_row = ((size_t)index * max_context + position) * hd;
     head_epilogue(qkv_raw + t * qkv_width + (size_t)head * hd, kind, kind == 0 ? q_norm_w : k_norm_w, hd, dims.eps,
-                  rope_cos, rope_sin, position, out, cache, kv_bf16, cache_row, tmp, scratch);
+                  rope_cos, rope_sin, position, out, cache, kv_bf16, cache_row, tmp);
 }
 
 extern "C" int launch_qk_norm_rope_rows(const ModelDims *dims, const float *qkv_raw, const float *q_norm_w,

@@ -20,7 +20,7 @@ echo "bench rc=$?"; grep -E "^\| (fused|cublas)|^\| [a-z_]+ .*us" $L/bench.log |
 if [ -n "${NCU:-}" ]; then
 [ -d /tmp/q06 ] || timeout 60 $R build/fusecheck synth --preset qwen3-0.6b --out /tmp/q06 > $L/synth.log 2>&1
 M=gpu__time_duration.sum,dram__bytes_read.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,launch__grid_size,launch__registers_per_thread
-timeout 200 ncu --csv --page raw --metrics $M -k 'regex:rmsnorm_qkv_rope|attention_decode|output_projection_residual|mlp_fused|lm_head_argmax' --launch-skip 120 --launch-count 113 $R build/fusecheck generate --engine fused --model /tmp/q06 --prompt-len 1000 -n 6 > $L/ncu.csv 2> $L/ncu.err
+timeout 200 ncu --csv --page raw --metrics $M -k 'regex:rmsnorm_qkv|attention_decode|output_projection_residual|mlp_fused|lm_head_argmax' --launch-skip 120 --launch-count 113 $R build/fusecheck generate --engine fused --model /tmp/q06 --prompt-len 1000 -n 6 > $L/ncu.csv 2> $L/ncu.err
 echo "ncu rc=$?"
 python3 - $L/ncu.csv <<'PY'
 import csv,sys

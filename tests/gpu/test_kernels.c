@@ -91,78 +91,33 @@ static void check_cache_row(const char *what, const void *cache, int kv_bf16, in
 
 typedef struct { int hidden, n_heads, n_kv, hd; } QkvCase;
 
-Test(kernels, rmsnorm_qkv_rope_matches_double_loop) {
+Test(kernels, rmsnorm_qkv_matches_double_loop) {
     SKIP_WITHOUT_GPU();
-    const QkvCase cases[] = {{200, 4, 4, 64}, {100, 8, 4, 128}, {264, 8, 2, 64}, {520, 16, 2, 128}};
+    const QkvCase cases[] = {{200, 4, 4, 64}, {100, 8, 4, 128}, {264, 8, 2, 64}, {520, 16, 2, 128}, {1001, 2, 1, 64}};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
-        for (int kv_bf16 = 0; kv_bf16 < 2; kv_bf16++) {
-            QkvCase k = cases[ci];
-            ModelDims d = {k.hidden, 64, k.n_heads, k.n_kv, k.hd, 10, 1e-6f};
-            int Q = dims_q_width(&d), KV = dims_kv_width(&d), QKV = dims_qkv_width(&d), H = d.hidden;
-            int max_context = 37;
-            uint64_t seed = 100 + ci * 10 + kv_bf16;
-            float *x = frandom(H, seed, 2.0f, 0.0f), *norm_w = frandom(H, seed + 1, 0.2f, 1.0f);
-            float *qn = frandom(k.hd, seed + 2, 0.2f, 1.0f), *kn = frandom(k.hd, seed + 3, 0.2f, 1.0f), *w_f;
-            uint16_t *w = random_bf16((size_t)QKV * H, seed + 4, 0.1f, &w_f);
-            RopeTable rope;
-            ErrorMessage err;
-            cr_assert_eq(rope_table_init(&rope, k.hd, 1e6, max_context, &err), 0, "%s", err.text);
-
-            float *dx = gpu_upload(x, H * 4), *dnorm = gpu_upload(norm_w, H * 4), *dqn = gpu_upload(qn, k.hd * 4),
-                  *dkn = gpu_upload(kn, k.hd * 4);
-            uint16_t *dw = gpu_upload(w, (size_t)QKV * H * 2);
-            size_t rope_bytes = (size_t)max_context * k.hd / 2 * 4;
-            float *dcos = gpu_upload(rope.cos, rope_bytes), *dsin = gpu_upload(rope.sin, rope_bytes);
-            size_t cache_bytes = (size_t)KV * max_context * (kv_bf16 ? 2 : 4);
-            void *kc = gpu_poisoned(cache_bytes), *vc = gpu_poisoned(cache_bytes);
-            unsigned *counters = gpu_poisoned((size_t)(k.n_heads + 2 * k.n_kv) * 4);
-            CUDA_ASSERT(cudaMemset(counters, 0, (size_t)(k.n_heads + 2 * k.n_kv) * 4));
-            int *dpos = gpu_poisoned(4);
-
-            // Two launches at different positions: the second proves the head counters were re-armed.
-            const int positions[2] = {29, 36};
-            for (int launch = 0; launch < 2; launch++) {
-                int pos = positions[launch];
-                CUDA_ASSERT(cudaMemcpy(dpos, &pos, 4, cudaMemcpyHostToDevice));
-                float *an = gpu_poisoned(H * 4), *raw = gpu_poisoned(QKV * 4), *q = gpu_poisoned(Q * 4),
-                      *kk = gpu_poisoned(KV * 4), *v = gpu_poisoned(KV * 4);
-                cr_assert_eq(launch_rmsnorm_qkv_rope(&d, dx, dnorm, dw, dqn, dkn, dcos, dsin, dpos, an, raw, q, kk, v,
-                                                     kc, vc, kv_bf16, max_context, counters, 0, &err),
-                             0, "%s", err.text);
-                double *h = dalloc(H), *rawd = dalloc(QKV), *want_q = dalloc(Q), *want_k = dalloc(KV), *want_v = dalloc(KV);
-                cpu_rmsnorm(x, norm_w, H, d.eps, h);
-                for (int r = 0; r < QKV; r++) rawd[r] = cpu_dot(w_f + (size_t)r * H, h, H);
-                for (int head = 0; head < k.n_heads; head++)
-                    cpu_head(rawd + head * k.hd, 0, qn, k.hd, d.eps, &rope, pos, want_q + head * k.hd);
-                for (int head = 0; head < k.n_kv; head++) {
-                    cpu_head(rawd + Q + head * k.hd, 1, kn, k.hd, d.eps, &rope, pos, want_k + head * k.hd);
-                    cpu_head(rawd + Q + KV + head * k.hd, 2, kn, k.hd, d.eps, &rope, pos, want_v + head * k.hd);
-                }
-                float *g_an = gpu_download(an, H * 4), *g_q = gpu_download(q, Q * 4), *g_k = gpu_download(kk, KV * 4),
-                      *g_v = gpu_download(v, KV * 4);
-                char what[128];
-                snprintf(what, sizeof what, "case %zu kv_bf16 %d pos %d attn_norm", ci, kv_bf16, pos);
-                ASSERT_CLOSE(what, g_an, h, H, TOL);
-                snprintf(what, sizeof what, "case %zu kv_bf16 %d pos %d q", ci, kv_bf16, pos);
-                ASSERT_CLOSE(what, g_q, want_q, Q, TOL);
-                snprintf(what, sizeof what, "case %zu kv_bf16 %d pos %d k", ci, kv_bf16, pos);
-                ASSERT_CLOSE(what, g_k, want_k, KV, TOL);
-                snprintf(what, sizeof what, "case %zu kv_bf16 %d pos %d v", ci, kv_bf16, pos);
-                ASSERT_CLOSE(what, g_v, want_v, KV, TOL);
-                check_cache_row("k", kc, kv_bf16, k.n_kv, max_context, k.hd, pos, g_k);
-                check_cache_row("v", vc, kv_bf16, k.n_kv, max_context, k.hd, pos, g_v);
-                free(h); free(rawd); free(want_q); free(want_k); free(want_v);
-                free(g_an); free(g_q); free(g_k); free(g_v);
-                cudaFree(an); cudaFree(raw); cudaFree(q); cudaFree(kk); cudaFree(v);
-            }
-            unsigned *c = gpu_download(counters, (size_t)(k.n_heads + 2 * k.n_kv) * 4);
-            for (int i = 0; i < k.n_heads + 2 * k.n_kv; i++) cr_assert_eq(c[i], 0u, "head counter %d left at %u", i, c[i]);
-            free(c);
-            cudaFree(dx); cudaFree(dnorm); cudaFree(dqn); cudaFree(dkn); cudaFree(dw); cudaFree(dcos); cudaFree(dsin);
-            cudaFree(kc); cudaFree(vc); cudaFree(counters); cudaFree(dpos);
-            rope_table_free(&rope);
-            free(x); free(norm_w); free(qn); free(kn); free(w); free(w_f);
-        }
+        QkvCase k = cases[ci];
+        ModelDims d = {k.hidden, 64, k.n_heads, k.n_kv, k.hd, 10, 1e-6f};
+        int QKV = dims_qkv_width(&d), H = d.hidden;
+        uint64_t seed = 100 + ci * 10;
+        float *x = frandom(H, seed, 2.0f, 0.0f), *norm_w = frandom(H, seed + 1, 0.2f, 1.0f), *w_f;
+        uint16_t *w = random_bf16((size_t)QKV * H, seed + 4, 0.1f, &w_f);
+        float *dx = gpu_upload(x, H * 4), *dnorm = gpu_upload(norm_w, H * 4);
+        uint16_t *dw = gpu_upload(w, (size_t)QKV * H * 2);
+        float *an = gpu_poisoned(H * 4), *raw = gpu_poisoned(QKV * 4);
+        ErrorMessage err;
+        cr_assert_eq(launch_rmsnorm_qkv(&d, dx, dnorm, dw, an, raw, 0, &err), 0, "%s", err.text);
+        double *h = dalloc(H), *want_raw = dalloc(QKV);
+        cpu_rmsnorm(x, norm_w, H, d.eps, h);
+        for (int r = 0; r < QKV; r++) want_raw[r] = cpu_dot(w_f + (size_t)r * H, h, H);
+        float *g_an = gpu_download(an, H * 4), *g_raw = gpu_download(raw, QKV * 4);
+        char what[128];
+        snprintf(what, sizeof what, "qkv case %zu attn_norm", ci);
+        ASSERT_CLOSE(what, g_an, h, H, TOL);
+        snprintf(what, sizeof what, "qkv case %zu qkv_raw", ci);
+        ASSERT_CLOSE(what, g_raw, want_raw, QKV, TOL);
+        free(h); free(want_raw); free(g_an); free(g_raw);
+        cudaFree(an); cudaFree(raw); cudaFree(dx); cudaFree(dnorm); cudaFree(dw);
+        free(x); free(norm_w); free(w); free(w_f);
     }
 }
 
@@ -295,66 +250,103 @@ Test(kernels, attention_prefill_matches_double_loop) {
     check_attention(128, 8, 8, 1000, 65, 1, 2003);
 }
 
-// The fused decode path's one-launch attention (kernels.h 2b): same double loop, the grid fixed by
-// n_splits while the chunk follows the context; launched twice on the same inputs: the split counters
-// must re-arm and the result be bit-identical (deterministic merge order).
-static void check_attention_decode(int hd, int n_heads, int n_kv, int context, int kv_bf16, uint64_t seed) {
+// The fused decode path's one-launch attention (kernels.h 2b), from kernel 1's raw q/k/v: the head
+// epilogue (q, k, v outputs, cache row `position`) and the same double loop as above over the history
+// and row `position` as the cache holds it afterwards. The grid is fixed by n_splits while the chunk
+// follows the context. forced: row `position` holds the host's values before the launch; the kernel
+// must attend to them and leave them. Launched twice on the same inputs: the split counters must
+// re-arm and the result be bit-identical (deterministic merge order).
+static void check_attention_decode(int hd, int n_heads, int n_kv, int context, int kv_bf16, int forced, uint64_t seed) {
     ModelDims d = {64, 64, n_heads, n_kv, hd, 10, 1e-6f};
-    int max_context = context + 70, position = context - 1, Q = n_heads * hd, group = n_heads / n_kv;
+    int max_context = context + 70, position = context - 1, group = n_heads / n_kv;
+    int Q = n_heads * hd, KV = n_kv * hd, QKV = Q + 2 * KV;
     cr_assert(attention_decode_supported(&d, kv_bf16), "no decode attention instance for hd %d group %d", hd, group);
+    ErrorMessage err;
+    RopeTable rope;
+    cr_assert_eq(rope_table_init(&rope, hd, 1e6, max_context, &err), 0, "%s", err.text);
     size_t cache_n = (size_t)n_kv * max_context * hd;
     float *kf = frandom(cache_n, seed, 1.0f, 0.0f), *vf = frandom(cache_n, seed + 1, 1.0f, 0.0f);
-    float *q = frandom(Q, seed + 2, 3.0f, 0.0f);
+    float *raw = frandom(QKV, seed + 2, 3.0f, 0.0f), *qn = frandom(hd, seed + 3, 0.2f, 1.0f),
+          *kn = frandom(hd, seed + 4, 0.2f, 1.0f);
     void *kc, *vc;
-    upload_kv_cache(kf, vf, cache_n, kv_bf16, &kc, &vc);
-    ErrorMessage err;
+    upload_kv_cache(kf, vf, cache_n, kv_bf16, &kc, &vc);  // kf, vf now hold the values as stored
     int n_splits;
     cr_assert_eq(attention_decode_splits(&d, &n_splits, &err), 0, "%s", err.text);
-    float *dq = gpu_upload(q, (size_t)Q * 4);
+    size_t rope_bytes = (size_t)max_context * hd / 2 * 4;
+    float *draw = gpu_upload(raw, (size_t)QKV * 4), *dqn = gpu_upload(qn, hd * 4), *dkn = gpu_upload(kn, hd * 4),
+          *dcos = gpu_upload(rope.cos, rope_bytes), *dsin = gpu_upload(rope.sin, rope_bytes);
     int *dpos = gpu_upload(&position, 4);
     float *po = gpu_poisoned((size_t)n_heads * n_splits * hd * 4), *pml = gpu_poisoned((size_t)n_heads * n_splits * 2 * 4);
     unsigned *counters = gpu_poisoned((size_t)n_kv * 4);
     CUDA_ASSERT(cudaMemset(counters, 0, (size_t)n_kv * 4));
-    double *want = dalloc(Q), *scores = dalloc(context);
-    double scale = 1.0 / sqrt((double)hd);
-    for (int h = 0; h < n_heads; h++) {
-        int kvh = h / group;
-        double m = -INFINITY, l = 0;
-        for (int p = 0; p < context; p++) {
-            const float *kr = kf + ((size_t)kvh * max_context + p) * hd;
-            double sc = 0;
-            for (int i = 0; i < hd; i++) sc += (double)q[h * hd + i] * kr[i];
-            scores[p] = sc * scale;
-            if (scores[p] > m) m = scores[p];
-        }
-        for (int p = 0; p < context; p++) { scores[p] = exp(scores[p] - m); l += scores[p]; }
-        for (int p = 0; p < context; p++) {
-            const float *vr = vf + ((size_t)kvh * max_context + p) * hd;
-            for (int i = 0; i < hd; i++) want[h * hd + i] += scores[p] / l * vr[i];
-        }
+
+    double *rawd = dalloc(QKV), *want_q = dalloc(Q), *want_k = dalloc(KV), *want_v = dalloc(KV);
+    for (int i = 0; i < QKV; i++) rawd[i] = raw[i];
+    for (int h = 0; h < n_heads; h++) cpu_head(rawd + h * hd, 0, qn, hd, d.eps, &rope, position, want_q + h * hd);
+    for (int h = 0; h < n_kv; h++) {
+        cpu_head(rawd + Q + h * hd, 1, kn, hd, d.eps, &rope, position, want_k + h * hd);
+        cpu_head(rawd + Q + KV + h * hd, 2, kn, hd, d.eps, &rope, position, want_v + h * hd);
     }
+    char what[192];
+    snprintf(what, sizeof what, "attention_decode hd %d heads %d/%d context %d kv_bf16 %d forced %d", hd, n_heads, n_kv,
+             context, kv_bf16, forced);
     float *first = NULL;
     for (int launch = 0; launch < 2; launch++) {
-        float *attn = gpu_poisoned((size_t)Q * 4);
-        cr_assert_eq(launch_attention_decode(&d, dq, kc, vc, kv_bf16, max_context, dpos, n_splits, po, pml, counters,
-                                             attn, 0, &err), 0, "%s", err.text);
-        float *got = gpu_download(attn, (size_t)Q * 4);
-        char what[160];
-        snprintf(what, sizeof what, "attention_decode hd %d heads %d/%d context %d kv_bf16 %d launch %d", hd, n_heads,
-                 n_kv, context, kv_bf16, launch);
+        float *q = gpu_poisoned((size_t)Q * 4), *k = gpu_poisoned((size_t)KV * 4), *v = gpu_poisoned((size_t)KV * 4),
+              *attn = gpu_poisoned((size_t)Q * 4);
+        cr_assert_eq(launch_attention_decode(&d, draw, dqn, dkn, dcos, dsin, dpos, kc, vc, kv_bf16, max_context, forced,
+                                             n_splits, po, pml, counters, q, k, v, attn, 0, &err),
+                     0, "%s", err.text);
+        float *gq = gpu_download(q, (size_t)Q * 4), *gk = gpu_download(k, (size_t)KV * 4),
+              *gv = gpu_download(v, (size_t)KV * 4), *got = gpu_download(attn, (size_t)Q * 4);
+        ASSERT_CLOSE(what, gq, want_q, Q, TOL);
+        ASSERT_CLOSE(what, gk, want_k, KV, TOL);
+        ASSERT_CLOSE(what, gv, want_v, KV, TOL);
+        // Row `position` after the launch: the kernel's k, v as stored, or the forced values untouched.
+        float *kc_now = to_float_host(kc, cache_n, kv_bf16), *vc_now = to_float_host(vc, cache_n, kv_bf16);
+        for (int h = 0; h < n_kv; h++)
+            for (int i = 0; i < hd; i++) {
+                size_t at = ((size_t)h * max_context + position) * hd + i;
+                float want_kc = forced ? kf[at] : kv_bf16 ? round_to_bf16(gk[h * hd + i]) : gk[h * hd + i];
+                float want_vc = forced ? vf[at] : kv_bf16 ? round_to_bf16(gv[h * hd + i]) : gv[h * hd + i];
+                cr_assert(kc_now[at] == want_kc && vc_now[at] == want_vc, "%s: cache row head %d dim %d: k %g v %g, expected %g %g",
+                          what, h, i, kc_now[at], vc_now[at], want_kc, want_vc);
+            }
+        // The double loop: the history as uploaded, row `position` as the cache holds it now.
+        double *want = dalloc(Q), *scores = dalloc(context);
+        double scale = 1.0 / sqrt((double)hd);
+        for (int h = 0; h < n_heads; h++) {
+            int kvh = h / group;
+            double m = -INFINITY, l = 0;
+            for (int p = 0; p < context; p++) {
+                const float *kr = (p == position ? kc_now : kf) + ((size_t)kvh * max_context + p) * hd;
+                double sc = 0;
+                for (int i = 0; i < hd; i++) sc += want_q[h * hd + i] * kr[i];
+                scores[p] = sc * scale;
+                if (scores[p] > m) m = scores[p];
+            }
+            for (int p = 0; p < context; p++) { scores[p] = exp(scores[p] - m); l += scores[p]; }
+            for (int p = 0; p < context; p++) {
+                const float *vr = (p == position ? vc_now : vf) + ((size_t)kvh * max_context + p) * hd;
+                for (int i = 0; i < hd; i++) want[h * hd + i] += scores[p] / l * vr[i];
+            }
+        }
         ASSERT_CLOSE(what, got, want, (size_t)Q, TOL);
         if (!first) first = got;
         else {
-            cr_assert_eq(memcmp(first, got, (size_t)Q * 4), 0, "%s: differs bitwise from launch 0", what);
+            cr_assert_eq(memcmp(first, got, (size_t)Q * 4), 0, "%s: launch %d differs bitwise from launch 0", what, launch);
             free(got);
         }
-        cudaFree(attn);
+        free(gq); free(gk); free(gv); free(kc_now); free(vc_now); free(want); free(scores);
+        cudaFree(q); cudaFree(k); cudaFree(v); cudaFree(attn);
     }
     unsigned *c = gpu_download(counters, (size_t)n_kv * 4);
     for (int i = 0; i < n_kv; i++) cr_assert_eq(c[i], 0u, "decode attention counter %d left at %u", i, c[i]);
     free(c); free(first);
-    free(kf); free(vf); free(q); free(want); free(scores);
-    cudaFree(kc); cudaFree(vc); cudaFree(dq); cudaFree(dpos); cudaFree(po); cudaFree(pml); cudaFree(counters);
+    free(kf); free(vf); free(raw); free(qn); free(kn); free(rawd); free(want_q); free(want_k); free(want_v);
+    rope_table_free(&rope);
+    cudaFree(kc); cudaFree(vc); cudaFree(draw); cudaFree(dqn); cudaFree(dkn); cudaFree(dcos); cudaFree(dsin);
+    cudaFree(dpos); cudaFree(po); cudaFree(pml); cudaFree(counters);
 }
 
 Test(kernels, attention_decode_one_launch_matches_double_loop, .timeout = 600) {
@@ -365,7 +357,7 @@ Test(kernels, attention_decode_one_launch_matches_double_loop, .timeout = 600) {
         for (size_t c = 0; c < sizeof contexts / sizeof contexts[0]; c++)
             for (int kv_bf16 = 0; kv_bf16 < 2; kv_bf16++)
                 check_attention_decode(shapes[s][0], shapes[s][1], shapes[s][2], contexts[c], kv_bf16,
-                                       3000 + s * 100 + c * 10 + kv_bf16);
+                                       (int)((s + c + kv_bf16) % 3 == 0), 3000 + s * 100 + c * 10 + kv_bf16);
 }
 
 Test(kernels, output_projection_residual_matches_double_loop) {
