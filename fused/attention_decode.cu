@@ -159,7 +159,9 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // position is written by the host before the graph runs, so reading it early is safe).
 #define DECODE_THREADS 256
 #define DECODE_WARPS (DECODE_THREADS / WARP)
+#ifndef DECODE_STEP
 #define DECODE_STEP 4
+#endif
 #define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
 
 template <int DPL, bool BF16>

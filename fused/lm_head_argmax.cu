@@ -12,7 +12,9 @@
 #include "kernels.h"
 
 #define LM_THREADS 256
+#ifndef LM_ROWS_PER_WARP
 #define LM_ROWS_PER_WARP 4
+#endif
 #define LM_ROWS_PER_BLOCK ((LM_THREADS / WARP) * LM_ROWS_PER_WARP)
 
 // (value, index) pair ordering: larger value first, then lower index. NaN never wins over a number.

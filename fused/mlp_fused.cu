@@ -25,6 +25,9 @@
 #include "kernels.h"
 
 #define MLP_THREADS 256
+#ifndef MLP_BLOCKS_PER_SM
+#define MLP_BLOCKS_PER_SM 2
+#endif
 
 // Thread 0 publishes the block's writes with a gpu-scope release add and spins on an acquire load
 // (no fence instructions, no sleep between polls: the wait is on the critical path of every layer).
@@ -48,7 +51,9 @@ __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 // all gate rows or all up rows (w's parity), 4 * grid matrix rows apart. MLP_GATE_UP_ROWS of them per
 // call, so the block's whole share of W_gate_up is in flight at once when it fits (0.6B: 3 rows of 2 KB
 // per warp, 48 KB per block, loaded before the wait).
+#ifndef MLP_GATE_UP_ROWS
 #define MLP_GATE_UP_ROWS 3
+#endif
 // Phase 2 work of a block: its rows i = blockIdx.x + grid * v (v < rows_per_block), each cut into
 // `slices` equal column ranges so that rows x slices fills the 8 warps (0.6B: 4 rows x 2 slices of
 // 1536 columns, 3 KB per warp); warp w takes items w, w + 8, ... (item = v * slices + slice).
@@ -59,7 +64,12 @@ __device__ __forceinline__ int mlp_down_slices(int rows_per_block, int inter) {
     return slices;
 }
 
-__global__ void __launch_bounds__(MLP_THREADS, 2) mlp_fused_kernel(ModelDims dims, const float *resid_attn,
+#ifdef MLP_MAX_REGISTERS
+#define MLP_KERNEL_BOUNDS __maxnreg__(MLP_MAX_REGISTERS)
+#else
+#define MLP_KERNEL_BOUNDS __launch_bounds__(MLP_THREADS, MLP_BLOCKS_PER_SM)
+#endif
+__global__ void MLP_KERNEL_BOUNDS mlp_fused_kernel(ModelDims dims, const float *resid_attn,
                                                                 const float *norm_w, const uint16_t *w_gate_up,
                                                                 const uint16_t *w_down, float *mlp_norm,
                                                                 float *gate, float *up, float *act,
@@ -181,6 +191,7 @@ extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, Er
     CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mlp_fused_kernel, MLP_THREADS, shared_bytes),
                "mlp_fused_kernel");
     if (per_sm < 1) return fail(err, "mlp_fused_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)", shared_bytes);
+    if (per_sm > MLP_BLOCKS_PER_SM) per_sm = MLP_BLOCKS_PER_SM;
     int blocks = n_sms * per_sm;
     *grid_blocks = blocks < useful ? blocks : useful;
     return 0;

@@ -16,7 +16,9 @@
 #include "kernels.h"
 
 #define QKV_THREADS 256
+#ifndef QKV_ROWS_PER_WARP
 #define QKV_ROWS_PER_WARP 2
+#endif
 #define QKV_ROWS_PER_BLOCK ((QKV_THREADS / WARP) * QKV_ROWS_PER_WARP)
 
 __global__ void __launch_bounds__(QKV_THREADS) rmsnorm_qkv_kernel(ModelDims dims, const float *x, const float *norm_w,
