@@ -162,7 +162,9 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 #ifndef DECODE_STEP
 #define DECODE_STEP 4
 #endif
+#ifndef DECODE_MIN_CHUNK
 #define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
+#endif
 
 template <int DPL, bool BF16>
 __device__ __forceinline__ void load_lane_dims(const void *cache, size_t index, float out[DPL]) {

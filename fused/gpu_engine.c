@@ -309,6 +309,16 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     e->decode_attention = attention_decode_supported(d, kv_bf16);
     if (e->decode_attention) {
         if (attention_decode_splits(d, &e->attn_splits, err)) return -1;
+        // For measuring split policies (PERFORMANCE_NOTES.md): the captured grid's split count.
+        const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
+        if (splits_text && *splits_text) {
+            char *end;
+            long splits = strtol(splits_text, &end, 10);
+            if (*end || splits < 1 || splits > ATTENTION_DECODE_MAX_SPLITS)
+                return fail(err, "FUSECHECK_ATTENTION_SPLITS=%s: expected an integer in [1, %d]", splits_text,
+                            ATTENTION_DECODE_MAX_SPLITS);
+            e->attn_splits = (int)splits;
+        }
         size_t slots = (size_t)d->n_heads * e->attn_splits;
         DALLOC(e->attn_partial_o, slots * d->head_dim * 4, "decode attention split partials");
         DALLOC(e->attn_partial_ml, slots * 2 * 4, "decode attention split partials");

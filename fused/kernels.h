@@ -41,7 +41,9 @@ static inline int dims_qkv_width(const ModelDims *d) { return (d->n_heads + 2 * 
 // L2 for its weights (attention: its K/V history) in that prologue. The engine sets them once from
 // FUSECHECK_PDL (default on; 0 turns it off) and FUSECHECK_PREFETCH (default off since the kernels load
 // their first weights into registers before the wait, where the L2 prefetch only duplicated requests:
-// PERFORMANCE_NOTES.md, version 4; 1 turns it on), for measuring what each buys.
+// PERFORMANCE_NOTES.md, version 4; 1 turns it on), for measuring what each buys. The engine also
+// reads FUSECHECK_ATTENTION_SPLITS (1..ATTENTION_DECODE_MAX_SPLITS), which replaces
+// attention_decode_splits's count in the decode graph, for measuring split policies.
 void kernels_set_decode_options(int pdl, int prefetch);
 void kernels_get_decode_options(int *pdl, int *prefetch);
 
