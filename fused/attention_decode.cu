@@ -162,8 +162,11 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 #ifndef DECODE_STEP
 #define DECODE_STEP 4
 #endif
+// Two steps per warp at least: fewer, longer splits measured faster than one step per warp (16
+// splits of 64 at context 1024: 1199 tok/s against 1162 for 32 splits of 32; PERFORMANCE_NOTES.md,
+// version 6), since each block then merges more of its own work and fewer blocks wait on the ticket.
 #ifndef DECODE_MIN_CHUNK
-#define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
+#define DECODE_MIN_CHUNK (2 * DECODE_WARPS * DECODE_STEP)
 #endif
 
 template <int DPL, bool BF16>
@@ -492,8 +495,11 @@ extern "C" int attention_decode_splits(const ModelDims *dims, int *n_splits, Err
     int device, n_sms;
     CUDA_CHECK(cudaGetDevice(&device), "attention_decode_kernel");
     CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "attention_decode_kernel");
-    // Four blocks' worth of splits per SM at long contexts; short contexts use fewer (decode_chunking).
-    int splits = (4 * n_sms + dims->n_kv_heads - 1) / dims->n_kv_heads;
+    // Two blocks' worth of splits per SM at long contexts (0.6B on 132 SMs: 33, so 32 active splits at
+    // 4096 and 16384); short contexts use fewer (decode_chunking). Four blocks per SM (66 splits)
+    // measured 5% slower at 4096 and 6% at 16384; one (17 splits) 8% and 26% slower there
+    // (PERFORMANCE_NOTES.md, version 6).
+    int splits = (2 * n_sms + dims->n_kv_heads - 1) / dims->n_kv_heads;
     *n_splits = splits < 1 ? 1 : (splits > ATTENTION_DECODE_MAX_SPLITS ? ATTENTION_DECODE_MAX_SPLITS : splits);
     return 0;
 }
