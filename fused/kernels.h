@@ -116,10 +116,11 @@ int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float
 
 // ---- 5. lm_head_argmax.cu ------------------------------------------------------------------------
 // final_norm = rmsnorm(x, norm_w) (x: one row [hidden]); logits = W_lm · final_norm ([vocab][hidden]
-// bf16); *next_token = argmax(logits), lowest index on ties. One launch: each block reduces its rows
-// to a (max, index) partial, the last block to finish (atomic ticket) reduces the partials in block
-// order, so the result is deterministic. Scratch: lm_head_argmax_blocks(vocab) floats and ints; the
-// counter is one zeroed unsigned (left zeroed).
+// bf16); *next_token = argmax(logits), lowest index on ties. One launch of a persistent grid (at most
+// lm_head_argmax_blocks(vocab) blocks, fewer when fewer are resident at once): each block reduces its
+// rows to a (max, index) partial, the last block to finish (atomic ticket) reduces the partials in
+// block order, so the result is deterministic. Scratch: lm_head_argmax_blocks(vocab) floats and ints;
+// the counter is one zeroed unsigned (left zeroed).
 int lm_head_argmax_blocks(int vocab);
 int launch_lm_head_argmax(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_lm,
                           float *final_norm, float *logits, float *partial_max, int *partial_index,

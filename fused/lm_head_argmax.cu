@@ -1,10 +1,13 @@
 // Kernel 5: final RMSNorm + LM head + greedy argmax, one launch. Contract in kernels.h.
-// Every block recomputes final_norm into shared memory, each warp streams LM_ROWS_PER_WARP vocabulary
-// rows at once (all their 16-byte loads in flight, the first step of them before the programmatic-
-// dependent-launch wait for the last layer; 311 MB for 0.6B, far beyond L2, so no prefetch), the
-// block reduces its rows to (max, lowest index), and the last block to take
-// an atomic ticket reduces the per-block partials in block order. Ties and order: a later index
-// wins only when strictly greater, so the lowest index of the maximum is chosen, as numpy does.
+// The grid is persistent (as many blocks as are resident at once, 2 per SM): every block recomputes
+// final_norm into shared memory once, then each warp streams tasks of LM_ROWS_PER_WARP vocabulary rows
+// (all their 16-byte loads in flight; the first task's before the programmatic-dependent-launch wait
+// for the last layer, each later task's while the warp finishes the one before; 311 MB for 0.6B, far
+// beyond L2, so no prefetch). A block per 32 rows, as before, paid its norm, its reduction and its
+// ticket every 64 KB, with its registers held through the ticket's round trip; the persistent grid pays
+// them once. Each block reduces its rows to (max, lowest index), and the last block to take an atomic
+// ticket reduces the per-block partials in block order. Ties and order: a later index wins only when
+// strictly greater, so the lowest index of the maximum is chosen, as numpy does.
 #include <cuda_runtime.h>
 
 #include "device_common.cuh"
@@ -45,22 +48,27 @@ __device__ void block_argmax(float v, int i, float *sh_v, int *sh_i, float *out_
     }
 }
 
-__global__ void lm_head_argmax_kernel(ModelDims dims, const float *x, const float *norm_w, const uint16_t *w_lm,
-                                      float *final_norm, float *logits, float *partial_max, int *partial_index,
-                                      unsigned *counter, int *next_token) {
+__global__ void __launch_bounds__(LM_THREADS, 2) lm_head_argmax_kernel(
+    ModelDims dims, const float *x, const float *norm_w, const uint16_t *w_lm, float *final_norm, float *logits,
+    float *partial_max, int *partial_index, unsigned *counter, int *next_token) {
     extern __shared__ float h[];  // [hidden]
     __shared__ float scratch[32];
     __shared__ float sh_v[32];
     __shared__ int sh_i[32];
     __shared__ int is_last;
-    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    int first = blockIdx.x * LM_ROWS_PER_BLOCK + warp * LM_ROWS_PER_WARP;
-    int n_valid = min(LM_ROWS_PER_WARP, dims.vocab - first);
-    // The first step of this warp's rows (0.6B: all of them), before the wait: weights depend on no
-    // kernel, so the blocks resident when the last layer drains start streaming at once.
-    uint4 first_w[4][LM_ROWS_PER_WARP];
-    warp_rows_first_loads<LM_ROWS_PER_WARP, 4>(w_lm + (size_t)max(min(first, dims.vocab - 1), 0) * dims.hidden,
-                                               dims.hidden, max(n_valid, 0), dims.hidden, lane, first_w);
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, warps = LM_THREADS / WARP;
+    // Tasks of LM_ROWS_PER_WARP consecutive rows; warp g of the grid takes tasks g, g + G, g + 2G, ...
+    // (G warps in the grid), so at any moment the grid streams one contiguous window of W_lm.
+    const int n_tasks = (dims.vocab + LM_ROWS_PER_WARP - 1) / LM_ROWS_PER_WARP;
+    const int grid_warps = gridDim.x * warps;
+    int task = blockIdx.x * warps + warp;
+    auto task_rows = [&](int t) { return w_lm + (size_t)t * LM_ROWS_PER_WARP * dims.hidden; };
+    auto task_valid = [&](int t) { return t < n_tasks ? min(LM_ROWS_PER_WARP, dims.vocab - t * LM_ROWS_PER_WARP) : 0; };
+    // The first step of the first task's rows (0.6B: all of them), before the wait: weights depend on
+    // no kernel, so the grid starts streaming while the last layer drains.
+    uint4 step_w[4][LM_ROWS_PER_WARP];
+    warp_rows_first_loads<LM_ROWS_PER_WARP, 4>(task_rows(min(task, n_tasks - 1)), dims.hidden, task_valid(task),
+                                               dims.hidden, lane, step_w);
 
     pdl_launch_dependents();
     pdl_wait();
@@ -70,10 +78,16 @@ __global__ void lm_head_argmax_kernel(ModelDims dims, const float *x, const floa
 
     float best_v = -INFINITY;
     int best_i = -1;
-    if (n_valid > 0) {
+    for (; task < n_tasks; task += grid_warps) {
+        const int first = task * LM_ROWS_PER_WARP, n_valid = task_valid(task);
         float dots[LM_ROWS_PER_WARP];
-        warp_dot_rows_bf16<LM_ROWS_PER_WARP, 4>(w_lm + (size_t)first * dims.hidden, dims.hidden, n_valid, h,
-                                                dims.hidden, lane, dots, first_w);
+        warp_dot_rows_bf16<LM_ROWS_PER_WARP, 4>(task_rows(task), dims.hidden, n_valid, h, dims.hidden, lane, dots,
+                                                step_w);
+        // The next task's first step goes out before this task's bookkeeping, so the warp's loads stay
+        // in flight while it writes logits and compares.
+        const int next = task + grid_warps;
+        warp_rows_first_loads<LM_ROWS_PER_WARP, 4>(task_rows(min(next, n_tasks - 1)), dims.hidden, task_valid(next),
+                                                   dims.hidden, lane, step_w);
 #pragma unroll
         for (int k = 0; k < LM_ROWS_PER_WARP; k++) {
             if (k >= n_valid) break;
@@ -119,9 +133,19 @@ extern "C" int launch_lm_head_argmax(const ModelDims *dims, const float *x, cons
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(lm_head_argmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "lm_head_argmax_kernel");
+    int device, n_sms, per_sm;
+    CUDA_CHECK(cudaGetDevice(&device), "lm_head_argmax_kernel");
+    CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "lm_head_argmax_kernel");
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, lm_head_argmax_kernel, LM_THREADS, shared_bytes),
+               "lm_head_argmax_kernel");
+    if (per_sm < 1)
+        return fail(err, "lm_head_argmax_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)",
+                    shared_bytes);
+    int blocks = lm_head_argmax_blocks(dims->vocab);
+    if (blocks > n_sms * per_sm) blocks = n_sms * per_sm;
     int pdl, prefetch;
     kernels_get_decode_options(&pdl, &prefetch);
-    CUDA_CHECK(launch_maybe_pdl(lm_head_argmax_kernel, dim3(lm_head_argmax_blocks(dims->vocab)), dim3(LM_THREADS),
+    CUDA_CHECK(launch_maybe_pdl(lm_head_argmax_kernel, dim3(blocks), dim3(LM_THREADS),
                                 shared_bytes, stream, pdl, *dims, x, norm_w, w_lm, final_norm, logits, partial_max,
                                 partial_index, counter, next_token),
                "launch of lm_head_argmax_kernel");
