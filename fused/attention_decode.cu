@@ -147,7 +147,7 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // cache row; split 0 writes q.
 //
 // Grid (kv head, split). The context is cut into `active` chunks of at least DECODE_MIN_CHUNK
-// positions, active <= n_splits, so the grid is fixed for a captured graph while the chunk length
+// positions (2 x DECODE_MIN_CHUNK past DECODE_ONE_STEP_SPLITS chunks), active <= n_splits, so the grid is fixed for a captured graph while the chunk length
 // follows the context read from *d_position (blocks past `active` exit at once). A block takes all
 // GROUP q heads of its kv head, so each K/V row is read once. Each warp walks its positions
 // DECODE_STEP at a time (all their K and V loads in flight, 8-byte loads for bf16 with head_dim 128),
@@ -162,12 +162,14 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 #ifndef DECODE_STEP
 #define DECODE_STEP 4
 #endif
-// Two steps per warp at least: fewer, longer splits measured faster than one step per warp (16
-// splits of 64 at context 1024: 1199 tok/s against 1162 for 32 splits of 32; PERFORMANCE_NOTES.md,
-// version 6), since each block then merges more of its own work and fewer blocks wait on the ticket.
 #ifndef DECODE_MIN_CHUNK
-#define DECODE_MIN_CHUNK (2 * DECODE_WARPS * DECODE_STEP)
+#define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
 #endif
+// Chunks of one step per warp only while they make at most this many splits; longer contexts get two
+// steps per warp at least. Measured on an H100 (PERFORMANCE_NOTES.md, version 6): at context 1024, 16
+// splits of 64 ran 1199 tok/s against 1162 for 32 splits of 32; at context 128, 4 splits of 32 ran
+// 1315 against 1267 for 2 splits of 64.
+#define DECODE_ONE_STEP_SPLITS 16
 
 template <int DPL, bool BF16>
 __device__ __forceinline__ void load_lane_dims(const void *cache, size_t index, float out[DPL]) {
@@ -196,6 +198,7 @@ __device__ __forceinline__ void load_lane_dims(const void *cache, size_t index, 
 static __host__ __device__ __forceinline__ void decode_chunking(int context, int n_splits, int *chunk, int *active) {
     int c = (context + n_splits - 1) / n_splits;
     c = ((c + DECODE_MIN_CHUNK - 1) / DECODE_MIN_CHUNK) * DECODE_MIN_CHUNK;
+    if (c < 2 * DECODE_MIN_CHUNK && context > DECODE_ONE_STEP_SPLITS * DECODE_MIN_CHUNK) c = 2 * DECODE_MIN_CHUNK;
     *chunk = c;
     *active = (context + c - 1) / c;
 }

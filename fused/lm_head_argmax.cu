@@ -15,8 +15,9 @@
 #include "kernels.h"
 
 #define LM_THREADS 256
+// 2 rows a task measured 0.2-0.5% faster than 4 on an H100 (PERFORMANCE_NOTES.md, version 6).
 #ifndef LM_ROWS_PER_WARP
-#define LM_ROWS_PER_WARP 4
+#define LM_ROWS_PER_WARP 2
 #endif
 #define LM_ROWS_PER_BLOCK ((LM_THREADS / WARP) * LM_ROWS_PER_WARP)
 
