@@ -63,7 +63,6 @@ struct GpuEngine {
     int graph_ready;
     // Fused decode attention (kernels.h 2b): one launch per layer when the shape has an instance.
     int decode_attention, attn_splits;
-    int fuse_next_qkv;  // the MLP launch of layer l runs layer l+1's QKV (FUSECHECK_FUSE_NEXT_QKV)
     unsigned *attn_counters;
     float *attn_partial_o, *attn_partial_ml;
     struct DecodeProfile *profile;  // bench: events between the kernels of an ungraphed decode step
@@ -306,9 +305,6 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     DALLOC(e->decode_partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "decode attention partials");
     DALLOC(e->decode_embed, H * 4, "decode embed");
     e->sync_kernels = env_flag("FUSECHECK_SYNC_KERNELS", 0);
-    // Each layer's MLP launch also runs the next layer's RMSNorm + QKV (mlp_fused.cu, phase 3);
-    // FUSECHECK_FUSE_NEXT_QKV=0 launches them separately, for measuring what that buys.
-    e->fuse_next_qkv = env_flag("FUSECHECK_FUSE_NEXT_QKV", 1);
     kernels_set_decode_options(env_flag("FUSECHECK_PDL", 1), env_flag("FUSECHECK_PREFETCH", 0));
     e->decode_attention = attention_decode_supported(d, kv_bf16);
     if (e->decode_attention) {
@@ -553,16 +549,12 @@ static int kernel_finished(GpuEngine *e, const char *name, int layer, ErrorMessa
     return fail(err, "fused decode: kernel %s failed: %s", name, cudaGetErrorString(status));
 }
 
-// One layer of the fused decode step. qkv_done: the previous layer's MLP launch already wrote this
-// layer's attn_norm and qkv_raw (its phase 3). next_acts: where this layer's MLP launch writes the next
-// layer's attn_norm and qkv_raw (NULL: the next layer runs its own QKV kernel, or there is none).
-static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *a, int qkv_done, GpuActs *next_acts,
-                                  ErrorMessage *err) {
+static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *a, ErrorMessage *err) {
     const ModelDims *d = &e->dims;
     GpuLayer *g = &e->layers[l];
     int kv_bf16 = e->kv_dtype == KV_BF16;
-    if (!qkv_done && (launch_rmsnorm_qkv(d, x, g->attn_norm_w, g->w_qkv, a->attn_norm, a->qkv_raw, e->stream, err) ||
-                      kernel_finished(e, "rmsnorm_qkv", l, err)))
+    if (launch_rmsnorm_qkv(d, x, g->attn_norm_w, g->w_qkv, a->attn_norm, a->qkv_raw, e->stream, err) ||
+        kernel_finished(e, "rmsnorm_qkv", l, err))
         return -1;
     if (e->decode_attention) {
         // With storage forcing, the host writes cache row `position` first and attention reads it.
@@ -585,18 +577,10 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
     if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, e->stream, err) ||
         kernel_finished(e, "output_projection_residual", l, err))
         return -1;
-    NextLayerQkv next;
-    if (next_acts) {
-        next.norm_w = e->layers[l + 1].attn_norm_w;
-        next.w_qkv = e->layers[l + 1].w_qkv;
-        next.attn_norm = next_acts->attn_norm;
-        next.qkv_raw = next_acts->qkv_raw;
-    }
     if (launch_mlp_fused(d, a->resid_attn, g->mlp_norm_w, g->w_gate_up, g->w_down, a->mlp_norm, a->gate, a->up,
-                         a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, next_acts ? &next : NULL, e->mlp_blocks,
-                         e->stream, err))
+                         a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, e->stream, err))
         return -1;
-    return kernel_finished(e, next_acts ? "mlp_fused+next_rmsnorm_qkv" : "mlp_fused", l, err);
+    return kernel_finished(e, "mlp_fused", l, err);
 }
 
 static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
@@ -605,8 +589,7 @@ static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
         return -1;
     for (int l = 0; l < e->n_layers; l++) {
         const float *x = l == 0 ? e->decode_embed : e->decode_acts[l - 1].resid_mlp;
-        GpuActs *next_acts = e->fuse_next_qkv && l + 1 < e->n_layers ? &e->decode_acts[l + 1] : NULL;
-        if (run_layer_fused_decode(e, l, x, &e->decode_acts[l], e->fuse_next_qkv && l > 0, next_acts, err)) return -1;
+        if (run_layer_fused_decode(e, l, x, &e->decode_acts[l], err)) return -1;
     }
     if (launch_lm_head_argmax(&e->dims, e->decode_acts[e->n_layers - 1].resid_mlp, e->final_norm_w, e->lm_head,
                               e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
@@ -842,7 +825,7 @@ int gpu_engine_run_layer(GpuEngine *e, int layer, const float *x, int n_tokens, 
     GpuActs *a;
     if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
         a = &e->decode_acts[layer];
-        if (run_layer_fused_decode(e, layer, e->embed_out, a, 0, NULL, err)) return -1;
+        if (run_layer_fused_decode(e, layer, e->embed_out, a, err)) return -1;
     } else {
         a = &e->work_acts;
         if (run_layer_unfused(e, layer, e->embed_out, a, n_tokens, position, err)) return -1;

@@ -103,26 +103,16 @@ int launch_output_projection_residual(const ModelDims *dims, const float *attn, 
 // [2*intermediate][hidden] bf16); act = silu(gate)*up; mlp_out = Wd·act ([hidden][intermediate]);
 // resid_mlp = resid_attn + mlp_out. One launch of a persistent grid (grid_blocks from
 // mlp_fused_grid_blocks, all co-resident) with one grid-wide barrier between the act phase and the
-// down projection, and a second one before the next layer's QKV when `next` is given. Each
-// down-projection output is a sum of a few column slices' warp dot products, added in slice order: no
-// atomics, so it is deterministic (bit-identical run to run for one grid size; another grid size may
-// cut the slices differently).
+// down projection. Each down-projection output is a sum of a few column slices' warp dot products,
+// added in slice order: no atomics, so it is deterministic (bit-identical run to run for one grid
+// size; another grid size may cut the slices differently).
 // barrier: one zeroed unsigned long long that only ever increases (safe across graph replays of one grid
 // size; zero it again before launching with a different grid_blocks).
-// next (NULL: none): the next layer's kernel 1 in the same launch, after a second grid barrier:
-// next->attn_norm = rmsnorm(resid_mlp, next->norm_w), next->qkv_raw = next->w_qkv · attn_norm, the
-// same bits as launch_rmsnorm_qkv on resid_mlp. All four pointers are required when next is given.
-typedef struct {
-    const float *norm_w;    // [hidden], the next layer's input RMSNorm weights
-    const uint16_t *w_qkv;  // [qkv_width][hidden] bf16
-    float *attn_norm;       // [hidden]
-    float *qkv_raw;         // [qkv_width]
-} NextLayerQkv;
 int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, ErrorMessage *err);
 int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float *norm_w, const uint16_t *w_gate_up,
                      const uint16_t *w_down, float *mlp_norm, float *gate, float *up, float *act, float *mlp_out,
-                     float *resid_mlp, unsigned long long *barrier, const NextLayerQkv *next, int grid_blocks,
-                     cudaStream_t stream, ErrorMessage *err);
+                     float *resid_mlp, unsigned long long *barrier, int grid_blocks, cudaStream_t stream,
+                     ErrorMessage *err);
 
 // ---- 5. lm_head_argmax.cu ------------------------------------------------------------------------
 // final_norm = rmsnorm(x, norm_w) (x: one row [hidden]); logits = W_lm · final_norm ([vocab][hidden]

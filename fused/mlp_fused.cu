@@ -15,13 +15,6 @@
 //   phase 2: every block loads act into shared memory; its rows i (block-strided) of Wd are cut into
 //            column slices so all 8 warps pull weights: mlp_out_i = sum of the slices' Wd[i]·act in
 //            slice order, resid_mlp_i = resid_attn_i + mlp_out_i.
-//   phase 3 (optional, the next layer's kernel 1): each warp loads its rows of the next layer's W_qkv
-//            before a second grid barrier, so those 8 MB (0.6B) stream during the barrier and the
-//            MLP's tail; then every block recomputes attn_norm = rmsnorm(resid_mlp) and its warps
-//            compute their rows, qkv_raw_r = W_qkv[r]·attn_norm, with the same code and order as
-//            rmsnorm_qkv.cu, so the bits are the same as the separate launch's. Without it, the next
-//            layer's QKV kernel could not start its weight loads until this kernel ended: its blocks
-//            do not fit beside this kernel's (PERFORMANCE_NOTES.md, version 6).
 //
 // Every output is a fixed-order sum (lane partials in a fixed order, a fixed xor-shuffle tree, slices
 // in order): no atomics in the math, so the result is deterministic, bit-identical run to run.
@@ -61,9 +54,6 @@ __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 #ifndef MLP_GATE_UP_ROWS
 #define MLP_GATE_UP_ROWS 3
 #endif
-// Phase 3 rows per warp in flight at once (the next layer's W_qkv, grid-strided): 2 covers 0.6B's 4096
-// rows with a grid of 264 blocks in one step; a smaller grid or a wider model loops.
-#define MLP_NEXT_QKV_ROWS 2
 // Phase 2 work of a block: its rows i = blockIdx.x + grid * v (v < rows_per_block), each cut into
 // `slices` equal column ranges so that rows x slices fills the 8 warps (0.6B: 4 rows x 2 slices of
 // 1536 columns, 3 KB per warp); warp w takes items w, w + 8, ... (item = v * slices + slice).
@@ -84,8 +74,7 @@ __global__ void MLP_KERNEL_BOUNDS mlp_fused_kernel(ModelDims dims, const float *
                                                                 const uint16_t *w_down, float *mlp_norm,
                                                                 float *gate, float *up, float *act,
                                                                 float *mlp_out, float *resid_mlp,
-                                                                unsigned long long *barrier, NextLayerQkv next,
-                                                                int prefetch) {
+                                                                unsigned long long *barrier, int prefetch) {
     extern __shared__ float shared[];  // [max(hidden, intermediate)] then the block's partial results
     __shared__ float scratch[32];
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, warps = MLP_THREADS / WARP;
@@ -164,17 +153,6 @@ __global__ void MLP_KERNEL_BOUNDS mlp_fused_kernel(ModelDims dims, const float *
     };
     if (item0 < down_rows * slices) down_dot(item0, first_down);
     for (int item = item0 + warps; item < down_rows * slices; item += warps) down_dot(item, NULL);
-    // Phase 3's weights: warp g of the grid takes rows g and g + G of the next W_qkv (G warps in the
-    // grid; 0.6B: 4096 rows over 2112 warps), their first step loaded now, ahead of the barrier.
-    const int qkv_width = (dims.n_heads + 2 * dims.n_kv_heads) * dims.head_dim;
-    const int grid_warps = grid * warps, qkv_first = block * warps + warp;
-    const int qkv_count = next.w_qkv && qkv_first < qkv_width ? (qkv_width - qkv_first + grid_warps - 1) / grid_warps : 0;
-    const size_t qkv_stride = (size_t)grid_warps * hidden;
-    const uint16_t *qkv_rows = next.w_qkv ? next.w_qkv + (size_t)min(qkv_first, qkv_width - 1) * hidden : NULL;
-    uint4 first_qkv[4][MLP_NEXT_QKV_ROWS];
-    if (next.w_qkv)
-        warp_rows_first_loads<MLP_NEXT_QKV_ROWS, 4>(qkv_rows, qkv_stride, min(qkv_count, MLP_NEXT_QKV_ROWS), hidden,
-                                                    lane, first_qkv);
     __syncthreads();
     // Each output sums its slices in slice order (fixed, so deterministic).
     for (int v = threadIdx.x; v < down_rows; v += blockDim.x) {
@@ -184,23 +162,6 @@ __global__ void MLP_KERNEL_BOUNDS mlp_fused_kernel(ModelDims dims, const float *
         mlp_out[i] = dot;
         resid_mlp[i] = (v == (int)threadIdx.x ? own_resid : resid_attn[i]) + dot;
     }
-    if (!next.w_qkv) return;
-    grid_barrier(barrier);
-    block_rmsnorm_to_shared(resid_mlp, next.norm_w, hidden, dims.eps, shared, scratch);
-    if (block == 0)
-        for (int i = threadIdx.x; i < hidden; i += blockDim.x) next.attn_norm[i] = shared[i];
-    // Rows u0 .. u0 + MLP_NEXT_QKV_ROWS of this warp; the first call takes first_qkv.
-    auto qkv_dots = [&](int u0, const uint4 (*first)[MLP_NEXT_QKV_ROWS]) {
-        float dots[MLP_NEXT_QKV_ROWS];
-        warp_dot_rows_bf16<MLP_NEXT_QKV_ROWS, 4>(qkv_rows + u0 * qkv_stride, qkv_stride,
-                                                 min(qkv_count - u0, MLP_NEXT_QKV_ROWS), shared, hidden, lane, dots,
-                                                 first);
-#pragma unroll
-        for (int r = 0; r < MLP_NEXT_QKV_ROWS; r++)
-            if (lane == 0 && u0 + r < qkv_count) next.qkv_raw[qkv_first + (u0 + r) * grid_warps] = dots[r];
-    };
-    if (qkv_count > 0) qkv_dots(0, first_qkv);
-    for (int u0 = MLP_NEXT_QKV_ROWS; u0 < qkv_count; u0 += MLP_NEXT_QKV_ROWS) qkv_dots(u0, NULL);
 }
 
 // The activation vector, then the block's gate/up results and down-row slice results (the kernel's
@@ -239,14 +200,8 @@ extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, Er
 extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float *norm_w,
                                 const uint16_t *w_gate_up, const uint16_t *w_down, float *mlp_norm, float *gate,
                                 float *up, float *act, float *mlp_out, float *resid_mlp, unsigned long long *barrier,
-                                const NextLayerQkv *next, int grid_blocks, cudaStream_t stream, ErrorMessage *err) {
+                                int grid_blocks, cudaStream_t stream, ErrorMessage *err) {
     if (grid_blocks < 1) return fail(err, "mlp_fused_kernel: grid of %d blocks", grid_blocks);
-    NextLayerQkv next_qkv = {NULL, NULL, NULL, NULL};
-    if (next) {
-        if (!next->norm_w || !next->w_qkv || !next->attn_norm || !next->qkv_raw)
-            return fail(err, "mlp_fused_kernel: the next layer's QKV needs all four pointers");
-        next_qkv = *next;
-    }
     // Set for every launch: the attribute is a ceiling, and the last launch may have set a lower one.
     size_t shared_bytes = mlp_shared_bytes(dims, grid_blocks);
     CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
@@ -255,7 +210,7 @@ extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, 
     kernels_get_decode_options(&pdl, &prefetch);
     CUDA_CHECK(launch_maybe_pdl(mlp_fused_kernel, dim3(grid_blocks), dim3(MLP_THREADS), shared_bytes, stream,
                                 pdl, *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out,
-                                resid_mlp, barrier, next_qkv, prefetch),
+                                resid_mlp, barrier, prefetch),
                "launch of mlp_fused_kernel");
     return 0;
 }
