@@ -37,9 +37,16 @@ __device__ __forceinline__ void grid_barrier(unsigned long long *counter) {
         unsigned long long n_blocks = gridDim.x, ticket, seen;
         asm volatile("atom.add.release.gpu.global.u64 %0, [%1], 1;" : "=l"(ticket) : "l"(counter) : "memory");
         unsigned long long target = (ticket / n_blocks + 1) * n_blocks;
+#ifdef MLP_BARRIER_RELAXED_SPIN
+        do {
+            asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(counter) : "memory");
+        } while (seen < target);
+        asm volatile("fence.acq_rel.gpu;" ::: "memory");
+#else
         do {
             asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(counter) : "memory");
         } while (seen < target);
+#endif
     }
     __syncthreads();
 }

@@ -5,8 +5,9 @@
 #   here:  cmake --build build && ../shared/device/bundle .devbundle build/fusecheck build/tests/gpu_test_*
 #   there: FUSECHECK_COMMIT=$(git rev-parse HEAD) OUT=/some/dir tools/gpu_validate.sh .devbundle build [PART]
 #
-# PART: all (default), tests (GPU tests and compute-sanitizer), or gate (the gate and a recorded bench),
-# so that each fits a lent machine's limit on one command.
+# PART: all (default), tests (GPU tests and compute-sanitizer), gate (the gate and a recorded bench), or
+# long (the 8,192-token long run alone, about 330 s on an H100), so that each fits a lent machine's
+# limit on one command.
 #
 # Writes under $OUT (few files, so a lent machine's transfer limits hold): logs.tar (one log per GPU
 # test, the compute-sanitizer logs, gate.log, bench.log), gate-report.tar (the gate's report folder),
@@ -21,9 +22,15 @@ run="$bundle/run"
 export FUSECHECK_CACHE=${FUSECHECK_CACHE:-/tmp/fusecheck-cache}
 mkdir -p "$out"
 nvidia-smi -L | tee "$out/gpu.txt"
-summary() { grep -hE "Synthesis|per-layer|matched|pure fp32|greedy|determinism|^\[FAIL|Assertion" "$@" | head -40; }
+summary() { grep -hE "Synthesis|per-layer|matched|pure fp32|greedy|determinism|long run|^\[FAIL|Assertion" "$@" | head -40; }
 
-if [ "$part" != gate ]; then
+if [ "$part" = long ]; then
+  start=$(date +%s)
+  timeout 550 "$run" "$build/tests/gpu_test_long_run" --verbose --jobs 1 >"$out/test_long_run.log" 2>&1
+  echo "== gpu_test_long_run rc=$? ($(( $(date +%s) - start )) s)" | tee -a "$out/summary.txt"
+fi
+
+if [ "$part" = all ] || [ "$part" = tests ]; then
 for t in kernels layers engine robustness; do
   start=$(date +%s)
   timeout 300 "$run" "$build/tests/gpu_test_$t" --verbose --jobs 1 >"$out/test_$t.log" 2>&1
@@ -39,7 +46,7 @@ timeout 200 $S --tool racecheck "$run" "$build/tests/gpu_test_kernels" --jobs 1 
 echo "== racecheck kernels rc=$?: $(grep -h "RACECHECK SUMMARY" "$out/racecheck_kernels.log" | sort | uniq -c | tr '\n' ' ')" | tee -a "$out/summary.txt"
 fi
 
-if [ "$part" != tests ]; then
+if [ "$part" = all ] || [ "$part" = gate ]; then
 report=reports/gate-gpu
 timeout 400 "$run" "$build/fusecheck" gate --preset qwen3-0.6b --min-tok-s 2000 --report-dir "$report" >"$out/gate.log" 2>&1
 echo "== gate rc=$? (0 pass, 1 accuracy, 3 below 2000 tok/s)" | tee -a "$out/summary.txt"
@@ -51,7 +58,7 @@ cp reports/benchmarks.jsonl reports/BENCHMARKS.md "$top/" 2>/dev/null
 fi
 
 echo; summary "$out"/test_*.log
-echo; grep -A 12 "^== throughput" "$out/gate.log" | head -14
+echo; grep -A 12 "^== throughput" "$out/gate.log" 2>/dev/null | head -14
 echo; cat "$out/summary.txt"
 cp "$out/summary.txt" "$top/summary.txt"
 tar -cf "$top/logs.tar" -C "$top" logs && rm -rf "$out"
