@@ -159,6 +159,8 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // position is written by the host before the graph runs, so reading it early is safe).
 #define DECODE_THREADS 256
 #define DECODE_WARPS (DECODE_THREADS / WARP)
+// 8-row steps need 128 registers for the 0.6B instance (77 with 4), which costs the occupancy that lets
+// attention blocks load beside the QKV kernel (PERFORMANCE_NOTES.md, version 6).
 #ifndef DECODE_STEP
 #define DECODE_STEP 4
 #endif

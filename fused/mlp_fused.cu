@@ -25,28 +25,24 @@
 #include "kernels.h"
 
 #define MLP_THREADS 256
+// Two blocks per SM (16 warps pulling weights): one block per SM, which lets the next kernel's blocks
+// load beside it, measured 3-4% slower on an H100 (PERFORMANCE_NOTES.md, version 6).
 #ifndef MLP_BLOCKS_PER_SM
 #define MLP_BLOCKS_PER_SM 2
 #endif
 
 // Thread 0 publishes the block's writes with a gpu-scope release add and spins on an acquire load
 // (no fence instructions, no sleep between polls: the wait is on the critical path of every layer).
+// Relaxed polling with one acquire fence after it measured 0.4-0.9% slower (PERFORMANCE_NOTES.md, v6).
 __device__ __forceinline__ void grid_barrier(unsigned long long *counter) {
     __syncthreads();
     if (threadIdx.x == 0) {
         unsigned long long n_blocks = gridDim.x, ticket, seen;
         asm volatile("atom.add.release.gpu.global.u64 %0, [%1], 1;" : "=l"(ticket) : "l"(counter) : "memory");
         unsigned long long target = (ticket / n_blocks + 1) * n_blocks;
-#ifdef MLP_BARRIER_RELAXED_SPIN
-        do {
-            asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(counter) : "memory");
-        } while (seen < target);
-        asm volatile("fence.acq_rel.gpu;" ::: "memory");
-#else
         do {
             asm volatile("ld.acquire.gpu.global.u64 %0, [%1];" : "=l"(seen) : "l"(counter) : "memory");
         } while (seen < target);
-#endif
     }
     __syncthreads();
 }
@@ -71,12 +67,7 @@ __device__ __forceinline__ int mlp_down_slices(int rows_per_block, int inter) {
     return slices;
 }
 
-#ifdef MLP_MAX_REGISTERS
-#define MLP_KERNEL_BOUNDS __maxnreg__(MLP_MAX_REGISTERS)
-#else
-#define MLP_KERNEL_BOUNDS __launch_bounds__(MLP_THREADS, MLP_BLOCKS_PER_SM)
-#endif
-__global__ void MLP_KERNEL_BOUNDS mlp_fused_kernel(ModelDims dims, const float *resid_attn,
+__global__ void __launch_bounds__(MLP_THREADS, MLP_BLOCKS_PER_SM) mlp_fused_kernel(ModelDims dims, const float *resid_attn,
                                                                 const float *norm_w, const uint16_t *w_gate_up,
                                                                 const uint16_t *w_down, float *mlp_norm,
                                                                 float *gate, float *up, float *act,
