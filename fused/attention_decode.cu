@@ -173,29 +173,48 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // 1315 against 1267 for 2 splits of 64.
 #define DECODE_ONE_STEP_SPLITS 16
 
+// One lane's DPL elements of a cache row as stored: bf16 bits (2 per register) or fp32, loaded with
+// one 8- or 16-byte load (bf16 with head_dim 128: 8 bytes). Preloaded steps wait in this form across
+// the programmatic-dependent-launch wait, at half the registers of floats for a bf16 cache, and are
+// widened when their step comes.
 template <int DPL, bool BF16>
-__device__ __forceinline__ void load_lane_dims(const void *cache, size_t index, float out[DPL]) {
-    if (BF16) {
-        const __nv_bfloat16 *p = (const __nv_bfloat16 *)cache + index;
-        if (DPL == 4) {
-            uint2 v = __ldcg((const uint2 *)p);
-            out[0] = __uint_as_float(v.x << 16); out[1] = __uint_as_float(v.x & 0xffff0000u);
-            out[2] = __uint_as_float(v.y << 16); out[3] = __uint_as_float(v.y & 0xffff0000u);
+struct LaneRow {
+    static constexpr int WORDS = BF16 ? DPL / 2 : DPL;
+    unsigned w[WORDS];
+    __device__ __forceinline__ void load(const void *cache, size_t index) {
+        if (BF16) {
+            const __nv_bfloat16 *p = (const __nv_bfloat16 *)cache + index;
+            if (DPL == 4) {
+                uint2 v = __ldcg((const uint2 *)p);
+                w[0] = v.x; w[WORDS - 1] = v.y;
+            } else {
+                w[0] = __ldcg((const unsigned *)p);
+            }
         } else {
-            unsigned v = __ldcg((const unsigned *)p);
-            out[0] = __uint_as_float(v << 16); out[1] = __uint_as_float(v & 0xffff0000u);
-        }
-    } else {
-        const float *p = (const float *)cache + index;
-        if (DPL == 4) {
-            float4 v = __ldcg((const float4 *)p);
-            out[0] = v.x; out[1] = v.y; out[2] = v.z; out[3] = v.w;
-        } else {
-            float2 v = __ldcg((const float2 *)p);
-            out[0] = v.x; out[1] = v.y;
+            const float *p = (const float *)cache + index;
+            if (DPL == 4) {
+                float4 v = __ldcg((const float4 *)p);
+                w[0] = __float_as_uint(v.x); w[1 % WORDS] = __float_as_uint(v.y);
+                w[2 % WORDS] = __float_as_uint(v.z); w[3 % WORDS] = __float_as_uint(v.w);
+            } else {
+                float2 v = __ldcg((const float2 *)p);
+                w[0] = __float_as_uint(v.x); w[1 % WORDS] = __float_as_uint(v.y);
+            }
         }
     }
-}
+    // Element i as a float (bf16: element 2k is the low half of word k).
+    __device__ __forceinline__ float at(int i) const {
+        if (BF16) return __uint_as_float(i & 1 ? w[i / 2] & 0xffff0000u : w[i / 2] << 16);
+        return __uint_as_float(w[i]);
+    }
+    // From DPL floats that the cache holds exactly (bf16 values for a bf16 cache).
+    __device__ __forceinline__ void set(const float *f) {
+#pragma unroll
+        for (int k = 0; k < WORDS; k++)
+            w[k] = BF16 ? (__float_as_uint(f[2 * k]) >> 16) | (__float_as_uint(f[2 * k + 1]) & 0xffff0000u)
+                        : __float_as_uint(f[k]);
+    }
+};
 
 static __host__ __device__ __forceinline__ void decode_chunking(int context, int n_splits, int *chunk, int *active) {
     int c = (context + n_splits - 1) / n_splits;
@@ -205,8 +224,15 @@ static __host__ __device__ __forceinline__ void decode_chunking(int context, int
     *active = (context + c - 1) / c;
 }
 
+// The launch bound's minimum blocks per SM (0: none, ptxas's default). Its default heuristic gives
+// one instance (head_dim 64, fp32 cache, 4 q heads per kv head) 80 registers and a spill; told that
+// one block per SM is enough, it takes 96 and none. The others keep the default, which is lower (the
+// 0.6B instance: 76), since extra registers would cost the room beside the QKV kernel.
 template <int DPL, bool BF16, int GROUP>
-__global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
+constexpr int decode_min_blocks() { return DPL == 2 && !BF16 && GROUP == 4 ? 1 : 0; }
+
+template <int DPL, bool BF16, int GROUP>
+__global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, GROUP>()) attention_decode_kernel(
     ModelDims dims, const float *qkv_raw, const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
     const float *rope_sin, const int *d_position, void *k_cache, void *v_cache, int max_context, int newest_from_cache,
     int n_splits, float *partial_o, float *partial_ml, unsigned *counters, float *q, float *k, float *v, float *attn,
@@ -241,21 +267,24 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         pdl_launch_dependents();
         return;
     }
-    // The first step's K/V rows are history (written by earlier tokens' graphs, complete before this
-    // one started), except row `position`, which this kernel computes: they are loaded before the
-    // wait, so their trip overlaps the previous kernel's tail; row `position` is replaced after.
-    float kr[DECODE_STEP][DPL], vr[DECODE_STEP][DPL];
-    // Slot s of the step at p: cache position min(p + s, end - 1) (a short last step repeats its end).
-    auto load_slot = [&](int p, int s) {
-        size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
-        load_lane_dims<DPL, BF16>(k_cache, row, kr[s]);
-        load_lane_dims<DPL, BF16>(v_cache, row, vr[s]);
-    };
+    // The first PRELOADED steps' K/V rows are history (written by earlier tokens' graphs, complete
+    // before this one started), except row `position`, which this kernel computes: they are loaded
+    // before the wait, so their trips overlap the previous kernel's tail (0.6B: every step of a chunk
+    // of 64), and kept as stored (LaneRow) until their step; row `position` is replaced after the wait.
+    constexpr int PRELOADED = 2;
     const int first_step = begin + warp * DECODE_STEP;
-    int p0 = first_step;
-    if (p0 < end) {
+    LaneRow<DPL, BF16> k_pre[PRELOADED][DECODE_STEP], v_pre[PRELOADED][DECODE_STEP];
 #pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++) load_slot(p0, s);
+    for (int t = 0; t < PRELOADED; t++) {
+        int p = first_step + t * DECODE_WARPS * DECODE_STEP;
+        if (p < end) {
+#pragma unroll
+            for (int s = 0; s < DECODE_STEP; s++) {
+                size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
+                k_pre[t][s].load(k_cache, row);
+                v_pre[t][s].load(v_cache, row);
+            }
+        }
     }
     // The head epilogue's constants depend on no kernel either (the position is written by the host).
     for (int t = threadIdx.x; t < 3 * HD; t += DECODE_THREADS) {
@@ -305,21 +334,20 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         }
         __syncthreads();
     }
-    // Slot s of the step at p, when it is row `position`: the row as stored, not the old bits the first
-    // step loaded before the wait. Later steps load it from the cache, which holds it by now (written
-    // above, before the block's barrier, or forced by the host before the launch).
-    auto use_newest = [&](int p, int s) {
-        if (min(p + s, end - 1) == position) {
+    // Slot s of a preloaded step, when it is row `position`: the row as stored, not the old bits loaded
+    // before the wait. Later steps load it from the cache, which holds it by now (written above, before
+    // the block's barrier, or forced by the host before the launch).
+    if (is_newest_split) {
 #pragma unroll
-            for (int i = 0; i < DPL; i++) {
-                kr[s][i] = newest[0][lane * DPL + i];
-                vr[s][i] = newest[1][lane * DPL + i];
-            }
+        for (int t = 0; t < PRELOADED; t++) {
+            int p = first_step + t * DECODE_WARPS * DECODE_STEP;
+#pragma unroll
+            for (int s = 0; s < DECODE_STEP; s++)
+                if (p < end && min(p + s, end - 1) == position) {
+                    k_pre[t][s].set(&newest[0][lane * DPL]);
+                    v_pre[t][s].set(&newest[1][lane * DPL]);
+                }
         }
-    };
-    if (is_newest_split && p0 < end) {
-#pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++) use_newest(p0, s);
     }
 
     const float scale = rsqrtf((float)HD);
@@ -332,12 +360,10 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
         l[j] = 0.0f;
     }
 
-    for (; p0 < end; p0 += DECODE_WARPS * DECODE_STEP) {
-        if (p0 != first_step) {  // the first step's rows are in kr/vr already
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++) load_slot(p0, s);
-
-        }
+    // One step of the online softmax: the rows of the step at p0 (slot s: cache position
+    // min(p0 + s, end - 1), so a short last step repeats its end, masked here), widened as they are used.
+    using Rows = LaneRow<DPL, BF16>[DECODE_STEP];
+    auto softmax_step = [&](int p0, const Rows &kp, const Rows &vp) {
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {
             float sc[DECODE_STEP];
@@ -345,7 +371,7 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
             for (int s = 0; s < DECODE_STEP; s++) {
                 float acc = 0.0f;
 #pragma unroll
-                for (int i = 0; i < DPL; i++) acc = fmaf(qr[j][i], kr[s][i], acc);
+                for (int i = 0; i < DPL; i++) acc = fmaf(qr[j][i], kp[s].at(i), acc);
                 sc[s] = warp_sum(acc) * scale;
                 if (p0 + s >= end) sc[s] = -INFINITY;
             }
@@ -361,10 +387,24 @@ __global__ void __launch_bounds__(DECODE_THREADS) attention_decode_kernel(
                 float e = expf(sc[s] - m_new);
                 l[j] += e;
 #pragma unroll
-                for (int i = 0; i < DPL; i++) o[j][i] = fmaf(e, vr[s][i], o[j][i]);
+                for (int i = 0; i < DPL; i++) o[j][i] = fmaf(e, vp[s].at(i), o[j][i]);
             }
             m[j] = m_new;
         }
+    };
+    const int step_stride = DECODE_WARPS * DECODE_STEP;
+#pragma unroll
+    for (int t = 0; t < PRELOADED; t++)
+        if (first_step + t * step_stride < end) softmax_step(first_step + t * step_stride, k_pre[t], v_pre[t]);
+    for (int p0 = first_step + PRELOADED * step_stride; p0 < end; p0 += step_stride) {
+        Rows kp, vp;
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) {
+            size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
+            kp[s].load(k_cache, row);
+            vp[s].load(v_cache, row);
+        }
+        softmax_step(p0, kp, vp);
     }
 
     // Merge the warps in warp order (a warp with no positions has m = -inf, l = 0, o = 0).
