@@ -164,6 +164,13 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 #ifndef DECODE_STEP
 #define DECODE_STEP 4
 #endif
+// Steps of each warp's K/V rows loaded before the PDL wait (two: a whole chunk of 64). Two, kept as
+// bf16, measured +1.8% at 1024 and +3.9% / +5.7% at 4096 / 16384 against one step as floats on an
+// H100; three and four take 101 and 122 registers for 0.6B, past what fits beside the QKV kernel
+// (PERFORMANCE_NOTES.md, version 6).
+#ifndef DECODE_PRELOADED_STEPS
+#define DECODE_PRELOADED_STEPS 2
+#endif
 #ifndef DECODE_MIN_CHUNK
 #define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
 #endif
@@ -271,7 +278,7 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     // before this one started), except row `position`, which this kernel computes: they are loaded
     // before the wait, so their trips overlap the previous kernel's tail (0.6B: every step of a chunk
     // of 64), and kept as stored (LaneRow) until their step; row `position` is replaced after the wait.
-    constexpr int PRELOADED = 2;
+    constexpr int PRELOADED = DECODE_PRELOADED_STEPS;
     const int first_step = begin + warp * DECODE_STEP;
     LaneRow<DPL, BF16> k_pre[PRELOADED][DECODE_STEP], v_pre[PRELOADED][DECODE_STEP];
 #pragma unroll
