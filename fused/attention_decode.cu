@@ -154,9 +154,10 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // keeping an online softmax (m, l, o) per q head in registers; lane i owns dims [i*DPL, i*DPL+DPL).
 // The block merges its warps in warp order, writes (m, l, o) per q head, takes a ticket, and the
 // last block of the kv head merges the active splits in split order and writes attn. Fixed order
-// everywhere, so the result is deterministic. Prologue (programmatic dependent launch): the block's
-// first step of K/V history and the epilogue's constants are loaded before waiting on kernel 1 (the
-// position is written by the host before the graph runs, so reading it early is safe).
+// everywhere, so the result is deterministic. Prologue (programmatic dependent launch): each warp's
+// first DECODE_PRELOADED_STEPS steps of K/V history and the epilogue's constants are loaded before
+// waiting on kernel 1 (the position is written by the host before the graph runs, so reading it
+// early is safe).
 #define DECODE_THREADS 256
 #define DECODE_WARPS (DECODE_THREADS / WARP)
 // 8-row steps need 128 registers for the 0.6B instance (77 with 4), which costs the occupancy that lets
