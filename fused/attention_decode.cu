@@ -280,20 +280,22 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     // before the wait, so their trips overlap the previous kernel's tail (0.6B: every step of a chunk
     // of 64), and kept as stored (LaneRow) until their step; row `position` is replaced after the wait.
     constexpr int PRELOADED = DECODE_PRELOADED_STEPS;
-    const int first_step = begin + warp * DECODE_STEP;
-    LaneRow<DPL, BF16> k_pre[PRELOADED][DECODE_STEP], v_pre[PRELOADED][DECODE_STEP];
+    const int first_step = begin + warp * DECODE_STEP, step_stride = DECODE_WARPS * DECODE_STEP;
+    using Rows = LaneRow<DPL, BF16>[DECODE_STEP];
+    // The rows of the step at p: slot s holds cache position min(p + s, end - 1), so a short last step
+    // repeats its end (masked in softmax_step).
+    auto load_step = [&](int p, Rows &kp, Rows &vp) {
 #pragma unroll
-    for (int t = 0; t < PRELOADED; t++) {
-        int p = first_step + t * DECODE_WARPS * DECODE_STEP;
-        if (p < end) {
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++) {
-                size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
-                k_pre[t][s].load(k_cache, row);
-                v_pre[t][s].load(v_cache, row);
-            }
+        for (int s = 0; s < DECODE_STEP; s++) {
+            size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
+            kp[s].load(k_cache, row);
+            vp[s].load(v_cache, row);
         }
-    }
+    };
+    Rows k_pre[PRELOADED], v_pre[PRELOADED];
+#pragma unroll
+    for (int t = 0; t < PRELOADED; t++)
+        if (first_step + t * step_stride < end) load_step(first_step + t * step_stride, k_pre[t], v_pre[t]);
     // The head epilogue's constants depend on no kernel either (the position is written by the host).
     for (int t = threadIdx.x; t < 3 * HD; t += DECODE_THREADS) {
         int row = t / HD, i = t % HD;
@@ -348,7 +350,7 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     if (is_newest_split) {
 #pragma unroll
         for (int t = 0; t < PRELOADED; t++) {
-            int p = first_step + t * DECODE_WARPS * DECODE_STEP;
+            int p = first_step + t * step_stride;
 #pragma unroll
             for (int s = 0; s < DECODE_STEP; s++)
                 if (p < end && min(p + s, end - 1) == position) {
@@ -368,9 +370,7 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
         l[j] = 0.0f;
     }
 
-    // One step of the online softmax: the rows of the step at p0 (slot s: cache position
-    // min(p0 + s, end - 1), so a short last step repeats its end, masked here), widened as they are used.
-    using Rows = LaneRow<DPL, BF16>[DECODE_STEP];
+    // One step of the online softmax over the rows of the step at p0, widened as they are used.
     auto softmax_step = [&](int p0, const Rows &kp, const Rows &vp) {
 #pragma unroll
         for (int j = 0; j < GROUP; j++) {
@@ -400,18 +400,12 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
             m[j] = m_new;
         }
     };
-    const int step_stride = DECODE_WARPS * DECODE_STEP;
 #pragma unroll
     for (int t = 0; t < PRELOADED; t++)
         if (first_step + t * step_stride < end) softmax_step(first_step + t * step_stride, k_pre[t], v_pre[t]);
     for (int p0 = first_step + PRELOADED * step_stride; p0 < end; p0 += step_stride) {
         Rows kp, vp;
-#pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++) {
-            size_t row = head_base + (size_t)min(p0 + s, end - 1) * HD + lane * DPL;
-            kp[s].load(k_cache, row);
-            vp[s].load(v_cache, row);
-        }
+        load_step(p0, kp, vp);
         softmax_step(p0, kp, vp);
     }
 
@@ -545,9 +539,8 @@ extern "C" int attention_decode_supported(const ModelDims *dims, int kv_bf16) {
 }
 
 extern "C" int attention_decode_splits(const ModelDims *dims, int *n_splits, ErrorMessage *err) {
-    int device, n_sms;
-    CUDA_CHECK(cudaGetDevice(&device), "attention_decode_kernel");
-    CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "attention_decode_kernel");
+    int n_sms;
+    if (device_multiprocessors(&n_sms, "attention_decode_kernel", err)) return -1;
     // Two blocks' worth of splits per SM at long contexts (0.6B on 132 SMs: 33, so 32 active splits at
     // 4096 and 16384); short contexts use fewer (decode_chunking). Four blocks per SM (66 splits)
     // measured 5% slower at 4096 and 6% at 16384; one (17 splits) 8% and 26% slower there

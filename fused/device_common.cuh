@@ -7,6 +7,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "cuda_check.h"
+
 #define WARP 32
 
 __device__ __forceinline__ float warp_sum(float v) {
@@ -204,6 +206,25 @@ __device__ __forceinline__ void warp_dot_rows_bf16(const uint16_t *rows, size_t 
     }
 #pragma unroll
     for (int r = 0; r < R; r++) out[r] = warp_sum(acc[r]);
+}
+
+// Host side: the current device's multiprocessor count (what = the kernel it is for, for the error).
+static inline int device_multiprocessors(int *n_sms, const char *what, ErrorMessage *err) {
+    int device;
+    CUDA_CHECK(cudaGetDevice(&device), what);
+    CUDA_CHECK(cudaDeviceGetAttribute(n_sms, cudaDevAttrMultiProcessorCount, device), what);
+    return 0;
+}
+
+// Host side: how many blocks of `kernel` (threads, shared_bytes of dynamic shared memory) fit on one
+// multiprocessor at once, the bound of a persistent grid's size per SM. None fitting is an error.
+template <typename Kernel>
+static int blocks_per_multiprocessor(Kernel kernel, int threads, size_t shared_bytes, const char *what, int *per_sm,
+                                     ErrorMessage *err) {
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(per_sm, kernel, threads, shared_bytes), what);
+    if (*per_sm < 1)
+        return fail(err, "%s: no block fits on a multiprocessor (%zu bytes of shared memory)", what, shared_bytes);
+    return 0;
 }
 
 // Host side: launches `kernel` with programmatic stream serialization when pdl is set (the kernel

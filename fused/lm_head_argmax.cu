@@ -134,14 +134,10 @@ extern "C" int launch_lm_head_argmax(const ModelDims *dims, const float *x, cons
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(lm_head_argmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "lm_head_argmax_kernel");
-    int device, n_sms, per_sm;
-    CUDA_CHECK(cudaGetDevice(&device), "lm_head_argmax_kernel");
-    CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "lm_head_argmax_kernel");
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, lm_head_argmax_kernel, LM_THREADS, shared_bytes),
-               "lm_head_argmax_kernel");
-    if (per_sm < 1)
-        return fail(err, "lm_head_argmax_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)",
-                    shared_bytes);
+    int n_sms, per_sm;
+    if (device_multiprocessors(&n_sms, "lm_head_argmax_kernel", err) ||
+        blocks_per_multiprocessor(lm_head_argmax_kernel, LM_THREADS, shared_bytes, "lm_head_argmax_kernel", &per_sm, err))
+        return -1;
     int blocks = lm_head_argmax_blocks(dims->vocab);
     if (blocks > n_sms * per_sm) blocks = n_sms * per_sm;
     int pdl, prefetch;

@@ -174,9 +174,8 @@ static size_t mlp_shared_bytes(const ModelDims *dims, int grid_blocks) {
 }
 
 extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, ErrorMessage *err) {
-    int device, n_sms, per_sm;
-    CUDA_CHECK(cudaGetDevice(&device), "mlp_fused_kernel");
-    CUDA_CHECK(cudaDeviceGetAttribute(&n_sms, cudaDevAttrMultiProcessorCount, device), "mlp_fused_kernel");
+    int n_sms, per_sm;
+    if (device_multiprocessors(&n_sms, "mlp_fused_kernel", err)) return -1;
     // No more blocks than there are rows to give a warp each in the wider phase.
     int rows = dims->intermediate > dims->hidden ? dims->intermediate : dims->hidden;
     int useful = (rows + MLP_THREADS / WARP - 1) / (MLP_THREADS / WARP);
@@ -186,9 +185,8 @@ extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, Er
     size_t shared_bytes = mlp_shared_bytes(dims, smallest);
     CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
                "mlp_fused_kernel");
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, mlp_fused_kernel, MLP_THREADS, shared_bytes),
-               "mlp_fused_kernel");
-    if (per_sm < 1) return fail(err, "mlp_fused_kernel: no block fits on a multiprocessor (%zu bytes of shared memory)", shared_bytes);
+    if (blocks_per_multiprocessor(mlp_fused_kernel, MLP_THREADS, shared_bytes, "mlp_fused_kernel", &per_sm, err))
+        return -1;
     if (per_sm > MLP_BLOCKS_PER_SM) per_sm = MLP_BLOCKS_PER_SM;
     int blocks = n_sms * per_sm;
     *grid_blocks = blocks < useful ? blocks : useful;
