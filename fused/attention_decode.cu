@@ -147,8 +147,9 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // cache row; split 0 writes q.
 //
 // Grid (kv head, split). The context is cut into `active` chunks of at least DECODE_MIN_CHUNK
-// positions (2 x DECODE_MIN_CHUNK past DECODE_ONE_STEP_SPLITS chunks), active <= n_splits, so the grid is fixed for a captured graph while the chunk length
-// follows the context read from *d_position (blocks past `active` exit at once). A block takes all
+// positions (2 x DECODE_MIN_CHUNK past DECODE_ONE_STEP_SPLITS chunks), active <= n_splits, so the
+// grid is fixed for a captured graph while the chunk length follows the context read from
+// *d_position (blocks past `active` exit at once). A block takes all
 // GROUP q heads of its kv head, so each K/V row is read once. Each warp walks its positions
 // DECODE_STEP at a time (all their K and V loads in flight, 8-byte loads for bf16 with head_dim 128),
 // keeping an online softmax (m, l, o) per q head in registers; lane i owns dims [i*DPL, i*DPL+DPL).
@@ -343,11 +344,9 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
             }
         }
         __syncthreads();
-    }
-    // Slot s of a preloaded step, when it is row `position`: the row as stored, not the old bits loaded
-    // before the wait. Later steps load it from the cache, which holds it by now (written above, before
-    // the block's barrier, or forced by the host before the launch).
-    if (is_newest_split) {
+        // Slot s of a preloaded step, when it is row `position`: the row as stored, not the old bits
+        // loaded before the wait. Later steps load it from the cache, which holds it by now (written
+        // above, before the block's barrier, or forced by the host before the launch).
 #pragma unroll
         for (int t = 0; t < PRELOADED; t++) {
             int p = first_step + t * step_stride;

@@ -336,7 +336,7 @@ __device__ __forceinline__ float cache_load(const void *cache, int kv_bf16, size
 // Per-head RMSNorm with norm_w, then rotate-half RoPE (cos_row/sin_row: the table's rows at the
 // token's position, hd/2 each), in place on vec (hd floats of shared memory), by one warp. The one
 // implementation of the q/k head epilogue on the GPU: the decode attention prologue and the prefill
-// rows kernel both call it, so they agree bit for bit.
+// rows kernel (ops_unfused.cu) both call it, so they agree bit for bit.
 __device__ __forceinline__ void warp_head_norm_rope(float *vec, const float *norm_w, const float *cos_row,
                                                     const float *sin_row, int hd, float eps, int lane) {
     float ss = 0.0f;
@@ -351,28 +351,6 @@ __device__ __forceinline__ void warp_head_norm_rope(float *vec, const float *nor
         vec[i + half] = b * c + a * s;
     }
     __syncwarp();
-}
-
-// The epilogue of one head, for a whole block: raw (head_dim values, any memory) -> for q/k heads
-// warp_head_norm_rope at `position`; v heads copied. Writes out[0..hd) and, for k/v heads, the cache
-// row. tmp_sh: head_dim floats of shared memory. kind: 0 q, 1 k, 2 v. Raw values are read with
-// __ldcg (L2) because other blocks may have written them.
-__device__ __forceinline__ void head_epilogue(const float *raw, int kind, const float *norm_w, int hd, float eps,
-                                              const float *rope_cos, const float *rope_sin, int position,
-                                              float *out, void *cache, int kv_bf16, size_t cache_row,
-                                              float *tmp_sh) {
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) tmp_sh[i] = __ldcg(raw + i);
-    __syncthreads();
-    if (kind != 2 && threadIdx.x < WARP) {
-        int half = hd / 2;
-        warp_head_norm_rope(tmp_sh, norm_w, rope_cos + (size_t)position * half, rope_sin + (size_t)position * half,
-                            hd, eps, threadIdx.x);
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
-        out[i] = tmp_sh[i];
-        if (kind != 0) cache_store(cache, kv_bf16, cache_row + i, tmp_sh[i]);
-    }
 }
 
 #endif

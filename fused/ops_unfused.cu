@@ -71,6 +71,29 @@ extern "C" int launch_rmsnorm_rows(const float *x, const float *w, int rows, int
     return 0;
 }
 
+// The epilogue of one head, for a whole block: raw (head_dim values, any memory) -> for q/k heads
+// warp_head_norm_rope at `position`; v heads copied. Writes out[0..hd) and, for k/v heads, the cache
+// row. tmp_sh: head_dim floats of shared memory. kind: 0 q, 1 k, 2 v. Raw values are read with
+// __ldcg (L2) because other blocks may have written them.
+__device__ __forceinline__ void head_epilogue(const float *raw, int kind, const float *norm_w, int hd, float eps,
+                                              const float *rope_cos, const float *rope_sin, int position,
+                                              float *out, void *cache, int kv_bf16, size_t cache_row,
+                                              float *tmp_sh) {
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) tmp_sh[i] = __ldcg(raw + i);
+    __syncthreads();
+    if (kind != 2 && threadIdx.x < WARP) {
+        int half = hd / 2;
+        warp_head_norm_rope(tmp_sh, norm_w, rope_cos + (size_t)position * half, rope_sin + (size_t)position * half,
+                            hd, eps, threadIdx.x);
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        out[i] = tmp_sh[i];
+        if (kind != 0) cache_store(cache, kv_bf16, cache_row + i, tmp_sh[i]);
+    }
+}
+
+
 // Block (token, head): the head epilogue (warp_head_norm_rope, as in the decode attention's prologue) on
 // a row of the GEMM's output.
 __global__ void qk_norm_rope_rows_kernel(ModelDims dims, const float *qkv_raw, const float *q_norm_w,
