@@ -6,7 +6,7 @@
 #   there: FUSECHECK_COMMIT=$(git rev-parse HEAD) OUT=/some/dir tools/gpu_validate.sh .devbundle build [PART]
 #
 # PART: all (default), tests (GPU tests and compute-sanitizer), gate (the gate and a recorded bench), or
-# long (the 8,192-token long run alone, about 330 s on an H100), so that each fits a lent machine's
+# long (the 8,192-token long run alone, 330-400 s on an H100), so that each fits a lent machine's
 # limit on one command.
 #
 # Writes under $OUT (few files, so a lent machine's transfer limits hold): logs.tar (one log per GPU
