@@ -135,7 +135,8 @@ int launch_embed(const uint16_t *embed, const int *d_tokens, int n_tokens, int h
 int launch_rmsnorm_rows(const float *x, const float *w, int rows, int n, float eps, float *out,
                         cudaStream_t stream, ErrorMessage *err);
 // Per token t (position *d_position + t): from qkv_raw [n_tokens][qkv_width] (= [q | k | v]) writes
-// q (per-head RMSNorm + RoPE), k (same), v (copy) and the cache. Same math as the decode attention's head epilogue (2b).
+// q (per-head RMSNorm + RoPE), k (same), v (copy) and the cache. Same math as the decode attention's
+// head epilogue (2b).
 int launch_qk_norm_rope_rows(const ModelDims *dims, const float *qkv_raw, const float *q_norm_w,
                              const float *k_norm_w, const float *rope_cos, const float *rope_sin,
                              const int *d_position, int n_tokens, float *q, float *k, float *v, void *k_cache,

@@ -16,6 +16,7 @@ set -u
 bundle=${1:-.devbundle}
 build=${2:-build}
 part=${3:-all}
+case $part in all|tests|gate|long) ;; *) echo "gpu_validate.sh: PART must be all, tests, gate or long, not '$part'" >&2; exit 2;; esac
 top=${OUT:?set OUT to a folder for the logs}
 out=$top/logs
 run="$bundle/run"
