@@ -93,7 +93,7 @@ int cmd_compare(int argc, char **argv) {
 
     CompareResult result;
     ErrorMessage err;
-    if (compare_traces(paths[0], paths[1], &tol, &result, &err)) {
+    if (compare_traces(paths[0], paths[1], &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err)) {
         fprintf(stderr, "fusecheck compare: %s\n", err.text);
         compare_result_free(&result);
         return 2;

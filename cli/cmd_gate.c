@@ -173,7 +173,7 @@ static int accuracy_part(const Checkpoint *checkpoint, GpuEngine *engine, const 
     int rc = gpu_write_trace(engine, checkpoint, GPU_ENGINE_FUSED, KV_BF16, golden, 1, trace_path, &forced, err);
     trace_close(golden);
     if (rc) return -1;
-    if (compare_traces(trace_path, golden_path, tol, result, err)) return -1;
+    if (compare_traces(trace_path, golden_path, &(CompareOptions){.tol = *tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, result, err)) return -1;
     printf("\n== %s%s\n", title, forced ? " (KV storage-forced from the golden)" : "");
     report_print_table(stdout, result, 0);
     return report_write(result, report_dir, err);

@@ -341,10 +341,17 @@ static void summarize_results(CompareResult *result) {
     result->pass = result->n_failures == 0;
 }
 
-int compare_traces(const char *path_a, const char *path_b, const Tolerances *tol, CompareResult *result,
+CompareOptions compare_options_default(void) {
+    CompareOptions options = {0};
+    options.tol = tolerances_default();
+    options.first_step = options.last_step = COMPARE_ALL_STEPS;
+    return options;
+}
+
+int compare_traces(const char *path_a, const char *path_b, const CompareOptions *options, CompareResult *result,
                    ErrorMessage *err) {
     memset(result, 0, sizeof *result);
-    result->tol = *tol;
+    result->tol = options->tol;
     result->first_failure = result->worst = -1;
     TraceReader *ra = NULL, *rb = NULL;
     size_t capacity = 0;

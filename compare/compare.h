@@ -27,6 +27,8 @@ typedef struct {
     int is_token;                // next_token: an int32 compared for equality, no metrics
     int32_t token_a, token_b;
     TensorMetrics metrics;
+    int missing;                 // 1: the reference has this tensor (or its layer, or its step) and the trace
+                                 // under test lacks it without declaring it: no metrics, the tensor fails
     int pass;
     char why[256];               // the failure reason, or a note on a pass (e.g. a near-tie), else ""
 } TensorResult;
@@ -40,12 +42,26 @@ typedef struct {
 } TraceSummary;
 
 #define COMPARE_MAX_NOTES 8
+#define COMPARE_ALL_STEPS (-1)
+
+// What to compare and how strictly. compare_options_default(): default tolerances, every step (the two
+// traces must then hold the same number of steps), nothing allowed missing.
+typedef struct {
+    Tolerances tol;
+    const char *const *allow_missing;  // tensor names the trace under test may lack on purpose (--allow-missing);
+    int n_allow_missing;               // the contract's checkpoints (resid_mlp, k, v, logits, next_token, embed)
+                                       // are refused here
+    int first_step, last_step;         // --steps A..B: compare only steps A..B (inclusive); COMPARE_ALL_STEPS both
+} CompareOptions;
+
+CompareOptions compare_options_default(void);
 
 typedef struct {
     TraceSummary a;              // under test
     TraceSummary b;              // reference
     Tolerances tol;
-    int n_steps;                 // steps compared: the common prefix
+    int first_step;              // first step compared (0 unless --steps narrowed it)
+    int n_steps;                 // steps compared: first_step .. first_step + n_steps - 1
     int n_layers;                // most layers compared in any step
     int n_tokens;                // tokens compared: the common prefix
     int *step_first_position;    // [n_steps] each compared step's first position
@@ -57,6 +73,11 @@ typedef struct {
     int n_only_a;
     char **only_b;               // distinct names only the reference has
     int n_only_b;
+    char **declared_omitted;     // names the trace under test declares it never materialises (root attribute)
+    int n_declared_omitted;
+    char **allowed_missing;      // names --allow-missing let the trace under test lack
+    int n_allowed_missing;
+    size_t n_missing;            // results with missing == 1
     char notes[COMPARE_MAX_NOTES][256];  // things the reader must know (step counts differ, profiles differ)
     int n_notes;
     long first_failure;          // index into results, -1 if none
@@ -68,7 +89,7 @@ typedef struct {
 // Opens both traces and compares them. Returns -1 with one line in err when a file cannot be read or
 // the traces cannot be compared (different weights, configs, tokens, step layout); tolerance failures
 // are not errors: they are in result->pass / first_failure. Free the result with compare_result_free.
-int compare_traces(const char *path_a, const char *path_b, const Tolerances *tol, CompareResult *result,
+int compare_traces(const char *path_a, const char *path_b, const CompareOptions *options, CompareResult *result,
                    ErrorMessage *err);
 void compare_result_free(CompareResult *result);
 

@@ -170,7 +170,7 @@ Test(compare, identical_traces_pass_with_zero_error) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 1);
     cr_assert_eq(result.n_failures, 0);
     cr_assert_eq(result.first_failure, -1);
@@ -216,7 +216,7 @@ Test(compare, perturbed_tensor_is_the_first_failure_at_its_exact_place) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 0);
     cr_assert_eq(result.n_failures, 2);
     cr_assert_geq(result.first_failure, 0);
@@ -249,7 +249,7 @@ Test(compare, perturbation_within_tolerance_passes) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 1);
     cr_assert_geq(result.worst, 0);
     cr_assert_str_eq(result.results[result.worst].name, "q");
@@ -263,7 +263,7 @@ static void expect_refused(const TraceSpec *a_spec, const TraceSpec *b_spec, con
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &tol, &result, &err), -1);
+    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), -1);
     cr_assert(strstr(err.text, phrase) != NULL, "message: %s", err.text);
     cr_assert(strstr(err.text, a) != NULL, "message names the files: %s", err.text);
     cr_assert_null(strchr(err.text, '\n'), "one line: %s", err.text);
@@ -297,7 +297,7 @@ Test(compare, names_only_one_side_has_are_listed_not_failed) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 1);
     cr_assert_eq(result.n_only_a, 0);
     cr_assert_eq(result.n_only_b, 3);
@@ -320,7 +320,7 @@ Test(compare, different_step_counts_compare_the_common_prefix_and_say_so) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(pa, pb, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 1);
     cr_assert_eq(result.n_steps, 3);
     cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS));
@@ -337,7 +337,7 @@ Test(compare, differing_precision_profiles_are_allowed_and_said) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(pa, pb, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.profiles_differ, 1);
     cr_assert_eq(result.n_notes, 1);
     cr_assert(strstr(result.notes[0], "precision profiles differ (under test kv bf16") != NULL, "%s", result.notes[0]);
@@ -352,7 +352,7 @@ Test(compare, shape_mismatch_is_a_failure_not_a_crash) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(pa, pb, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 0);
     cr_assert_eq(result.n_failures, 1);
     const TensorResult *t = &result.results[result.first_failure];
@@ -374,7 +374,7 @@ Test(compare, nan_fails_and_ranks_worst) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(pa, pb, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 0);
     const TensorResult *t = &result.results[result.first_failure];
     cr_assert_eq(t->step, 1);
@@ -392,7 +392,7 @@ static void compare_crafted_logits(float under_test_3, float under_test_7, Compa
     write_pair(&a, &b, &pa, &pb);
     Tolerances tol = {.max_rel_l2 = 10.0, .max_norm_max = 10.0};  // loose: isolate the top-1 rule
     ErrorMessage err;
-    cr_assert_eq(compare_traces(pa, pb, &tol, result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, result, &err), 0, "%s", err.text);
 }
 
 Test(compare, next_token_differing_in_a_near_tie_passes_with_a_note) {
@@ -432,7 +432,7 @@ Test(compare, report_directory_gets_json_markdown_and_svg) {
     Tolerances tol = tolerances_default();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &tol, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     char *base = test_make_temp_dir("report");
     char *dir = test_path_join(base, "nested/report");  // created, parents included
     cr_assert_eq(report_write(&result, dir, &err), 0, "%s", err.text);

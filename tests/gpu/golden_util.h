@@ -68,7 +68,7 @@ static inline int compare_and_report(const char *what, const char *path_a, const
     tolerances.max_rel_l2 = tolerances.max_norm_max = tol;
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(path_a, path_b, &tolerances, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(path_a, path_b, &(CompareOptions){.tol = tolerances, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     char worst[128] = "none", first[512] = "none";
     double worst_norm_max = 0;
     for (size_t i = 0; i < result.n_results; i++)

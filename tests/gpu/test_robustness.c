@@ -60,7 +60,7 @@ Test(robustness, fused_runs_are_bitwise_identical, .timeout = 300) {
     Tolerances exact = tolerances_default();
     exact.max_rel_l2 = exact.max_norm_max = 1e-300;  // anything but bit-equality fails
     CompareResult result;
-    cr_assert_eq(compare_traces(first, second, &exact, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(first, second, &(CompareOptions){.tol = exact, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
     size_t differing = 0;
     for (size_t i = 0; i < result.n_results; i++)
         differing += !result.results[i].is_token && result.results[i].metrics.max_abs != 0.0;
