@@ -25,7 +25,10 @@ typedef struct {
     double rel_l2;                   // +inf when ||r|| == 0 and f != r
     double norm_max;                 // +inf when max|r| == 0 and f != r
     double cosine;                   // 1 when both are all-zero, 0 when only one is
-    size_t max_abs_index;            // where max_abs is
+    size_t max_abs_index;            // where max_abs is (the first such element)
+    double value_f, value_r;         // the two values at max_abs_index (0 and 0 when nothing finite was compared)
+    double max_abs_r;                // max|r| over the finite pairs: norm_max's denominator
+    size_t n_beyond;                 // elements with |f-r| > max_norm_max * max|r|: each alone fails norm_max
     // allclose (computed only when tolerances->check_allclose)
     size_t allclose_violations;
     long allclose_worst_index;       // largest |f-r| - (atol + rtol|r|) among violations; -1 if none
@@ -37,19 +40,24 @@ typedef struct {
     int has_top1;
     int top1_rows;
     int top1_mismatches;             // rows whose argmax differs
-    int top1_disagreements;          // mismatching rows where the reference's top-2 margin > max_abs
+    int top1_disagreements;          // mismatching rows where the reference's top-2 margin > 2 * max_abs
     long top1_f, top1_r;             // argmax of the reported row (first mismatch, else row 0)
     double top1_margin;              // reference's top-1 minus top-2 logit in that row
 } TensorMetrics;
 
 Tolerances tolerances_default(void);
 
-// Computes every metric except top-1 over n elements. tol may be NULL (no allclose).
+// Computes every metric except top-1 over n elements. tol may be NULL (no allclose; n_beyond then counts
+// against tolerances_default()'s max_norm_max).
 void metrics_compute(const float *f, const float *r, size_t n, const Tolerances *tol, TensorMetrics *m);
 
 // Adds the top-1 agreement of logits [rows, cols] to m (call after metrics_compute on the same data:
-// the near-tie rule uses m->max_abs). A mismatching row counts as a disagreement only when the
-// reference's top-2 margin exceeds max_abs; otherwise it is a near-tie, reported but not a failure.
+// the near-tie rule uses m->max_abs). Each logit may be off by up to max_abs, so the reference's top two
+// can swap whenever their margin is at most 2 * max_abs: such a mismatching row is a near-tie, reported but
+// not a failure. Only a mismatch with margin > 2 * max_abs is a disagreement. Note that when m->max_abs is
+// the error of these same logits, a flip always has margin <= 2 * max_abs (the two logits that swapped moved
+// by at least margin together), so the flip itself never fails: the error that caused it must then fail
+// rel_l2 or norm_max. The rule bites when m->max_abs is a bound from elsewhere (e.g. a forced run's error).
 void metrics_top1(const float *f, const float *r, int rows, int cols, TensorMetrics *m);
 
 // 1 when any NaN or Inf was seen on either side.
