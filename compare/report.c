@@ -23,10 +23,10 @@ typedef struct {
     size_t n_failures;
 } Group;
 
-// Tokens are never the worst tensor (they have no metrics); a shape mismatch always is.
+// Tokens are never the worst tensor (they have no metrics); a missing tensor or a shape mismatch always is.
 static double result_rank(const TensorResult *t) {
     if (t->is_token) return -1.0;
-    if (t->shape_mismatch) return INFINITY;
+    if (t->missing || t->shape_mismatch) return INFINITY;
     return metrics_rank(&t->metrics);
 }
 
@@ -65,12 +65,19 @@ static Group *groups_by_step(const CompareResult *result) {
     Group *groups = calloc((size_t)n, sizeof *groups);
     if (!groups) return NULL;
     for (int i = 0; i < n; i++) groups[i].worst = -1;
-    for (size_t i = 0; i < result->n_results; i++) group_add(&groups[result->results[i].step], result, i);
+    // Steps are numbered as in the traces; --steps A..B makes the first compared one A.
+    for (size_t i = 0; i < result->n_results; i++) {
+        int slot = result->results[i].step - result->first_step;
+        if (slot >= 0 && slot < n) group_add(&groups[slot], result, i);
+    }
     return groups;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // text formatting shared by the table and the Markdown
+
+// "1 step", "2 steps": the noun that goes with a count.
+static const char *plural(long n, const char *one, const char *many) { return n == 1 ? one : many; }
 
 static const char *format_number(char *out, size_t size, const char *format, double x) {
     if (isnan(x)) snprintf(out, size, "nan");
@@ -86,8 +93,9 @@ typedef struct {
 
 static MetricText metric_text(const TensorResult *t) {
     MetricText text;
-    if (t->is_token || t->shape_mismatch) {
-        const char *dash = t->shape_mismatch ? "shape" : "-";
+    if (t->is_token || t->shape_mismatch || t->missing) {
+        // A missing tensor has no metrics: never show zeros that would read as a perfect match.
+        const char *dash = t->missing ? "missing" : t->shape_mismatch ? "shape" : "-";
         snprintf(text.rel_l2, sizeof text.rel_l2, "%s", dash);
         snprintf(text.norm_max, sizeof text.norm_max, "-");
         snprintf(text.max_abs, sizeof text.max_abs, "-");
@@ -121,14 +129,20 @@ static void tolerance_text(const Tolerances *tol, char *out, size_t size) {
     }
 }
 
-// Names the lacking side does not write, comma separated, with the usual reason when it is the fused engine.
-static void only_in_text(char *const *names, int n, const char *lacking_producer, char *out, size_t size) {
+// Names, comma separated, or "none". No reason is made up for why a side lacks them: the trace's own
+// declaration (declared_omitted) is the only evidence of that.
+static void names_text(char *const *names, int n, char *out, size_t size) {
     size_t used = 0;
     out[0] = '\0';
+    if (n == 0) snprintf(out, size, "none");
     for (int i = 0; i < n && used < size; i++)
         used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "", names[i]);
-    if (used < size && !strcmp(lacking_producer, "fused"))
-        snprintf(out + used, size - used, " (the fused kernels keep them on chip)");
+}
+
+// Why a result failed: its reason, or for a missing tensor that compare left without one, what is true.
+static const char *failure_reason(const TensorResult *t) {
+    if (t->why[0]) return t->why;
+    return t->missing ? "missing from the trace under test (not declared)" : "";
 }
 
 static void first_failure_text(const CompareResult *result, char *out, size_t size) {
@@ -139,7 +153,34 @@ static void first_failure_text(const CompareResult *result, char *out, size_t si
     const TensorResult *t = &result->results[result->first_failure];
     char where[160];
     compare_describe_location(t, where, sizeof where);
-    snprintf(out, size, "first failure: %s %s — everything before it passes", where, t->why);
+    snprintf(out, size, "first failure: %s %s — everything before it passes", where, failure_reason(t));
+}
+
+// What numpy's assert_allclose says of a failing tensor: how many elements are beyond the bound (and what
+// share of the tensor), and the worst element with both values, located as (step, layer, tensor, row, col).
+// Returns 0 (and writes "") for results without element metrics: passes, tokens, shape mismatches, missing.
+static int failure_detail_text(const CompareResult *result, const TensorResult *t, char *out, size_t size) {
+    out[0] = '\0';
+    if (t->pass || t->is_token || t->shape_mismatch || t->missing) return 0;
+    const TensorMetrics *m = &t->metrics;
+    char bound[32], layer[16];
+    format_bound(bound, sizeof bound, result->tol.max_norm_max);
+    if (t->layer == COMPARE_STEP_LEVEL) snprintf(layer, sizeof layer, "-");
+    else snprintf(layer, sizeof layer, "%d", t->layer);
+    double percent = m->n ? 100.0 * (double)m->n_beyond / (double)m->n : 0.0;
+    int used = snprintf(out, size, "%zu of %zu %s (%.3g%%) beyond %s*max|r| = %.3e", m->n_beyond, m->n,
+                        plural((long)m->n, "element", "elements"), percent, bound, result->tol.max_norm_max * m->max_abs_r);
+    if (result->tol.check_allclose && used >= 0 && (size_t)used < size) {
+        double share = m->n ? 100.0 * (double)m->allclose_violations / (double)m->n : 0.0;
+        used += snprintf(out + used, size - (size_t)used, ", %zu (%.3g%%) not allclose", m->allclose_violations, share);
+    }
+    if (m->max_abs > 0.0 && t->cols_a > 0 && used >= 0 && (size_t)used < size) {
+        size_t row = m->max_abs_index / (size_t)t->cols_a, col = m->max_abs_index % (size_t)t->cols_a;
+        snprintf(out + used, size - (size_t)used,
+                 "; worst at (step %d, layer %s, %s, row %zu, col %zu): %.9g under test vs %.9g reference (|f-r| %.3e)",
+                 t->step, layer, t->name, row, col, m->value_f, m->value_r, m->max_abs);
+    }
+    return 1;
 }
 
 static void summary_text(const CompareResult *result, char *out, size_t size) {
@@ -151,8 +192,34 @@ static void summary_text(const CompareResult *result, char *out, size_t size) {
         MetricText text = metric_text(t);
         snprintf(worst, sizeof worst, "%s at %s", text.rel_l2, where);
     }
-    snprintf(out, size, "summary: %zu tensors compared, %zu %s, worst rel_l2 %s — %s", result->n_results,
-             result->n_failures, result->n_failures == 1 ? "failure" : "failures", worst, result->pass ? "PASS" : "FAIL");
+    // Missing tensors are results but were not compared: counted apart, never as compared.
+    size_t compared = result->n_results - result->n_missing;
+    snprintf(out, size, "summary: %zu %s compared, %zu missing, %zu %s, worst rel_l2 %s — %s", compared,
+             plural((long)compared, "tensor", "tensors"), result->n_missing, result->n_failures,
+             plural((long)result->n_failures, "failure", "failures"), worst, result->pass ? "PASS" : "FAIL");
+}
+
+// "compared 3 steps (step 0 = prefill of 16 tokens), 2 layers, 18 tokens"
+static void compared_text(const CompareResult *result, char *out, size_t size) {
+    char steps[128];
+    int prompt = result->n_steps ? result->step_n_tokens[0] : 0;
+    if (result->n_steps && result->first_step == 0)
+        snprintf(steps, sizeof steps, "%d %s (step 0 = prefill of %d %s)", result->n_steps,
+                 plural(result->n_steps, "step", "steps"), prompt, plural(prompt, "token", "tokens"));
+    else if (result->n_steps)
+        snprintf(steps, sizeof steps, "%d %s (steps %d..%d)", result->n_steps, plural(result->n_steps, "step", "steps"),
+                 result->first_step, result->first_step + result->n_steps - 1);
+    else
+        snprintf(steps, sizeof steps, "0 steps");
+    snprintf(out, size, "compared %s, %d %s, %d %s", steps, result->n_layers, plural(result->n_layers, "layer", "layers"),
+             result->n_tokens, plural(result->n_tokens, "token", "tokens"));
+}
+
+// The omissions a reader must see in every report: what the trace under test says it never materialises,
+// and what --allow-missing let it lack.
+static void omissions_text(const CompareResult *result, char *declared, char *allowed, size_t size) {
+    names_text(result->declared_omitted, result->n_declared_omitted, declared, size);
+    names_text(result->allowed_missing, result->n_allowed_missing, allowed, size);
 }
 
 static void profile_text(const TraceMeta *meta, char *out, size_t size) {
@@ -169,17 +236,19 @@ static void print_header(FILE *out, const CompareResult *result) {
     for (int i = 0; i < 2; i++) {
         char profile[96];
         profile_text(&sides[i]->meta, profile, sizeof profile);
-        fprintf(out, "%s: %s  [producer %s, %s, %d steps]\n", roles[i], sides[i]->path, sides[i]->meta.producer,
-                profile, sides[i]->n_steps);
+        fprintf(out, "%s: %s  [producer %s, %s, %d %s]\n", roles[i], sides[i]->path, sides[i]->meta.producer,
+                profile, sides[i]->n_steps, plural(sides[i]->n_steps, "step", "steps"));
     }
-    char profile[96], tolerance[160];
+    char profile[96], tolerance[160], compared[256], declared[1200], allowed[1200];
     profile_text(&result->a.meta, profile, sizeof profile);
     if (!result->profiles_differ) fprintf(out, "precision profiles: same (%s)\n", profile);
-    fprintf(out, "weights %s; compared %d steps (step 0 = prefill of %d tokens), %d layers, %d tokens\n",
-            result->a.meta.weights_fingerprint, result->n_steps, result->n_steps ? result->step_n_tokens[0] : 0,
-            result->n_layers, result->n_tokens);
+    compared_text(result, compared, sizeof compared);
+    fprintf(out, "weights %s; %s\n", result->a.meta.weights_fingerprint, compared);
     tolerance_text(&result->tol, tolerance, sizeof tolerance);
     fprintf(out, "tolerances: %s\n", tolerance);
+    omissions_text(result, declared, allowed, sizeof declared);
+    fprintf(out, "declared omitted by the trace under test: %s\n", declared);
+    fprintf(out, "allowed missing (--allow-missing): %s\n", allowed);
     for (int i = 0; i < result->n_notes; i++) fprintf(out, "note: %s\n", result->notes[i]);
 }
 
@@ -194,8 +263,12 @@ static void print_verbose(FILE *out, const CompareResult *result) {
         else snprintf(layer, sizeof layer, "%d", t->layer);
         snprintf(shape, sizeof shape, "%dx%d", t->rows_a, t->cols_a);
         MetricText text = metric_text(t);
+        const char *why = t->pass ? t->why : failure_reason(t);
         fprintf(out, "%4d %5s %-11s %-12s %-9s %-9s %-9s %-10s %s%s%s\n", t->step, layer, t->name, shape, text.rel_l2,
-                text.norm_max, text.max_abs, text.cosine, t->pass ? "ok" : "FAIL", t->why[0] ? "  " : "", t->why);
+                text.norm_max, text.max_abs, text.cosine, t->pass ? "ok" : t->missing ? "MISSING" : "FAIL",
+                why[0] ? "  " : "", why);
+        char detail[512];
+        if (failure_detail_text(result, t, detail, sizeof detail)) fprintf(out, "%28s%s\n", "", detail);
     }
 }
 
@@ -235,7 +308,7 @@ void report_print_table(FILE *out, const CompareResult *result, int verbose) {
                 "max_abs", "cosine", "fails/tensors");
         for (int step = 0; step < result->n_steps; step++) {
             char label[16];
-            snprintf(label, sizeof label, "%d", step);
+            snprintf(label, sizeof label, "%d", result->first_step + step);
             print_group_row(out, result, label, &by_step[step], 0);
         }
     }
@@ -246,15 +319,18 @@ void report_print_table(FILE *out, const CompareResult *result, int verbose) {
     char line[1200];
     fprintf(out, "\n");
     if (result->n_only_a) {
-        only_in_text(result->only_a, result->n_only_a, result->b.meta.producer, line, sizeof line);
+        names_text(result->only_a, result->n_only_a, line, sizeof line);
         fprintf(out, "only in under test: %s\n", line);
     }
     if (result->n_only_b) {
-        only_in_text(result->only_b, result->n_only_b, result->a.meta.producer, line, sizeof line);
+        names_text(result->only_b, result->n_only_b, line, sizeof line);
         fprintf(out, "only in reference: %s\n", line);
     }
     first_failure_text(result, line, sizeof line);
     fprintf(out, "%s\n", line);
+    if (result->first_failure >= 0 &&
+        failure_detail_text(result, &result->results[result->first_failure], line, sizeof line))
+        fprintf(out, "  %s\n", line);
     summary_text(result, line, sizeof line);
     fprintf(out, "%s\n", line);
 }
@@ -302,6 +378,13 @@ static cJSON *json_tensor(const TensorResult *t) {
     else cJSON_AddNumberToObject(item, "layer", t->layer);
     cJSON_AddStringToObject(item, "tensor", t->name);
     cJSON_AddBoolToObject(item, "pass", t->pass);
+    if (t->missing) {
+        // No metrics at all: a missing tensor must not read as a zero-error match.
+        cJSON_AddBoolToObject(item, "missing", 1);
+        cJSON_AddStringToObject(item, "why", failure_reason(t));
+        cJSON_AddItemToObject(item, "reference_shape", json_shape(t->rows_b, t->cols_b));
+        return item;
+    }
     if (t->why[0]) cJSON_AddStringToObject(item, "why", t->why);
     cJSON_AddItemToObject(item, "shape", json_shape(t->rows_a, t->cols_a));
     if (t->shape_mismatch) cJSON_AddItemToObject(item, "reference_shape", json_shape(t->rows_b, t->cols_b));
@@ -316,6 +399,17 @@ static cJSON *json_tensor(const TensorResult *t) {
     add_number(item, "norm_max", m->norm_max);
     add_number(item, "max_abs", m->max_abs);
     cJSON_AddNumberToObject(item, "max_abs_index", (double)m->max_abs_index);
+    // The worst element located in the tensor, with both values (what a failure message quotes).
+    cJSON *worst = cJSON_AddObjectToObject(item, "worst_element");
+    if (worst && t->cols_a > 0) {
+        cJSON_AddNumberToObject(worst, "row", (double)(m->max_abs_index / (size_t)t->cols_a));
+        cJSON_AddNumberToObject(worst, "col", (double)(m->max_abs_index % (size_t)t->cols_a));
+    }
+    add_number(worst, "value", m->value_f);
+    add_number(worst, "reference_value", m->value_r);
+    add_number(item, "reference_max_abs", m->max_abs_r);
+    cJSON_AddNumberToObject(item, "elements", (double)m->n);
+    cJSON_AddNumberToObject(item, "elements_beyond_norm_max", (double)m->n_beyond);
     add_number(item, "cosine", m->cosine);
     cJSON_AddNumberToObject(item, "nan", (double)m->nan_f);
     cJSON_AddNumberToObject(item, "inf", (double)m->inf_f);
@@ -327,6 +421,7 @@ static cJSON *json_tensor(const TensorResult *t) {
         cJSON_AddNumberToObject(item, "top1", (double)m->top1_f);
         cJSON_AddNumberToObject(item, "reference_top1", (double)m->top1_r);
         add_number(item, "reference_top2_margin", m->top1_margin);
+        add_number(item, "near_tie_bound", 2.0 * m->max_abs);  // a flip with margin <= this is a near-tie
         cJSON_AddNumberToObject(item, "top1_mismatches", m->top1_mismatches);
         cJSON_AddNumberToObject(item, "top1_disagreements", m->top1_disagreements);
     }
@@ -372,13 +467,17 @@ static cJSON *build_json(const CompareResult *result) {
     cJSON_AddNumberToObject(compared, "steps", result->n_steps);
     cJSON_AddNumberToObject(compared, "layers", result->n_layers);
     cJSON_AddNumberToObject(compared, "tokens", result->n_tokens);
-    cJSON_AddNumberToObject(compared, "tensors", (double)result->n_results);
+    cJSON_AddNumberToObject(compared, "first_step", result->first_step);
+    cJSON_AddNumberToObject(compared, "tensors", (double)(result->n_results - result->n_missing));
+    cJSON_AddNumberToObject(compared, "missing", (double)result->n_missing);
     cJSON_AddNumberToObject(compared, "failures", (double)result->n_failures);
 
     cJSON *notes = cJSON_AddArrayToObject(root, "notes");
     for (int i = 0; i < result->n_notes; i++) cJSON_AddItemToArray(notes, cJSON_CreateString(result->notes[i]));
     cJSON_AddItemToObject(root, "only_in_under_test", json_names(result->only_a, result->n_only_a));
     cJSON_AddItemToObject(root, "only_in_reference", json_names(result->only_b, result->n_only_b));
+    cJSON_AddItemToObject(root, "declared_omitted", json_names(result->declared_omitted, result->n_declared_omitted));
+    cJSON_AddItemToObject(root, "allowed_missing", json_names(result->allowed_missing, result->n_allowed_missing));
     cJSON_AddItemToObject(root, "first_failure", json_location(result, result->first_failure));
     cJSON_AddItemToObject(root, "worst", json_location(result, result->worst));
 
@@ -401,6 +500,7 @@ static cJSON *build_json(const CompareResult *result) {
     cJSON *steps = cJSON_AddArrayToObject(root, "by_step");
     for (int step = 0; step < result->n_steps; step++) {
         cJSON *item = json_group(result, &by_step[step]);
+        cJSON_AddNumberToObject(item, "row", result->first_step + step);
         cJSON_AddNumberToObject(item, "first_position", result->step_first_position[step]);
         cJSON_AddNumberToObject(item, "n_tokens", result->step_n_tokens[step]);
         cJSON_AddItemToArray(steps, item);
@@ -515,6 +615,27 @@ static void markdown_group_row(Text *md, const CompareResult *result, const char
                 group->n_failures ? " **FAIL**" : "");
 }
 
+// Every failing tensor in forward order (the first MARKDOWN_MAX_FAILURES), each with its reason and,
+// where it has element metrics, how many elements are beyond the bound and the worst one.
+#define MARKDOWN_MAX_FAILURES 100
+static void markdown_failures(Text *md, const CompareResult *result) {
+    if (!result->n_failures) return;
+    text_append(md, "\n## Failures, in forward order\n\n| step | layer | tensor | why | elements beyond, worst |\n");
+    text_append(md, "|---|---|---|---|---|\n");
+    size_t shown = 0;
+    for (size_t i = 0; i < result->n_results && shown < MARKDOWN_MAX_FAILURES; i++) {
+        const TensorResult *t = &result->results[i];
+        if (t->pass) continue;
+        char layer[16], detail[512];
+        if (t->layer == COMPARE_STEP_LEVEL) snprintf(layer, sizeof layer, "-");
+        else snprintf(layer, sizeof layer, "%d", t->layer);
+        if (!failure_detail_text(result, t, detail, sizeof detail)) snprintf(detail, sizeof detail, "-");
+        text_append(md, "| %d | %s | %s | %s | %s |\n", t->step, layer, t->name, failure_reason(t), detail);
+        shown++;
+    }
+    if (result->n_failures > shown) text_append(md, "\n… and %zu more (accuracy.json lists them all).\n", result->n_failures - shown);
+}
+
 static int build_markdown(const CompareResult *result, Text *md) {
     Group *by_layer = groups_by_layer(result);
     Group *by_step = groups_by_step(result);
@@ -532,23 +653,29 @@ static int build_markdown(const CompareResult *result, Text *md) {
     profile_text(&result->b.meta, profile, sizeof profile);
     text_append(md, "| B (reference) | `%s` | %s | %s | %d |\n\n", result->b.path, result->b.meta.producer, profile,
                 result->b.n_steps);
-    text_append(md, "Weights `%s`; compared %d steps (step 0 = prefill of %d tokens), %d layers, %d tokens.\n\n",
-                result->a.meta.weights_fingerprint, result->n_steps, result->n_steps ? result->step_n_tokens[0] : 0,
-                result->n_layers, result->n_tokens);
+    compared_text(result, line, sizeof line);
+    text_append(md, "Weights `%s`; %s.\n\n", result->a.meta.weights_fingerprint, line);
     tolerance_text(&result->tol, line, sizeof line);
     text_append(md, "Tolerances: %s.\n\n", line);
+    char declared[1200], allowed[1200];
+    omissions_text(result, declared, allowed, sizeof declared);
+    text_append(md, "- Declared omitted by the trace under test: %s\n", declared);
+    text_append(md, "- Allowed missing (`--allow-missing`): %s\n\n", allowed);
     for (int i = 0; i < result->n_notes; i++) text_append(md, "- Note: %s\n", result->notes[i]);
     if (result->n_notes) text_append(md, "\n");
     first_failure_text(result, line, sizeof line);
     text_append(md, "**%s**\n\n", line);
+    if (result->first_failure >= 0 &&
+        failure_detail_text(result, &result->results[result->first_failure], line, sizeof line))
+        text_append(md, "%s\n\n", line);
     summary_text(result, line, sizeof line);
     text_append(md, "%s\n\n", line);
     if (result->n_only_a) {
-        only_in_text(result->only_a, result->n_only_a, result->b.meta.producer, line, sizeof line);
+        names_text(result->only_a, result->n_only_a, line, sizeof line);
         text_append(md, "Only in under test: %s\n\n", line);
     }
     if (result->n_only_b) {
-        only_in_text(result->only_b, result->n_only_b, result->a.meta.producer, line, sizeof line);
+        names_text(result->only_b, result->n_only_b, line, sizeof line);
         text_append(md, "Only in reference: %s\n\n", line);
     }
 
@@ -565,11 +692,12 @@ static int build_markdown(const CompareResult *result, Text *md) {
     text_append(md, "|---|---|---|---|---|---|---|---|\n");
     for (int step = 0; step < result->n_steps; step++) {
         char label[16];
-        snprintf(label, sizeof label, "%d", step);
+        snprintf(label, sizeof label, "%d", result->first_step + step);
         markdown_group_row(md, result, label, &by_step[step], 0);
     }
     free(by_layer);
     free(by_step);
+    markdown_failures(md, result);
     return md->failed ? -1 : 0;
 }
 
