@@ -6,6 +6,7 @@
 
 #include "../fused/gpu_engine.h"
 #include "../model/checkpoint.h"
+#include "../model/progress.h"
 #include "../reference/reference.h"
 #include "commands.h"
 #include "options.h"
@@ -14,8 +15,10 @@
 static const char USAGE[] =
     "usage: fusecheck generate --engine reference|fused|cublas --model DIR\n"
     "                          [--prompt-tokens 1,2,3 | --prompt-len N --seed S] [-n N] [--kv-dtype f32|bf16]\n"
+    "                          [--quiet]\n"
     "  Prints the N greedy tokens that follow the prompt (default 64; prompt default 16 seeded tokens).\n"
-    "  KV cache default: f32 for reference, bf16 for the GPU engines.\n";
+    "  KV cache default: f32 for reference, bf16 for the GPU engines.\n"
+    "  --quiet: no progress and no timing line on stderr (the tokens alone on stdout).\n";
 
 static int reference_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position,
                                      TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
@@ -31,10 +34,12 @@ int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *engine_name = "reference", *prompt_text = NULL, *kv_text = NULL, *value;
     long prompt_length = 16, n_generate = 64;
     uint64_t seed = 0;
+    int quiet = 0;
     ErrorMessage err = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
+        if (!strcmp(flag, "--quiet")) { quiet = 1; progress_set_quiet(1); continue; }
         if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
         if (!strcmp(flag, "--model")) model_dir = value;
         else if (!strcmp(flag, "--engine")) engine_name = value;
@@ -46,6 +51,7 @@ int cmd_generate(int argc, char **argv) {
         else { fail(&err, "unknown flag '%s'", flag); goto usage_error; }
     }
     if (!model_dir) { fail(&err, "--model is required"); goto usage_error; }
+    progress_set_command("generate");
     int on_gpu = strcmp(engine_name, "reference") != 0;
     GpuEngineKind kind = GPU_ENGINE_FUSED;
     if (on_gpu && gpu_engine_kind_parse(engine_name, &kind)) {
@@ -85,8 +91,9 @@ int cmd_generate(int argc, char **argv) {
     double seconds = seconds_now() - start;
     for (long i = 0; i < n_generate; i++) printf(i ? " %d" : "%d", generated[i]);
     printf("\n");
-    fprintf(stderr, "fusecheck generate: %s, kv %s: %ld prompt + %ld generated tokens in %.3f s\n", engine_name,
-            kv_dtype_name(kv_dtype), prompt_length, n_generate, seconds);
+    if (!quiet)
+        fprintf(stderr, "fusecheck generate: %s, kv %s: %ld prompt + %ld generated token%s in %.3f s\n", engine_name,
+                kv_dtype_name(kv_dtype), prompt_length, n_generate, n_generate == 1 ? "" : "s", seconds);
     status = 0;
 done:
     if (status) fprintf(stderr, "fusecheck generate: %s\n", err.text);

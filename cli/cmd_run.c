@@ -7,12 +7,15 @@
 #include "../fused/gpu_engine.h"
 #include "../fused/golden_run.h"
 #include "../model/checkpoint.h"
+#include "../model/progress.h"
 #include "commands.h"
+#include "interrupt.h"
 #include "options.h"
+#include "output_path.h"
 
 static const char USAGE[] =
     "usage: fusecheck run --engine fused|cublas --model DIR --golden G.h5 --out F.h5 [--kv-dtype bf16|f32]\n"
-    "                     [--no-force-kv]\n"
+    "                     [--no-force-kv] [--quiet]\n"
     "  Runs a GPU engine on the golden trace's tokens (teacher-forced: step 0 is the prefill of the\n"
     "  prompt, step s >= 1 consumes tokens[prompt_length + s - 1]) and writes the tensors its kernels\n"
     "  produce in the golden format (producer = engine name). The golden must be of the same weights.\n"
@@ -20,7 +23,8 @@ static const char USAGE[] =
     "  When both the golden and the engine keep a bf16 KV cache (the matched profile), the cache is\n"
     "  storage-forced from the golden's K and V, as tokens are teacher-forced: an fp32 ulp of difference\n"
     "  that straddles a bf16 rounding boundary would otherwise flip a cached value by 2^-8 and fork the\n"
-    "  runs. The engine's own k and v are still traced and compared. --no-force-kv runs it unforced.\n";
+    "  runs. The engine's own k and v are still traced and compared. --no-force-kv runs it unforced.\n"
+    "  --quiet: no progress on stderr. Ctrl-C or SIGTERM removes the partial file and exits 130 or 143.\n";
 
 int cmd_run(int argc, char **argv) {
     const char *engine_name = NULL, *model_dir = NULL, *golden_path = NULL, *out_path = NULL, *value;
@@ -32,6 +36,7 @@ int cmd_run(int argc, char **argv) {
         const char *flag = argv[i];
         if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
         if (!strcmp(flag, "--no-force-kv")) { allow_forcing = 0; continue; }
+        if (!strcmp(flag, "--quiet")) { progress_set_quiet(1); continue; }
         if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
         if (!strcmp(flag, "--engine")) engine_name = value;
         else if (!strcmp(flag, "--model")) model_dir = value;
@@ -49,10 +54,14 @@ int cmd_run(int argc, char **argv) {
         fail(&err, "--engine: '%s' is not fused or cublas", engine_name);
         goto usage_error;
     }
+    // Before any work: a bad --out would otherwise be found only when the finished trace is renamed.
+    if (output_file_check("--out", out_path, &err)) goto usage_error;
     if (gpu_device_available(&err)) {
         fprintf(stderr, "fusecheck run: %s\n", err.text);
         return 4;
     }
+    progress_set_command("run");
+    if (interrupt_cleanup_on_signal("run", out_path, &err)) goto usage_error;
 
     Checkpoint checkpoint = {0};
     if (checkpoint_open(model_dir, &checkpoint, &err)) {
@@ -74,9 +83,10 @@ int cmd_run(int argc, char **argv) {
     double loaded = seconds_now();
     int forced = 0;
     if (gpu_write_trace(engine, &checkpoint, kind, kv_dtype, golden, allow_forcing, out_path, &forced, &err)) goto done;
-    printf("wrote %s: engine %s, %d prompt tokens + %d decode steps, kv %s%s, weights %s, %d kernel launches per "
+    int n_decode = trace_n_steps(golden) - 1;
+    printf("wrote %s: engine %s, %d prompt tokens + %d decode step%s, kv %s%s, weights %s, %d kernel launches per "
            "decode token, load %.2f s, traced run %.2f s\n",
-           out_path, gpu_engine_kind_name(kind), trace_meta(golden)->prompt_length, trace_n_steps(golden) - 1,
+           out_path, gpu_engine_kind_name(kind), trace_meta(golden)->prompt_length, n_decode, n_decode == 1 ? "" : "s",
            kv_dtype_name(kv_dtype), forced ? " (storage-forced from the golden)" : "", checkpoint.fingerprint,
            gpu_engine_launches_per_token(engine), loaded - start, seconds_now() - loaded);
     status = 0;

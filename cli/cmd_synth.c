@@ -71,14 +71,14 @@ int cmd_synth(int argc, char **argv) {
 
     double start = seconds_now();
     if (synth_write(&config, seed, out_dir, &err)) {
-        fprintf(stderr, "%s\n", err.text);
+        fprintf(stderr, "fusecheck synth: %s\n", err.text);
         return 2;
     }
     double elapsed = seconds_now() - start;
     // Read it back through the loader every engine uses: proves it loads, and gives the fingerprint.
     Checkpoint checkpoint;
     if (checkpoint_open(out_dir, &checkpoint, &err)) {
-        fprintf(stderr, "%s\n", err.text);
+        fprintf(stderr, "fusecheck synth: %s\n", err.text);
         return 2;
     }
     int64_t parameters = 0;

@@ -25,7 +25,14 @@ static const Command COMMANDS[] = {
 static void usage(FILE *out) {
     fprintf(out, "usage: fusecheck <command> [options]   (fusecheck <command> --help for its options)\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++) fprintf(out, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(out, "\nexit status: 0 ok, 1 a check failed, 2 bad input or usage\n");
+    fprintf(out,
+            "\nexit status:\n"
+            "  0        ok\n"
+            "  1        a check failed (compare, gate: a tensor beyond tolerance, tokens that differ)\n"
+            "  2        bad input or usage (one line on stderr naming the file or flag)\n"
+            "  3        too slow (gate, bench: throughput below the floor)\n"
+            "  4        no usable GPU (the reason on stderr; fusecheck devices says it alone)\n"
+            "  130/143  interrupted by Ctrl-C (SIGINT) / SIGTERM; partial output files are removed\n");
 }
 
 int main(int argc, char **argv) {

@@ -4,21 +4,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/progress.h"
+
 int run_traced_steps(void *engine, ForwardFunction forward, int32_t *tokens, int prompt_length,
                      int n_decode_steps, int teacher_forced, TraceWriter *trace, int32_t *next_tokens,
                      ErrorMessage *err) {
+    int status = -1;
+    progress_begin("step", n_decode_steps + 1);
     for (int step = 0; step <= n_decode_steps; step++) {
         int first = step == 0 ? 0 : prompt_length + step - 1;
         int n_tokens = step == 0 ? prompt_length : 1;
-        if (trace && trace_begin_step(trace, step, first, n_tokens, err)) return -1;
+        if (trace && trace_begin_step(trace, step, first, n_tokens, err)) goto done;
         int32_t next;
-        if (forward(engine, tokens + first, n_tokens, first, trace, &next, err)) return -1;
-        if (trace && trace_write_next_token(trace, next, err)) return -1;
+        if (forward(engine, tokens + first, n_tokens, first, trace, &next, err)) goto done;
+        if (trace && trace_write_next_token(trace, next, err)) goto done;
         if (next_tokens) next_tokens[step] = next;
         if (!teacher_forced && step < n_decode_steps) tokens[prompt_length + step] = next;
+        progress_update(step + 1);
     }
-    if (trace && trace_write_tokens(trace, tokens, prompt_length + n_decode_steps, err)) return -1;
-    return 0;
+    if (trace && trace_write_tokens(trace, tokens, prompt_length + n_decode_steps, err)) goto done;
+    status = 0;
+done:
+    progress_end();
+    return status;
+}
+
+int write_traced_run(void *engine, ForwardFunction forward, const TraceMeta *meta, int32_t *tokens,
+                     int prompt_length, int n_decode_steps, int teacher_forced, const char *path,
+                     ErrorMessage *err) {
+    TraceWriter *trace = trace_writer_open(path, meta, err);
+    if (!trace) return -1;
+    if (run_traced_steps(engine, forward, tokens, prompt_length, n_decode_steps, teacher_forced, trace, NULL, err)) {
+        trace_writer_abort(trace);
+        return -1;
+    }
+    return trace_writer_close(trace, err);
 }
 
 int trace_meta_for_checkpoint(TraceMeta *meta, const Checkpoint *checkpoint, const char *producer,

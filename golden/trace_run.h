@@ -19,9 +19,15 @@ typedef int (*ForwardFunction)(void *engine, const int32_t *tokens, int n_tokens
 // teacher_forced is 0 the continuation is greedy: tokens[prompt_length + s] is written with step s's
 // next token; otherwise the given tokens are consumed as they are. With a trace, each step opens
 // /step_NNNN and records next_token. next_tokens (may be NULL) receives every step's argmax
-// (n_decode_steps + 1 entries).
+// (n_decode_steps + 1 entries). Reports progress (model/progress.h) step by step.
 int run_traced_steps(void *engine, ForwardFunction forward, int32_t *tokens, int prompt_length,
                      int n_decode_steps, int teacher_forced, TraceWriter *trace, int32_t *next_tokens,
+                     ErrorMessage *err);
+
+// The steps of run_traced_steps recorded into a new trace at `path` with `meta` (the file appears only
+// on success, as trace_writer_open/close promise; a failed run leaves nothing behind).
+int write_traced_run(void *engine, ForwardFunction forward, const TraceMeta *meta, int32_t *tokens,
+                     int prompt_length, int n_decode_steps, int teacher_forced, const char *path,
                      ErrorMessage *err);
 
 // `n` prompt tokens in [0, vocab) from a portable seeded generator (SplitMix64): the same seed gives

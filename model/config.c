@@ -77,6 +77,15 @@ static int parse_fields(const cJSON *root, const char *origin, ModelConfig *conf
         }
         if (!found) return fail(err, "%s: field 'architectures' does not contain \"Qwen3ForCausalLM\"", origin);
     }
+    // Another family's config can share every field name yet mean different math (qwen3_moe, qwen2):
+    // an absent model_type is accepted (as transformers does), any other value refused.
+    const cJSON *model_type = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (model_type && !cJSON_IsNull(model_type)) {
+        if (!cJSON_IsString(model_type)) return fail(err, "%s: field 'model_type' is not a string", origin);
+        if (strcmp(model_type->valuestring, "qwen3"))
+            return fail(err, "%s: field 'model_type' is \"%s\", only \"qwen3\" is supported", origin,
+                        model_type->valuestring);
+    }
     if (check_unsupported(root, origin, err)) return -1;
 
     memset(config, 0, sizeof *config);

@@ -90,6 +90,9 @@ Test(config, bad_json) {
 Test(config, each_bad_field) {
     expect_error("\"Qwen3ForCausalLM\"", "\"LlamaForCausalLM\"",
                  "field 'architectures' does not contain \"Qwen3ForCausalLM\"");
+    expect_error("\"model_type\": \"qwen3\"", "\"model_type\": \"qwen3_moe\"",
+                 "ckpt/config.json: field 'model_type' is \"qwen3_moe\", only \"qwen3\" is supported");
+    expect_error("\"model_type\": \"qwen3\"", "\"model_type\": 3", "field 'model_type' is not a string");
     expect_error("\"hidden_size\": 1024", "\"hidden_size\": 0", "field 'hidden_size' (0) must be positive");
     expect_error("\"hidden_size\": 1024", "\"hidden_size\": -4", "field 'hidden_size' (-4) must be positive");
     expect_error("\"hidden_size\": 1024", "\"hidden_size\": 10.5", "field 'hidden_size' (10.5) is not an integer");
