@@ -702,7 +702,9 @@ static int build_markdown(const CompareResult *result, Text *md) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// error_by_layer.svg: log10 rel_l2 per layer (max over steps), the worst tensor and a few chosen ones
+// error_by_layer.svg: log10 rel_l2 and norm_max per layer (max over steps): the worst of all tensors for
+// both metrics, and rel_l2 of a few chosen tensors. The legend, tolerances included, sits in the right
+// margin, one entry per row, so no label can overlap another.
 
 static void svg_escaped(Text *svg, const char *s) {
     for (; *s; s++) {
@@ -716,29 +718,50 @@ static void svg_escaped(Text *svg, const char *s) {
     }
 }
 
-#define SVG_SERIES 4
-static const char *const SVG_CHOSEN[SVG_SERIES - 1] = {"attn", "mlp_out", "resid_mlp"};
-static const char *const SVG_COLORS[SVG_SERIES] = {"#c0392b", "#2471a3", "#27ae60", "#7d3c98"};
+typedef struct {
+    const char *tensor;   // NULL: the worst of all tensors
+    int norm_max;         // 1: norm_max, 0: rel_l2
+    const char *label;
+    const char *color;
+    const char *dash;     // stroke-dasharray, "" for a solid line
+    double width;
+    int square;           // 1: square markers, 0: round ones
+} SvgSeries;
+
+#define SVG_SERIES 5
+static const SvgSeries SVG[SVG_SERIES] = {
+    {NULL, 0, "worst tensor, rel_l2", "#c0392b", "", 2.5, 0},
+    {NULL, 1, "worst tensor, norm_max", "#e67e22", "5 3", 2.0, 1},
+    {"attn", 0, "attn, rel_l2", "#2471a3", "", 1.5, 0},
+    {"mlp_out", 0, "mlp_out, rel_l2", "#27ae60", "", 1.5, 0},
+    {"resid_mlp", 0, "resid_mlp, rel_l2", "#7d3c98", "", 1.5, 0},
+};
+
+// A layer tensor's value for a series: +inf when it has no usable metrics (missing, shape, NaN/Inf).
+static double svg_value(const TensorResult *t, int norm_max) {
+    if (t->missing || t->shape_mismatch || metrics_has_nonfinite(&t->metrics)) return INFINITY;
+    return norm_max ? t->metrics.norm_max : t->metrics.rel_l2;
+}
 
 static int build_svg(const CompareResult *result, Text *svg) {
     int n_layers = result->n_layers;
-    // series[s][layer]: max rel_l2 over steps; -1 = no data. Series 0 is the worst of all tensors.
+    // series[s][layer]: max over steps; -1 = no data.
     double *series = malloc(sizeof(double) * SVG_SERIES * (size_t)(n_layers > 0 ? n_layers : 1));
     if (!series) return -1;
     for (int i = 0; i < SVG_SERIES * n_layers; i++) series[i] = -1.0;
     for (size_t i = 0; i < result->n_results; i++) {
         const TensorResult *t = &result->results[i];
-        if (t->layer == COMPARE_STEP_LEVEL || t->is_token) continue;
-        double value = t->shape_mismatch ? INFINITY : metrics_rank(&t->metrics);
+        if (t->layer == COMPARE_STEP_LEVEL || t->is_token || t->layer >= n_layers) continue;
         for (int s = 0; s < SVG_SERIES; s++) {
-            if (s > 0 && strcmp(t->name, SVG_CHOSEN[s - 1])) continue;
+            if (SVG[s].tensor && strcmp(t->name, SVG[s].tensor)) continue;
+            double value = svg_value(t, SVG[s].norm_max);
             double *slot = &series[s * n_layers + t->layer];
             if (value > *slot) *slot = value;
         }
     }
-    // y range in decades, covering the data and the tolerance
-    double tolerance = result->tol.max_rel_l2;
-    double lo = log10(tolerance), hi = log10(tolerance);
+    // y range in decades, covering the data and both tolerances
+    double tol_rel = result->tol.max_rel_l2, tol_norm = result->tol.max_norm_max;
+    double lo = fmin(log10(tol_rel), log10(tol_norm)), hi = fmax(log10(tol_rel), log10(tol_norm));
     int has_zero = 0, has_infinite = 0;
     for (int i = 0; i < SVG_SERIES * n_layers; i++) {
         double v = series[i];
@@ -752,23 +775,30 @@ static int build_svg(const CompareResult *result, Text *svg) {
     }
     lo = floor(lo);
     hi = ceil(hi);
-    if (hi < log10(tolerance) + 1) hi = ceil(log10(tolerance) + 1);  // room above the tolerance line
+    double top_tolerance = fmax(log10(tol_rel), log10(tol_norm));
+    if (hi < top_tolerance + 1) hi = ceil(top_tolerance + 1);  // room above the tolerance lines
     if (hi - lo < 3) lo = hi - 3;
     if (hi - lo > 16) lo = hi - 16;  // keep labels readable; smaller values sit on the axis
-    const double width = 860, height = 460, left = 80, right = 200, top = 50, bottom = 60;
+    const double width = 960, height = 460, left = 80, right = 290, top = 50, bottom = 60;
     const double plot_w = width - left - right, plot_h = height - top - bottom;
+    const double legend_x = left + plot_w + 14, legend_row = 20;
+    double legend_y = top + 12;
     #define X_OF(layer) (left + (n_layers > 1 ? plot_w * (layer) / (n_layers - 1) : plot_w / 2))
     #define Y_OF(log_value) (top + plot_h * (hi - (log_value)) / (hi - lo))
 
     text_append(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
                      "font-family=\"sans-serif\" font-size=\"12\">\n", width, height, width, height);
     text_append(svg, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-    text_append(svg, "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\">rel_l2 per layer, max over %d steps: ",
-                left, result->n_steps);
+    text_append(svg, "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\">rel_l2 and norm_max per layer, "
+                     "max over %d %s: ", left, result->n_steps, plural(result->n_steps, "step", "steps"));
     svg_escaped(svg, result->a.meta.producer);
-    text_append(svg, " (kv %s) vs ", result->a.meta.kv_dtype);
+    text_append(svg, " (kv ");
+    svg_escaped(svg, result->a.meta.kv_dtype);
+    text_append(svg, ") vs ");
     svg_escaped(svg, result->b.meta.producer);
-    text_append(svg, " (kv %s) — %s</text>\n", result->b.meta.kv_dtype, result->pass ? "PASS" : "FAIL");
+    text_append(svg, " (kv ");
+    svg_escaped(svg, result->b.meta.kv_dtype);
+    text_append(svg, ") — %s</text>\n", result->pass ? "PASS" : "FAIL");
     // grid and y labels, one per decade (every other one when there are many)
     int label_every = hi - lo > 10 ? 2 : 1;
     for (int decade = (int)lo; decade <= (int)hi; decade++) {
@@ -788,25 +818,37 @@ static int build_svg(const CompareResult *result, Text *svg) {
                 top, plot_w, plot_h);
     text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">layer</text>\n", left + plot_w / 2,
                 height - 16);
-    text_append(svg, "<text transform=\"translate(22 %.1f) rotate(-90)\" text-anchor=\"middle\">rel_l2 (log scale)</text>\n",
+    text_append(svg, "<text transform=\"translate(22 %.1f) rotate(-90)\" text-anchor=\"middle\">error (log scale)</text>\n",
                 top + plot_h / 2);
-    // tolerance
-    double y_tol = Y_OF(log10(tolerance));
-    text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
-                     "stroke-dasharray=\"6 4\"/>\n", left, y_tol, left + plot_w, y_tol);
+    // tolerances: dashed grey lines across the plot, labelled in the legend (one line when both are equal)
     char bound[32];
-    format_bound(bound, sizeof bound, tolerance);
-    text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">tolerance %s</text>\n", left + plot_w + 8, y_tol + 4, bound);
-    // series: zero sits on the bottom axis, NaN/Inf/shape mismatches on the top one
-    // The chosen tensors first, the worst-tensor line last so it is drawn on top of one it coincides with.
-    for (int k = 1; k <= SVG_SERIES; k++) {
-        int s = k % SVG_SERIES;
+    int n_tolerances = tol_rel == tol_norm ? 1 : 2;
+    for (int k = 0; k < n_tolerances; k++) {
+        double tolerance = k == 0 ? tol_rel : tol_norm;
+        const char *dash = k == 0 ? "6 4" : "2 3";
+        const char *which = n_tolerances == 1 ? "rel_l2 and norm_max" : k == 0 ? "rel_l2" : "norm_max";
+        double y_tol = Y_OF(log10(tolerance));
+        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
+                         "stroke-dasharray=\"%s\"/>\n", left, y_tol, left + plot_w, y_tol, dash);
+        format_bound(bound, sizeof bound, tolerance);
+        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
+                         "stroke-dasharray=\"%s\"/>\n", legend_x, legend_y, legend_x + 22, legend_y, dash);
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">tolerance %s (%s)</text>\n", legend_x + 28,
+                    legend_y + 4, bound, which);
+        legend_y += legend_row;
+    }
+    // series: zero sits on the bottom axis, NaN/Inf/shape/missing on the top one. The chosen tensors
+    // first, the worst-tensor lines last so they are drawn on top of one they coincide with.
+    for (int k = 0; k < SVG_SERIES; k++) {
+        int s = (k + 2) % SVG_SERIES;
         const double *values = &series[s * n_layers];
         int any = 0;
         for (int layer = 0; layer < n_layers; layer++) any |= values[layer] >= 0;
         if (!any) continue;
-        text_append(svg, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" points=\"", SVG_COLORS[s],
-                    s == 0 ? "2.5" : "1.5");
+        char dash[48] = "";
+        if (SVG[s].dash[0]) snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", SVG[s].dash);
+        text_append(svg, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\"%s points=\"", SVG[s].color,
+                    SVG[s].width, dash);
         for (int layer = 0; layer < n_layers; layer++) {
             if (values[layer] < 0) continue;
             double v = values[layer];
@@ -814,28 +856,37 @@ static int build_svg(const CompareResult *result, Text *svg) {
             text_append(svg, "%.1f,%.1f ", X_OF(layer), Y_OF(log_value));
         }
         text_append(svg, "\"/>\n");
+        double r = SVG[s].tensor ? 2.0 : 3.0;
         for (int layer = 0; layer < n_layers; layer++) {
             if (values[layer] < 0) continue;
             double v = values[layer];
             double log_value = v == 0 ? lo : isinf(v) ? hi : fmax(lo, log10(v));
-            text_append(svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"/>\n", X_OF(layer), Y_OF(log_value),
-                        s == 0 ? "3" : "2", SVG_COLORS[s]);
+            if (SVG[s].square)
+                text_append(svg, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
+                            X_OF(layer) - r, Y_OF(log_value) - r, 2 * r, 2 * r, SVG[s].color);
+            else
+                text_append(svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>\n", X_OF(layer),
+                            Y_OF(log_value), r, SVG[s].color);
         }
-        double y_legend = top + 30 + 20 * s;
-        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"/>\n",
-                    left + plot_w + 8, y_legend, left + plot_w + 30, y_legend, SVG_COLORS[s]);
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", left + plot_w + 36, y_legend + 4,
-                    s == 0 ? "worst tensor" : SVG_CHOSEN[s - 1]);
     }
-    double y_note = top + 30 + 20 * SVG_SERIES + 10;
+    // the legend rows for the series, in their fixed order, after the tolerance rows
+    for (int s = 0; s < SVG_SERIES; s++) {
+        char dash[48] = "";
+        if (SVG[s].dash[0]) snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", SVG[s].dash);
+        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
+                    legend_x, legend_y, legend_x + 22, legend_y, SVG[s].color, dash);
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", legend_x + 28, legend_y + 4, SVG[s].label);
+        legend_y += legend_row;
+    }
+    legend_y += 6;
     if (has_zero) {
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">0 drawn on the bottom axis</text>\n",
-                    left + plot_w + 8, y_note);
-        y_note += 18;
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">0 drawn on the bottom axis</text>\n", legend_x,
+                    legend_y);
+        legend_y += legend_row;
     }
     if (has_infinite)
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c0392b\">NaN/Inf/shape on the top axis</text>\n",
-                    left + plot_w + 8, y_note);
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c0392b\">NaN/Inf/shape/missing: top axis</text>\n",
+                    legend_x, legend_y);
     if (n_layers == 0)
         text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no layer tensors compared</text>\n",
                     left + plot_w / 2, top + plot_h / 2);
