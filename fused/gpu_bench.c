@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "../model/progress.h"
 #include "cuda_check.h"
 #include "gpu_bench.h"
 
@@ -85,6 +86,8 @@ int bench_engine(const Checkpoint *ck, GpuEngineKind kind, const int *contexts, 
     int rc = 0;
     double weight_bytes = (double)checkpoint_weight_bytes(ck);
     double kv_per_position = 2.0 * c->num_hidden_layers * c->num_key_value_heads * c->head_dim * 2.0;  // K and V, bf16
+    // One unit of progress per timed repeat: a long context's repeats are where the minutes go.
+    progress_begin("measurement", n_contexts * repeat);
     for (int i = 0; i < n_contexts && rc == 0; i++) {
         BenchResult *r = &results[i];
         memset(r, 0, sizeof *r);
@@ -98,8 +101,10 @@ int bench_engine(const Checkpoint *ck, GpuEngineKind kind, const int *contexts, 
             rc = -1;
             break;
         }
-        for (int k = 0; k < repeat; k++)
+        for (int k = 0; k < repeat; k++) {
             if (gpu_engine_bench_time(engine, tokens, &ms[k], err)) { rc = -1; break; }
+            progress_update(i * repeat + k + 1);
+        }
         if (rc) break;
         double tok_s[repeat > 0 ? repeat : 1];
         for (int k = 0; k < repeat; k++) {
@@ -124,11 +129,13 @@ int bench_engine(const Checkpoint *ck, GpuEngineKind kind, const int *contexts, 
             rc = -1;
             break;
         }
+        progress_clear();  // the per-context result line prints on a clean line
         if (progress)
             fprintf(progress, "bench: %s context %d: %.0f tok/s (%.3f ms/token, %.0f%% of copy bandwidth)\n",
                     gpu_engine_kind_name(kind), contexts[i], r->tok_s_median, r->ms_per_token_median,
                     100.0 * r->bandwidth_fraction);
     }
+    progress_end();
     free(ms);
     gpu_engine_destroy(engine);
     return rc;

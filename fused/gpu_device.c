@@ -1,4 +1,5 @@
 // Engine names, device presence, cuBLAS status text.
+#include <dlfcn.h>
 #include <string.h>
 
 #include "cuda_check.h"
@@ -13,6 +14,12 @@ int gpu_engine_kind_parse(const char *name, GpuEngineKind *out) {
 const char *gpu_engine_kind_name(GpuEngineKind kind) { return kind == GPU_ENGINE_FUSED ? "fused" : "cublas"; }
 
 int gpu_device_available(ErrorMessage *err) {
+    // Without a driver the runtime answers "CUDA driver version is insufficient for CUDA runtime
+    // version", which sends people to upgrade a driver they do not have. Ask the loader first; the
+    // runtime's own reason stays for every other case (no device, a driver too old, ...).
+    void *driver = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+    if (!driver) return fail(err, "no CUDA device found: no NVIDIA driver (libcuda.so.1 not found)");
+    dlclose(driver);
     int count = 0;
     cudaError_t status = cudaGetDeviceCount(&count);
     if (status != cudaSuccess) return fail(err, "no CUDA device found (%s)", cudaGetErrorString(status));

@@ -27,9 +27,9 @@ static struct {
     int total, active, is_terminal, line_shown;
     double start, last_print;
     int last_printed_done;
-} reporter = {"fusecheck", 0, NULL, 0, monotonic_seconds, -1.0, "step", 0, 0, 0, 0, 0.0, 0.0, 0};
+} reporter = {NULL, 0, NULL, 0, monotonic_seconds, -1.0, "step", 0, 0, 0, 0, 0.0, 0.0, 0};
 
-void progress_set_command(const char *command) { reporter.command = command ? command : "fusecheck"; }
+void progress_set_command(const char *command) { reporter.command = command; }
 void progress_set_quiet(int quiet) { reporter.quiet = quiet; }
 
 void progress_set_output_for_test(FILE *out, int is_terminal, double (*clock)(void), double interval_s) {
@@ -76,8 +76,8 @@ static void print_line(int done, double now) {
     char left[32] = "?";
     if (rate > 0) format_duration(left, sizeof left, (reporter.total - done) / rate);
     FILE *out = output();
-    fprintf(out, "%sfusecheck %s: %s %d of %d, %.2f %ss/s, %s left%s", reporter.is_terminal ? "\r" : "",
-            reporter.command, reporter.what, done, reporter.total, rate, reporter.what, left,
+    fprintf(out, "%sfusecheck%s%s: %s %d of %d, %.2f %ss/s, %s left%s", reporter.is_terminal ? "\r" : "",
+            reporter.command ? " " : "", reporter.command ? reporter.command : "", reporter.what, done, reporter.total, rate, reporter.what, left,
             reporter.is_terminal ? "\033[K" : "\n");
     fflush(out);
     reporter.line_shown = reporter.is_terminal;
@@ -98,11 +98,15 @@ void progress_update(int done) {
         print_line(done, now);
 }
 
-void progress_end(void) {
+void progress_clear(void) {
     if (reporter.active && reporter.line_shown) {
         fputs("\r\033[K", output());
         fflush(output());
     }
-    reporter.active = 0;
     reporter.line_shown = 0;
+}
+
+void progress_end(void) {
+    progress_clear();
+    reporter.active = 0;
 }

@@ -15,7 +15,7 @@
 #include <stdio.h>
 
 // The command name that prefixes every line ("golden" -> "fusecheck golden: step 3 of 17, ...").
-// Default "fusecheck". The string must outlive the work (a literal or argv).
+// Default none ("fusecheck: step 3 of 17, ..."). The string must outlive the work (a literal or argv).
 void progress_set_command(const char *command);
 // 1: print nothing (--quiet). 0: report as described above (the default).
 void progress_set_quiet(int quiet);
@@ -24,6 +24,9 @@ void progress_set_quiet(int quiet);
 void progress_begin(const char *what, int total);
 // `done` steps of the total are finished.
 void progress_update(int done);
+// Erases a terminal line before the caller prints a line of its own; the work goes on (the next
+// update redraws it). Nothing happens when stderr is not a terminal.
+void progress_clear(void);
 // The work ended (finished or failed): erases a terminal line. Safe to call without a begin.
 void progress_end(void);
 
