@@ -175,7 +175,7 @@ void baseline_check_speed(const History *h, const char *gpu, const char *engine,
     }
     out->found = 1;
     double slowdown_pct = 100.0 * (1.0 - tok_s / r->tok_s);
-    out->failed = slowdown_pct > max_slowdown_pct;
+    out->failed = !(tok_s >= r->tok_s * (1.0 - max_slowdown_pct / 100.0));
     snprintf(out->message, sizeof out->message,
              "%s at context %d: %.1f tok/s, %s%.1f%% against %.1f tok/s recorded at %.12s (%s)%s", engine, context,
              tok_s, slowdown_pct > 0 ? "slower by " : "faster by ", slowdown_pct > 0 ? slowdown_pct : -slowdown_pct,
@@ -192,10 +192,11 @@ void baseline_check_accuracy(const History *h, const char *model, const char *pr
         return;
     }
     out->found = 1;
-    double rel_growth = worst_rel_l2 / (r->worst_rel_l2 > FLT_EPSILON ? r->worst_rel_l2 : FLT_EPSILON);
-    double norm_growth = worst_norm_max / (r->worst_norm_max > FLT_EPSILON ? r->worst_norm_max : FLT_EPSILON);
-    // A NaN figure compares false with everything: it must fail here, not slip through.
-    out->failed = !(rel_growth <= max_growth) || !(norm_growth <= max_growth);
+    double rel_floor = r->worst_rel_l2 > FLT_EPSILON ? r->worst_rel_l2 : FLT_EPSILON;
+    double norm_floor = r->worst_norm_max > FLT_EPSILON ? r->worst_norm_max : FLT_EPSILON;
+    double rel_growth = worst_rel_l2 / rel_floor, norm_growth = worst_norm_max / norm_floor;
+    // A NaN figure compares false with everything: written this way it fails, never slips through.
+    out->failed = !(worst_rel_l2 <= max_growth * rel_floor) || !(worst_norm_max <= max_growth * norm_floor);
     snprintf(out->message, sizeof out->message,
              "%s (%s): worst rel_l2 %.3g (%.1fx), norm_max %.3g (%.1fx) of the %.3g and %.3g recorded at %.12s%s", model,
              profile, worst_rel_l2, rel_growth, worst_norm_max, norm_growth, r->worst_rel_l2, r->worst_norm_max,
