@@ -27,20 +27,29 @@
 typedef struct {
     const char *name;
     int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, tied;
+    float rms_norm_eps;
+    double rope_theta;
 } Preset;
 
+// Qwen3's own eps and theta, except tiny-eps: with Qwen3's 1e-6 and 1e6 everywhere, a reference that
+// hard-coded either, or dropped eps, would pass every test. Its eps 1e-3 is of the order of the
+// synthetic residual stream's mean square (4e-4..1e-3 on tiny: 0.02-scale embeddings), so it changes
+// every norm's output by tens of percent (q/k, whose mean square is ~0.03, by ~2%); theta 20000 is
+// neither Qwen3's 1e6 nor transformers' default 10000, so an oracle that ignored the config would
+// not agree by accident.
 static const Preset PRESETS[] = {
-    {"tiny", 64, 192, 2, 4, 2, 16, 256, 1},
-    {"small", 256, 768, 4, 8, 2, 64, 4096, 0},  // untied, so the committed goldens cover both kinds
-    {"qwen3-0.6b", 1024, 3072, 28, 16, 8, 128, 151936, 1},
-    {"qwen3-1.7b", 2048, 6144, 28, 16, 8, 128, 151936, 1},
-    {"qwen3-4b", 2560, 9728, 36, 32, 8, 128, 151936, 1},
-    {"qwen3-8b", 4096, 12288, 36, 32, 8, 128, 151936, 0},
+    {"tiny", 64, 192, 2, 4, 2, 16, 256, 1, 1e-6f, 1e6},
+    {"tiny-eps", 64, 192, 2, 4, 2, 16, 256, 1, 1e-3f, 20000},
+    {"small", 256, 768, 4, 8, 2, 64, 4096, 0, 1e-6f, 1e6},  // untied, so the committed goldens cover both kinds
+    {"qwen3-0.6b", 1024, 3072, 28, 16, 8, 128, 151936, 1, 1e-6f, 1e6},
+    {"qwen3-1.7b", 2048, 6144, 28, 16, 8, 128, 151936, 1, 1e-6f, 1e6},
+    {"qwen3-4b", 2560, 9728, 36, 32, 8, 128, 151936, 1, 1e-6f, 1e6},
+    {"qwen3-8b", 4096, 12288, 36, 32, 8, 128, 151936, 0, 1e-6f, 1e6},
 };
 #define N_PRESETS (sizeof PRESETS / sizeof PRESETS[0])
 
 const char *synth_preset_names(void) {
-    return "tiny, small, qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b (suffix -tied or -untied to override)";
+    return "tiny, tiny-eps, small, qwen3-0.6b, qwen3-1.7b, qwen3-4b, qwen3-8b (suffix -tied or -untied to override)";
 }
 
 static int ends_with(const char *text, const char *suffix, size_t *stem_length) {
@@ -67,8 +76,8 @@ int synth_preset(const char *name, ModelConfig *out, ErrorMessage *err) {
         out->head_dim = p->head_dim;
         out->vocab_size = p->vocab;
         out->max_position_embeddings = 40960;
-        out->rms_norm_eps = 1e-6f;
-        out->rope_theta = 1e6;
+        out->rms_norm_eps = p->rms_norm_eps;
+        out->rope_theta = p->rope_theta;
         out->tie_word_embeddings = tied_override >= 0 ? tied_override : p->tied;
         return 0;
     }

@@ -8,7 +8,8 @@
 
 #include "config.h"
 
-// Fills `out` for a named preset: "tiny", "small", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
+// Fills `out` for a named preset: "tiny", "tiny-eps" (tiny's shape with rms_norm_eps 1e-3 and
+// rope_theta 20000, where Qwen3 has 1e-6 and 1e6: the values matter), "small", "qwen3-0.6b", "qwen3-1.7b", "qwen3-4b",
 // "qwen3-8b" (append "-untied" to any for untied embeddings, e.g. "tiny-untied").
 int synth_preset(const char *name, ModelConfig *out, ErrorMessage *err);
 

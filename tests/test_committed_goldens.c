@@ -30,5 +30,7 @@ static void regenerate_and_compare(const char *preset, const char *kv_dtype) {
 
 Test(committed_goldens, tiny_kv_f32) { regenerate_and_compare("tiny", "f32"); }
 Test(committed_goldens, tiny_kv_bf16) { regenerate_and_compare("tiny", "bf16"); }
+Test(committed_goldens, tiny_eps_kv_f32) { regenerate_and_compare("tiny-eps", "f32"); }
+Test(committed_goldens, tiny_eps_kv_bf16) { regenerate_and_compare("tiny-eps", "bf16"); }
 Test(committed_goldens, small_kv_f32) { regenerate_and_compare("small", "f32"); }
 Test(committed_goldens, small_kv_bf16) { regenerate_and_compare("small", "bf16"); }

@@ -31,6 +31,15 @@ Test(synth, presets) {
     cr_assert_eq(c.max_position_embeddings, 40960);
     cr_assert_eq(c.rope_theta, 1e6);
     cr_assert_eq(c.rms_norm_eps, 1e-6f);
+    // tiny-eps: tiny's shape with an eps and a theta that matter (see synth.c).
+    cr_assert_eq(synth_preset("tiny-eps", &c, &err), 0, "%s", err.text);
+    cr_assert_eq(c.hidden_size, 64);
+    cr_assert_eq(c.intermediate_size, 192);
+    cr_assert_eq(c.num_hidden_layers, 2);
+    cr_assert_eq(c.head_dim, 16);
+    cr_assert_eq(c.tie_word_embeddings, 1);
+    cr_assert_eq(c.rms_norm_eps, 1e-3f);
+    cr_assert_eq(c.rope_theta, 20000);
     cr_assert_eq(synth_preset("small", &c, &err), 0);
     cr_assert_eq(c.tie_word_embeddings, 0);
     cr_assert_eq(c.num_attention_heads / c.num_key_value_heads, 4);
