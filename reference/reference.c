@@ -288,3 +288,13 @@ int reference_forward(Reference *ref, const int32_t *tokens, int n_tokens, int p
 }
 
 const float *reference_logits(const Reference *ref) { return ref->act.logits; }
+
+int reference_kv_cache(const Reference *ref, int layer, const float **k, const float **v, ErrorMessage *err) {
+    const ModelConfig *c = &ref->config;
+    if (layer < 0 || layer >= c->num_hidden_layers)
+        return fail(err, "reference: layer %d is outside [0, %d)", layer, c->num_hidden_layers);
+    long offset = (long)layer * ref->max_context * c->num_key_value_heads * c->head_dim;
+    *k = ref->k_cache + offset;
+    *v = ref->v_cache + offset;
+    return 0;
+}

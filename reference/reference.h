@@ -29,6 +29,13 @@ int reference_forward(Reference *reference, const int32_t *tokens, int n_tokens,
 // the next forward.
 const float *reference_logits(const Reference *reference);
 
+// One layer's KV cache, read-only, for tests that check what the cache holds: *k and *v point at
+// [max_context][n_kv_heads * head_dim] floats, position p's row at p * n_kv_heads * head_dim. A row
+// that a forward has written holds K (after the q/k norm and RoPE) and V exactly as attention reads
+// them: rounded to bf16 (round to nearest even) with KV_BF16, the fp32 values with KV_F32. Other rows
+// are unspecified. Valid until the next forward or reference_destroy. Fails on a layer out of range.
+int reference_kv_cache(const Reference *reference, int layer, const float **k, const float **v, ErrorMessage *err);
+
 // Writes a golden trace at `path`: the reference greedy-decodes n_decode steps after the prompt
 // (prompt_length tokens) with the given KV precision, recording every tensor. The consumed tokens
 // (prompt, then continuation) are stored in the file and, when tokens_out is not NULL, copied there

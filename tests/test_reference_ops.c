@@ -73,6 +73,55 @@ Test(reference_ops, rmsnorm_per_head_matches_double) {
     free(x); free(w); free(out); free(want); free(ones);
 }
 
+// eps where it matters: the random tests above use eps 1e-6 on inputs of mean square ~1, where
+// dropping eps, or hard-coding Qwen3's 1e-6, changes nothing measurable. Here the expected values are
+// written out by hand from the definition, in double, with eps of the order of the mean square.
+static void expect_close_to(const float *got, const double *want, int n, const char *what) {
+    for (int i = 0; i < n; i++)
+        cr_expect(fabs(got[i] - want[i]) <= 1e-6 * fabs(want[i]), "%s: element %d is %.9g, expected %.9g", what, i,
+                  got[i], want[i]);
+}
+
+Test(reference_ops, rmsnorm_with_eps_comparable_to_the_mean_square) {
+    // mean(x^2) = (1 + 4 + 9 + 16) / 4 = 7.5; eps = 7.5 doubles it: 1 / sqrt(15).
+    const float x[4] = {1, 2, 3, 4}, weight[4] = {1, 0.5f, 2, -1};
+    float out[4];
+    rmsnorm(out, x, weight, 1, 4, 7.5f);
+    double r = 1.0 / sqrt(15.0);
+    const double want[4] = {1 * r * 1, 2 * r * 0.5, 3 * r * 2, 4 * r * -1};
+    expect_close_to(out, want, 4, "eps = mean square");
+
+    // Two rows, eps 0.5: row 0 mean square 1 -> 1 / sqrt(1.5); row 1 mean square 0.0625 -> 1 / sqrt(0.5625)
+    // = 4 / 3. eps is not a bound on the mean square, and it is added once per row, not per element.
+    const float rows[8] = {1, -1, 1, -1, 0.25f, 0.25f, -0.25f, 0.25f}, ones[4] = {1, 1, 1, 1};
+    float normed[8];
+    rmsnorm(normed, rows, ones, 2, 4, 0.5f);
+    double r0 = 1.0 / sqrt(1.5), r1 = 4.0 / 3.0;
+    const double want_rows[8] = {r0, -r0, r0, -r0, 0.25 * r1, 0.25 * r1, -0.25 * r1, 0.25 * r1};
+    expect_close_to(normed, want_rows, 8, "two rows, eps 0.5");
+
+    // eps far above the mean square (1e-6 here, eps 1e-3): the norm is nearly the identity scaled by
+    // 1 / sqrt(eps), not a unit-rms output.
+    const float small[4] = {1e-3f, -2e-3f, 0, 1e-3f};
+    float small_out[4];
+    rmsnorm(small_out, small, ones, 1, 4, 1e-3f);
+    double ms = (1e-6 + 4e-6 + 0 + 1e-6) / 4, rs = 1.0 / sqrt(ms + 1e-3);
+    const double want_small[4] = {(double)1e-3f * rs, (double)-2e-3f * rs, 0, (double)1e-3f * rs};
+    expect_close_to(small_out, want_small, 4, "eps above the mean square");
+}
+
+Test(reference_ops, rmsnorm_per_head_with_eps_comparable_to_the_mean_square) {
+    // Two heads of 4, eps 1: head 0 mean square 1 -> 1 / sqrt(2); head 1 mean square 4 -> 1 / sqrt(5).
+    // Each head gets its own mean square and its own eps; the weight is per head_dim element.
+    const float x[8] = {1, 1, -1, 1, 2, -2, 2, 2}, weight[4] = {1, 2, 3, 0.5f};
+    float out[8];
+    rmsnorm_per_head(out, x, weight, 1, 2, 4, 1.0f);
+    double r0 = 1.0 / sqrt(2.0), r1 = 1.0 / sqrt(5.0);
+    const double want[8] = {1 * r0 * 1, 1 * r0 * 2, -1 * r0 * 3, 1 * r0 * 0.5,
+                            2 * r1 * 1, -2 * r1 * 2, 2 * r1 * 3, 2 * r1 * 0.5};
+    expect_close_to(out, want, 8, "per head, eps 1");
+}
+
 Test(reference_ops, rope_matches_double_at_far_positions) {
     int heads = 3, head_dim = 64, half = head_dim / 2;
     double theta = 1e6;
