@@ -10,8 +10,9 @@
 #include "test_support.h"
 
 // Rewrites DIR/model.safetensors without tensor `skip` (NULL keeps all), optionally flipping one
-// byte of tensor `flip`.
-static void rewrite_checkpoint(const char *dir, const char *skip, const char *flip) {
+// byte of tensor `flip`, and optionally declaring 2-D tensor `transpose` with its two dimensions
+// swapped (same bytes: what a checkpoint exported with a transposed weight looks like).
+static void rewrite_checkpoint_transposing(const char *dir, const char *skip, const char *flip, const char *transpose) {
     SafetensorsSet set;
     ErrorMessage err;
     cr_assert_eq(safetensors_open_dir(dir, &set, &err), 0, "%s", err.text);
@@ -22,11 +23,18 @@ static void rewrite_checkpoint(const char *dir, const char *skip, const char *fl
     for (int t = 0; t < set.n_tensors; t++) {
         const TensorInfo *tensor = &set.tensors[t];
         if (skip && !strcmp(tensor->name, skip)) continue;
+        int64_t shape[TENSOR_MAX_DIMS];
+        for (int d = 0; d < tensor->ndim; d++) shape[d] = tensor->shape[d];
+        if (transpose && !strcmp(tensor->name, transpose)) {
+            cr_assert_eq(tensor->ndim, 2, "%s is not 2-D", transpose);
+            shape[0] = tensor->shape[1];
+            shape[1] = tensor->shape[0];
+        }
         length += (size_t)snprintf(header + length, capacity - length, "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%lld",
                                    length > 1 ? "," : "", tensor->name, dtype_name(tensor->dtype),
-                                   (long long)tensor->shape[0]);
+                                   (long long)shape[0]);
         for (int d = 1; d < tensor->ndim; d++)
-            length += (size_t)snprintf(header + length, capacity - length, ",%lld", (long long)tensor->shape[d]);
+            length += (size_t)snprintf(header + length, capacity - length, ",%lld", (long long)shape[d]);
         length += (size_t)snprintf(header + length, capacity - length, "],\"data_offsets\":[%zu,%zu]}", data_size,
                                    data_size + tensor->nbytes);
         data_size += tensor->nbytes;
@@ -51,6 +59,10 @@ static void rewrite_checkpoint(const char *dir, const char *skip, const char *fl
     free(path);
     free(bytes);
     free(header);
+}
+
+static void rewrite_checkpoint(const char *dir, const char *skip, const char *flip) {
+    rewrite_checkpoint_transposing(dir, skip, flip, NULL);
 }
 
 // Replaces `from` by `to` in DIR/config.json (which must contain it).
@@ -143,6 +155,48 @@ Test(checkpoint, shape_mismatch_against_config) {
     edit_config(dir, "\"head_dim\": 16", "\"head_dim\": 8");
     expect_checkpoint_error(dir, "tensor 'model.layers.0.self_attn.q_proj.weight': shape [64, 64], expected [32, 64]");
     free(dir);
+}
+
+// A weight stored transposed has the right number of elements, so only its shape tells: read as
+// torch.nn.Linear's [out, in] it would be a silently wrong matrix. Every non-square weight of the
+// small preset (hidden 256, 8 heads x 64 = 512, kv 2 x 64 = 128, intermediate 768, untied head), one at
+// a time, is refused with one line naming the file, the tensor, the shape found and the one expected.
+Test(checkpoint, transposed_weight_is_refused) {
+    static const struct {
+        const char *name;
+        const char *found, *expected;
+    } CASES[] = {
+        {"model.embed_tokens.weight", "[256, 4096]", "[4096, 256]"},
+        {"lm_head.weight", "[256, 4096]", "[4096, 256]"},
+        {"model.layers.0.self_attn.q_proj.weight", "[256, 512]", "[512, 256]"},
+        {"model.layers.1.self_attn.k_proj.weight", "[256, 128]", "[128, 256]"},
+        {"model.layers.2.self_attn.v_proj.weight", "[256, 128]", "[128, 256]"},
+        {"model.layers.3.self_attn.o_proj.weight", "[512, 256]", "[256, 512]"},
+        {"model.layers.0.mlp.gate_proj.weight", "[256, 768]", "[768, 256]"},
+        {"model.layers.1.mlp.up_proj.weight", "[256, 768]", "[768, 256]"},
+        {"model.layers.3.mlp.down_proj.weight", "[768, 256]", "[256, 768]"},
+    };
+    char *original = test_synth_checkpoint("small", 0);
+    char *original_file = test_path_join(original, "model.safetensors");
+    size_t size;
+    char *original_bytes = test_read_file(original_file, &size);
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        test_write_file(original_file, original_bytes, size);  // start each case from the good file
+        rewrite_checkpoint_transposing(original, NULL, NULL, CASES[i].name);
+        char expected[512];
+        snprintf(expected, sizeof expected, "%s: tensor '%s': shape %s, expected %s", original_file, CASES[i].name,
+                 CASES[i].found, CASES[i].expected);
+        expect_checkpoint_error(original, expected);
+    }
+    // And the untouched file still loads: the refusals were the transpositions.
+    test_write_file(original_file, original_bytes, size);
+    Checkpoint checkpoint;
+    ErrorMessage err;
+    cr_assert_eq(checkpoint_open(original, &checkpoint, &err), 0, "%s", err.text);
+    checkpoint_close(&checkpoint);
+    free(original_bytes);
+    free(original_file);
+    free(original);
 }
 
 Test(checkpoint, missing_tensor) {
