@@ -615,6 +615,11 @@ static void markdown_group_row(Text *md, const CompareResult *result, const char
                 group->n_failures ? " **FAIL**" : "");
 }
 
+// Table cell text: a '|' (as in |f-r|) would end the cell, so it is escaped.
+static void markdown_cell(Text *md, const char *s) {
+    for (; *s; s++) text_append(md, *s == '|' ? "\\|" : "%c", *s);
+}
+
 // Every failing tensor in forward order (the first MARKDOWN_MAX_FAILURES), each with its reason and,
 // where it has element metrics, how many elements are beyond the bound and the worst one.
 #define MARKDOWN_MAX_FAILURES 100
@@ -630,7 +635,11 @@ static void markdown_failures(Text *md, const CompareResult *result) {
         if (t->layer == COMPARE_STEP_LEVEL) snprintf(layer, sizeof layer, "-");
         else snprintf(layer, sizeof layer, "%d", t->layer);
         if (!failure_detail_text(result, t, detail, sizeof detail)) snprintf(detail, sizeof detail, "-");
-        text_append(md, "| %d | %s | %s | %s | %s |\n", t->step, layer, t->name, failure_reason(t), detail);
+        text_append(md, "| %d | %s | %s | ", t->step, layer, t->name);
+        markdown_cell(md, failure_reason(t));
+        text_append(md, " | ");
+        markdown_cell(md, detail);
+        text_append(md, " |\n");
         shown++;
     }
     if (result->n_failures > shown) text_append(md, "\n… and %zu more (accuracy.json lists them all).\n", result->n_failures - shown);

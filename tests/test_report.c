@@ -250,6 +250,13 @@ Test(report, json_and_markdown_carry_the_missing_tensor_and_the_failure_detail) 
     cr_assert(strstr(md, "| 0 | 0 | q | missing from the trace under test (not declared) | - |\n") != NULL, "%s", md);
     cr_assert(strstr(md, "| 0 | 0 | k | rel_l2 1.8e-01 > 1e-03 | 1 of 8 elements (12.5%) beyond") != NULL, "%s", md);
     cr_assert(strstr(md, "row 1, col 2): 1.5 under test vs 1 reference") != NULL, "%s", md);
+    // A '|' inside a cell (max|r|, |f-r|) is escaped, so each failure row has exactly five cells.
+    char *k_row = line_with(md, "| 0 | 0 | k |");
+    int unescaped_bars = 0;
+    for (const char *c = k_row; *c; c++) unescaped_bars += *c == '|' && (c == k_row || c[-1] != '\\');
+    cr_assert_eq(unescaped_bars, 6, "%s", k_row);
+    cr_assert(strstr(k_row, "max\\|r\\|") != NULL, "%s", k_row);
+    free(k_row);
     cr_assert(strstr(md, "1 missing, 2 failures") != NULL, "%s", md);
     cr_assert_null(strstr(md, "| q | 0 | 0.00e+00"), "%s", md);
     free(md);
