@@ -6,6 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/build.sh "$@"
 build=${FUSECHECK_BUILD_DIR:-build}
+# Say up front why the GPU tests will skip, rather than leaving "Skipped" unexplained in ctest's list.
+gpu_status=0
+gpu_reason=$("$build/fusecheck" devices 2>&1 >/dev/null) || gpu_status=$?
+case $gpu_status in
+  0) echo "GPU tests: run (a CUDA device is usable)" ;;
+  4) echo "GPU tests: skipped, ${gpu_reason#fusecheck devices: }" ;;
+  *) echo "$gpu_reason" >&2; exit "$gpu_status" ;;
+esac
 ctest --test-dir "$build" --output-on-failure -j 2
 
 if [ -z "${FUSECHECK_SKIP_SANITIZE:-}" ]; then
