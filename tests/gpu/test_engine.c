@@ -104,6 +104,7 @@ static void end_to_end(const char *preset, int prompt_length, int n_decode) {
 
 Test(engine, tiny_matches_reference, .timeout = 300) { end_to_end("tiny", 12, 24); }
 Test(engine, small_matches_reference, .timeout = 300) { end_to_end("small", 12, 24); }
+Test(engine, tiny_eps_matches_reference, .timeout = 300) { end_to_end("tiny-eps", 12, 24); }
 Test(engine, qwen3_0_6b_matches_reference, .timeout = 600) { end_to_end("qwen3-0.6b", 16, 32); }
 
 // Decode tok/s (greedy, no trace) after a prompt of `prompt_length`, for `n_decode` tokens.

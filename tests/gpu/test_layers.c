@@ -145,4 +145,6 @@ static void layers_for_preset(const char *preset, int prompt_length, int n_decod
 
 Test(layers, tiny_every_layer_within_gate, .timeout = 300) { layers_for_preset("tiny", 12, 8); }
 Test(layers, small_every_layer_within_gate, .timeout = 300) { layers_for_preset("small", 12, 8); }
+// eps 1e-3 and theta 2e4 with perturbed norm weights: a kernel with Qwen3's eps or theta hard-coded fails here.
+Test(layers, tiny_eps_every_layer_within_gate, .timeout = 300) { layers_for_preset("tiny-eps", 12, 8); }
 Test(layers, qwen3_0_6b_every_layer_within_gate, .timeout = 600) { layers_for_preset("qwen3-0.6b", 16, 8); }
