@@ -241,13 +241,17 @@ static int write_markdown(const History *h, const char *path, ErrorMessage *err)
     return 0;
 }
 
-int history_render(const char *dir, ErrorMessage *err) {
-    char jsonl[1024], md[1100], svg[1100];
-    snprintf(jsonl, sizeof jsonl, "%s/benchmarks.jsonl", dir);
+int history_render(const char *jsonl_path, ErrorMessage *err) {
+    // The outputs go beside the history, whatever it is called (the gate's --baseline names any file).
+    char dir[1024], md[1100], svg[1100];
+    snprintf(dir, sizeof dir, "%s", jsonl_path);
+    char *slash = strrchr(dir, '/');
+    if (slash) slash[slash == dir ? 1 : 0] = '\0';
+    else snprintf(dir, sizeof dir, ".");
     snprintf(md, sizeof md, "%s/BENCHMARKS.md", dir);
     snprintf(svg, sizeof svg, "%s/throughput_history.svg", dir);
     History h;
-    if (history_read(jsonl, &h, err)) return -1;
+    if (history_read(jsonl_path, &h, err)) return -1;
     int rc = write_markdown(&h, md, err) || history_write_svg(&h, svg, err);
     history_free(&h);
     return rc ? -1 : 0;

@@ -60,8 +60,8 @@ void baseline_check_speed(const History *history, const char *gpu, const char *e
 void baseline_check_accuracy(const History *history, const char *model, const char *profile, double worst_rel_l2,
                              double worst_norm_max, double max_growth, BaselineVerdict *out);
 
-// Rewrites dir/BENCHMARKS.md (tables, newest first) and dir/throughput_history.svg (history_svg.h)
-// from dir/benchmarks.jsonl.
-int history_render(const char *dir, ErrorMessage *err);
+// Rewrites BENCHMARKS.md (tables, newest first) and throughput_history.svg (history_svg.h) in the
+// directory of `jsonl_path`, from that history.
+int history_render(const char *jsonl_path, ErrorMessage *err);
 
 #endif

@@ -65,7 +65,7 @@ static int record_results(const char *dir, const BenchResult *results, int n, co
     }
     int rc = history_append(path, rows, n, err);
     free(rows);
-    return rc ? -1 : history_render(dir, err);
+    return rc ? -1 : history_render(path, err);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -102,7 +102,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (render_only) {
         // No GPU needed: the history's tables and chart, e.g. after a rebase that merged rows.
-        if (history_render(reports_dir, &err)) { fprintf(stderr, "fusecheck bench: %s\n", err.text); return 2; }
+        char history_path[1024];
+        snprintf(history_path, sizeof history_path, "%s/benchmarks.jsonl", reports_dir);
+        if (history_render(history_path, &err)) { fprintf(stderr, "fusecheck bench: %s\n", err.text); return 2; }
         printf("bench: rendered %s/BENCHMARKS.md and %s/throughput_history.svg\n", reports_dir, reports_dir);
         return 0;
     }

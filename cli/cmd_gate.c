@@ -9,7 +9,6 @@
 // baseline), 2 bad input or usage, 3 too slow (below --min-tok-s, or slower than the baseline by more
 // than --max-slowdown), 4 the GPU part was skipped (no usable device) after the CPU part ran.
 #include <errno.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -515,9 +514,7 @@ int cmd_gate(int argc, char **argv) {
             snprintf(rows[i].gpu, sizeof rows[i].gpu, "%s", gpu_name);
             snprintf(rows[i].model, sizeof rows[i].model, "%s", model_name);
         }
-        char dir_copy[1024];
-        snprintf(dir_copy, sizeof dir_copy, "%s", history_path);
-        if (history_append(history_path, rows, n_rows, &err) || history_render(dirname(dir_copy), &err)) {
+        if (history_append(history_path, rows, n_rows, &err) || history_render(history_path, &err)) {
             status = GATE_BAD_INPUT;
             goto done;
         }
