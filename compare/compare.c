@@ -1,7 +1,11 @@
-// Compares two traces: refuses what cannot be compared, then walks both in forward order.
+// Compares two traces: refuses what cannot be compared, then walks both in forward order. Everything
+// the reference holds in the compared steps is evidence the trace under test must hold too: a tensor,
+// a layer group or a step it lacks fails as missing, unless it declares the name omitted (format
+// version 2) or --allow-missing excuses it, and neither may excuse a contract checkpoint.
 #include "compare.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +51,20 @@ static int add_distinct_name(char ***names, int *n, const char *name, ErrorMessa
     return 0;
 }
 
-static void add_note(CompareResult *result, const char *format, const char *a, const char *b) {
+// "gate, up, act" into out.
+static void join_names(char *const *names, int n, char *out, size_t size) {
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s", i ? ", " : "", names[i]);
+}
+
+static void add_note(CompareResult *result, const char *format, ...) {
     if (result->n_notes >= COMPARE_MAX_NOTES) return;
-    snprintf(result->notes[result->n_notes++], sizeof result->notes[0], format, a, b);
+    va_list args;
+    va_start(args, format);
+    vsnprintf(result->notes[result->n_notes++], sizeof result->notes[0], format, args);
+    va_end(args);
 }
 
 static TensorResult *append_result(CompareResult *result, size_t *capacity, ErrorMessage *err) {
@@ -71,6 +86,32 @@ static TensorResult *append_result(CompareResult *result, size_t *capacity, Erro
 void compare_describe_location(const TensorResult *t, char *out, size_t size) {
     if (t->layer == COMPARE_STEP_LEVEL) snprintf(out, size, "step %d tensor %s", t->step, t->name);
     else snprintf(out, size, "step %d layer %d tensor %s", t->step, t->layer, t->name);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// options
+
+// --allow-missing names (the policy refuses the contract's checkpoints and unknown names) and the
+// --steps range, checked before any file is opened. The allowed names are copied into the result.
+static int take_options(const CompareOptions *options, CompareResult *result, ErrorMessage *err) {
+    if (options->n_allow_missing < 0 || (options->n_allow_missing > 0 && !options->allow_missing))
+        return fail(err, "compare: bad allow_missing list");
+    for (int i = 0; i < options->n_allow_missing; i++) {
+        char why[256];
+        if (trace_check_omittable(options->allow_missing[i], why, sizeof why) < 0)
+            return fail(err, "--allow-missing: %s", why);
+        if (add_distinct_name(&result->allowed_missing, &result->n_allowed_missing, options->allow_missing[i], err))
+            return -1;
+    }
+    int first = options->first_step, last = options->last_step;
+    if ((first == COMPARE_ALL_STEPS) != (last == COMPARE_ALL_STEPS) ||
+        (first != COMPARE_ALL_STEPS && (first < 0 || last < first)))
+        return fail(err, "--steps %d..%d: expected A..B with 0 <= A <= B", first, last);
+    return 0;
+}
+
+static int allowed_missing(const CompareResult *result, const char *name) {
+    return contains_name(result->allowed_missing, result->n_allowed_missing, name);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -97,7 +138,37 @@ static int same_model_config(const char *a, const char *b) {
     return !strcmp(a, b);
 }
 
-static int check_comparable(const TraceReader *ra, const TraceReader *rb, CompareResult *result, ErrorMessage *err) {
+// Which steps are compared: --steps A..B (the reference must hold them all; steps the trace under test
+// lacks are missing evidence), or every step either trace holds. Different step counts without --steps
+// fail: steps only the reference holds are missing, steps only the trace under test holds are unchecked.
+static int choose_steps(const CompareOptions *options, CompareResult *result, ErrorMessage *err) {
+    int n_a = result->a.n_steps, n_b = result->b.n_steps;
+    if (options->first_step != COMPARE_ALL_STEPS) {
+        if (options->last_step >= n_b)
+            return fail(err, "%s: --steps %d..%d asks for step %d, but the reference holds steps 0..%d", result->b.path,
+                        options->first_step, options->last_step, options->last_step, n_b - 1);
+        result->first_step = options->first_step;
+        result->n_steps = options->last_step - options->first_step + 1;
+        add_note(result, "narrowed on purpose: --steps %d..%d compares steps %d..%d only (under test holds steps 0..%d, "
+                 "reference 0..%d)", options->first_step, options->last_step, options->first_step, options->last_step,
+                 n_a - 1, n_b - 1);
+        return 0;
+    }
+    result->first_step = 0;
+    result->n_steps = n_a > n_b ? n_a : n_b;
+    int common = n_a < n_b ? n_a : n_b;
+    if (n_a < n_b)
+        add_note(result, "step counts differ (under test %d, reference %d): steps %d..%d are missing in the trace under "
+                 "test and fail; --steps 0..%d compares the common steps on purpose", n_a, n_b, common, n_b - 1,
+                 common - 1);
+    else if (n_a > n_b)
+        add_note(result, "step counts differ (under test %d, reference %d): steps %d..%d have no reference to check them "
+                 "and fail; --steps 0..%d compares the common steps on purpose", n_a, n_b, common, n_a - 1, common - 1);
+    return 0;
+}
+
+static int check_comparable(const TraceReader *ra, const TraceReader *rb, const CompareOptions *options,
+                            CompareResult *result, ErrorMessage *err) {
     const char *pa = result->a.path, *pb = result->b.path;
     const TraceMeta *ma = &result->a.meta, *mb = &result->b.meta;
     if (strcmp(ma->weights_fingerprint, mb->weights_fingerprint))
@@ -118,34 +189,27 @@ static int check_comparable(const TraceReader *ra, const TraceReader *rb, Compar
         return fail(err, "%s vs %s: prompt lengths differ (%d vs %d): step 0 covers different tokens", pa, pb,
                     ma->prompt_length, mb->prompt_length);
 
-    result->n_steps = result->a.n_steps < result->b.n_steps ? result->a.n_steps : result->b.n_steps;
-    if (result->a.n_steps != result->b.n_steps) {
-        char counts[2][32];
-        snprintf(counts[0], sizeof counts[0], "%d", result->a.n_steps);
-        snprintf(counts[1], sizeof counts[1], "%d", result->b.n_steps);
-        add_note(result, "step counts differ (under test %s, reference %s): the common prefix is compared", counts[0], counts[1]);
-    }
+    if (choose_steps(options, result, err)) return -1;
     result->step_first_position = calloc((size_t)result->n_steps + 1, sizeof(int));
     result->step_n_tokens = calloc((size_t)result->n_steps + 1, sizeof(int));
     if (!result->step_first_position || !result->step_n_tokens) return fail(err, "compare: out of memory");
-    for (int step = 0; step < result->n_steps; step++) {
-        int first_a, n_a, first_b, n_b;
-        if (trace_step_info(ra, step, &first_a, &n_a, err)) return -1;
-        if (trace_step_info(rb, step, &first_b, &n_b, err)) return -1;
-        if (first_a != first_b || n_a != n_b)
+    for (int i = 0; i < result->n_steps; i++) {
+        int step = result->first_step + i;
+        int in_a = step < result->a.n_steps, in_b = step < result->b.n_steps;
+        int first_a = 0, n_a = 0, first_b = 0, n_b = 0;
+        if (in_a && trace_step_info(ra, step, &first_a, &n_a, err)) return -1;
+        if (in_b && trace_step_info(rb, step, &first_b, &n_b, err)) return -1;
+        if (in_a && in_b && (first_a != first_b || n_a != n_b))
             return fail(err, "%s vs %s: step %d covers positions %d..%d vs %d..%d: the step layouts must match", pa, pb,
                         step, first_a, first_a + n_a - 1, first_b, first_b + n_b - 1);
-        result->step_first_position[step] = first_a;
-        result->step_n_tokens[step] = n_a;
+        result->step_first_position[i] = in_b ? first_b : first_a;
+        result->step_n_tokens[i] = in_b ? n_b : n_a;
     }
 
     if (strcmp(ma->kv_dtype, mb->kv_dtype) || strcmp(ma->weights_dtype, mb->weights_dtype)) {
         result->profiles_differ = 1;
-        char profile_a[64], profile_b[64];
-        snprintf(profile_a, sizeof profile_a, "kv %s, weights %s", ma->kv_dtype, ma->weights_dtype);
-        snprintf(profile_b, sizeof profile_b, "kv %s, weights %s", mb->kv_dtype, mb->weights_dtype);
-        add_note(result, "precision profiles differ (under test %s; reference %s): errors include the storage points' cost",
-                 profile_a, profile_b);
+        add_note(result, "precision profiles differ (under test kv %s, weights %s; reference kv %s, weights %s): errors "
+                 "include the storage points' cost", ma->kv_dtype, ma->weights_dtype, mb->kv_dtype, mb->weights_dtype);
     }
     return 0;
 }
@@ -191,7 +255,8 @@ static int compare_next_token(const TraceReader *ra, const TraceReader *rb, Tens
     if (trace_read_next_token(rb, t->step, &t->token_b, err)) return -1;
     if (t->token_a == t->token_b) {
         t->pass = 1;
-    } else if (logits && !logits->shape_mismatch && logits->metrics.has_top1 && !logits->metrics.top1_disagreements) {
+    } else if (logits && !logits->shape_mismatch && !logits->missing && logits->metrics.has_top1 &&
+               !logits->metrics.top1_disagreements) {
         t->pass = 1;
         snprintf(t->why, sizeof t->why, "token %d vs reference %d: near-tie in logits (margin %.2e <= max_abs %.2e)",
                  (int)t->token_a, (int)t->token_b, logits->metrics.top1_margin, logits->metrics.max_abs);
@@ -204,6 +269,14 @@ static int compare_next_token(const TraceReader *ra, const TraceReader *rb, Tens
 
 // ---------------------------------------------------------------------------------------------------
 // walking the traces in forward order
+
+typedef struct {
+    TraceReader *ra, *rb;
+    CompareResult *result;
+    size_t capacity;           // of result->results
+    size_t n_declared_skipped; // reference tensors the trace under test lacks and declares omitted
+    size_t n_allowed_skipped;  // ... and --allow-missing excuses
+} Walk;
 
 typedef struct {
     char **names;
@@ -220,12 +293,41 @@ static int in_list(const NameList *list, const char *name) { return contains_nam
 
 static int is_layer_group_name(const char *name) { return !strncmp(name, "layer_", 6); }
 
-// Compares one named tensor if both sides have it; records it as one-sided otherwise.
-static int visit_name(const TraceReader *ra, const TraceReader *rb, CompareResult *result, size_t *capacity,
-                      int step, int layer, const char *name, int in_a, int in_b, ErrorMessage *err) {
+// A reference tensor the trace under test lacks: excused when declared omitted or allowed missing,
+// otherwise a failing result. `context` says why it is absent (a whole group or step), or "".
+static int visit_missing(Walk *walk, int step, int layer, const char *name, const char *context, ErrorMessage *err) {
+    CompareResult *result = walk->result;
+    if (trace_meta_omits(&result->a.meta, name)) {
+        walk->n_declared_skipped++;
+        return 0;
+    }
+    if (allowed_missing(result, name)) {
+        walk->n_allowed_skipped++;
+        return 0;
+    }
+    TensorResult *t = append_result(result, &walk->capacity, err);
+    if (!t) return -1;
+    t->step = step;
+    t->layer = layer;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->missing = 1;
+    t->pass = 0;
+    snprintf(t->why, sizeof t->why, "missing in the trace under test%s", context);
+    return 0;
+}
+
+// Compares one named tensor if both sides have it; one the reference has and the trace under test
+// lacks is missing; one only the trace under test has is listed. `context` is non-empty when the
+// trace under test lacks the whole layer group or step (then listed as such, not name by name).
+static int visit_name(Walk *walk, int step, int layer, const char *name, int in_a, int in_b, const char *context,
+                      ErrorMessage *err) {
+    CompareResult *result = walk->result;
     if (!in_a && !in_b) return 0;
     if (!in_b) return add_distinct_name(&result->only_a, &result->n_only_a, name, err);
-    if (!in_a) return add_distinct_name(&result->only_b, &result->n_only_b, name, err);
+    if (!in_a) {
+        if (!*context && add_distinct_name(&result->only_b, &result->n_only_b, name, err)) return -1;
+        return visit_missing(walk, step, layer, name, context, err);
+    }
 
     // The logits of this step, if compared already (next_token's near-tie rule needs them). An index,
     // not a pointer: append_result may move the results.
@@ -235,24 +337,23 @@ static int visit_name(const TraceReader *ra, const TraceReader *rb, CompareResul
             if (result->results[i].layer == COMPARE_STEP_LEVEL && !strcmp(result->results[i].name, "logits"))
                 logits_index = (long)i;
 
-    TensorResult *t = append_result(result, capacity, err);
+    TensorResult *t = append_result(result, &walk->capacity, err);
     if (!t) return -1;
     t->step = step;
     t->layer = layer;
     snprintf(t->name, sizeof t->name, "%s", name);
     if (layer == COMPARE_STEP_LEVEL && !strcmp(name, "next_token"))
-        return compare_next_token(ra, rb, t, logits_index >= 0 ? &result->results[logits_index] : NULL, err);
-    return compare_tensor(ra, rb, t, &result->tol, err);
+        return compare_next_token(walk->ra, walk->rb, t, logits_index >= 0 ? &result->results[logits_index] : NULL, err);
+    return compare_tensor(walk->ra, walk->rb, t, &result->tol, err);
 }
 
 // Visits names in forward order: first those of `order`, then any other name either side has, sorted
 // (trace_list_tensors sorts), skipping layer groups and the names in `skip` (visited elsewhere).
-static int visit_group(const TraceReader *ra, const TraceReader *rb, CompareResult *result, size_t *capacity,
-                       int step, int layer, const char *const *order, int n_order, const char *const *skip,
-                       int n_skip, const NameList *list_a, const NameList *list_b, ErrorMessage *err) {
+static int visit_group(Walk *walk, int step, int layer, const char *const *order, int n_order, const char *const *skip,
+                       int n_skip, const NameList *list_a, const NameList *list_b, const char *context,
+                       ErrorMessage *err) {
     for (int i = 0; i < n_order; i++)
-        if (visit_name(ra, rb, result, capacity, step, layer, order[i], in_list(list_a, order[i]),
-                       in_list(list_b, order[i]), err))
+        if (visit_name(walk, step, layer, order[i], in_list(list_a, order[i]), in_list(list_b, order[i]), context, err))
             return -1;
     const NameList *lists[2] = {list_a, list_b};
     for (int side = 0; side < 2; side++) {
@@ -262,53 +363,83 @@ static int visit_group(const TraceReader *ra, const TraceReader *rb, CompareResu
             if (contains_list(order, n_order, name) || contains_list(skip, n_skip, name)) continue;
             // A name both sides have is visited once, from A's list.
             if (side == 1 && contains_name(list_a->names, list_a->n, name)) continue;
-            if (visit_name(ra, rb, result, capacity, step, layer, name, in_list(list_a, name), in_list(list_b, name), err))
+            if (visit_name(walk, step, layer, name, in_list(list_a, name), in_list(list_b, name), context, err))
                 return -1;
         }
     }
     return 0;
 }
 
-static int compare_step(const TraceReader *ra, const TraceReader *rb, CompareResult *result, size_t *capacity, int step,
-                        ErrorMessage *err) {
+// A step only the trace under test holds: nothing can check it, so it fails (one result for the step).
+static int visit_unchecked_step(Walk *walk, int step, ErrorMessage *err) {
+    CompareResult *result = walk->result;
+    char group[32];
+    snprintf(group, sizeof group, "step_%04d", step);
+    if (add_distinct_name(&result->only_a, &result->n_only_a, group, err)) return -1;
+    TensorResult *t = append_result(result, &walk->capacity, err);
+    if (!t) return -1;
+    t->step = step;
+    t->layer = COMPARE_STEP_LEVEL;
+    snprintf(t->name, sizeof t->name, "%s", group);
+    t->pass = 0;
+    snprintf(t->why, sizeof t->why, "only in the trace under test: the reference holds %d steps, nothing checks this one",
+             result->b.n_steps);
+    return 0;
+}
+
+static int compare_step(Walk *walk, int step, ErrorMessage *err) {
     static const char *const head[] = {"embed", "next_token"};  // [1]: visited last, with its own reader
     static const char *const tail[] = {"final_norm", "logits"};
+    CompareResult *result = walk->result;
+    const TraceReader *ra = walk->ra, *rb = walk->rb;
+    int in_a = step < result->a.n_steps;
+    if (step >= result->b.n_steps) return visit_unchecked_step(walk, step, err);
+
+    // The context of what the trace under test lacks wholesale: the step, or (below) a layer group.
+    char step_context[96] = "";
+    if (!in_a) {
+        snprintf(step_context, sizeof step_context, " (it holds %d steps, no step_%04d)", result->a.n_steps, step);
+        char group[32];
+        snprintf(group, sizeof group, "step_%04d", step);
+        if (add_distinct_name(&result->only_b, &result->n_only_b, group, err)) return -1;
+    }
     NameList step_a = {0}, step_b = {0}, layer_a = {0}, layer_b = {0};
     int status = -1;
-    if (trace_list_tensors(ra, step, COMPARE_STEP_LEVEL, &step_a.names, &step_a.n, err)) goto done;
+    if (in_a && trace_list_tensors(ra, step, COMPARE_STEP_LEVEL, &step_a.names, &step_a.n, err)) goto done;
     if (trace_list_tensors(rb, step, COMPARE_STEP_LEVEL, &step_b.names, &step_b.n, err)) goto done;
 
-    if (visit_name(ra, rb, result, capacity, step, COMPARE_STEP_LEVEL, head[0], in_list(&step_a, head[0]),
-                   in_list(&step_b, head[0]), err))
+    if (visit_name(walk, step, COMPARE_STEP_LEVEL, head[0], in_list(&step_a, head[0]), in_list(&step_b, head[0]),
+                   step_context, err))
         goto done;
 
-    int n_layers_a = trace_n_layers(ra, step), n_layers_b = trace_n_layers(rb, step);
+    int n_layers_a = in_a ? trace_n_layers(ra, step) : 0, n_layers_b = trace_n_layers(rb, step);
     int n_layers = n_layers_a > n_layers_b ? n_layers_a : n_layers_b;
     for (int layer = 0; layer < n_layers; layer++) {
-        if (layer >= n_layers_a || layer >= n_layers_b) {  // a whole layer only one side has
-            char group[32];
-            snprintf(group, sizeof group, "layer_%02d", layer);
-            int failed = layer >= n_layers_a ? add_distinct_name(&result->only_b, &result->n_only_b, group, err)
-                                             : add_distinct_name(&result->only_a, &result->n_only_a, group, err);
-            if (failed) goto done;
+        char group[32];
+        snprintf(group, sizeof group, "layer_%02d", layer);
+        if (layer >= n_layers_b) {  // a whole layer only the trace under test has
+            if (add_distinct_name(&result->only_a, &result->n_only_a, group, err)) goto done;
             continue;
         }
-        if (trace_list_tensors(ra, step, layer, &layer_a.names, &layer_a.n, err)) goto done;
+        char layer_context[96];
+        snprintf(layer_context, sizeof layer_context, "%s", step_context);
+        if (in_a && layer >= n_layers_a) {  // a whole layer group the trace under test lacks
+            snprintf(layer_context, sizeof layer_context, " (no group %s in the step)", group);
+            if (add_distinct_name(&result->only_b, &result->n_only_b, group, err)) goto done;
+        }
+        if (in_a && layer < n_layers_a && trace_list_tensors(ra, step, layer, &layer_a.names, &layer_a.n, err)) goto done;
         if (trace_list_tensors(rb, step, layer, &layer_b.names, &layer_b.n, err)) goto done;
-        if (visit_group(ra, rb, result, capacity, step, layer, TRACE_LAYER_TENSORS, TRACE_N_LAYER_TENSORS, NULL, 0,
-                        &layer_a, &layer_b, err))
+        if (visit_group(walk, step, layer, TRACE_LAYER_TENSORS, TRACE_N_LAYER_TENSORS, NULL, 0, &layer_a, &layer_b,
+                        layer_context, err))
             goto done;
         free_name_list(&layer_a);
         free_name_list(&layer_b);
-        if (layer + 1 > result->n_layers) result->n_layers = layer + 1;
     }
 
-    if (visit_group(ra, rb, result, capacity, step, COMPARE_STEP_LEVEL, tail, 2, head, 2, &step_a, &step_b, err))
-        goto done;
+    if (visit_group(walk, step, COMPARE_STEP_LEVEL, tail, 2, head, 2, &step_a, &step_b, step_context, err)) goto done;
     // next_token is an int32 with its own reader; trace_list_tensors lists float tensors only.
-    if (visit_name(ra, rb, result, capacity, step, COMPARE_STEP_LEVEL, "next_token",
-                   trace_has_tensor(ra, step, COMPARE_STEP_LEVEL, "next_token"),
-                   trace_has_tensor(rb, step, COMPARE_STEP_LEVEL, "next_token"), err))
+    if (visit_name(walk, step, COMPARE_STEP_LEVEL, "next_token", trace_has_tensor(ra, step, COMPARE_STEP_LEVEL, "next_token"),
+                   trace_has_tensor(rb, step, COMPARE_STEP_LEVEL, "next_token"), step_context, err))
         goto done;
     status = 0;
 done:
@@ -319,11 +450,14 @@ done:
     return status;
 }
 
-// First failure in forward order, worst tensor by rank, counts, verdict.
+// First failure in forward order, worst tensor by rank (tokens and missing tensors have no metrics),
+// counts, the layers the results span, verdict.
 static void summarize_results(CompareResult *result) {
     result->first_failure = -1;
     result->worst = -1;
     result->n_failures = 0;
+    result->n_missing = 0;
+    result->n_layers = 0;
     double worst_rank = -1.0;
     for (size_t i = 0; i < result->n_results; i++) {
         const TensorResult *t = &result->results[i];
@@ -331,7 +465,10 @@ static void summarize_results(CompareResult *result) {
             result->n_failures++;
             if (result->first_failure < 0) result->first_failure = (long)i;
         }
-        if (t->is_token) continue;
+        if (t->missing) result->n_missing++;
+        if (t->layer + 1 > result->n_layers) result->n_layers = t->layer + 1;
+        if (t->is_token || t->missing) continue;
+        if (!t->shape_mismatch && t->metrics.n == 0) continue;  // a step nothing checks (visit_unchecked_step)
         double rank = t->shape_mismatch ? INFINITY : metrics_rank(&t->metrics);
         if (rank > worst_rank) {
             worst_rank = rank;
@@ -339,6 +476,33 @@ static void summarize_results(CompareResult *result) {
         }
     }
     result->pass = result->n_failures == 0;
+}
+
+// What the reader must know about evidence: what was declared or allowed missing, and what is missing.
+static int note_evidence(const Walk *walk, ErrorMessage *err) {
+    CompareResult *result = walk->result;
+    const TraceMeta *ma = &result->a.meta;
+    for (int i = 0; i < ma->n_omitted; i++)
+        if (add_distinct_name(&result->declared_omitted, &result->n_declared_omitted, ma->omitted[i], err)) return -1;
+    char names[512];
+    if (result->n_declared_omitted) {
+        join_names(result->declared_omitted, result->n_declared_omitted, names, sizeof names);
+        add_note(result, "declared omitted by the trace under test (it never materialises them): %s; %zu reference "
+                 "tensors it lacks are not compared", names, walk->n_declared_skipped);
+    }
+    if (result->n_allowed_missing) {
+        join_names(result->allowed_missing, result->n_allowed_missing, names, sizeof names);
+        add_note(result, "narrowed on purpose: --allow-missing %s; %zu reference tensors the trace under test lacks are "
+                 "not compared", names, walk->n_allowed_skipped);
+    }
+    if (result->n_missing) {
+        char first[160] = "";
+        for (size_t i = 0; i < result->n_results && !first[0]; i++)
+            if (result->results[i].missing) compare_describe_location(&result->results[i], first, sizeof first);
+        add_note(result, "missing evidence: %zu reference %s missing in the trace under test and fail (first: %s)",
+                 result->n_missing, result->n_missing == 1 ? "tensor is" : "tensors are", first);
+    }
+    return 0;
 }
 
 CompareOptions compare_options_default(void) {
@@ -353,24 +517,25 @@ int compare_traces(const char *path_a, const char *path_b, const CompareOptions 
     memset(result, 0, sizeof *result);
     result->tol = options->tol;
     result->first_failure = result->worst = -1;
-    TraceReader *ra = NULL, *rb = NULL;
-    size_t capacity = 0;
+    Walk walk = {.result = result};
     int status = -1;
-    if (!(ra = trace_open(path_a, err))) goto done;
-    if (!(rb = trace_open(path_b, err))) goto done;
-    if (summarize(ra, &result->a, err) || summarize(rb, &result->b, err)) goto done;
-    if (check_comparable(ra, rb, result, err)) goto done;
-    for (int step = 0; step < result->n_steps; step++)
-        if (compare_step(ra, rb, result, &capacity, step, err)) goto done;
+    if (take_options(options, result, err)) goto done;
+    if (!(walk.ra = trace_open(path_a, err))) goto done;
+    if (!(walk.rb = trace_open(path_b, err))) goto done;
+    if (summarize(walk.ra, &result->a, err) || summarize(walk.rb, &result->b, err)) goto done;
+    if (check_comparable(walk.ra, walk.rb, options, result, err)) goto done;
+    for (int i = 0; i < result->n_steps; i++)
+        if (compare_step(&walk, result->first_step + i, err)) goto done;
     if (result->n_results == 0) {
         fail(err, "%s vs %s: no tensor in common to compare", path_a, path_b);
         goto done;
     }
     summarize_results(result);
+    if (note_evidence(&walk, err)) goto done;
     status = 0;
 done:
-    if (ra) trace_close(ra);
-    if (rb) trace_close(rb);
+    trace_close(walk.ra);
+    trace_close(walk.rb);
     return status;
 }
 
@@ -382,5 +547,7 @@ void compare_result_free(CompareResult *result) {
     free(result->step_n_tokens);
     free_names(result->only_a, result->n_only_a);
     free_names(result->only_b, result->n_only_b);
+    free_names(result->declared_omitted, result->n_declared_omitted);
+    free_names(result->allowed_missing, result->n_allowed_missing);
     memset(result, 0, sizeof *result);
 }

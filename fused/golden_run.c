@@ -57,6 +57,10 @@ int gpu_write_trace(GpuEngine *engine, const Checkpoint *checkpoint, GpuEngineKi
     if (trace_meta_for_checkpoint(&meta, checkpoint, gpu_engine_kind_name(kind), kv_dtype, prompt_length, err))
         goto done;
     meta.kv_forced = use_forcing;
+    // Declared omissions (meta.omitted, golden/FORMAT.md): none. Both engines write every tensor of the
+    // format in every step, prefill and decode (write_layer_trace in gpu_engine.c); an engine that stops
+    // writing one must declare it here, or compare fails it as missing evidence.
+    meta.n_omitted = 0;
     if (!(trace = trace_writer_open(out_path, &meta, err))) goto done;
     GpuForcedRun run = {engine, use_forcing ? golden : NULL};
     if (run_traced_steps(&run, gpu_forward_forced, tokens, prompt_length, n_decode, 1, trace, NULL, err)) goto done;

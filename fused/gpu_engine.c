@@ -631,6 +631,9 @@ static int write_device_tensor(TraceWriter *trace, int layer, const char *name, 
     return rc;
 }
 
+// Every one of TRACE_LAYER_TENSORS, in both engines, every step: the fused decode kernels store each
+// intermediate to global memory (rmsnorm_qkv attn_norm, attention_decode q/k/v/attn, the MLP kernel
+// mlp_norm/gate/up/act), so a GPU trace declares nothing omitted (gpu_write_trace in golden_run.c).
 static int write_layer_trace(GpuEngine *e, TraceWriter *trace, int layer, const GpuActs *a, int T, ErrorMessage *err) {
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "layer before trace copy");
     for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) {

@@ -25,7 +25,8 @@ import transformers
 from transformers import Qwen3ForCausalLM
 from transformers.models.qwen3 import modeling_qwen3
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2           # what this oracle writes (golden/FORMAT.md)
+READABLE_VERSIONS = (1, 2)   # goldens it replays: version 1 has no `omitted` attribute
 LAYER_TENSORS = ("attn_norm", "q", "k", "v", "attn", "attn_out", "resid_attn",
                  "mlp_norm", "gate", "up", "act", "mlp_out", "resid_mlp")
 # Config keys the trace's model_config and the checkpoint must agree on.
@@ -238,8 +239,9 @@ def read_golden(path):
             for key in ("format_version", "prompt_length", "n_steps", "weights_fingerprint", "model_config"):
                 if key not in attrs:
                     die(f"{path}: no attribute '{key}' (not a fusecheck trace?)")
-            if int(attrs["format_version"]) != FORMAT_VERSION:
-                die(f"{path}: format_version {int(attrs['format_version'])}, this oracle writes {FORMAT_VERSION}")
+            if int(attrs["format_version"]) not in READABLE_VERSIONS:
+                die(f"{path}: format_version {int(attrs['format_version'])}, this oracle reads versions "
+                    f"{', '.join(map(str, READABLE_VERSIONS))}")
             if "tokens" not in golden:
                 die(f"{path}: no dataset /tokens")
             return {
@@ -326,6 +328,7 @@ def write_trace(path, golden, steps, tool_version, rope_mode):
             out.attrs["model_config"] = golden["model_config"]
             out.attrs["prompt_length"] = np.int32(golden["prompt_length"])
             out.attrs["n_steps"] = np.int32(len(steps))
+            out.attrs["omitted"] = ""  # version 2: the oracle captures every tensor, it declares nothing omitted
             out.attrs["oracle_rope"] = rope_mode  # extra attribute: readers ignore what they do not know
             out.create_dataset("tokens", data=golden["tokens"].astype(np.int32))
             for index, step in enumerate(steps):

@@ -4,7 +4,7 @@
 //
 // Layout (see FORMAT.md):
 //   /                 attrs format_version, producer, kv_dtype, weights_dtype, model_config (JSON),
-//                     weights_fingerprint, tool_version, prompt_length, n_steps
+//                     weights_fingerprint, tool_version, prompt_length, n_steps, omitted (version 2)
 //   /tokens           int32 [T]    every token consumed: prompt, then the teacher-forced continuation
 //   /step_NNNN/       attrs first_position, n_tokens   (step 0 = prefill, then one token per step)
 //     embed           float32 [n_tokens, hidden]
@@ -15,11 +15,15 @@
 #ifndef FUSECHECK_TRACE_H
 #define FUSECHECK_TRACE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../model/error.h"
 
-#define TRACE_FORMAT_VERSION 1
+// The version the writer writes. Readers accept TRACE_OLDEST_FORMAT_VERSION..TRACE_FORMAT_VERSION:
+// version 1 has no `omitted` attribute and reads as declaring nothing omitted.
+#define TRACE_FORMAT_VERSION 2
+#define TRACE_OLDEST_FORMAT_VERSION 1
 
 // Per-layer tensor names in the order of the forward pass. q and k are after the per-head RMSNorm
 // and RoPE (what attention consumes); k and v are fp32, before any bf16 cache rounding.
@@ -29,6 +33,27 @@
 //   mlp_out [n, hidden]   resid_mlp [n, hidden] (the layer's output)
 #define TRACE_N_LAYER_TENSORS 13
 extern const char *const TRACE_LAYER_TENSORS[TRACE_N_LAYER_TENSORS];
+
+// Step-level tensor names, in forward order around the layers: embed, then final_norm, logits, next_token.
+#define TRACE_N_STEP_TENSORS 4
+extern const char *const TRACE_STEP_TENSORS[TRACE_N_STEP_TENSORS];
+
+// The contract's checkpoints: the layer outputs, the K and V the cache holds, the embedding and the
+// head's result. No trace may declare them omitted and `compare --allow-missing` may not excuse them:
+// without them a comparison proves nothing.
+#define TRACE_CHECKPOINT_NAMES "resid_mlp, k, v, logits, next_token, embed"
+
+// 1 when `name` is one of TRACE_CHECKPOINT_NAMES.
+int trace_is_checkpoint(const char *name);
+// 0 when a producer may declare `name` omitted (and compare may allow it missing): a known tensor name
+// (TRACE_LAYER_TENSORS or TRACE_STEP_TENSORS) that is not a checkpoint. Otherwise -1 with one phrase
+// naming the rule in `why` (e.g. "'k' is a contract checkpoint (resid_mlp, k, v, logits, next_token,
+// embed): it may never be omitted or allowed missing").
+int trace_check_omittable(const char *name, char *why, size_t why_size);
+
+// Room for every name trace_check_omittable accepts, each declared once.
+#define TRACE_MAX_OMITTED (TRACE_N_LAYER_TENSORS + TRACE_N_STEP_TENSORS)
+#define TRACE_OMITTED_NAME_SIZE 16
 
 typedef struct {
     char producer[32];             // "reference", "fused", "cublas", "hf-oracle"
@@ -41,7 +66,20 @@ typedef struct {
     int n_steps;                   // steps in the file, prefill included (set by the writer on close)
     int kv_forced;                 // 1: the KV cache was storage-forced from a golden's K and V (optional
                                    // attribute; absent reads as 0)
+    // What the producer never materialises by design (version 2 attribute `omitted`): names that
+    // trace_check_omittable accepts, each once, in the order declared. A declared name may still be
+    // present in some steps; compare then compares it. Nothing declared: n_omitted 0 (a zeroed TraceMeta).
+    int n_omitted;
+    char omitted[TRACE_MAX_OMITTED][TRACE_OMITTED_NAME_SIZE];
+    int format_version;            // as read from the file; ignored by the writer (it writes TRACE_FORMAT_VERSION)
 } TraceMeta;
+
+// Sets meta's omitted names from `list`, comma-separated ("gate,up,act"; spaces around names are
+// ignored; "" or NULL declares nothing). Returns -1 with one phrase in `why` on a name
+// trace_check_omittable refuses, an empty item or a name given twice; meta is then unchanged.
+int trace_meta_set_omitted(TraceMeta *meta, const char *list, char *why, size_t why_size);
+// 1 when meta declares `name` omitted.
+int trace_meta_omits(const TraceMeta *meta, const char *name);
 
 typedef struct TraceWriter TraceWriter;
 
@@ -63,9 +101,11 @@ void trace_writer_abort(TraceWriter *writer);
 
 typedef struct TraceReader TraceReader;
 
-// Opens and validates the root attributes and /tokens. A file that is not HDF5, is truncated, or
-// lacks the format's attributes is refused with one line naming the file. HDF5's own error stack
-// printing is silenced.
+// Opens and validates the root attributes, /tokens and the tree: every step group, every layer group
+// in it and every dataset in those must open. A file that is not HDF5, is truncated, lacks the
+// format's attributes, declares a name it may not omit, or holds an object that cannot be opened (a
+// corrupt object header) is refused with one line naming the file (and the object's HDF5 path), so
+// an unreadable layer never reads as an absent one. HDF5's own error stack printing is silenced.
 TraceReader *trace_open(const char *path, ErrorMessage *err);
 void trace_close(TraceReader *reader);
 const TraceMeta *trace_meta(const TraceReader *reader);

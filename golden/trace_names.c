@@ -10,6 +10,88 @@ const char *const TRACE_LAYER_TENSORS[TRACE_N_LAYER_TENSORS] = {
     "mlp_norm", "gate", "up", "act", "mlp_out", "resid_mlp",
 };
 
+const char *const TRACE_STEP_TENSORS[TRACE_N_STEP_TENSORS] = {"embed", "final_norm", "logits", "next_token"};
+
+// TRACE_CHECKPOINT_NAMES as a list.
+static const char *const CHECKPOINTS[] = {"resid_mlp", "k", "v", "logits", "next_token", "embed"};
+
+static int in_names(const char *const *names, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(names[i], name)) return 1;
+    return 0;
+}
+
+int trace_is_checkpoint(const char *name) {
+    return name && in_names(CHECKPOINTS, sizeof CHECKPOINTS / sizeof CHECKPOINTS[0], name);
+}
+
+int trace_check_omittable(const char *name, char *why, size_t why_size) {
+    if (trace_is_checkpoint(name)) {
+        snprintf(why, why_size,
+                 "'%s' is a contract checkpoint (" TRACE_CHECKPOINT_NAMES "): it may never be omitted or allowed missing",
+                 name);
+        return -1;
+    }
+    if (!name || !(in_names(TRACE_LAYER_TENSORS, TRACE_N_LAYER_TENSORS, name) ||
+                   in_names(TRACE_STEP_TENSORS, TRACE_N_STEP_TENSORS, name))) {
+        // The names that may be omitted, listed from the tables so the message never drifts from them.
+        char allowed[256] = "";
+        size_t used = 0;
+        for (int i = 0; i < TRACE_N_LAYER_TENSORS + TRACE_N_STEP_TENSORS; i++) {
+            const char *known = i < TRACE_N_LAYER_TENSORS ? TRACE_LAYER_TENSORS[i]
+                                                          : TRACE_STEP_TENSORS[i - TRACE_N_LAYER_TENSORS];
+            if (trace_is_checkpoint(known) || used >= sizeof allowed) continue;
+            used += (size_t)snprintf(allowed + used, sizeof allowed - used, "%s%s", used ? ", " : "", known);
+        }
+        snprintf(why, why_size, "'%s' is not a trace tensor name that may be omitted (%s)", name ? name : "(null)",
+                 allowed);
+        return -1;
+    }
+    return 0;
+}
+
+int trace_meta_omits(const TraceMeta *meta, const char *name) {
+    for (int i = 0; i < meta->n_omitted && i < TRACE_MAX_OMITTED; i++)
+        if (!strncmp(meta->omitted[i], name, TRACE_OMITTED_NAME_SIZE)) return 1;
+    return 0;
+}
+
+int trace_meta_set_omitted(TraceMeta *meta, const char *list, char *why, size_t why_size) {
+    TraceMeta parsed = {0};
+    const char *p = list ? list : "";
+    while (*p == ' ') p++;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        if (!end) end = p + strlen(p);
+        size_t length = (size_t)(end - p);
+        while (length > 0 && p[length - 1] == ' ') length--;
+        char name[64];
+        if (length == 0) {
+            snprintf(why, why_size, "an empty name in the list '%s'", list);
+            return -1;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)(length < sizeof name ? length : sizeof name - 1), p);
+        if (trace_check_omittable(name, why, why_size) < 0) return -1;
+        if (trace_meta_omits(&parsed, name)) {
+            snprintf(why, why_size, "'%s' is declared twice", name);
+            return -1;
+        }
+        // Every accepted name is shorter than TRACE_OMITTED_NAME_SIZE, and there are at most
+        // TRACE_MAX_OMITTED of them.
+        snprintf(parsed.omitted[parsed.n_omitted++], TRACE_OMITTED_NAME_SIZE, "%.*s", TRACE_OMITTED_NAME_SIZE - 1, name);
+        if (!*end) break;
+        p = end + 1;
+        while (*p == ' ') p++;
+        if (!*p) {
+            snprintf(why, why_size, "an empty name in the list '%s'", list);
+            return -1;
+        }
+    }
+    memcpy(meta->omitted, parsed.omitted, sizeof meta->omitted);
+    meta->n_omitted = parsed.n_omitted;
+    return 0;
+}
+
 int trace_build_path(char *out, size_t size, int step, int layer, const char *name) {
     int length;
     if (layer >= 0 && name) length = snprintf(out, size, "/step_%04d/layer_%02d/%s", step, layer, name);

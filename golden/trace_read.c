@@ -1,5 +1,6 @@
 // Reading a golden trace. trace_open validates everything a consumer relies on up front (root
-// attributes, /tokens, the step groups) so later reads fail only on the tensor they ask for, and
+// attributes, /tokens, the step groups and that every object in them opens) so later reads fail only
+// on the tensor they ask for, an absent tensor is never a corrupt one, and
 // every refusal is one line naming the file. Files written by h5py (the oracle) read the same way:
 // strings may be fixed or variable length, integer attributes any integer width.
 #include <errno.h>
@@ -262,6 +263,42 @@ static int read_tokens(TraceReader *reader, ErrorMessage *err) {
     return status;
 }
 
+// Every object in group `group_path` must open, datasets with a readable type and shape; layer_LL groups
+// (depth 0: a step group) are checked the same way. A corrupt object header would otherwise read as an
+// absent tensor or layer, and missing evidence would pass unnoticed.
+static int check_tree(const TraceReader *reader, const char *group_path, int depth, ErrorMessage *err) {
+    char **names = NULL;
+    int n_names = 0;
+    if (list_links(reader, group_path, &names, &n_names, err) < 0) return -1;
+    int status = 0;
+    for (int i = 0; i < n_names && status == 0; i++) {
+        char object_path[TRACE_PATH_MAX];
+        if (snprintf(object_path, sizeof object_path, "%s/%s", group_path, names[i]) >= (int)sizeof object_path) {
+            status = fail(err, "%s: %s/%s: path too long", reader->path, group_path, names[i]);
+            break;
+        }
+        hid_t object = H5Oopen(reader->file, object_path, H5P_DEFAULT);
+        if (object < 0) {
+            status = fail(err, "%s: %s cannot be opened (corrupt or unreadable HDF5 object)", reader->path, object_path);
+            break;
+        }
+        H5I_type_t type = H5Iget_type(object);
+        if (type == H5I_DATASET) {
+            hid_t data_type = H5Dget_type(object), space = H5Dget_space(object);
+            if (data_type < 0 || space < 0)
+                status = fail(err, "%s: %s has an unreadable %s (corrupt HDF5 object)", reader->path, object_path,
+                              data_type < 0 ? "type" : "shape");
+            if (data_type >= 0) H5Tclose(data_type);
+            if (space >= 0) H5Sclose(space);
+        } else if (type == H5I_GROUP && depth == 0 && parse_layer_name(names[i]) >= 0) {
+            status = check_tree(reader, object_path, depth + 1, err);
+        }
+        H5Oclose(object);
+    }
+    trace_free_names(names, n_names);
+    return status;
+}
+
 // Every group step_NNNN for 0 <= NNNN < n_steps exists with the teacher-forcing positions, and no other.
 static int read_steps(TraceReader *reader, ErrorMessage *err) {
     int n_steps = reader->meta.n_steps, prompt_length = reader->meta.prompt_length;
@@ -288,6 +325,7 @@ static int read_steps(TraceReader *reader, ErrorMessage *err) {
                         first_position, n_tokens, want_position, want_tokens);
         reader->step_first_position[step] = first_position;
         reader->step_n_tokens[step] = n_tokens;
+        if (check_tree(reader, group_path, 0, err) < 0) return -1;
     }
     // Groups beyond n_steps, or misspelled step names, mean the attribute and the data disagree.
     char **names = NULL;
@@ -314,9 +352,10 @@ static int read_meta(TraceReader *reader, ErrorMessage *err) {
     TraceMeta *meta = &reader->meta;
     int version = 0;
     if (read_int_attribute(path, root, "", "format_version", &version, err) < 0) return -1;
-    if (version != TRACE_FORMAT_VERSION)
-        return fail(err, "%s: trace format_version %d, this fusecheck reads version %d", path, version,
-                    TRACE_FORMAT_VERSION);
+    if (version < TRACE_OLDEST_FORMAT_VERSION || version > TRACE_FORMAT_VERSION)
+        return fail(err, "%s: trace format_version %d, this fusecheck reads versions %d to %d", path, version,
+                    TRACE_OLDEST_FORMAT_VERSION, TRACE_FORMAT_VERSION);
+    meta->format_version = version;
     if (read_meta_field(path, root, "producer", meta->producer, sizeof meta->producer, err) < 0 ||
         read_meta_field(path, root, "kv_dtype", meta->kv_dtype, sizeof meta->kv_dtype, err) < 0 ||
         read_meta_field(path, root, "weights_dtype", meta->weights_dtype, sizeof meta->weights_dtype, err) < 0 ||
@@ -331,6 +370,16 @@ static int read_meta(TraceReader *reader, ErrorMessage *err) {
     htri_t has_forced = H5Aexists(root, "kv_forced");
     if (has_forced < 0) return fail(err, "%s: cannot query attribute 'kv_forced'", path);
     if (has_forced > 0 && read_int_attribute(path, root, "", "kv_forced", &meta->kv_forced, err) < 0) return -1;
+    // Version 2 says what the producer never materialises (required, "" for nothing); version 1 declares
+    // nothing. A declaration the policy forbids makes the whole trace bad input.
+    meta->n_omitted = 0;
+    if (version >= 2) {
+        char *omitted = NULL, why[256];
+        if (read_string_attribute(path, root, "omitted", &omitted, err) < 0) return -1;
+        int status = trace_meta_set_omitted(meta, omitted, why, sizeof why);
+        free(omitted);
+        if (status < 0) return fail(err, "%s: attribute 'omitted': %s", path, why);
+    }
     if (!*meta->model_config) return fail(err, "%s: attribute 'model_config' is empty", path);
     if (meta->prompt_length < 1) return fail(err, "%s: prompt_length %d, must be at least 1", path, meta->prompt_length);
     if (meta->n_steps < 1) return fail(err, "%s: n_steps %d, must be at least 1", path, meta->n_steps);

@@ -88,6 +88,28 @@ static int check_meta_string(const char *path, const char *field, const char *te
     return 0;
 }
 
+// The declared omissions, joined as the `omitted` attribute stores them ("gate,up,act"), must parse
+// back into the same names under the policy (trace_meta_set_omitted: names a producer may omit, once).
+static int check_omitted(const char *path, const TraceMeta *meta, char *joined, size_t size, ErrorMessage *err) {
+    joined[0] = '\0';
+    if (meta->n_omitted < 0 || meta->n_omitted > TRACE_MAX_OMITTED)
+        return fail(err, "%s: trace metadata declares %d omitted names (0..%d)", path, meta->n_omitted,
+                    TRACE_MAX_OMITTED);
+    size_t used = 0;
+    for (int i = 0; i < meta->n_omitted; i++) {
+        if (strnlen(meta->omitted[i], TRACE_OMITTED_NAME_SIZE) == TRACE_OMITTED_NAME_SIZE)
+            return fail(err, "%s: trace metadata: omitted name %d is not terminated", path, i);
+        used += (size_t)snprintf(joined + used, size - used, "%s%s", i ? "," : "", meta->omitted[i]);
+    }
+    TraceMeta parsed;
+    char why[256];
+    if (trace_meta_set_omitted(&parsed, joined, why, sizeof why) < 0)
+        return fail(err, "%s: cannot declare '%s' omitted: %s", path, joined, why);
+    if (parsed.n_omitted != meta->n_omitted)  // a name holding a comma
+        return fail(err, "%s: cannot declare '%s' omitted: a name holds a comma", path, joined);
+    return 0;
+}
+
 static void writer_free(TraceWriter *writer) {
     free(writer->path);
     free(writer->temp_path);
@@ -115,6 +137,8 @@ TraceWriter *trace_writer_open(const char *path, const TraceMeta *meta, ErrorMes
         fail(err, "%s: prompt_length %d, must be at least 1", path, meta->prompt_length);
         return NULL;
     }
+    char omitted[TRACE_MAX_OMITTED * TRACE_OMITTED_NAME_SIZE];
+    if (check_omitted(path, meta, omitted, sizeof omitted, err) < 0) return NULL;
 
     TraceWriter *writer = calloc(1, sizeof *writer);
     size_t temp_size = strlen(path) + 32;
@@ -141,7 +165,8 @@ TraceWriter *trace_writer_open(const char *path, const TraceMeta *meta, ErrorMes
         write_string_attribute(root, "tool_version", meta->tool_version) < 0 ||
         write_string_attribute(root, "model_config", meta->model_config) < 0 ||
         write_int_attribute(root, "prompt_length", meta->prompt_length) < 0 ||
-        write_int_attribute(root, "kv_forced", meta->kv_forced ? 1 : 0) < 0) {
+        write_int_attribute(root, "kv_forced", meta->kv_forced ? 1 : 0) < 0 ||
+        write_string_attribute(root, "omitted", omitted) < 0) {
         fail(err, "%s: cannot write the root attributes", writer->temp_path);
         trace_writer_abort(writer);
         return NULL;

@@ -1,6 +1,7 @@
 // compare/ on traces written here with the trace writer: identical traces pass, a perturbed tensor is
-// the first failure at its exact step/layer/name, traces that cannot be compared are refused, names
-// only one side has are listed; and `fusecheck compare` exits 0/1/2 accordingly.
+// the first failure at its exact step/layer/name, traces that cannot be compared are refused, tensors
+// and steps the trace under test lacks fail as missing unless declared omitted or allowed missing,
+// names only it has are listed; and `fusecheck compare` exits 0/1/2 accordingly.
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
@@ -27,7 +28,9 @@ typedef struct {
     int n_steps;
     int n_layers;
     int prompt_length;
-    int omit_mlp_intermediates;  // like the fused engine: no gate, up, act
+    int omit_mlp_intermediates;  // an engine that never writes gate, up, act
+    const char *omitted;         // the declaration (trace_meta_set_omitted), NULL for none
+    const char *extra_name;      // a layer tensor only this trace writes (in every layer), NULL for none
     int token_change_at;         // position whose token differs, -1 for none
     // one tensor changed by adding `delta` to every element
     int perturb_step, perturb_layer;
@@ -100,6 +103,8 @@ static void write_trace(const char *path, const TraceSpec *spec) {
     snprintf(meta.tool_version, sizeof meta.tool_version, "test");
     meta.model_config = config_json;
     meta.prompt_length = spec->prompt_length;
+    char why[256];
+    cr_assert_eq(trace_meta_set_omitted(&meta, spec->omitted, why, sizeof why), 0, "%s", why);
     TraceWriter *writer = trace_writer_open(path, &meta, &err);
     cr_assert_not_null(writer, "%s", err.text);
 
@@ -123,6 +128,8 @@ static void write_trace(const char *path, const TraceSpec *spec) {
                 if (spec->omit_mlp_intermediates && intermediate) continue;
                 write_one(writer, spec, step, layer, name, rows);
             }
+        for (int layer = 0; layer < spec->n_layers && spec->extra_name; layer++)
+            write_one(writer, spec, step, layer, spec->extra_name, rows);
         write_one(writer, spec, step, -1, "final_norm", 1);
         float logits[VOCAB];
         fill_tensor(logits, VOCAB, step, -1, "logits");
@@ -288,44 +295,241 @@ Test(compare, different_tokens_are_refused) {
     expect_refused(&a, &b, "tokens differ at position 5");
 }
 
-Test(compare, names_only_one_side_has_are_listed_not_failed) {
+static CompareOptions all_steps(void) { return compare_options_default(); }
+
+// Every tensor the reference has and the trace under test lacks, undeclared, fails: one result per
+// tensor, step and layer, in forward order. The names are still listed as only in the reference.
+Test(compare, tensors_the_trace_under_test_lacks_fail_as_missing) {
     TraceSpec fused = spec_default(), reference = spec_default();
     fused.producer = "fused";
     fused.omit_mlp_intermediates = 1;
     char *a, *b;
     write_pair(&fused, &reference, &a, &b);
-    Tolerances tol = tolerances_default();
+    CompareOptions options = all_steps();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(a, b, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
-    cr_assert_eq(result.pass, 1);
+    cr_assert_eq(compare_traces(a, b, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 0);
+    cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS));
+    cr_assert_eq(result.n_missing, 3 * 2 * 3, "3 steps x 2 layers x gate, up, act");
+    cr_assert_eq(result.n_failures, result.n_missing);
     cr_assert_eq(result.n_only_a, 0);
     cr_assert_eq(result.n_only_b, 3);
     cr_assert_str_eq(result.only_b[0], "gate");  // forward order
     cr_assert_str_eq(result.only_b[1], "up");
     cr_assert_str_eq(result.only_b[2], "act");
-    cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS - 3));
-    char *table = table_of(&result, 0);
-    cr_assert(strstr(table, "only in reference: gate, up, act (the fused kernels keep them on chip)") != NULL, "%s",
-              table);
-    free(table);
+    const char *names[3] = {"gate", "up", "act"};
+    size_t seen = 0;
+    for (size_t i = 0; i < result.n_results; i++) {
+        const TensorResult *t = &result.results[i];
+        if (!t->missing) {
+            cr_assert_eq(t->pass, 1, "step %d layer %d %s", t->step, t->layer, t->name);
+            continue;
+        }
+        cr_assert_eq(t->pass, 0);
+        cr_assert_str_eq(t->name, names[seen % 3]);
+        cr_assert_eq(t->layer, (int)(seen / 3) % 2);
+        cr_assert_eq(t->step, (int)(seen / 6));
+        cr_assert_str_eq(t->why, "missing in the trace under test");
+        seen++;
+    }
+    cr_assert_eq(seen, 18);
+    const TensorResult *first = &result.results[result.first_failure];
+    cr_assert(first->missing && first->step == 0 && first->layer == 0 && !strcmp(first->name, "gate"));
+    cr_assert_neq(result.worst, -1);
+    cr_assert_eq(result.results[result.worst].missing, 0, "a missing tensor has no metrics to rank");
+    cr_assert_eq(result.n_notes, 1);
+    cr_assert(strstr(result.notes[0], "missing evidence: 18 reference tensors are missing in the trace under test and fail "
+                                      "(first: step 0 layer 0 tensor gate)") != NULL, "%s", result.notes[0]);
     compare_result_free(&result);
 }
 
-Test(compare, different_step_counts_compare_the_common_prefix_and_say_so) {
+// Names only the trace under test has are listed, not failed: it may record more than the reference.
+Test(compare, names_only_the_trace_under_test_has_are_listed_not_failed) {
+    TraceSpec under_test = spec_default(), reference = spec_default();
+    under_test.extra_name = "qkv_raw";
+    char *a, *b;
+    write_pair(&under_test, &reference, &a, &b);
+    CompareOptions options = all_steps();
+    CompareResult result;
+    ErrorMessage err;
+    cr_assert_eq(compare_traces(a, b, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 1);
+    cr_assert_eq(result.n_only_a, 1);
+    cr_assert_str_eq(result.only_a[0], "qkv_raw");
+    cr_assert_eq(result.n_only_b, 0);
+    cr_assert_eq(result.n_missing, 0);
+    cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS));
+    compare_result_free(&result);
+}
+
+// A producer that declares what it never materialises passes without it; the declaration is recorded
+// and said. A declared name the trace does hold is compared like any other.
+Test(compare, declared_omissions_pass_and_are_listed) {
+    TraceSpec fused = spec_default(), reference = spec_default();
+    fused.producer = "fused";
+    fused.omit_mlp_intermediates = 1;
+    fused.omitted = "gate,up,act,attn_norm";  // attn_norm declared but written anyway
+    fused.perturb_step = 1, fused.perturb_layer = 1, fused.perturb_name = "attn_norm", fused.delta = 0.5f;
+    char *a, *b;
+    write_pair(&fused, &reference, &a, &b);
+    CompareOptions options = all_steps();
+    CompareResult result;
+    ErrorMessage err;
+    cr_assert_eq(compare_traces(a, b, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.n_missing, 0);
+    cr_assert_eq(result.n_declared_omitted, 4);
+    cr_assert_str_eq(result.declared_omitted[0], "gate");
+    cr_assert_str_eq(result.declared_omitted[3], "attn_norm");
+    cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS - 3));
+    cr_assert_eq(result.n_failures, 1, "the declared but present attn_norm is compared");
+    const TensorResult *first = &result.results[result.first_failure];
+    cr_assert(first->step == 1 && first->layer == 1 && !strcmp(first->name, "attn_norm") && !first->missing);
+    cr_assert_eq(result.n_notes, 1);
+    cr_assert(strstr(result.notes[0], "declared omitted by the trace under test (it never materialises them): gate, "
+                                      "up, act, attn_norm; 18 reference tensors it lacks are not compared") != NULL,
+              "%s", result.notes[0]);
+    compare_result_free(&result);
+}
+
+// --allow-missing excuses the names it gives, on purpose and said so; the checkpoints are refused.
+Test(compare, allow_missing_narrows_on_purpose_and_refuses_checkpoints) {
+    TraceSpec fused = spec_default(), reference = spec_default();
+    fused.omit_mlp_intermediates = 1;
+    char *a, *b;
+    write_pair(&fused, &reference, &a, &b);
+    const char *allowed[] = {"gate", "up", "act"};
+    CompareOptions options = all_steps();
+    options.allow_missing = allowed;
+    options.n_allow_missing = 3;
+    CompareResult result;
+    ErrorMessage err;
+    cr_assert_eq(compare_traces(a, b, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 1);
+    cr_assert_eq(result.n_missing, 0);
+    cr_assert_eq(result.n_allowed_missing, 3);
+    cr_assert_str_eq(result.allowed_missing[1], "up");
+    cr_assert_eq(result.n_notes, 1);
+    cr_assert(strstr(result.notes[0], "narrowed on purpose: --allow-missing gate, up, act; 18 reference tensors the trace "
+                                      "under test lacks are not compared") != NULL, "%s", result.notes[0]);
+    compare_result_free(&result);
+
+    options.n_allow_missing = 2;  // act is still missing
+    cr_assert_eq(compare_traces(a, b, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 0);
+    cr_assert_eq(result.n_missing, 6);
+    cr_assert_str_eq(result.results[result.first_failure].name, "act");
+    compare_result_free(&result);
+
+    const char *checkpoints[] = {"resid_mlp", "k", "v", "logits", "next_token", "embed"};
+    for (int i = 0; i < 6; i++) {
+        options.allow_missing = &checkpoints[i];
+        options.n_allow_missing = 1;
+        cr_assert_eq(compare_traces(a, b, &options, &result, &err), -1, "%s allowed missing", checkpoints[i]);
+        cr_assert(strstr(err.text, "is a contract checkpoint (resid_mlp, k, v, logits, next_token, embed)") != NULL, "%s",
+                  err.text);
+        compare_result_free(&result);
+    }
+    const char *unknown[] = {"gates"};
+    options.allow_missing = unknown;
+    cr_assert_eq(compare_traces(a, b, &options, &result, &err), -1);
+    cr_assert(strstr(err.text, "'gates' is not a trace tensor name") != NULL, "%s", err.text);
+    compare_result_free(&result);
+}
+
+// Steps only the reference holds are missing evidence: every tensor of them fails. --steps narrows on
+// purpose to steps both hold.
+Test(compare, a_trace_with_fewer_steps_fails_unless_steps_narrows_it) {
     TraceSpec a = spec_default(), b = spec_default();
     b.n_steps = 5;
     char *pa, *pb;
     write_pair(&a, &b, &pa, &pb);
-    Tolerances tol = tolerances_default();
+    CompareOptions options = all_steps();
     CompareResult result;
     ErrorMessage err;
-    cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 0);
+    cr_assert_eq(result.first_step, 0);
+    cr_assert_eq(result.n_steps, 5);
+    cr_assert_eq(result.n_results, expected_results(5, 2, TRACE_N_LAYER_TENSORS));
+    cr_assert_eq(result.n_missing, expected_results(2, 2, TRACE_N_LAYER_TENSORS), "every tensor of steps 3 and 4");
+    cr_assert_eq(result.n_failures, result.n_missing);
+    const TensorResult *first = &result.results[result.first_failure];
+    cr_assert(first->step == 3 && first->layer == COMPARE_STEP_LEVEL && !strcmp(first->name, "embed"));
+    cr_assert_str_eq(first->why, "missing in the trace under test (it holds 3 steps, no step_0003)");
+    const TensorResult *last = &result.results[result.n_results - 1];
+    cr_assert(last->step == 4 && last->missing && !strcmp(last->name, "next_token"));
+    cr_assert_eq(result.step_first_position[4], 4 + 3, "step 4 is at position P + 3");
+    cr_assert_eq(result.n_only_b, 2);
+    cr_assert_str_eq(result.only_b[0], "step_0003");
+    cr_assert(strstr(result.notes[0], "step counts differ (under test 3, reference 5): steps 3..4 are missing in the trace "
+                                      "under test and fail; --steps 0..2 compares the common steps on purpose") != NULL,
+              "%s", result.notes[0]);
+    compare_result_free(&result);
+
+    options.first_step = 0, options.last_step = 2;
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), 0, "%s", err.text);
     cr_assert_eq(result.pass, 1);
     cr_assert_eq(result.n_steps, 3);
     cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS));
     cr_assert_eq(result.n_notes, 1);
-    cr_assert(strstr(result.notes[0], "step counts differ (under test 3, reference 5)") != NULL, "%s", result.notes[0]);
+    cr_assert(strstr(result.notes[0], "narrowed on purpose: --steps 0..2 compares steps 0..2 only (under test holds steps "
+                                      "0..2, reference 0..4)") != NULL, "%s", result.notes[0]);
+    compare_result_free(&result);
+
+    options.first_step = options.last_step = 1;  // --steps 1
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 1);
+    cr_assert_eq(result.first_step, 1);
+    cr_assert_eq(result.n_steps, 1);
+    cr_assert_eq(result.step_first_position[0], 4, "step 1 is at position P");
+    cr_assert_eq(result.n_results, expected_results(1, 2, TRACE_N_LAYER_TENSORS));
+    for (size_t i = 0; i < result.n_results; i++) cr_assert_eq(result.results[i].step, 1);
+    compare_result_free(&result);
+
+    options.first_step = 2, options.last_step = 4;  // steps 3, 4 asked for and absent: missing
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 0);
+    cr_assert_eq(result.n_missing, expected_results(2, 2, TRACE_N_LAYER_TENSORS));
+    compare_result_free(&result);
+
+    options.first_step = 0, options.last_step = 5;  // the reference must hold the range
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), -1);
+    cr_assert(strstr(err.text, "--steps 0..5 asks for step 5, but the reference holds steps 0..4") != NULL, "%s", err.text);
+    cr_assert(strstr(err.text, pb) != NULL, "%s", err.text);
+    compare_result_free(&result);
+    options.first_step = 3, options.last_step = 2;
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), -1);
+    cr_assert(strstr(err.text, "--steps 3..2") != NULL, "%s", err.text);
+    compare_result_free(&result);
+}
+
+// Steps only the trace under test holds cannot be checked: each fails as one result.
+Test(compare, a_trace_with_more_steps_fails_for_the_unchecked_ones) {
+    TraceSpec a = spec_default(), b = spec_default();
+    a.n_steps = 5;
+    char *pa, *pb;
+    write_pair(&a, &b, &pa, &pb);
+    CompareOptions options = all_steps();
+    CompareResult result;
+    ErrorMessage err;
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 0);
+    cr_assert_eq(result.n_steps, 5);
+    cr_assert_eq(result.n_missing, 0);
+    cr_assert_eq(result.n_failures, 2);
+    cr_assert_eq(result.n_results, expected_results(3, 2, TRACE_N_LAYER_TENSORS) + 2);
+    const TensorResult *first = &result.results[result.first_failure];
+    cr_assert(first->step == 3 && !strcmp(first->name, "step_0003") && !first->pass);
+    cr_assert(strstr(first->why, "only in the trace under test: the reference holds 3 steps") != NULL, "%s", first->why);
+    cr_assert_eq(result.results[result.worst].step, 0, "an unchecked step has no metrics to rank");
+    cr_assert_eq(result.n_only_a, 2);
+    cr_assert(strstr(result.notes[0], "step counts differ (under test 5, reference 3): steps 3..4 have no reference") !=
+              NULL, "%s", result.notes[0]);
+    compare_result_free(&result);
+    options.first_step = 0, options.last_step = 2;
+    cr_assert_eq(compare_traces(pa, pb, &options, &result, &err), 0, "%s", err.text);
+    cr_assert_eq(result.pass, 1);
     compare_result_free(&result);
 }
 

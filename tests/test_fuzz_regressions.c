@@ -76,7 +76,8 @@ Test(fuzz_regressions, seeds_are_accepted) {
         {"safetensors", "tests/fuzz/corpus/safetensors/tiny-norms.safetensors"},
         {"safetensors", "tests/fuzz/corpus/safetensors/dtypes.safetensors"},
         {"index", "tests/fuzz/corpus/index/two-shards.json"},
-        {"trace", "tests/fuzz/corpus/trace/one-step.h5"},
+        {"trace", "tests/fuzz/corpus/trace/one-step.h5"},               // format version 1
+        {"trace", "tests/fuzz/corpus/trace/one-step-v2-declared.h5"},   // version 2, declares gate,up,act
     };
     for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
         size_t size = 0;

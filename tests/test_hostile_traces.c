@@ -119,18 +119,100 @@ Test(hostile_traces, compare_refuses_them_in_either_position) {
     free_files(&f);
 }
 
-// The golden named `*-kv-<kv>.h5` in the gate's cache.
+// Where the object header of `object_path` starts in the file `path` (the HDF5 address; a file with
+// no user block has its base address at byte 0).
+static long object_header_offset(const char *path, const char *object_path) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(file, 0, "%s", path);
+    haddr_t address = HADDR_UNDEF;
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    cr_assert_geq(H5Oget_info_by_name3(file, object_path, &info, H5O_INFO_BASIC, H5P_DEFAULT), 0, "%s", object_path);
+    cr_assert_geq(H5VLnative_token_to_addr(file, info.token, &address), 0);
+#else
+    H5O_info_t info;
+    cr_assert_geq(H5Oget_info_by_name2(file, object_path, &info, H5O_INFO_BASIC, H5P_DEFAULT), 0, "%s", object_path);
+    address = info.addr;
+#endif
+    hid_t properties = H5Fget_create_plist(file);
+    hsize_t user_block = 0;
+    H5Pget_userblock(properties, &user_block);
+    H5Pclose(properties);
+    H5Fclose(file);
+    cr_assert_neq(address, HADDR_UNDEF);
+    return (long)(address + user_block);
+}
+
+// Overwrites 32 bytes at the start of `object_path`'s object header: the file stays a valid HDF5 file
+// whose tree still lists the object, but the object cannot be opened.
+static void corrupt_object_header(const char *path, const char *object_path) {
+    long offset = object_header_offset(path, object_path);
+    size_t size = 0;
+    char *bytes = test_read_file(path, &size);
+    cr_assert_lt((size_t)offset + 32, size);
+    memset(bytes + offset, 0xA5, 32);
+    test_write_file(path, bytes, size);
+    free(bytes);
+}
+
+// 32 bytes overwritten inside a layer group (its object header) or a tensor of a valid trace: before,
+// the layer read as absent ("only in reference") and compare passed. Now the trace is bad input, refused
+// with one line naming the file and the HDF5 object, in either position of compare (exit 2).
+Test(hostile_traces, a_corrupt_layer_group_or_tensor_is_bad_input_naming_the_object) {
+    char *dir = test_make_temp_dir("corrupt-object");
+    char *model = test_synth_checkpoint("tiny", 7);
+    char *good = make_golden(dir, model, "good.h5");
+    const char *objects[] = {"/step_0001/layer_01", "/step_0002/layer_00/attn", "/step_0000/logits"};
+    for (int i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "corrupt-%d.h5", i);
+        char *bad = test_path_join(dir, name);
+        size_t size = 0;
+        char *bytes = test_read_file(good, &size);
+        test_write_file(bad, bytes, size);
+        free(bytes);
+        corrupt_object_header(bad, objects[i]);
+        cr_assert_gt(H5Fis_hdf5(bad), 0, "still an HDF5 file");
+
+        ErrorMessage err = {{0}};
+        TraceReader *reader = trace_open(bad, &err);
+        cr_expect_null(reader, "%s: opened with %s corrupt", bad, objects[i]);
+        trace_close(reader);
+        cr_expect_not_null(strstr(err.text, bad), "message does not name the file: %s", err.text);
+        cr_expect_not_null(strstr(err.text, objects[i]), "message does not name %s: %s", objects[i], err.text);
+        cr_expect_null(strchr(err.text, '\n'), "more than one line: %s", err.text);
+
+        for (int position = 0; position < 2; position++) {
+            char args[4096], *output;
+            snprintf(args, sizeof args, "compare '%s' '%s'", position ? good : bad, position ? bad : good);
+            int status = test_run_cli(args, &output);
+            cr_expect_eq(status, 2, "%s: exit %d, expected 2:\n%s", args, status, output);
+            cr_expect_not_null(strstr(output, bad), "%s: output does not name the file:\n%s", args, output);
+            cr_expect_not_null(strstr(output, objects[i]), "%s: output does not name %s:\n%s", args, objects[i], output);
+            cr_expect_not_null(strstr(output, "fusecheck compare: "), "%s:\n%s", args, output);
+            cr_expect_eq(count_lines(output), 1, "%s: expected one line:\n%s", args, output);
+            free(output);
+        }
+        free(bad);
+    }
+    free(good);
+    free(model);
+    free(dir);
+}
+
+// The golden named `*-kv-<kv>.h5` or `*-kv-<kv>-<producer>.h5` in the gate's cache.
 static char *cached_golden(const char *cache, const char *kv) {
     char *goldens = test_path_join(cache, "goldens");
     DIR *dir = opendir(goldens);
     cr_assert_not_null(dir, "%s", goldens);
-    char suffix[32];
-    snprintf(suffix, sizeof suffix, "-kv-%s.h5", kv);
+    char marker[32];
+    snprintf(marker, sizeof marker, "-kv-%s", kv);
     char *found = NULL;
     struct dirent *item;
     while ((item = readdir(dir)) && !found) {
+        const char *at = strstr(item->d_name, marker);
         size_t length = strlen(item->d_name);
-        if (length > strlen(suffix) && !strcmp(item->d_name + length - strlen(suffix), suffix))
+        if (at && length > 3 && !strcmp(item->d_name + length - 3, ".h5") && (at[strlen(marker)] == '.' || at[strlen(marker)] == '-'))
             found = test_path_join(goldens, item->d_name);
     }
     closedir(dir);

@@ -533,3 +533,206 @@ Test(trace, refuses_wrong_dtypes) {
     free(path);
     free(dir);
 }
+
+// ----- format version 2: the declaration of what a producer never materialises -----------------------
+
+// Writes a one-step trace whose metadata declares `omitted` (already in meta), with only embed,
+// layer 0's resid_mlp and the head, so the declaration is what differs between callers.
+static void write_declared_trace(const char *path, const TraceMeta *meta) {
+    ErrorMessage err;
+    TraceWriter *writer = trace_writer_open(path, meta, &err);
+    cr_assert_not_null(writer, "%s", err.text);
+    float *x = make_tensor(PROMPT, HIDDEN, 5);
+    cr_assert_eq(trace_begin_step(writer, 0, 0, PROMPT, &err), 0, "%s", err.text);
+    cr_assert_eq(trace_write_tensor(writer, -1, "embed", x, PROMPT, HIDDEN, &err), 0, "%s", err.text);
+    cr_assert_eq(trace_write_tensor(writer, 0, "resid_mlp", x, PROMPT, HIDDEN, &err), 0, "%s", err.text);
+    cr_assert_eq(trace_write_tensor(writer, -1, "logits", x, 1, HIDDEN, &err), 0, "%s", err.text);
+    cr_assert_eq(trace_write_next_token(writer, 1, &err), 0, "%s", err.text);
+    cr_assert_eq(trace_write_tokens(writer, TOKENS, PROMPT, &err), 0, "%s", err.text);
+    cr_assert_eq(trace_writer_close(writer, &err), 0, "%s", err.text);
+    free(x);
+}
+
+// Reads string attribute `name` of the root with raw HDF5 calls (as h5py or h5dump would see it).
+static char *raw_string_attribute(const char *path, const char *name) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(file, 0);
+    hid_t attribute = H5Aopen(file, name, H5P_DEFAULT);
+    cr_assert_geq(attribute, 0, "no attribute %s", name);
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    char *raw = NULL;
+    cr_assert_geq(H5Aread(attribute, type, &raw), 0);
+    char *copy = strdup(raw ? raw : "");
+    H5free_memory(raw);
+    H5Tclose(type);
+    H5Aclose(attribute);
+    H5Fclose(file);
+    return copy;
+}
+
+static int raw_int_attribute(const char *path, const char *name) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    cr_assert_geq(file, 0);
+    hid_t attribute = H5Aopen(file, name, H5P_DEFAULT);
+    int value = -1;
+    cr_assert_geq(H5Aread(attribute, H5T_NATIVE_INT, &value), 0);
+    H5Aclose(attribute);
+    H5Fclose(file);
+    return value;
+}
+
+// Replaces root attribute `name` of `path` by a scalar variable-length string (or deletes it: NULL).
+static void set_string_attribute(const char *path, const char *name, const char *value) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(file, 0);
+    if (H5Aexists(file, name) > 0) cr_assert_geq(H5Adelete(file, name), 0);
+    if (value) {
+        hid_t type = H5Tcopy(H5T_C_S1);
+        H5Tset_size(type, H5T_VARIABLE);
+        H5Tset_cset(type, H5T_CSET_UTF8);
+        hid_t space = H5Screate(H5S_SCALAR);
+        hid_t attribute = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+        cr_assert_geq(attribute, 0);
+        cr_assert_geq(H5Awrite(attribute, type, &value), 0);
+        H5Aclose(attribute);
+        H5Sclose(space);
+        H5Tclose(type);
+    }
+    cr_assert_geq(H5Fclose(file), 0);
+}
+
+static void set_int_attribute(const char *path, const char *name, int value) {
+    hid_t file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(file, 0);
+    hid_t attribute = H5Aopen(file, name, H5P_DEFAULT);
+    cr_assert_geq(attribute, 0);
+    cr_assert_geq(H5Awrite(attribute, H5T_NATIVE_INT, &value), 0);
+    H5Aclose(attribute);
+    cr_assert_geq(H5Fclose(file), 0);
+}
+
+Test(trace, declared_omissions_round_trip_as_version_2) {
+    char *dir = test_make_temp_dir("trace");
+    char *path = test_path_join(dir, "declared.h5");
+    TraceMeta meta = make_meta();
+    char why[256];
+    cr_assert_eq(trace_meta_set_omitted(&meta, " gate, up ,act,final_norm", why, sizeof why), 0, "%s", why);
+    cr_assert_eq(meta.n_omitted, 4);
+    write_declared_trace(path, &meta);
+    // As any HDF5 reader sees it: version 2, one comma-separated string.
+    cr_assert_eq(raw_int_attribute(path, "format_version"), 2);
+    char *raw = raw_string_attribute(path, "omitted");
+    cr_assert_str_eq(raw, "gate,up,act,final_norm");
+    free(raw);
+    ErrorMessage err;
+    TraceReader *reader = trace_open(path, &err);
+    cr_assert_not_null(reader, "%s", err.text);
+    const TraceMeta *read = trace_meta(reader);
+    cr_assert_eq(read->format_version, 2);
+    cr_assert_eq(read->n_omitted, 4);
+    const char *expected[] = {"gate", "up", "act", "final_norm"};
+    for (int i = 0; i < 4; i++) cr_assert_str_eq(read->omitted[i], expected[i]);
+    cr_assert(trace_meta_omits(read, "up") && !trace_meta_omits(read, "q"));
+    trace_close(reader);
+
+    // Nothing declared: the attribute is there, empty.
+    TraceMeta plain = make_meta();
+    char *plain_path = test_path_join(dir, "plain.h5");
+    write_declared_trace(plain_path, &plain);
+    raw = raw_string_attribute(plain_path, "omitted");
+    cr_assert_str_eq(raw, "");
+    free(raw);
+    reader = trace_open(plain_path, &err);
+    cr_assert_not_null(reader, "%s", err.text);
+    cr_assert_eq(trace_meta(reader)->n_omitted, 0);
+    trace_close(reader);
+    free(plain_path);
+    free(path);
+    free(dir);
+}
+
+Test(trace, writer_refuses_to_declare_checkpoints_or_unknown_names) {
+    char why[256];
+    TraceMeta meta = make_meta();
+    const char *checkpoints[] = {"resid_mlp", "k", "v", "logits", "next_token", "embed"};
+    for (int i = 0; i < 6; i++) {
+        char list[64];
+        snprintf(list, sizeof list, "gate,%s", checkpoints[i]);
+        cr_assert_eq(trace_meta_set_omitted(&meta, list, why, sizeof why), -1, "%s accepted", list);
+        cr_assert(strstr(why, "is a contract checkpoint (resid_mlp, k, v, logits, next_token, embed)") != NULL, "%s", why);
+        cr_assert_eq(meta.n_omitted, 0, "a refused list leaves the metadata unchanged");
+    }
+    cr_assert_eq(trace_meta_set_omitted(&meta, "gate,bogus", why, sizeof why), -1);
+    cr_assert(strstr(why, "'bogus' is not a trace tensor name") != NULL, "%s", why);
+    cr_assert_eq(trace_meta_set_omitted(&meta, "gate,,up", why, sizeof why), -1);
+    cr_assert(strstr(why, "empty name") != NULL, "%s", why);
+    cr_assert_eq(trace_meta_set_omitted(&meta, "gate,", why, sizeof why), -1);
+    cr_assert_eq(trace_meta_set_omitted(&meta, "up,up", why, sizeof why), -1);
+    cr_assert(strstr(why, "'up' is declared twice") != NULL, "%s", why);
+    cr_assert_eq(trace_meta_set_omitted(&meta, "", why, sizeof why), 0);
+    cr_assert_eq(meta.n_omitted, 0);
+
+    // Metadata filled by hand is checked by the writer itself.
+    char *dir = test_make_temp_dir("trace");
+    char *path = test_path_join(dir, "refused.h5");
+    ErrorMessage err;
+    meta.n_omitted = 1;
+    strcpy(meta.omitted[0], "v");
+    cr_assert_null(trace_writer_open(path, &meta, &err));
+    cr_assert(strstr(err.text, "cannot declare 'v' omitted: 'v' is a contract checkpoint") != NULL, "%s", err.text);
+    cr_assert(strstr(err.text, path) != NULL, "%s", err.text);
+    strcpy(meta.omitted[0], "qkv_raw");
+    cr_assert_null(trace_writer_open(path, &meta, &err));
+    cr_assert(strstr(err.text, "'qkv_raw' is not a trace tensor name") != NULL, "%s", err.text);
+    meta.n_omitted = 2;
+    strcpy(meta.omitted[0], "gate");
+    strcpy(meta.omitted[1], "gate");
+    cr_assert_null(trace_writer_open(path, &meta, &err));
+    cr_assert(strstr(err.text, "cannot declare 'gate,gate' omitted: 'gate' is declared twice") != NULL, "%s", err.text);
+    meta.n_omitted = 1;
+    strcpy(meta.omitted[0], "gate,up");  // one name that would read back as two
+    cr_assert_null(trace_writer_open(path, &meta, &err));
+    cr_assert(strstr(err.text, "a name holds a comma") != NULL, "%s", err.text);
+    cr_assert_eq(count_dir_entries(dir), 0, "a refused writer leaves nothing");
+    free(path);
+    free(dir);
+}
+
+Test(trace, readers_refuse_a_bad_declaration_and_accept_version_1) {
+    char *dir = test_make_temp_dir("trace");
+    char *path = test_path_join(dir, "edited.h5");
+    TraceMeta meta = make_meta();
+    write_declared_trace(path, &meta);
+
+    set_string_attribute(path, "omitted", "gate,k");  // another producer declaring a checkpoint
+    assert_open_refused(path, "attribute 'omitted': 'k' is a contract checkpoint");
+    set_string_attribute(path, "omitted", "gate,nonsense");
+    assert_open_refused(path, "attribute 'omitted': 'nonsense' is not a trace tensor name");
+    set_string_attribute(path, "omitted", NULL);  // version 2 must say, even if nothing
+    assert_open_refused(path, "has no attribute 'omitted'");
+
+    // Version 1 (the committed goldens): no declaration, reads as nothing omitted.
+    set_int_attribute(path, "format_version", 1);
+    ErrorMessage err;
+    TraceReader *reader = trace_open(path, &err);
+    cr_assert_not_null(reader, "%s", err.text);
+    cr_assert_eq(trace_meta(reader)->format_version, 1);
+    cr_assert_eq(trace_meta(reader)->n_omitted, 0);
+    trace_close(reader);
+    const char *committed[] = {"golden/tiny-kv-f32.h5", "golden/small-kv-bf16.h5", "golden/tiny-hf-oracle.h5"};
+    for (int i = 0; i < 3; i++) {
+        reader = trace_open(committed[i], &err);
+        cr_assert_not_null(reader, "%s", err.text);
+        cr_assert_eq(trace_meta(reader)->format_version, 1, "%s", committed[i]);
+        cr_assert_eq(trace_meta(reader)->n_omitted, 0);
+        trace_close(reader);
+    }
+    set_int_attribute(path, "format_version", 3);
+    assert_open_refused(path, "format_version 3, this fusecheck reads versions 1 to 2");
+    set_int_attribute(path, "format_version", 0);
+    assert_open_refused(path, "format_version 0");
+    free(path);
+    free(dir);
+}

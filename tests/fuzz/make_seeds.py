@@ -4,7 +4,9 @@
 usage: tests/fuzz/make_seeds.py FUSECHECK_BIN   (run from the repository root)
 config: synth tiny's config.json and variants; safetensors: synth tiny's file cut down to its small
 tensors, plus F32/F16/empty/scalar/metadata cases; index: indexes for fuzz_write_shards' two shards;
-trace: two goldens of tiny (prefill only, prefill + one decode step).
+trace: two goldens of tiny (prefill only, prefill + one decode step). Not made here (it needs h5py):
+one-step-v2-declared.h5, the one-step golden of format version 2 with layer 0's gate, up and act
+deleted and declared in the `omitted` attribute, then h5repack'd (see tests/fuzz/README.md).
 """
 import json, os, struct, subprocess, sys, tempfile
 
