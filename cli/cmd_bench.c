@@ -11,6 +11,7 @@
 #include "../model/checkpoint.h"
 #include "../model/synth.h"
 #include "bench_history.h"
+#include "../model/progress.h"
 #include "commands.h"
 #include "options.h"
 #include "run_identity.h"
@@ -19,7 +20,7 @@
 
 static const char USAGE[] =
     "usage: fusecheck bench --model DIR|--preset NAME [--engine fused|cublas|all] [--context 128,1024,4096,16384]\n"
-    "                       [--tokens N] [--repeat R] [--json FILE] [--record] [--reports DIR]\n"
+    "                       [--tokens N] [--repeat R] [--json FILE] [--record] [--reports DIR] [--quiet]\n"
     "       fusecheck bench --render [--reports DIR]\n"
     "  Decode tok/s of each engine at each context (KV cache filled with synthetic values to the context),\n"
     "  from CUDA-event timing of N back-to-back decode steps, R times after a warm-up (median, min, max);\n"
@@ -69,6 +70,7 @@ static int record_results(const char *dir, const BenchResult *results, int n, co
 }
 
 int cmd_bench(int argc, char **argv) {
+    progress_set_command("bench");
     const char *model_dir = NULL, *preset = NULL, *engine_name = "all", *json_path = NULL, *reports_dir = "reports",
                *value;
     int contexts[MAX_CONTEXTS] = {128, 1024, 4096, 16384}, n_contexts = 4, record = 0, render_only = 0;
@@ -78,6 +80,7 @@ int cmd_bench(int argc, char **argv) {
         const char *flag = argv[i];
         if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
         if (!strcmp(flag, "--record")) { record = 1; continue; }
+        if (!strcmp(flag, "--quiet")) { progress_set_quiet(1); continue; }
         if (!strcmp(flag, "--render")) { render_only = 1; continue; }
         if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
         if (!strcmp(flag, "--model")) model_dir = value;
@@ -131,7 +134,7 @@ int cmd_bench(int argc, char **argv) {
         if (synth_preset(preset, &config, &err)) goto done;
         if (!mkdtemp(temp_dir)) { fail(&err, "%s: cannot create a temporary directory", temp_dir); goto done; }
         made_temp = 1;
-        fprintf(stderr, "bench: synthesizing %s into %s\n", preset, temp_dir);
+        fprintf(stderr, "fusecheck bench: synthesizing %s into %s\n", preset, temp_dir);
         if (synth_write(&config, 0, temp_dir, &err)) goto done;
         model_dir = temp_dir;
         snprintf(model_name, sizeof model_name, "%s", preset);
@@ -142,7 +145,7 @@ int cmd_bench(int argc, char **argv) {
     if (checkpoint_open(model_dir, &ck, &err)) goto done;
     double copy_gb_s = 0;
     if (bench_copy_bandwidth(&copy_gb_s, &err)) goto done;
-    fprintf(stderr, "bench: %s, device-to-device copy %.0f GB/s\n", gpu, copy_gb_s);
+    fprintf(stderr, "fusecheck bench: %s, device-to-device copy %.0f GB/s\n", gpu, copy_gb_s);
     int n_results = 0;
     for (int k = 0; k < n_kinds; k++) {
         if (bench_engine(&ck, kinds[k], contexts, n_contexts, (int)tokens, (int)repeat, copy_gb_s, 1, stderr,

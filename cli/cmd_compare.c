@@ -7,6 +7,7 @@
 #include "../compare/compare.h"
 #include "../compare/report.h"
 #include "commands.h"
+#include "output_path.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -228,6 +229,13 @@ int cmd_compare(int argc, char **argv) {
     const char *report_dir = NULL;
     int json = 0, verbose = 0, done = 0;
     int status = parse_arguments(argc, argv, &options, &allow, paths, &report_dir, &json, &verbose, &done);
+    if (status == 0 && !done && report_dir) {
+        ErrorMessage err;
+        if (output_dir_check("--report", report_dir, &err)) {
+            fprintf(stderr, "fusecheck compare: %s\n", err.text);
+            status = 2;
+        }
+    }
     if (status == 0 && !done) status = run_compare(paths, &options, report_dir, json, verbose);
     for (int i = 0; i < allow.n_copies; i++) free(allow.copies[i]);
     free(allow.copies);

@@ -31,7 +31,10 @@
 #include "producer_hash.h"
 #include "commands.h"
 #include "options.h"
+#include "interrupt.h"
+#include "output_path.h"
 #include "run_identity.h"
+#include "../model/progress.h"
 
 #define GATE_OK 0
 #define GATE_ACCURACY_FAILED 1
@@ -114,6 +117,7 @@ static int parse_options(int argc, char **argv, GateOptions *o, ErrorMessage *er
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
         if (!strcmp(flag, "--record")) { o->record = 1; continue; }
+        if (!strcmp(flag, "--quiet")) { progress_set_quiet(1); continue; }
         if (option_value(argc, argv, &i, &value, err)) return -1;
         int rc = 0;
         if (!strcmp(flag, "--model")) o->model_dir = value;
@@ -158,7 +162,7 @@ static int cached_preset_model(const GateOptions *o, char *dir, size_t size, Err
         checkpoint_close(&probe);
         return 0;
     }
-    fprintf(stderr, "gate: synthesizing %s (seed %llu) into %s\n", o->preset, (unsigned long long)o->seed, dir);
+    fprintf(stderr, "fusecheck gate: synthesizing %s (seed %llu) into %s\n", o->preset, (unsigned long long)o->seed, dir);
     if (make_dirs(dir, err)) return -1;
     return synth_write(&config, o->seed, dir, err);
 }
@@ -190,6 +194,7 @@ static int cached_golden(const GateOptions *o, const Checkpoint *checkpoint, con
         }
     }
     double start = seconds_now();
+    if (interrupt_cleanup_on_signal("gate", path, err)) return -1;
     if (reference_write_golden(checkpoint, kv, prompt, (int)o->prompt_length, (int)o->n_steps, path, NULL, err))
         return -1;
     printf("golden (kv %s): made %s in %.1f s\n", kv_dtype_name(kv), path, seconds_now() - start);
@@ -204,7 +209,8 @@ static int accuracy_part(const Checkpoint *checkpoint, GpuEngine *engine, const 
     TraceReader *golden = trace_open(golden_path, err);
     if (!golden) return -1;
     int forced = 0;
-    int rc = gpu_write_trace(engine, checkpoint, GPU_ENGINE_FUSED, KV_BF16, golden, force, trace_path, &forced, err);
+    int rc = interrupt_cleanup_on_signal("gate", trace_path, err);
+    if (!rc) rc = gpu_write_trace(engine, checkpoint, GPU_ENGINE_FUSED, KV_BF16, golden, force, trace_path, &forced, err);
     trace_close(golden);
     if (rc) return -1;
     if (make_dirs(report_dir, err)) return -1;
@@ -247,10 +253,10 @@ static void write_index(const char *report_dir, const char *commit, const char *
     snprintf(path, sizeof path, "%s/index.md", report_dir);
     snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
     FILE *f = fopen(temp, "w");
-    if (!f) { fprintf(stderr, "gate: cannot write %s: %s\n", temp, strerror(errno)); return; }
+    if (!f) { fprintf(stderr, "fusecheck gate: cannot write %s: %s\n", temp, strerror(errno)); return; }
     fprintf(f, "# fusecheck gate: %s\n\n- date: %s\n- commit: %s\n- model: %s (weights %s)\n\n%s", verdict, date, commit,
             model, fingerprint, body);
-    if (fclose(f) || rename(temp, path)) fprintf(stderr, "gate: cannot write %s: %s\n", path, strerror(errno));
+    if (fclose(f) || rename(temp, path)) fprintf(stderr, "fusecheck gate: cannot write %s: %s\n", path, strerror(errno));
 }
 
 static int write_text_file(const char *dir, const char *name, const char *text, ErrorMessage *err) {
@@ -265,6 +271,7 @@ static int write_text_file(const char *dir, const char *name, const char *text, 
 }
 
 int cmd_gate(int argc, char **argv) {
+    progress_set_command("gate");
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(USAGE, stdout); return 0; }
     GateOptions o = {0};
@@ -311,6 +318,10 @@ int cmd_gate(int argc, char **argv) {
     model_key(&o, model_name, sizeof model_name);
     if (o.report_dir) snprintf(report_dir, sizeof report_dir, "%s", o.report_dir);
     else snprintf(report_dir, sizeof report_dir, "reports/%s-%s", date, commit);
+    if (output_dir_check("--report-dir", report_dir, &err) || output_dir_check("--cache-dir", o.cache_dir, &err)) {
+        fprintf(stderr, "fusecheck gate: %s\n", err.text);
+        return GATE_BAD_INPUT;
+    }
 
     // ---- CPU part: the model and its goldens ----
     if (o.preset) {

@@ -737,7 +737,12 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
     if (wait_for_step(e, graphed, position, err)) return -1;
     e->forcing = 0;
     int32_t token = e->h_io[e->max_context + 1];
-    if (token < 0 || token >= d->vocab) return fail(err, "gpu engine: every logit is NaN at position %d", position + n_tokens - 1);
+    // Every logit NaN leaves no argmax. Traced, that is a result the comparison fails on, naming the first
+    // NaN tensor (token -1 in the trace); untraced (generate, bench) there is nothing to compare, so it is an error.
+    if (token < 0 || token >= d->vocab) {
+        if (!trace) return fail(err, "gpu engine: every logit is NaN at position %d", position + n_tokens - 1);
+        token = -1;
+    }
     *next_token = token;
     if (trace) {
         if (write_device_tensor(trace, -1, "final_norm", e->final_norm, 1, d->hidden, err)) return -1;

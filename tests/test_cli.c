@@ -38,6 +38,17 @@ Test(cli, unknown_command_and_flags) {
     expect_one_line_error("gate --preset tiny --context 1,x", 2, "--context");
 }
 
+// Output folders are checked before any work: a report that cannot be written is bad input up front,
+// not an exit 2 after the comparison (or the gate's minutes of work) has run.
+Test(cli, unwritable_report_folders_are_refused_before_any_work) {
+    expect_one_line_error("compare golden/tiny-kv-f32.h5 golden/tiny-kv-f32.h5 --report /etc/hostname/report", 2,
+                          "fusecheck compare: --report");
+    expect_one_line_error("gate --preset tiny --steps 2 --report-dir /etc/hostname/report", 2,
+                          "fusecheck gate: --report-dir");
+    expect_one_line_error("gate --preset tiny --steps 2 --report-dir /tmp --cache-dir /etc/hostname/cache", 2,
+                          "fusecheck gate: --cache-dir");
+}
+
 Test(cli, missing_checkpoint_names_the_file) {
     char *dir = test_make_temp_dir("empty-model");
     char args[4096];

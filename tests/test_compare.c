@@ -44,12 +44,14 @@ typedef struct {
     // logits of the last step: 0 random, else the top-2 values at tokens 3 and 7
     int craft_logits;
     float logit3, logit7;
+    int forced_token;            // >= 0: next_token of the last step written as this, whatever the logits say
 } TraceSpec;
 
 static TraceSpec spec_default(void) {
     TraceSpec spec = {.producer = "reference", .kv_dtype = "f32", .fingerprint = "0123456789abcdef",
                       .config_layers = 2, .n_steps = 3, .n_layers = 2, .prompt_length = 4, .token_change_at = -1,
-                      .perturb_step = -1, .perturb2_step = -1, .wide_tensor_step = -1, .nan_step = -1};
+                      .perturb_step = -1, .perturb2_step = -1, .wide_tensor_step = -1, .nan_step = -1,
+                      .forced_token = -1};
     return spec;
 }
 
@@ -141,7 +143,8 @@ static void write_trace(const char *path, const TraceSpec *spec) {
             logits[7] = spec->logit7;
         }
         cr_assert_eq(trace_write_tensor(writer, -1, "logits", logits, 1, VOCAB, &err), 0, "%s", err.text);
-        cr_assert_eq(trace_write_next_token(writer, argmax(logits, VOCAB), &err), 0, "%s", err.text);
+        int32_t token = spec->forced_token >= 0 && step == spec->n_steps - 1 ? spec->forced_token : argmax(logits, VOCAB);
+        cr_assert_eq(trace_write_next_token(writer, token, &err), 0, "%s", err.text);
     }
     cr_assert_eq(trace_writer_close(writer, &err), 0, "%s", err.text);
     free(config_json);
@@ -588,15 +591,21 @@ Test(compare, nan_fails_and_ranks_worst) {
     compare_result_free(&result);
 }
 
-static void compare_crafted_logits(float under_test_3, float under_test_7, CompareResult *result) {
+static void compare_crafted_logits_within(float under_test_3, float under_test_7, Tolerances tol, int forced_token,
+                                         CompareResult *result) {
     TraceSpec a = spec_default(), b = spec_default();
     b.craft_logits = 1, b.logit3 = 1.0f, b.logit7 = 0.6f;  // reference: token 3 by a margin of 0.4
     a.craft_logits = 1, a.logit3 = under_test_3, a.logit7 = under_test_7;
+    a.forced_token = forced_token;
     char *pa, *pb;
     write_pair(&a, &b, &pa, &pb);
-    Tolerances tol = {.max_rel_l2 = 10.0, .max_norm_max = 10.0};  // loose: isolate the top-1 rule
     ErrorMessage err;
     cr_assert_eq(compare_traces(pa, pb, &(CompareOptions){.tol = tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, result, &err), 0, "%s", err.text);
+}
+
+static void compare_crafted_logits(float under_test_3, float under_test_7, CompareResult *result) {
+    Tolerances loose = {.max_rel_l2 = 10.0, .max_norm_max = 10.0};  // loose: isolate the top-1 rule
+    compare_crafted_logits_within(under_test_3, under_test_7, loose, -1, result);
 }
 
 Test(compare, next_token_differing_in_a_near_tie_passes_with_a_note) {
@@ -615,15 +624,33 @@ Test(compare, next_token_differing_in_a_near_tie_passes_with_a_note) {
     compare_result_free(&result);
 }
 
-Test(compare, next_token_differing_beyond_the_error_fails) {
+// A flip needs margin <= |e_3| + |e_7| <= 2*max_abs, so with max_abs from the same logits a flip is
+// never a disagreement by itself: the logits' own tolerances judge it, and the token fails with them.
+Test(compare, next_token_differing_with_logits_beyond_the_tolerance_fails) {
     CompareResult result;
-    compare_crafted_logits(0.8f, 0.9f, &result);  // max_abs 0.3 < margin 0.4: a real disagreement
+    compare_crafted_logits_within(0.8f, 0.9f, tolerances_default(), -1, &result);  // logits off by 0.3
     cr_assert_eq(result.pass, 0);
     const TensorResult *first = &result.results[result.first_failure];
     cr_assert_str_eq(first->name, "logits");
     cr_assert_eq(first->step, 2);
-    cr_assert(strstr(first->why, "top-1 7 != reference 3") != NULL, "%s", first->why);
-    cr_assert_eq(result.results[result.n_results - 1].pass, 0);  // next_token
+    cr_assert(!strncmp(first->why, "rel_l2 ", 7) || !strncmp(first->why, "norm_max ", 9), "%s", first->why);
+    const TensorResult *token = &result.results[result.n_results - 1];
+    cr_assert_str_eq(token->name, "next_token");
+    cr_assert_eq(token->pass, 0);
+    cr_assert(strstr(token->why, "token 7 vs reference 3 (the logits fail too)") != NULL, "%s", token->why);
+    compare_result_free(&result);
+}
+
+// An argmax kernel that returns a token other than the argmax of the logits it wrote fails, even when
+// logits and tokens would otherwise pass.
+Test(compare, next_token_that_is_not_the_argmax_of_its_own_logits_fails) {
+    CompareResult result;
+    compare_crafted_logits_within(1.0f, 0.6f, tolerances_default(), 7, &result);  // logits equal, token 7
+    cr_assert_eq(result.pass, 0);
+    const TensorResult *token = &result.results[result.first_failure];
+    cr_assert_str_eq(token->name, "next_token");
+    cr_assert_eq(token->step, 2);
+    cr_assert(strstr(token->why, "token 7 is not the argmax of its own logits") != NULL, "%s", token->why);
     compare_result_free(&result);
 }
 

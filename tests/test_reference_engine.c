@@ -125,7 +125,7 @@ Test(reference_engine, rounding_written_here_is_round_to_nearest_even) {
     cr_assert_eq(bf16_round_nearest_even(1.0f + 0x1p-8f + 0x1p-20f), 1.0f + 0x1p-7f);
     cr_assert_eq(bf16_round_nearest_even(1.0f + 0x1p-8f - 0x1p-20f), 1.0f);
     cr_assert_eq(bf16_round_nearest_even(-(1.0f + 3 * 0x1p-8f)), -(1.0f + 0x1p-6f));
-    cr_assert_eq(float_bits(bf16_round_nearest_even(0x1.ffffffp127f)), 0x7f800000u);  // carries to inf
+    cr_assert_eq(float_bits(bf16_round_nearest_even(0x1.fffffep127f)), 0x7f800000u);  // carries to inf
 }
 
 static int reference_step(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
