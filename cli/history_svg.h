@@ -1,5 +1,6 @@
-// tok/s per commit as an SVG line chart, written in C (no plotting tools on a GPU runner): one line per
-// (GPU, engine, model, context) series, the commits on x in recorded order, tok/s on y from 0.
+// tok/s per commit as an SVG line chart, written in C (no plotting tools on a GPU runner): one panel
+// per GPU, in it one line per (engine, model, context) series, that GPU's commits on x in recorded
+// order, tok/s on y from 0.
 #ifndef FUSECHECK_HISTORY_SVG_H
 #define FUSECHECK_HISTORY_SVG_H
 

@@ -147,6 +147,9 @@ Test(bench_history, appended_rows_read_back_and_render_tables_and_a_chart) {
     for (const char *p = svg; (p = strstr(p, "<polyline")); p++) polylines++;
     cr_assert_eq(polylines, 2, "%s", svg);
     cr_assert(strstr(svg, ">aaaa</text>") && strstr(svg, ">bbbb</text>"), "%s", svg);
+    // One panel per GPU, titled by it; accuracy rows (GPU "GPU <&>") draw none.
+    cr_assert(strstr(svg, "font-weight=\"bold\">NVIDIA H100 80GB HBM3</text>"), "%s", svg);
+    cr_assert_null(strstr(svg, "GPU &lt;&amp;&gt;"), "%s", svg);
     cr_assert(strstr(svg, "</svg>"));
     free(md);
     free(svg);
