@@ -30,7 +30,7 @@ static void usage(FILE *out) {
             "  0        ok\n"
             "  1        a check failed (compare, gate: a tensor beyond tolerance, tokens that differ)\n"
             "  2        bad input or usage (one line on stderr naming the file or flag)\n"
-            "  3        too slow (gate, bench: throughput below the floor)\n"
+            "  3        too slow (gate: below --min-tok-s, or slower than --baseline by more than --max-slowdown)\n"
             "  4        no usable GPU (the reason on stderr; fusecheck devices says it alone)\n"
             "  130/143  interrupted by Ctrl-C (SIGINT) / SIGTERM; partial output files are removed\n");
 }
