@@ -51,7 +51,7 @@ int bench_copy_bandwidth(double *gb_per_s, ErrorMessage *err) {
         rates[i] = 2.0 * (double)bytes / (ms * 1e-3) / 1e9;  // read + write
     }
     if (status != cudaSuccess) {
-        fail(err, "bench: device-to-device copy of %zu bytes: %s", bytes, cudaGetErrorString(status));
+        fail(err, "decode benchmark: device-to-device copy of %zu bytes: %s", bytes, cudaGetErrorString(status));
     } else {
         *gb_per_s = median_of(rates, COPIES);
         rc = 0;
@@ -68,11 +68,11 @@ int bench_engine(const Checkpoint *ck, GpuEngineKind kind, const int *contexts, 
                  ErrorMessage *err) {
     const ModelConfig *c = &ck->config;
     if (n_contexts < 1 || tokens < 1 || repeat < 1)
-        return fail(err, "bench: need at least one context, one token and one repeat");
+        return fail(err, "decode benchmark: need at least one context, one token and one repeat");
     int largest = 0;
     for (int i = 0; i < n_contexts; i++) {
         if (contexts[i] < 1 || contexts[i] >= c->max_position_embeddings)
-            return fail(err, "bench: context %d outside [1, max_position_embeddings %d)", contexts[i],
+            return fail(err, "decode benchmark: context %d outside [1, max_position_embeddings %d)", contexts[i],
                         c->max_position_embeddings);
         if (contexts[i] > largest) largest = contexts[i];
     }
@@ -81,7 +81,7 @@ int bench_engine(const Checkpoint *ck, GpuEngineKind kind, const int *contexts, 
     double *ms = malloc((size_t)repeat * sizeof *ms);
     if (!ms) {
         gpu_engine_destroy(engine);
-        return fail(err, "bench: out of memory");
+        return fail(err, "decode benchmark: out of memory");
     }
     int rc = 0;
     double weight_bytes = (double)checkpoint_weight_bytes(ck);
