@@ -521,12 +521,14 @@ static int note_evidence(const Walk *walk, ErrorMessage *err) {
     if (result->n_declared_omitted) {
         join_names(result->declared_omitted, result->n_declared_omitted, names, sizeof names);
         add_note(result, "declared omitted by the trace under test (it never materialises them): %s; %zu reference "
-                 "tensors it lacks are not compared", names, walk->n_declared_skipped);
+                 "%s it lacks %s not compared", names, walk->n_declared_skipped,
+                 walk->n_declared_skipped == 1 ? "tensor" : "tensors", walk->n_declared_skipped == 1 ? "is" : "are");
     }
     if (result->n_allowed_missing) {
         join_names(result->allowed_missing, result->n_allowed_missing, names, sizeof names);
-        add_note(result, "narrowed on purpose: --allow-missing %s; %zu reference tensors the trace under test lacks are "
-                 "not compared", names, walk->n_allowed_skipped);
+        add_note(result, "narrowed on purpose: --allow-missing %s; %zu reference %s the trace under test lacks %s "
+                 "not compared", names, walk->n_allowed_skipped, walk->n_allowed_skipped == 1 ? "tensor" : "tensors",
+                 walk->n_allowed_skipped == 1 ? "is" : "are");
     }
     if (result->n_missing) {
         char first[160] = "";
