@@ -1,5 +1,5 @@
 // The reference's operators: fp32 storage, plain loops and OpenBLAS, written to read like the math
-// in DESIGN.md. Every tensor is row-major; a "row" is one token. Sums of squares and softmax sums
+// in docs/DESIGN.md. Every tensor is row-major; a "row" is one token. Sums of squares and softmax sums
 // accumulate in double: the reference is the ground truth, so it spends precision where it is cheap.
 #ifndef FUSECHECK_REFERENCE_OPS_H
 #define FUSECHECK_REFERENCE_OPS_H

@@ -1,4 +1,4 @@
-// The reference forward pass. One function per stage, in the order of DESIGN.md; each stage writes
+// The reference forward pass. One function per stage, in the order of docs/DESIGN.md; each stage writes
 // its tensor to the trace under the name FORMAT.md gives it.
 #include "reference.h"
 

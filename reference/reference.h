@@ -1,4 +1,4 @@
-// The fp32 OpenBLAS reference engine: the forward pass of DESIGN.md, written to read like the math.
+// The fp32 OpenBLAS reference engine: the forward pass of docs/DESIGN.md, written to read like the math.
 #ifndef FUSECHECK_REFERENCE_H
 #define FUSECHECK_REFERENCE_H
 
