@@ -16,10 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "bf16.h"
+#include "file_util.h"
 
 // ----------------------------------------------------------------------------------------------
 // presets
@@ -168,29 +167,6 @@ static int list_tensors(const ModelConfig *c, SynthTensor **out) {
 // ----------------------------------------------------------------------------------------------
 // writing
 
-// mkdir -p
-static int make_directories(const char *dir, ErrorMessage *err) {
-    char *path = strdup(dir);
-    if (!path) return fail(err, "%s: out of memory", dir);
-    for (char *p = path + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-            int code = errno;
-            fail(err, "%s: cannot create directory: %s", path, strerror(code));
-            free(path);
-            return -1;
-        }
-        *p = saved;
-        if (saved == '\0') break;
-    }
-    free(path);
-    struct stat info;
-    if (stat(dir, &info) != 0 || !S_ISDIR(info.st_mode)) return fail(err, "%s: not a directory", dir);
-    return 0;
-}
-
 // The safetensors header: sorted names, tensors packed back to back (the reference safetensors
 // library rejects gaps), padded with spaces to a multiple of 8 so the data section is aligned.
 static char *build_header(const SynthTensor *tensors, int n, size_t *length_out) {
@@ -277,8 +253,8 @@ static int write_tensor_data(FILE *file, const SynthTensor *tensors, int n, uint
     }
 }
 
-static int write_safetensors(const char *path, const SynthTensor *tensors, int n, uint64_t seed,
-                             ErrorMessage *err) {
+// Streams the safetensors file into `out`; on failure the caller abandons it.
+static int write_safetensors(AtomicFile *out, const SynthTensor *tensors, int n, uint64_t seed, ErrorMessage *err) {
     size_t header_length;
     char *header = build_header(tensors, n, &header_length);
     uint16_t *buffers[2] = {malloc(CHUNK_VALUES * sizeof(uint16_t)), malloc(CHUNK_VALUES * sizeof(uint16_t))};
@@ -286,74 +262,35 @@ static int write_safetensors(const char *path, const SynthTensor *tensors, int n
         free(header);
         free(buffers[0]);
         free(buffers[1]);
-        return fail(err, "%s: out of memory", path);
-    }
-    FILE *file = fopen(path, "wb");
-    if (!file) {
-        int code = errno;
-        free(header);
-        free(buffers[0]);
-        free(buffers[1]);
-        return fail(err, "%s: cannot create: %s", path, strerror(code));
+        return fail(err, "%s: out of memory", out->temp);
     }
     uint8_t length_bytes[8];
     for (int i = 0; i < 8; i++) length_bytes[i] = (uint8_t)((uint64_t)header_length >> (8 * i));
-    int status = fwrite(length_bytes, 1, 8, file) == 8 && fwrite(header, 1, header_length, file) == header_length
+    int status = fwrite(length_bytes, 1, 8, out->file) == 8 && fwrite(header, 1, header_length, out->file) == header_length
                      ? 0
                      : -1;
-    if (status == 0) status = write_tensor_data(file, tensors, n, seed, buffers);
+    if (status == 0) status = write_tensor_data(out->file, tensors, n, seed, buffers);
     int write_errno = errno;
-    if (fclose(file) != 0 && status == 0) {
-        status = -1;
-        write_errno = errno;
-    }
     free(header);
     free(buffers[0]);
     free(buffers[1]);
-    if (status) return fail(err, "%s: write failed: %s", path, strerror(write_errno));
+    if (status) return fail(err, "%s: write failed: %s", out->temp, strerror(write_errno));
     return 0;
 }
 
-static int write_text(const char *path, const char *text, ErrorMessage *err) {
-    FILE *file = fopen(path, "wb");
-    if (!file) return fail(err, "%s: cannot create: %s", path, strerror(errno));
-    size_t length = strlen(text);
-    int ok = fwrite(text, 1, length, file) == length;
-    int code = errno;
-    if (fclose(file) != 0 && ok) {
-        ok = 0;
-        code = errno;
-    }
-    if (!ok) return fail(err, "%s: write failed: %s", path, strerror(code));
-    return 0;
-}
-
-// dir/name and dir/name.tmp-PID, malloc'd.
-static int temp_and_final(const char *dir, const char *name, char **temp, char **final) {
-    size_t length = strlen(dir) + strlen(name) + 40;
-    *temp = malloc(length);
-    *final = malloc(length);
-    if (!*temp || !*final) {
-        free(*temp);
-        free(*final);
-        return -1;
-    }
-    snprintf(*final, length, "%s/%s", dir, name);
-    snprintf(*temp, length, "%s/%s.tmp-%ld", dir, name, (long)getpid());
-    return 0;
-}
-
+// dir/name written whole or not at all: the config text when given, else the safetensors file.
 static int write_then_rename(const char *dir, const char *name, const char *config_text, const SynthTensor *tensors,
                              int n, uint64_t seed, ErrorMessage *err) {
-    char *temp, *final;
-    if (temp_and_final(dir, name, &temp, &final)) return fail(err, "%s: out of memory", dir);
-    int status = config_text ? write_text(temp, config_text, err) : write_safetensors(temp, tensors, n, seed, err);
-    if (status == 0 && rename(temp, final) != 0)
-        status = fail(err, "%s: cannot rename %s into place: %s", final, temp, strerror(errno));
-    if (status) unlink(temp);
-    free(temp);
-    free(final);
-    return status;
+    char path[FILE_PATH_BYTES];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return fail(err, "%s: path too long", dir);
+    if (config_text) return write_file_atomically(path, config_text, strlen(config_text), err);
+    AtomicFile out;
+    if (atomic_file_open(&out, path, err)) return -1;
+    if (write_safetensors(&out, tensors, n, seed, err)) {
+        atomic_file_abandon(&out);
+        return -1;
+    }
+    return atomic_file_commit(&out, err);
 }
 
 int synth_write(const ModelConfig *config, uint64_t seed, const char *dir, ErrorMessage *err) {
