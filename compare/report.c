@@ -2,13 +2,12 @@
 #include "report.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "../model/file_util.h"
 
 #ifndef FUSECHECK_VERSION
 #define FUSECHECK_VERSION "unknown"
@@ -522,7 +521,7 @@ char *report_json_text(const CompareResult *result) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// files: written to a temporary name, renamed into place
+// text built in memory, then written whole (model/file_util.h)
 
 typedef struct {
     char *data;
@@ -557,43 +556,6 @@ static void text_append(Text *text, const char *format, ...) {
         text->data = grown;
         text->capacity = capacity;
     }
-}
-
-static int write_file_atomically(const char *dir, const char *name, const char *data, size_t length, ErrorMessage *err) {
-    char path[4096], temporary[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(temporary, sizeof temporary, "%s.tmp-%ld", path, (long)getpid());
-    FILE *file = fopen(temporary, "wb");
-    if (!file) return fail(err, "%s: cannot create: %s", temporary, strerror(errno));
-    size_t written = fwrite(data, 1, length, file);
-    int closed = fclose(file);
-    if (written != length || closed != 0) {
-        int error = errno;
-        remove(temporary);
-        return fail(err, "%s: write failed: %s", temporary, strerror(error));
-    }
-    if (rename(temporary, path) != 0) {
-        int error = errno;
-        remove(temporary);
-        return fail(err, "%s: cannot rename into place: %s", path, strerror(error));
-    }
-    return 0;
-}
-
-// mkdir -p
-static int make_directories(const char *dir, ErrorMessage *err) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) return fail(err, "%s: path too long", dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST) return fail(err, "%s: cannot create directory: %s", path, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(path, 0777) != 0 && errno != EEXIST) return fail(err, "%s: cannot create directory: %s", path, strerror(errno));
-    struct stat info;
-    if (stat(path, &info) != 0 || !S_ISDIR(info.st_mode)) return fail(err, "%s: not a directory", path);
-    return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -752,11 +714,39 @@ static double svg_value(const TensorResult *t, int norm_max) {
     return norm_max ? t->metrics.norm_max : t->metrics.rel_l2;
 }
 
-static int build_svg(const CompareResult *result, Text *svg) {
+// The canvas, in pixels: the plot area sits inside these margins, the legend in the right one.
+#define SVG_WIDTH 960.0
+#define SVG_HEIGHT 460.0
+#define SVG_LEFT 80.0
+#define SVG_RIGHT 290.0
+#define SVG_TOP 50.0
+#define SVG_BOTTOM 60.0
+#define SVG_PLOT_W (SVG_WIDTH - SVG_LEFT - SVG_RIGHT)
+#define SVG_PLOT_H (SVG_HEIGHT - SVG_TOP - SVG_BOTTOM)
+#define SVG_LEGEND_X (SVG_LEFT + SVG_PLOT_W + 14)
+#define SVG_LEGEND_ROW 20.0
+
+typedef struct {
+    int n_layers;
+    const double *series;  // series[s * n_layers + layer]: max over steps; -1 = no data
+    double lo, hi;         // the y range, in decades
+    int has_zero, has_infinite;
+    double legend_y;       // the next legend row
+} SvgPlot;
+
+static double svg_x(const SvgPlot *p, int layer) {
+    return SVG_LEFT + (p->n_layers > 1 ? SVG_PLOT_W * layer / (p->n_layers - 1) : SVG_PLOT_W / 2);
+}
+
+static double svg_y(const SvgPlot *p, double log_value) {
+    return SVG_TOP + SVG_PLOT_H * (p->hi - log_value) / (p->hi - p->lo);
+}
+
+// Each series' worst value per layer over all steps, malloc'd (NULL: out of memory).
+static double *svg_collect_series(const CompareResult *result) {
     int n_layers = result->n_layers;
-    // series[s][layer]: max over steps; -1 = no data.
     double *series = malloc(sizeof(double) * SVG_SERIES * (size_t)(n_layers > 0 ? n_layers : 1));
-    if (!series) return -1;
+    if (!series) return NULL;
     for (int i = 0; i < SVG_SERIES * n_layers; i++) series[i] = -1.0;
     for (size_t i = 0; i < result->n_results; i++) {
         const TensorResult *t = &result->results[i];
@@ -768,15 +758,18 @@ static int build_svg(const CompareResult *result, Text *svg) {
             if (value > *slot) *slot = value;
         }
     }
-    // y range in decades, covering the data and both tolerances
+    return series;
+}
+
+// The y range in decades, covering the data and both tolerances; notes zeros and non-finite values.
+static void svg_y_range(const CompareResult *result, SvgPlot *p) {
     double tol_rel = result->tol.max_rel_l2, tol_norm = result->tol.max_norm_max;
     double lo = fmin(log10(tol_rel), log10(tol_norm)), hi = fmax(log10(tol_rel), log10(tol_norm));
-    int has_zero = 0, has_infinite = 0;
-    for (int i = 0; i < SVG_SERIES * n_layers; i++) {
-        double v = series[i];
+    for (int i = 0; i < SVG_SERIES * p->n_layers; i++) {
+        double v = p->series[i];
         if (v < 0) continue;
-        if (v == 0) has_zero = 1;
-        else if (isinf(v)) has_infinite = 1;
+        if (v == 0) p->has_zero = 1;
+        else if (isinf(v)) p->has_infinite = 1;
         else {
             if (log10(v) < lo) lo = log10(v);
             if (log10(v) > hi) hi = log10(v);
@@ -788,18 +781,17 @@ static int build_svg(const CompareResult *result, Text *svg) {
     if (hi < top_tolerance + 1) hi = ceil(top_tolerance + 1);  // room above the tolerance lines
     if (hi - lo < 3) lo = hi - 3;
     if (hi - lo > 16) lo = hi - 16;  // keep labels readable; smaller values sit on the axis
-    const double width = 960, height = 460, left = 80, right = 290, top = 50, bottom = 60;
-    const double plot_w = width - left - right, plot_h = height - top - bottom;
-    const double legend_x = left + plot_w + 14, legend_row = 20;
-    double legend_y = top + 12;
-    #define X_OF(layer) (left + (n_layers > 1 ? plot_w * (layer) / (n_layers - 1) : plot_w / 2))
-    #define Y_OF(log_value) (top + plot_h * (hi - (log_value)) / (hi - lo))
+    p->lo = lo;
+    p->hi = hi;
+}
 
+// The opening tag, the background and the title line.
+static void svg_title(Text *svg, const CompareResult *result) {
     text_append(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
-                     "font-family=\"sans-serif\" font-size=\"12\">\n", width, height, width, height);
+                     "font-family=\"sans-serif\" font-size=\"12\">\n", SVG_WIDTH, SVG_HEIGHT, SVG_WIDTH, SVG_HEIGHT);
     text_append(svg, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     text_append(svg, "<text x=\"%.0f\" y=\"24\" font-size=\"15\" font-weight=\"bold\">rel_l2 and norm_max per layer, "
-                     "max over %d %s: ", left, result->n_steps, plural(result->n_steps, "step", "steps"));
+                     "max over %d %s: ", SVG_LEFT, result->n_steps, plural(result->n_steps, "step", "steps"));
     svg_escaped(svg, result->a.meta.producer);
     text_append(svg, " (kv ");
     svg_escaped(svg, result->a.meta.kv_dtype);
@@ -808,127 +800,155 @@ static int build_svg(const CompareResult *result, Text *svg) {
     text_append(svg, " (kv ");
     svg_escaped(svg, result->b.meta.kv_dtype);
     text_append(svg, ") — %s</text>\n", result->pass ? "PASS" : "FAIL");
-    // grid and y labels, one per decade (every other one when there are many)
-    int label_every = hi - lo > 10 ? 2 : 1;
-    for (int decade = (int)lo; decade <= (int)hi; decade++) {
-        double y = Y_OF(decade);
-        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n", left, y,
-                    left + plot_w, y);
-        if ((decade - (int)lo) % label_every == 0)
-            text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", left - 8, y + 4, decade);
+}
+
+// The grid with one y label per decade (every other one when there are many), the x labels, the
+// frame and the axis titles.
+static void svg_axes(Text *svg, const SvgPlot *p) {
+    int label_every = p->hi - p->lo > 10 ? 2 : 1;
+    for (int decade = (int)p->lo; decade <= (int)p->hi; decade++) {
+        double y = svg_y(p, decade);
+        text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#e0e0e0\"/>\n", SVG_LEFT, y,
+                    SVG_LEFT + SVG_PLOT_W, y);
+        if ((decade - (int)p->lo) % label_every == 0)
+            text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%d</text>\n", SVG_LEFT - 8, y + 4, decade);
     }
-    // x labels
-    int x_every = n_layers <= 32 ? 1 : (n_layers + 31) / 32;
-    if (n_layers > 16 && x_every == 1) x_every = 2;
-    for (int layer = 0; layer < n_layers; layer += x_every)
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", X_OF(layer),
-                    top + plot_h + 18, layer);
-    text_append(svg, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", left,
-                top, plot_w, plot_h);
-    text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">layer</text>\n", left + plot_w / 2,
-                height - 16);
+    int x_every = p->n_layers <= 32 ? 1 : (p->n_layers + 31) / 32;
+    if (p->n_layers > 16 && x_every == 1) x_every = 2;
+    for (int layer = 0; layer < p->n_layers; layer += x_every)
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n", svg_x(p, layer),
+                    SVG_TOP + SVG_PLOT_H + 18, layer);
+    text_append(svg, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n",
+                SVG_LEFT, SVG_TOP, SVG_PLOT_W, SVG_PLOT_H);
+    text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">layer</text>\n", SVG_LEFT + SVG_PLOT_W / 2,
+                SVG_HEIGHT - 16);
     text_append(svg, "<text transform=\"translate(22 %.1f) rotate(-90)\" text-anchor=\"middle\">error (log scale)</text>\n",
-                top + plot_h / 2);
-    // tolerances: dashed grey lines across the plot, labelled in the legend (one line when both are equal)
+                SVG_TOP + SVG_PLOT_H / 2);
+}
+
+// The tolerances: dashed grey lines across the plot, labelled in the legend (one line when both are equal).
+static void svg_tolerances(Text *svg, const CompareResult *result, SvgPlot *p) {
+    double tol_rel = result->tol.max_rel_l2, tol_norm = result->tol.max_norm_max;
     char bound[32];
     int n_tolerances = tol_rel == tol_norm ? 1 : 2;
     for (int k = 0; k < n_tolerances; k++) {
         double tolerance = k == 0 ? tol_rel : tol_norm;
         const char *dash = k == 0 ? "6 4" : "2 3";
         const char *which = n_tolerances == 1 ? "rel_l2 and norm_max" : k == 0 ? "rel_l2" : "norm_max";
-        double y_tol = Y_OF(log10(tolerance));
+        double y_tol = svg_y(p, log10(tolerance));
         text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
-                         "stroke-dasharray=\"%s\"/>\n", left, y_tol, left + plot_w, y_tol, dash);
+                         "stroke-dasharray=\"%s\"/>\n", SVG_LEFT, y_tol, SVG_LEFT + SVG_PLOT_W, y_tol, dash);
         format_bound(bound, sizeof bound, tolerance);
         text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#555\" stroke-width=\"1.5\" "
-                         "stroke-dasharray=\"%s\"/>\n", legend_x, legend_y, legend_x + 22, legend_y, dash);
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">tolerance %s (%s)</text>\n", legend_x + 28,
-                    legend_y + 4, bound, which);
-        legend_y += legend_row;
+                         "stroke-dasharray=\"%s\"/>\n", SVG_LEGEND_X, p->legend_y, SVG_LEGEND_X + 22, p->legend_y, dash);
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">tolerance %s (%s)</text>\n", SVG_LEGEND_X + 28,
+                    p->legend_y + 4, bound, which);
+        p->legend_y += SVG_LEGEND_ROW;
     }
-    // series: zero sits on the bottom axis, NaN/Inf/shape/missing on the top one. The chosen tensors
-    // first, the worst-tensor lines last so they are drawn on top of one they coincide with.
-    for (int k = 0; k < SVG_SERIES; k++) {
-        int s = (k + 2) % SVG_SERIES;
-        const double *values = &series[s * n_layers];
-        int any = 0;
-        for (int layer = 0; layer < n_layers; layer++) any |= values[layer] >= 0;
-        if (!any) continue;
-        char dash[48] = "";
-        if (SVG[s].dash[0]) snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", SVG[s].dash);
-        text_append(svg, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\"%s points=\"", SVG[s].color,
-                    SVG[s].width, dash);
-        for (int layer = 0; layer < n_layers; layer++) {
-            if (values[layer] < 0) continue;
-            double v = values[layer];
-            double log_value = v == 0 ? lo : isinf(v) ? hi : fmax(lo, log10(v));
-            text_append(svg, "%.1f,%.1f ", X_OF(layer), Y_OF(log_value));
-        }
-        text_append(svg, "\"/>\n");
-        double r = SVG[s].tensor ? 2.0 : 3.0;
-        for (int layer = 0; layer < n_layers; layer++) {
-            if (values[layer] < 0) continue;
-            double v = values[layer];
-            double log_value = v == 0 ? lo : isinf(v) ? hi : fmax(lo, log10(v));
-            if (SVG[s].square)
-                text_append(svg, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
-                            X_OF(layer) - r, Y_OF(log_value) - r, 2 * r, 2 * r, SVG[s].color);
-            else
-                text_append(svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>\n", X_OF(layer),
-                            Y_OF(log_value), r, SVG[s].color);
-        }
+}
+
+// " stroke-dasharray=..." for a dashed series, "" for a solid one.
+static void svg_dash_attribute(const SvgSeries *series, char *out, size_t size) {
+    out[0] = '\0';
+    if (series->dash[0]) snprintf(out, size, " stroke-dasharray=\"%s\"", series->dash);
+}
+
+// One series: a polyline and a marker per layer with data. Zero sits on the bottom axis,
+// NaN/Inf/shape/missing on the top one.
+static void svg_one_series(Text *svg, const SvgPlot *p, int s) {
+    const double *values = &p->series[s * p->n_layers];
+    int any = 0;
+    for (int layer = 0; layer < p->n_layers; layer++) any |= values[layer] >= 0;
+    if (!any) return;
+    char dash[48];
+    svg_dash_attribute(&SVG[s], dash, sizeof dash);
+    text_append(svg, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\"%s points=\"", SVG[s].color,
+                SVG[s].width, dash);
+    for (int layer = 0; layer < p->n_layers; layer++) {
+        if (values[layer] < 0) continue;
+        double v = values[layer];
+        double log_value = v == 0 ? p->lo : isinf(v) ? p->hi : fmax(p->lo, log10(v));
+        text_append(svg, "%.1f,%.1f ", svg_x(p, layer), svg_y(p, log_value));
     }
-    // the legend rows for the series, in their fixed order, after the tolerance rows
+    text_append(svg, "\"/>\n");
+    double r = SVG[s].tensor ? 2.0 : 3.0;
+    for (int layer = 0; layer < p->n_layers; layer++) {
+        if (values[layer] < 0) continue;
+        double v = values[layer];
+        double log_value = v == 0 ? p->lo : isinf(v) ? p->hi : fmax(p->lo, log10(v));
+        if (SVG[s].square)
+            text_append(svg, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n",
+                        svg_x(p, layer) - r, svg_y(p, log_value) - r, 2 * r, 2 * r, SVG[s].color);
+        else
+            text_append(svg, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%.1f\" fill=\"%s\"/>\n", svg_x(p, layer),
+                        svg_y(p, log_value), r, SVG[s].color);
+    }
+}
+
+// The series legend rows in their fixed order (after the tolerance rows), then the notes on where
+// zero and non-finite values are drawn, or that no layer was compared.
+static void svg_legend(Text *svg, SvgPlot *p) {
     for (int s = 0; s < SVG_SERIES; s++) {
-        char dash[48] = "";
-        if (SVG[s].dash[0]) snprintf(dash, sizeof dash, " stroke-dasharray=\"%s\"", SVG[s].dash);
+        char dash[48];
+        svg_dash_attribute(&SVG[s], dash, sizeof dash);
         text_append(svg, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2.5\"%s/>\n",
-                    legend_x, legend_y, legend_x + 22, legend_y, SVG[s].color, dash);
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", legend_x + 28, legend_y + 4, SVG[s].label);
-        legend_y += legend_row;
+                    SVG_LEGEND_X, p->legend_y, SVG_LEGEND_X + 22, p->legend_y, SVG[s].color, dash);
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n", SVG_LEGEND_X + 28, p->legend_y + 4, SVG[s].label);
+        p->legend_y += SVG_LEGEND_ROW;
     }
-    legend_y += 6;
-    if (has_zero) {
-        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">0 drawn on the bottom axis</text>\n", legend_x,
-                    legend_y);
-        legend_y += legend_row;
+    p->legend_y += 6;
+    if (p->has_zero) {
+        text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#555\">0 drawn on the bottom axis</text>\n", SVG_LEGEND_X,
+                    p->legend_y);
+        p->legend_y += SVG_LEGEND_ROW;
     }
-    if (has_infinite)
+    if (p->has_infinite)
         text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" fill=\"#c0392b\">NaN/Inf/shape/missing: top axis</text>\n",
-                    legend_x, legend_y);
-    if (n_layers == 0)
+                    SVG_LEGEND_X, p->legend_y);
+    if (p->n_layers == 0)
         text_append(svg, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">no layer tensors compared</text>\n",
-                    left + plot_w / 2, top + plot_h / 2);
+                    SVG_LEFT + SVG_PLOT_W / 2, SVG_TOP + SVG_PLOT_H / 2);
+}
+
+static int build_svg(const CompareResult *result, Text *svg) {
+    double *series = svg_collect_series(result);
+    if (!series) return -1;
+    SvgPlot plot = {.n_layers = result->n_layers, .series = series, .legend_y = SVG_TOP + 12};
+    svg_y_range(result, &plot);
+    svg_title(svg, result);
+    svg_axes(svg, &plot);
+    svg_tolerances(svg, result, &plot);
+    // The chosen tensors first, the worst-tensor lines last so they are drawn on top of one they coincide with.
+    for (int k = 0; k < SVG_SERIES; k++) svg_one_series(svg, &plot, (k + 2) % SVG_SERIES);
+    svg_legend(svg, &plot);
     text_append(svg, "</svg>\n");
-    #undef X_OF
-    #undef Y_OF
     free(series);
     return svg->failed ? -1 : 0;
+}
+
+static int write_report_file(const char *dir, const char *name, const char *data, size_t length, ErrorMessage *err) {
+    char path[FILE_PATH_BYTES];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return fail(err, "%s: path too long", dir);
+    return write_file_atomically(path, data, length, err);
+}
+
+// dir/name from a builder; `what` names the output in the out-of-memory message.
+static int write_built(const CompareResult *result, const char *dir, const char *name,
+                       int (*build)(const CompareResult *, Text *), const char *what, ErrorMessage *err) {
+    Text text = {0};
+    int status = build(result, &text) ? fail(err, "%s/%s: out of memory building the %s", dir, name, what)
+                                      : write_report_file(dir, name, text.data, text.length, err);
+    free(text.data);
+    return status;
 }
 
 int report_write(const CompareResult *result, const char *dir, ErrorMessage *err) {
     if (make_directories(dir, err)) return -1;
     char *json = report_json_text(result);
     if (!json) return fail(err, "%s/accuracy.json: out of memory building the report", dir);
-    int status = write_file_atomically(dir, "accuracy.json", json, strlen(json), err);
+    int status = write_report_file(dir, "accuracy.json", json, strlen(json), err);
     free(json);
     if (status) return -1;
-
-    Text md = {0};
-    if (build_markdown(result, &md)) {
-        free(md.data);
-        return fail(err, "%s/accuracy.md: out of memory building the report", dir);
-    }
-    status = write_file_atomically(dir, "accuracy.md", md.data, md.length, err);
-    free(md.data);
-    if (status) return -1;
-
-    Text svg = {0};
-    if (build_svg(result, &svg)) {
-        free(svg.data);
-        return fail(err, "%s/error_by_layer.svg: out of memory building the plot", dir);
-    }
-    status = write_file_atomically(dir, "error_by_layer.svg", svg.data, svg.length, err);
-    free(svg.data);
-    return status;
+    if (write_built(result, dir, "accuracy.md", build_markdown, "report", err)) return -1;
+    return write_built(result, dir, "error_by_layer.svg", build_svg, "plot", err);
 }
