@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "../model/file_util.h"
 #include "history_svg.h"
 
 static char *read_whole_file(const char *path) {
@@ -204,10 +204,9 @@ void baseline_check_accuracy(const History *h, const char *model, const char *pr
 }
 
 static int write_markdown(const History *h, const char *path, ErrorMessage *err) {
-    char temp[1200];
-    snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
-    FILE *out = fopen(temp, "w");
-    if (!out) return fail(err, "%s: cannot open for writing: %s", temp, strerror(errno));
+    AtomicFile file;
+    if (atomic_file_open(&file, path, err)) return -1;
+    FILE *out = file.file;
     fprintf(out, "# Decode throughput and accuracy history\n\n"
                  "Rendered by `fusecheck bench --record` (or `gate --record`) from `benchmarks.jsonl` (each row from a\n"
                  "real run of the recorded commit; newest first). Batch 1, bf16 weights, bf16 KV cache filled to the\n"
@@ -237,8 +236,7 @@ static int write_markdown(const History *h, const char *path, ErrorMessage *err)
         fprintf(out, "| %s | %.12s | %s | %s | %s | %.3g | %.3g |\n", r->date, r->commit, r->gpu, r->model, r->profile,
                 r->worst_rel_l2, r->worst_norm_max);
     }
-    if (fclose(out) != 0 || rename(temp, path) != 0) return fail(err, "%s: cannot write: %s", path, strerror(errno));
-    return 0;
+    return atomic_file_commit(&file, err);
 }
 
 int history_render(const char *jsonl_path, ErrorMessage *err) {

@@ -1,11 +1,11 @@
 #include "history_svg.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "../model/file_util.h"
 
 // One panel per GPU, stacked: machines of different GPUs are not comparable, and their commits differ.
 // In a panel, colour is the context and the dash the engine (solid fused, dashed cublas), so a reader
@@ -137,10 +137,9 @@ int history_write_svg(const History *h, const char *path, ErrorMessage *err) {
         while (g < n_gpus && strcmp(gpus[g], r->gpu)) g++;
         if (g == n_gpus && n_gpus < MAX_GPUS) gpus[n_gpus++] = r->gpu;
     }
-    char temp[1200];
-    snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
-    FILE *out = fopen(temp, "w");
-    if (!out) return fail(err, "%s: cannot open for writing: %s", temp, strerror(errno));
+    AtomicFile file;
+    if (atomic_file_open(&file, path, err)) return -1;
+    FILE *out = file.file;
     int height = 40 + (n_gpus ? n_gpus : 1) * PANEL_HEIGHT;
     fprintf(out,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
@@ -152,6 +151,5 @@ int history_write_svg(const History *h, const char *path, ErrorMessage *err) {
         fprintf(out, "<text x=\"%d\" y=\"%d\">no throughput rows recorded</text>\n", LEFT, 40 + PANEL_HEIGHT / 2);
     for (int g = 0; g < n_gpus; g++) write_panel(out, h, gpus[g], 40 + g * PANEL_HEIGHT);
     fprintf(out, "</svg>\n");
-    if (fclose(out) != 0 || rename(temp, path) != 0) return fail(err, "%s: cannot write: %s", path, strerror(errno));
-    return 0;
+    return atomic_file_commit(&file, err);
 }

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../model/file_util.h"
+
 #define PATH_BYTES 4096
 
 // Filled before the handler is installed, read-only afterwards (the handler reads, never writes).
@@ -43,8 +45,8 @@ static void on_signal(int signal_number) {
 int interrupt_cleanup_on_signal(const char *command, const char *out_path, ErrorMessage *err) {
     if (n_outputs >= INTERRUPT_MAX_OUTPUTS)
         return fail(err, "%s: more than %d outputs to clean up on interrupt", out_path, INTERRUPT_MAX_OUTPUTS);
-    int length = snprintf(temp_paths[n_outputs], PATH_BYTES, "%s.tmp-%ld", out_path, (long)getpid());
-    if (length < 0 || length >= PATH_BYTES) return fail(err, "%s: path too long", out_path);
+    // The writers' own temporary name (model/file_util.h), so the handler removes exactly what they made.
+    if (temp_path_for(out_path, temp_paths[n_outputs], PATH_BYTES, err)) return -1;
     snprintf(command_name, sizeof command_name, "%s", command);
     stderr_is_terminal = isatty(STDERR_FILENO);
     n_outputs++;

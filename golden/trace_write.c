@@ -11,6 +11,7 @@
 
 #include "trace.h"
 #include "trace_internal.h"
+#include "../model/file_util.h"
 
 struct TraceWriter {
     char *path;         // where the trace appears on success; the name used in messages
@@ -147,7 +148,7 @@ TraceWriter *trace_writer_open(const char *path, const TraceMeta *meta, ErrorMes
         fail(err, "%s: out of memory opening trace", path);
         return NULL;
     }
-    snprintf(writer->temp_path, temp_size, "%s.tmp-%ld", path, (long)getpid());
+    temp_path_for(path, writer->temp_path, temp_size, NULL);  // temp_size always fits the suffix
     writer->prompt_length = meta->prompt_length;
 
     writer->file = H5Fcreate(writer->temp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
