@@ -8,14 +8,10 @@
 // Exit status: 0 pass, 1 accuracy failure (per tensor, tokens, or a 10x accuracy regression over the
 // baseline), 2 bad input or usage, 3 too slow (below --min-tok-s, or slower than the baseline by more
 // than --max-slowdown), 4 the GPU part was skipped (no usable device) after the CPU part ran.
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "../compare/compare.h"
 #include "../compare/report.h"
@@ -24,6 +20,7 @@
 #include "../fused/gpu_bench.h"
 #include "../golden/trace_run.h"
 #include "../model/checkpoint.h"
+#include "../model/file_util.h"
 #include "../model/synth.h"
 #include "../reference/reference.h"
 #include "bench_history.h"
@@ -84,19 +81,6 @@ typedef struct {
     int record;
     int contexts[MAX_CONTEXTS], n_contexts;
 } GateOptions;
-
-static int make_dirs(const char *path, ErrorMessage *err) {
-    char buffer[1024];
-    snprintf(buffer, sizeof buffer, "%s", path);
-    for (char *p = buffer + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buffer, 0755) && errno != EEXIST) return fail(err, "%s: cannot create: %s", buffer, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buffer, 0755) && errno != EEXIST) return fail(err, "%s: cannot create: %s", buffer, strerror(errno));
-    return 0;
-}
 
 static int parse_contexts(const char *text, GateOptions *o, ErrorMessage *err) {
     int32_t *values;
@@ -163,7 +147,7 @@ static int cached_preset_model(const GateOptions *o, char *dir, size_t size, Err
         return 0;
     }
     fprintf(stderr, "fusecheck gate: synthesizing %s (seed %llu) into %s\n", o->preset, (unsigned long long)o->seed, dir);
-    if (make_dirs(dir, err)) return -1;
+    if (make_directories(dir, err)) return -1;
     return synth_write(&config, o->seed, dir, err);
 }
 
@@ -175,7 +159,7 @@ static int cached_golden(const GateOptions *o, const Checkpoint *checkpoint, con
                          char *path, size_t size, ErrorMessage *err) {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s/goldens", o->cache_dir);
-    if (make_dirs(dir, err)) return -1;
+    if (make_directories(dir, err)) return -1;
     snprintf(path, size, "%s/%s-prompt%ld-seed1-steps%ld-kv-%s-ref%s.h5", dir, checkpoint->fingerprint,
              o->prompt_length, o->n_steps, kv_dtype_name(kv), FUSECHECK_PRODUCER_HASH);
     ErrorMessage ignored;
@@ -213,7 +197,7 @@ static int accuracy_part(const Checkpoint *checkpoint, GpuEngine *engine, const 
     if (!rc) rc = gpu_write_trace(engine, checkpoint, GPU_ENGINE_FUSED, KV_BF16, golden, force, trace_path, &forced, err);
     trace_close(golden);
     if (rc) return -1;
-    if (make_dirs(report_dir, err)) return -1;
+    if (make_directories(report_dir, err)) return -1;
     if (compare_traces(trace_path, golden_path, &(CompareOptions){.tol = *tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, result, err)) return -1;
     printf("\n== %s%s\n", title, forced ? " (KV storage-forced from the golden)" : " (the engine's own KV cache)");
     report_print_table(stdout, result, 0);
@@ -247,301 +231,383 @@ static void model_key(const GateOptions *o, char *out, size_t size) {
     snprintf(out, size, "%s", base && base[1] ? base + 1 : copy);
 }
 
-static void write_index(const char *report_dir, const char *commit, const char *date, const char *model,
-                        const char *fingerprint, const char *verdict, const char *body) {
-    char path[1200], temp[1300];
-    snprintf(path, sizeof path, "%s/index.md", report_dir);
-    snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
-    FILE *f = fopen(temp, "w");
-    if (!f) { fprintf(stderr, "fusecheck gate: cannot write %s: %s\n", temp, strerror(errno)); return; }
-    fprintf(f, "# fusecheck gate: %s\n\n- date: %s\n- commit: %s\n- model: %s (weights %s)\n\n%s", verdict, date, commit,
-            model, fingerprint, body);
-    if (fclose(f) || rename(temp, path)) fprintf(stderr, "fusecheck gate: cannot write %s: %s\n", path, strerror(errno));
+// One gate run: its options, what each step found, and what the last step to fail said.
+typedef struct {
+    GateOptions o;
+    char cache[1024];
+    History history;  // the baseline's rows (empty without --baseline)
+    char history_path[1024];
+    char commit[64], date[16], report_dir[1024], model_dir[1024], model_name[256];
+    Checkpoint checkpoint;
+    int32_t *prompt;
+    char golden_bf16[1200], golden_f32[1200];
+    GpuEngine *engine;
+    CompareResult matched, pure, unforced;
+    int have_matched, have_pure, have_unforced;
+    TokenCheck tokens;
+    char gpu_name[128];
+    double copy_gb_s;
+    BenchResult *results;  // fused at each context, then cublas at each context
+    int n_results;
+    double worst_rel_l2[3], worst_norm_max[3];  // per profile, in PROFILES order
+    int speed_regressed, accuracy_regressed;
+    char baseline_lines[4096];
+    char body[16384];
+    ErrorMessage err;
+} Gate;
+
+static const char *const PROFILES[3] = {"matched", "pure-fp32", "unforced"};
+
+static void write_index(const Gate *g, const char *verdict) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/index.md", g->report_dir);
+    AtomicFile f;
+    ErrorMessage err;
+    if (atomic_file_open(&f, path, &err) == 0) {
+        fprintf(f.file, "# fusecheck gate: %s\n\n- date: %s\n- commit: %s\n- model: %s (weights %s)\n\n%s", verdict,
+                g->date, g->commit, g->model_name, g->checkpoint.fingerprint, g->body);
+        if (atomic_file_commit(&f, &err) == 0) return;
+    }
+    fprintf(stderr, "fusecheck gate: %s\n", err.text);
 }
 
-static int write_text_file(const char *dir, const char *name, const char *text, ErrorMessage *err) {
-    char path[1200], temp[1300];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(temp, sizeof temp, "%s.tmp-%d", path, (int)getpid());
-    FILE *f = fopen(temp, "w");
-    if (!f) return fail(err, "%s: cannot create: %s", temp, strerror(errno));
-    fputs(text, f);
-    if (fclose(f) || rename(temp, path)) return fail(err, "%s: cannot write: %s", path, strerror(errno));
+// ---- setup: options, the baseline, where things go ----
+
+static int help_requested(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
     return 0;
 }
 
-int cmd_gate(int argc, char **argv) {
-    progress_set_command("gate");
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { fputs(USAGE, stdout); return 0; }
-    GateOptions o = {0};
-    o.prompt_length = 16;
-    o.n_steps = 32;
-    o.tokens = 64;
-    o.repeat = 5;
-    o.max_slowdown_pct = -1;
-    o.matched = tolerances_default();
+static int gate_parse(Gate *g, int argc, char **argv) {
+    GateOptions *o = &g->o;
+    o->prompt_length = 16;
+    o->n_steps = 32;
+    o->tokens = 64;
+    o->repeat = 5;
+    o->max_slowdown_pct = -1;
+    o->matched = tolerances_default();
     const int default_contexts[] = {128, 1024, 4096, 16384};
-    memcpy(o.contexts, default_contexts, sizeof default_contexts);
-    o.n_contexts = 4;
-    ErrorMessage err = {{0}};
-    if (parse_options(argc, argv, &o, &err)) {
-        fprintf(stderr, "fusecheck gate: %s\n", err.text);
-        return GATE_BAD_INPUT;
+    memcpy(o->contexts, default_contexts, sizeof default_contexts);
+    o->n_contexts = 4;
+    if (parse_options(argc, argv, o, &g->err)) {
+        fprintf(stderr, "fusecheck gate: %s\n", g->err.text);
+        return -1;
     }
-    char cache[1024];
-    if (!o.cache_dir) {
+    if (!o->cache_dir) {
         const char *env = getenv("FUSECHECK_CACHE"), *home = getenv("HOME");
-        if (env && *env) snprintf(cache, sizeof cache, "%s", env);
-        else snprintf(cache, sizeof cache, "%s/.cache/fusecheck", home && *home ? home : "/tmp");
-        o.cache_dir = cache;
+        if (env && *env) snprintf(g->cache, sizeof g->cache, "%s", env);
+        else snprintf(g->cache, sizeof g->cache, "%s/.cache/fusecheck", home && *home ? home : "/tmp");
+        o->cache_dir = g->cache;
     }
-    // The baseline is read before any work: a history that cannot be read is bad input now, not after
-    // minutes of work. Recording needs a clean tree for the same reason `bench --record` does.
-    History history = {0};
-    char history_path[1024];
-    snprintf(history_path, sizeof history_path, "%s", o.baseline ? o.baseline : "reports/benchmarks.jsonl");
-    if (o.baseline && history_read(o.baseline, &history, &err)) {
-        fprintf(stderr, "fusecheck gate: --baseline %s\n", err.text);
-        return GATE_BAD_INPUT;
+    return 0;
+}
+
+// The baseline is read before any work: a history that cannot be read is bad input now, not after
+// minutes of work. Recording needs a clean tree for the same reason `bench --record` does.
+static int gate_read_baseline(Gate *g) {
+    snprintf(g->history_path, sizeof g->history_path, "%s", g->o.baseline ? g->o.baseline : "reports/benchmarks.jsonl");
+    if (g->o.baseline && history_read(g->o.baseline, &g->history, &g->err)) {
+        fprintf(stderr, "fusecheck gate: --baseline %s\n", g->err.text);
+        return -1;
     }
     const char *given_commit = getenv("FUSECHECK_COMMIT");
-    if (o.record && !(given_commit && *given_commit) && run_tree_dirty() != 0) {
+    if (g->o.record && !(given_commit && *given_commit) && run_tree_dirty() != 0) {
         fprintf(stderr, "fusecheck gate: --record: tracked files have uncommitted changes (or git cannot tell the "
                         "commit); rows must come from a run of the recorded commit (commit first, or set FUSECHECK_COMMIT)\n");
-        history_free(&history);
-        return GATE_BAD_INPUT;
+        return -1;
     }
-    char commit[64], date[16], report_dir[1024], model_dir[1024], model_name[256];
-    run_commit(commit, sizeof commit);
-    run_date(date, sizeof date);
-    model_key(&o, model_name, sizeof model_name);
-    if (o.report_dir) snprintf(report_dir, sizeof report_dir, "%s", o.report_dir);
-    else snprintf(report_dir, sizeof report_dir, "reports/%s-%s", date, commit);
-    if (output_dir_check("--report-dir", report_dir, &err) || output_dir_check("--cache-dir", o.cache_dir, &err)) {
-        fprintf(stderr, "fusecheck gate: %s\n", err.text);
-        return GATE_BAD_INPUT;
-    }
+    return 0;
+}
 
-    // ---- CPU part: the model and its goldens ----
-    if (o.preset) {
-        if (cached_preset_model(&o, model_dir, sizeof model_dir, &err)) {
-            fprintf(stderr, "fusecheck gate: %s\n", err.text);
-            history_free(&history);
-            return GATE_BAD_INPUT;
-        }
-    } else {
-        snprintf(model_dir, sizeof model_dir, "%s", o.model_dir);
+static int gate_identify(Gate *g) {
+    run_commit(g->commit, sizeof g->commit);
+    run_date(g->date, sizeof g->date);
+    model_key(&g->o, g->model_name, sizeof g->model_name);
+    if (g->o.report_dir) snprintf(g->report_dir, sizeof g->report_dir, "%s", g->o.report_dir);
+    else snprintf(g->report_dir, sizeof g->report_dir, "reports/%s-%s", g->date, g->commit);
+    if (output_dir_check("--report-dir", g->report_dir, &g->err) ||
+        output_dir_check("--cache-dir", g->o.cache_dir, &g->err)) {
+        fprintf(stderr, "fusecheck gate: %s\n", g->err.text);
+        return -1;
     }
-    Checkpoint checkpoint = {0};
-    if (checkpoint_open(model_dir, &checkpoint, &err)) {
-        fprintf(stderr, "fusecheck gate: %s\n", err.text);
-        history_free(&history);
-        return GATE_BAD_INPUT;
-    }
-    int status = GATE_BAD_INPUT;
-    int32_t *prompt = malloc((size_t)o.prompt_length * sizeof *prompt);
-    GpuEngine *engine = NULL;
-    BenchResult *results = NULL;
-    CompareResult matched = {0}, pure = {0}, unforced = {0};
-    int have_matched = 0, have_pure = 0, have_unforced = 0;
-    char golden_bf16[1200], golden_f32[1200], body[16384] = "";
-    if (!prompt) { fail(&err, "out of memory"); goto done; }
-    random_prompt(prompt, (int)o.prompt_length, checkpoint.config.vocab_size, 1);
-    if (make_dirs(report_dir, &err)) goto done;
-    printf("gate: model %s (weights %s), %ld prompt tokens + %ld decode steps, reports in %s/\n", model_name,
-           checkpoint.fingerprint, o.prompt_length, o.n_steps, report_dir);
-    if (cached_golden(&o, &checkpoint, prompt, KV_BF16, golden_bf16, sizeof golden_bf16, &err) ||
-        cached_golden(&o, &checkpoint, prompt, KV_F32, golden_f32, sizeof golden_f32, &err))
-        goto done;
+    return 0;
+}
 
-    ErrorMessage no_gpu;
-    if (gpu_device_available(&no_gpu)) {
-        printf("gate: GPU part skipped: %s\n", no_gpu.text);
-        snprintf(body, sizeof body,
-                 "The CPU part ran: reference goldens (matched bf16 KV and pure fp32) are in `%s`.\n\n"
-                 "**GPU part skipped**: %s.\n",
-                 o.cache_dir, no_gpu.text);
-        write_index(report_dir, commit, date, model_name, checkpoint.fingerprint, "GPU part skipped", body);
-        status = GATE_NO_GPU;
-        goto done;
-    }
+// ---- CPU part: the model and its goldens ----
 
-    // ---- GPU part: accuracy ----
+static int gate_cpu_part(Gate *g) {
+    if (!g->o.preset) snprintf(g->model_dir, sizeof g->model_dir, "%s", g->o.model_dir);
+    else if (cached_preset_model(&g->o, g->model_dir, sizeof g->model_dir, &g->err)) return -1;
+    if (checkpoint_open(g->model_dir, &g->checkpoint, &g->err)) return -1;
+    g->prompt = malloc((size_t)g->o.prompt_length * sizeof *g->prompt);
+    if (!g->prompt) return fail(&g->err, "out of memory");
+    random_prompt(g->prompt, (int)g->o.prompt_length, g->checkpoint.config.vocab_size, 1);
+    if (make_directories(g->report_dir, &g->err)) return -1;
+    printf("gate: model %s (weights %s), %ld prompt tokens + %ld decode steps, reports in %s/\n", g->model_name,
+           g->checkpoint.fingerprint, g->o.prompt_length, g->o.n_steps, g->report_dir);
+    if (cached_golden(&g->o, &g->checkpoint, g->prompt, KV_BF16, g->golden_bf16, sizeof g->golden_bf16, &g->err) ||
+        cached_golden(&g->o, &g->checkpoint, g->prompt, KV_F32, g->golden_f32, sizeof g->golden_f32, &g->err))
+        return -1;
+    return 0;
+}
+
+static void gate_skip_gpu(Gate *g, const ErrorMessage *no_gpu) {
+    printf("gate: GPU part skipped: %s\n", no_gpu->text);
+    snprintf(g->body, sizeof g->body,
+             "The CPU part ran: reference goldens (matched bf16 KV and pure fp32) are in `%s`.\n\n"
+             "**GPU part skipped**: %s.\n",
+             g->o.cache_dir, no_gpu->text);
+    write_index(g, "GPU part skipped");
+}
+
+// ---- GPU part: accuracy ----
+
+static int gate_accuracy_part(Gate *g) {
+    const GateOptions *o = &g->o;
     char trace_path[1200], unforced_trace[1200], pure_dir[1100], unforced_dir[1100];
-    snprintf(trace_path, sizeof trace_path, "%s/goldens/%s-fused-latest.h5", o.cache_dir, checkpoint.fingerprint);
-    snprintf(unforced_trace, sizeof unforced_trace, "%s/goldens/%s-fused-unforced-latest.h5", o.cache_dir,
-             checkpoint.fingerprint);
-    snprintf(pure_dir, sizeof pure_dir, "%s/pure-fp32", report_dir);
-    snprintf(unforced_dir, sizeof unforced_dir, "%s/unforced", report_dir);
-    if (!(engine = gpu_engine_create(&checkpoint, GPU_ENGINE_FUSED, KV_BF16, (int)(o.prompt_length + o.n_steps), &err)))
-        goto done;
-    if (accuracy_part(&checkpoint, engine, golden_bf16, trace_path, 1, &o.matched, report_dir,
-                      "accuracy, matched profile (gated)", &matched, &err))
-        goto done;
-    have_matched = 1;
+    snprintf(trace_path, sizeof trace_path, "%s/goldens/%s-fused-latest.h5", o->cache_dir, g->checkpoint.fingerprint);
+    snprintf(unforced_trace, sizeof unforced_trace, "%s/goldens/%s-fused-unforced-latest.h5", o->cache_dir,
+             g->checkpoint.fingerprint);
+    snprintf(pure_dir, sizeof pure_dir, "%s/pure-fp32", g->report_dir);
+    snprintf(unforced_dir, sizeof unforced_dir, "%s/unforced", g->report_dir);
+    g->engine = gpu_engine_create(&g->checkpoint, GPU_ENGINE_FUSED, KV_BF16, (int)(o->prompt_length + o->n_steps), &g->err);
+    if (!g->engine) return -1;
+    if (accuracy_part(&g->checkpoint, g->engine, g->golden_bf16, trace_path, 1, &o->matched, g->report_dir,
+                      "accuracy, matched profile (gated)", &g->matched, &g->err))
+        return -1;
+    g->have_matched = 1;
     Tolerances pure_tol = tolerances_default();
-    if (o.max_pure_rel_l2 > 0) pure_tol.max_rel_l2 = pure_tol.max_norm_max = o.max_pure_rel_l2;
-    if (accuracy_part(&checkpoint, engine, golden_f32, trace_path, 1, &pure_tol, pure_dir,
-                      o.max_pure_rel_l2 > 0 ? "accuracy, pure fp32 reference (gated by --max-pure-rel-l2)"
-                                            : "accuracy, pure fp32 reference (reported, not gated)",
-                      &pure, &err))
-        goto done;
-    have_pure = 1;
+    if (o->max_pure_rel_l2 > 0) pure_tol.max_rel_l2 = pure_tol.max_norm_max = o->max_pure_rel_l2;
+    if (accuracy_part(&g->checkpoint, g->engine, g->golden_f32, trace_path, 1, &pure_tol, pure_dir,
+                      o->max_pure_rel_l2 > 0 ? "accuracy, pure fp32 reference (gated by --max-pure-rel-l2)"
+                                             : "accuracy, pure fp32 reference (reported, not gated)",
+                      &g->pure, &g->err))
+        return -1;
+    g->have_pure = 1;
     // Unforced: the engine's own cache writes reach its attention. Its tensors are reported, not gated
     // (a bf16 rounding flip of one cached value legitimately moves some of them near 1e-3); its tokens
     // are gated by the flip bound.
-    if (accuracy_part(&checkpoint, engine, golden_bf16, unforced_trace, 0, &o.matched, unforced_dir,
-                      "accuracy, matched profile unforced (tensors reported; tokens gated)", &unforced, &err))
-        goto done;
-    have_unforced = 1;
-    TokenCheck tokens;
-    if (gate_check_tokens(unforced_trace, golden_bf16, o.matched.max_norm_max, &tokens, &err)) goto done;
+    if (accuracy_part(&g->checkpoint, g->engine, g->golden_bf16, unforced_trace, 0, &o->matched, unforced_dir,
+                      "accuracy, matched profile unforced (tensors reported; tokens gated)", &g->unforced, &g->err))
+        return -1;
+    g->have_unforced = 1;
+    if (gate_check_tokens(unforced_trace, g->golden_bf16, o->matched.max_norm_max, &g->tokens, &g->err)) return -1;
     printf("\n== greedy tokens, unforced engine against the matched reference: %s%s\n",
-           tokens.failed ? "FAIL: " : "", tokens.message);
-    gpu_engine_destroy(engine);  // free the device for the benchmark's own engines
-    engine = NULL;
+           g->tokens.failed ? "FAIL: " : "", g->tokens.message);
+    gpu_engine_destroy(g->engine);  // free the device for the benchmark's own engines
+    g->engine = NULL;
+    return 0;
+}
 
-    // ---- GPU part: throughput ----
-    double copy_gb_s;
-    char gpu_name[128];
-    if (bench_gpu_name(gpu_name, sizeof gpu_name, &err) || bench_copy_bandwidth(&copy_gb_s, &err)) goto done;
-    results = calloc(2 * (size_t)o.n_contexts, sizeof *results);
-    if (!results) { fail(&err, "out of memory"); goto done; }
-    if (bench_engine(&checkpoint, GPU_ENGINE_FUSED, o.contexts, o.n_contexts, (int)o.tokens, (int)o.repeat, copy_gb_s, 1,
-                     stderr, results, &err) ||
-        bench_engine(&checkpoint, GPU_ENGINE_CUBLAS, o.contexts, o.n_contexts, (int)o.tokens, (int)o.repeat, copy_gb_s, 0,
-                     stderr, results + o.n_contexts, &err))
-        goto done;
-    int n_results = 2 * o.n_contexts;
-    BenchContext context = {gpu_name, model_name, checkpoint.fingerprint, commit, date, copy_gb_s};
-    printf("\n== throughput\n");
-    bench_write_markdown(stdout, &context, results, n_results);
-    char *json = bench_json_text(&context, results, n_results);
-    if (!json) { fail(&err, "out of memory"); goto done; }
-    int rc = write_text_file(report_dir, "throughput.json", json, &err);
+// ---- GPU part: throughput ----
+
+static int gate_write_throughput(Gate *g, const BenchContext *context) {
+    char *json = bench_json_text(context, g->results, g->n_results);
+    if (!json) return fail(&g->err, "out of memory");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/throughput.json", g->report_dir);
+    int rc = write_file_atomically(path, json, strlen(json), &g->err);
     free(json);
-    if (rc) goto done;
-    char markdown_path[1200];
-    snprintf(markdown_path, sizeof markdown_path, "%s/throughput.md", report_dir);
-    FILE *markdown = fopen(markdown_path, "w");
-    if (!markdown) { fail(&err, "%s: cannot create: %s", markdown_path, strerror(errno)); goto done; }
-    fprintf(markdown, "# Decode throughput\n\n");
-    bench_write_markdown(markdown, &context, results, n_results);
-    if (fclose(markdown)) { fail(&err, "%s: cannot write: %s", markdown_path, strerror(errno)); goto done; }
+    if (rc) return -1;
+    snprintf(path, sizeof path, "%s/throughput.md", g->report_dir);
+    AtomicFile markdown;
+    if (atomic_file_open(&markdown, path, &g->err)) return -1;
+    fprintf(markdown.file, "# Decode throughput\n\n");
+    bench_write_markdown(markdown.file, context, g->results, g->n_results);
+    return atomic_file_commit(&markdown, &g->err);
+}
 
-    // ---- the baseline: regressions against the last recorded rows ----
-    const char *profiles[3] = {"matched", "pure-fp32", "unforced"};
-    const CompareResult *profile_results[3] = {&matched, &pure, &unforced};
-    double worst_rel_l2[3], worst_norm_max[3];
-    for (int p = 0; p < 3; p++) worst_figures(profile_results[p], &worst_rel_l2[p], &worst_norm_max[p]);
-    int speed_regressed = 0, accuracy_regressed = 0;
-    char baseline_lines[4096] = "";
+static int gate_throughput_part(Gate *g) {
+    const GateOptions *o = &g->o;
+    if (bench_gpu_name(g->gpu_name, sizeof g->gpu_name, &g->err) || bench_copy_bandwidth(&g->copy_gb_s, &g->err))
+        return -1;
+    g->results = calloc(2 * (size_t)o->n_contexts, sizeof *g->results);
+    if (!g->results) return fail(&g->err, "out of memory");
+    if (bench_engine(&g->checkpoint, GPU_ENGINE_FUSED, o->contexts, o->n_contexts, (int)o->tokens, (int)o->repeat,
+                     g->copy_gb_s, 1, stderr, g->results, &g->err) ||
+        bench_engine(&g->checkpoint, GPU_ENGINE_CUBLAS, o->contexts, o->n_contexts, (int)o->tokens, (int)o->repeat,
+                     g->copy_gb_s, 0, stderr, g->results + o->n_contexts, &g->err))
+        return -1;
+    g->n_results = 2 * o->n_contexts;
+    BenchContext context = {g->gpu_name, g->model_name, g->checkpoint.fingerprint, g->commit, g->date, g->copy_gb_s};
+    printf("\n== throughput\n");
+    bench_write_markdown(stdout, &context, g->results, g->n_results);
+    return gate_write_throughput(g, &context);
+}
+
+// ---- the baseline: regressions against the last recorded rows ----
+
+static void baseline_line(Gate *g, const BaselineVerdict *v, size_t *used) {
+    printf("%s%s\n", v->failed ? "FAIL: " : "", v->message);
+    if (*used < sizeof g->baseline_lines)
+        *used += snprintf(g->baseline_lines + *used, sizeof g->baseline_lines - *used, "- %s%s\n",
+                          v->failed ? "**FAIL**: " : "", v->message);
+}
+
+static void gate_check_baseline(Gate *g) {
+    const CompareResult *profile_results[3] = {&g->matched, &g->pure, &g->unforced};
+    for (int p = 0; p < 3; p++) worst_figures(profile_results[p], &g->worst_rel_l2[p], &g->worst_norm_max[p]);
+    if (!g->o.baseline) return;
+    printf("\n== baseline %s\n", g->o.baseline);
     size_t used = 0;
-    if (o.baseline) {
-        printf("\n== baseline %s\n", o.baseline);
-        BaselineVerdict v;
-        for (int i = 0; i < o.n_contexts; i++) {
-            baseline_check_speed(&history, gpu_name, "fused", model_name, results[i].context, results[i].tok_s_median,
-                                 o.max_slowdown_pct, &v);
-            speed_regressed |= v.failed;
-            printf("%s%s\n", v.failed ? "FAIL: " : "", v.message);
-            if (used < sizeof baseline_lines)
-                used += snprintf(baseline_lines + used, sizeof baseline_lines - used, "- %s%s\n", v.failed ? "**FAIL**: " : "", v.message);
-        }
-        for (int p = 0; p < 3; p++) {
-            baseline_check_accuracy(&history, model_name, profiles[p], worst_rel_l2[p], worst_norm_max[p],
-                                    ACCURACY_MAX_GROWTH, &v);
-            accuracy_regressed |= v.failed;
-            printf("%s%s\n", v.failed ? "FAIL: " : "", v.message);
-            if (used < sizeof baseline_lines)
-                used += snprintf(baseline_lines + used, sizeof baseline_lines - used, "- %s%s\n", v.failed ? "**FAIL**: " : "", v.message);
-        }
+    BaselineVerdict v;
+    for (int i = 0; i < g->o.n_contexts; i++) {
+        baseline_check_speed(&g->history, g->gpu_name, "fused", g->model_name, g->results[i].context,
+                             g->results[i].tok_s_median, g->o.max_slowdown_pct, &v);
+        g->speed_regressed |= v.failed;
+        baseline_line(g, &v, &used);
     }
+    for (int p = 0; p < 3; p++) {
+        baseline_check_accuracy(&g->history, g->model_name, PROFILES[p], g->worst_rel_l2[p], g->worst_norm_max[p],
+                                ACCURACY_MAX_GROWTH, &v);
+        g->accuracy_regressed |= v.failed;
+        baseline_line(g, &v, &used);
+    }
+}
 
-    // ---- the verdict ----
-    const BenchResult *floor_row = &results[0];
-    for (int i = 0; i < o.n_contexts; i++)
-        if (results[i].context == 1024) floor_row = &results[i];
-    int accurate = matched.pass && (o.max_pure_rel_l2 <= 0 || pure.pass) && !tokens.failed && !accuracy_regressed;
-    int fast_enough = (o.min_tok_s <= 0 || floor_row->tok_s_median >= o.min_tok_s) && !speed_regressed;
-    status = !accurate ? GATE_ACCURACY_FAILED : !fast_enough ? GATE_TOO_SLOW : GATE_OK;
-    const char *verdict = status == GATE_OK ? "PASS" : status == GATE_ACCURACY_FAILED ? "FAIL (accuracy)" : "FAIL (speed)";
-    double speedup = bench_speedup(results, n_results, floor_row->context);
+// ---- the verdict ----
+
+// The row the --min-tok-s floor applies to: the fused engine at context 1024, else at the first context.
+static const BenchResult *floor_row(const Gate *g) {
+    const BenchResult *row = &g->results[0];
+    for (int i = 0; i < g->o.n_contexts; i++)
+        if (g->results[i].context == 1024) row = &g->results[i];
+    return row;
+}
+
+// index.md's table: one row per check, then the baseline's lines when there is one.
+static void gate_summary(Gate *g, const BenchResult *floor) {
+    const GateOptions *o = &g->o;
+    const CompareResult *matched = &g->matched, *pure = &g->pure, *unforced = &g->unforced;
+    double speedup = bench_speedup(g->results, g->n_results, floor->context);
     char first_failure[256] = "none", unforced_failure[256] = "none";
-    if (matched.first_failure >= 0)
-        compare_describe_location(&matched.results[matched.first_failure], first_failure, sizeof first_failure);
-    if (unforced.first_failure >= 0)
-        compare_describe_location(&unforced.results[unforced.first_failure], unforced_failure, sizeof unforced_failure);
-    int n = snprintf(body, sizeof body,
+    if (matched->first_failure >= 0)
+        compare_describe_location(&matched->results[matched->first_failure], first_failure, sizeof first_failure);
+    if (unforced->first_failure >= 0)
+        compare_describe_location(&unforced->results[unforced->first_failure], unforced_failure, sizeof unforced_failure);
+    int n = snprintf(g->body, sizeof g->body,
              "| check | result |\n| --- | --- |\n"
              "| matched profile (fused vs reference with bf16 KV, KV storage-forced), rel_l2 <= %.0e and norm_max <= %.0e | %s: %zu tensors, %zu failures, first failure %s, worst rel_l2 %.3g, norm_max %.3g ([accuracy.md](accuracy.md), [accuracy.json](accuracy.json), [plot](error_by_layer.svg)) |\n"
              "| matched profile unforced (the engine's own KV cache): tensors reported | %zu tensors, %zu beyond the tolerance (first %s), worst rel_l2 %.3g, norm_max %.3g ([unforced/accuracy.md](unforced/accuracy.md)) |\n"
              "| unforced greedy tokens equal the reference's beyond the flip bound (2 x norm_max tolerance x max abs logit) | %s: %s |\n"
              "| pure fp32 reference (%s) | %s: %zu tensors, %zu beyond the tolerance, worst rel_l2 %.3g ([pure-fp32/accuracy.md](pure-fp32/accuracy.md)) |\n"
              "| fused tok/s at context %d (floor %.0f) | %.1f tok/s, %.1f%% of copy bandwidth, %.2fx cublas ([throughput.md](throughput.md), [throughput.json](throughput.json)) |\n",
-             o.matched.max_rel_l2, o.matched.max_norm_max, matched.pass ? "pass" : "FAIL", matched.n_results,
-             matched.n_failures, first_failure, worst_rel_l2[0], worst_norm_max[0], unforced.n_results,
-             unforced.n_failures, unforced_failure, worst_rel_l2[2], worst_norm_max[2], tokens.failed ? "FAIL" : "pass",
-             tokens.message, o.max_pure_rel_l2 > 0 ? "gated" : "reported",
-             pure.pass ? "within" : (o.max_pure_rel_l2 > 0 ? "FAIL" : "reported"), pure.n_results, pure.n_failures,
-             worst_rel_l2[1], floor_row->context, o.min_tok_s, floor_row->tok_s_median,
-             100 * floor_row->bandwidth_fraction, speedup);
-    if (o.baseline && n > 0 && (size_t)n < sizeof body)
-        snprintf(body + n, sizeof body - n,
+             o->matched.max_rel_l2, o->matched.max_norm_max, matched->pass ? "pass" : "FAIL", matched->n_results,
+             matched->n_failures, first_failure, g->worst_rel_l2[0], g->worst_norm_max[0], unforced->n_results,
+             unforced->n_failures, unforced_failure, g->worst_rel_l2[2], g->worst_norm_max[2],
+             g->tokens.failed ? "FAIL" : "pass", g->tokens.message, o->max_pure_rel_l2 > 0 ? "gated" : "reported",
+             pure->pass ? "within" : (o->max_pure_rel_l2 > 0 ? "FAIL" : "reported"), pure->n_results, pure->n_failures,
+             g->worst_rel_l2[1], floor->context, o->min_tok_s, floor->tok_s_median, 100 * floor->bandwidth_fraction,
+             speedup);
+    if (o->baseline && n > 0 && (size_t)n < sizeof g->body)
+        snprintf(g->body + n, sizeof g->body - n,
                  "\n## Against the baseline `%s` (tok/s: at most %.1f%% slower; accuracy: at most %.0fx)\n\n%s",
-                 o.baseline, o.max_slowdown_pct, ACCURACY_MAX_GROWTH, baseline_lines);
-    write_index(report_dir, commit, date, model_name, checkpoint.fingerprint, verdict, body);
-    if (tokens.failed) fprintf(stderr, "fusecheck gate: unforced greedy tokens: %s\n", tokens.message);
-    printf("\ngate: %s; report: %s/index.md\n", verdict, report_dir);
+                 o->baseline, o->max_slowdown_pct, ACCURACY_MAX_GROWTH, g->baseline_lines);
+}
 
-    // ---- recording: only a passing run becomes a baseline ----
-    if (o.record && status == GATE_OK) {
-        HistoryRow rows[2 * MAX_CONTEXTS + 3];
-        int n_rows = 0;
-        char timestamp[32];
-        run_timestamp(timestamp, sizeof timestamp);
-        for (int i = 0; i < n_results; i++, n_rows++) {
-            HistoryRow *r = &rows[n_rows];
-            memset(r, 0, sizeof *r);
-            r->kind = HISTORY_THROUGHPUT;
-            snprintf(r->engine, sizeof r->engine, "%s", gpu_engine_kind_name(results[i].engine));
-            r->context = results[i].context;
-            r->tok_s = results[i].tok_s_median;
-            r->ms_per_token = results[i].ms_per_token_median;
-            r->bandwidth_fraction = results[i].bandwidth_fraction;
-        }
-        for (int p = 0; p < 3; p++, n_rows++) {
-            HistoryRow *r = &rows[n_rows];
-            memset(r, 0, sizeof *r);
-            r->kind = HISTORY_ACCURACY;
-            snprintf(r->profile, sizeof r->profile, "%s", profiles[p]);
-            r->worst_rel_l2 = worst_rel_l2[p];
-            r->worst_norm_max = worst_norm_max[p];
-        }
-        for (int i = 0; i < n_rows; i++) {
-            snprintf(rows[i].date, sizeof rows[i].date, "%s", timestamp);
-            snprintf(rows[i].commit, sizeof rows[i].commit, "%s", commit);
-            snprintf(rows[i].gpu, sizeof rows[i].gpu, "%s", gpu_name);
-            snprintf(rows[i].model, sizeof rows[i].model, "%s", model_name);
-        }
-        if (history_append(history_path, rows, n_rows, &err) || history_render(history_path, &err)) {
-            status = GATE_BAD_INPUT;
-            goto done;
-        }
-        printf("gate: recorded %d rows in %s\n", n_rows, history_path);
-    } else if (o.record) {
-        printf("gate: not recorded (a failing run is no baseline)\n");
+static int gate_verdict(Gate *g) {
+    const GateOptions *o = &g->o;
+    const BenchResult *floor = floor_row(g);
+    int accurate = g->matched.pass && (o->max_pure_rel_l2 <= 0 || g->pure.pass) && !g->tokens.failed &&
+                   !g->accuracy_regressed;
+    int fast_enough = (o->min_tok_s <= 0 || floor->tok_s_median >= o->min_tok_s) && !g->speed_regressed;
+    int status = !accurate ? GATE_ACCURACY_FAILED : !fast_enough ? GATE_TOO_SLOW : GATE_OK;
+    const char *verdict = status == GATE_OK ? "PASS" : status == GATE_ACCURACY_FAILED ? "FAIL (accuracy)" : "FAIL (speed)";
+    gate_summary(g, floor);
+    write_index(g, verdict);
+    if (g->tokens.failed) fprintf(stderr, "fusecheck gate: unforced greedy tokens: %s\n", g->tokens.message);
+    printf("\ngate: %s; report: %s/index.md\n", verdict, g->report_dir);
+    return status;
+}
+
+// ---- recording: only a passing run becomes a baseline ----
+
+// This run's history rows: tok/s per engine and context, then the worst figures per profile.
+static int gate_history_rows(const Gate *g, HistoryRow *rows) {
+    int n_rows = 0;
+    char timestamp[32];
+    run_timestamp(timestamp, sizeof timestamp);
+    for (int i = 0; i < g->n_results; i++, n_rows++) {
+        HistoryRow *r = &rows[n_rows];
+        memset(r, 0, sizeof *r);
+        r->kind = HISTORY_THROUGHPUT;
+        snprintf(r->engine, sizeof r->engine, "%s", gpu_engine_kind_name(g->results[i].engine));
+        r->context = g->results[i].context;
+        r->tok_s = g->results[i].tok_s_median;
+        r->ms_per_token = g->results[i].ms_per_token_median;
+        r->bandwidth_fraction = g->results[i].bandwidth_fraction;
     }
-done:
-    if (status == GATE_BAD_INPUT) fprintf(stderr, "fusecheck gate: %s\n", err.text);
-    if (have_matched) compare_result_free(&matched);
-    if (have_pure) compare_result_free(&pure);
-    if (have_unforced) compare_result_free(&unforced);
-    gpu_engine_destroy(engine);
-    history_free(&history);
-    free(results);
-    free(prompt);
-    checkpoint_close(&checkpoint);
+    for (int p = 0; p < 3; p++, n_rows++) {
+        HistoryRow *r = &rows[n_rows];
+        memset(r, 0, sizeof *r);
+        r->kind = HISTORY_ACCURACY;
+        snprintf(r->profile, sizeof r->profile, "%s", PROFILES[p]);
+        r->worst_rel_l2 = g->worst_rel_l2[p];
+        r->worst_norm_max = g->worst_norm_max[p];
+    }
+    for (int i = 0; i < n_rows; i++) {
+        snprintf(rows[i].date, sizeof rows[i].date, "%s", timestamp);
+        snprintf(rows[i].commit, sizeof rows[i].commit, "%s", g->commit);
+        snprintf(rows[i].gpu, sizeof rows[i].gpu, "%s", g->gpu_name);
+        snprintf(rows[i].model, sizeof rows[i].model, "%s", g->model_name);
+    }
+    return n_rows;
+}
+
+static int gate_record(Gate *g, int status) {
+    if (status != GATE_OK) {
+        printf("gate: not recorded (a failing run is no baseline)\n");
+        return status;
+    }
+    HistoryRow rows[2 * MAX_CONTEXTS + 3];
+    int n_rows = gate_history_rows(g, rows);
+    if (history_append(g->history_path, rows, n_rows, &g->err) || history_render(g->history_path, &g->err))
+        return GATE_BAD_INPUT;
+    printf("gate: recorded %d rows in %s\n", n_rows, g->history_path);
+    return GATE_OK;
+}
+
+// ---- the steps in order ----
+
+// Everything after setup: returns the exit status; with GATE_BAD_INPUT, g->err says why.
+static int gate_run(Gate *g) {
+    if (gate_cpu_part(g)) return GATE_BAD_INPUT;
+    ErrorMessage no_gpu;
+    if (gpu_device_available(&no_gpu)) {
+        gate_skip_gpu(g, &no_gpu);
+        return GATE_NO_GPU;
+    }
+    if (gate_accuracy_part(g) || gate_throughput_part(g)) return GATE_BAD_INPUT;
+    gate_check_baseline(g);
+    int status = gate_verdict(g);
+    return g->o.record ? gate_record(g, status) : status;
+}
+
+static void gate_free(Gate *g) {
+    if (g->have_matched) compare_result_free(&g->matched);
+    if (g->have_pure) compare_result_free(&g->pure);
+    if (g->have_unforced) compare_result_free(&g->unforced);
+    gpu_engine_destroy(g->engine);
+    history_free(&g->history);
+    free(g->results);
+    free(g->prompt);
+    checkpoint_close(&g->checkpoint);
+}
+
+int cmd_gate(int argc, char **argv) {
+    progress_set_command("gate");
+    if (help_requested(argc, argv)) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    Gate g;
+    memset(&g, 0, sizeof g);
+    int status = GATE_BAD_INPUT;
+    if (gate_parse(&g, argc, argv) == 0 && gate_read_baseline(&g) == 0 && gate_identify(&g) == 0) {
+        status = gate_run(&g);
+        if (status == GATE_BAD_INPUT) fprintf(stderr, "fusecheck gate: %s\n", g.err.text);
+    }
+    gate_free(&g);
     return status;
 }
