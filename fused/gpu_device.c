@@ -1,17 +1,8 @@
-// Engine names, device presence, cuBLAS status text.
+// Device presence, cuBLAS status text (engine names are in gpu_engine_kind.c).
 #include <dlfcn.h>
-#include <string.h>
 
 #include "cuda_check.h"
 #include "gpu_engine.h"
-
-int gpu_engine_kind_parse(const char *name, GpuEngineKind *out) {
-    if (!strcmp(name, "fused")) { *out = GPU_ENGINE_FUSED; return 0; }
-    if (!strcmp(name, "cublas")) { *out = GPU_ENGINE_CUBLAS; return 0; }
-    return -1;
-}
-
-const char *gpu_engine_kind_name(GpuEngineKind kind) { return kind == GPU_ENGINE_FUSED ? "fused" : "cublas"; }
 
 int gpu_device_available(ErrorMessage *err) {
     // Without a driver the runtime answers "CUDA driver version is insufficient for CUDA runtime

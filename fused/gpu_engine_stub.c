@@ -1,19 +1,10 @@
 // The GPU engine API in a build without CUDA: every entry point fails with one clear line, so the
 // CLI's GPU subcommands exit non-zero saying why instead of being absent.
 #include <stddef.h>
-#include <string.h>
 
 #include "gpu_engine.h"
 
 #define NO_CUDA_MESSAGE "no CUDA device found: fusecheck was built without CUDA (nvcc was not found at configure time)"
-
-int gpu_engine_kind_parse(const char *name, GpuEngineKind *out) {
-    if (!strcmp(name, "fused")) { *out = GPU_ENGINE_FUSED; return 0; }
-    if (!strcmp(name, "cublas")) { *out = GPU_ENGINE_CUBLAS; return 0; }
-    return -1;
-}
-
-const char *gpu_engine_kind_name(GpuEngineKind kind) { return kind == GPU_ENGINE_FUSED ? "fused" : "cublas"; }
 
 int gpu_device_available(ErrorMessage *err) { return fail(err, NO_CUDA_MESSAGE); }
 
