@@ -47,34 +47,6 @@ __device__ __forceinline__ float block_max(float v, float *scratch) {
 
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t bits) { return __uint_as_float((uint32_t)bits << 16); }
 
-// One warp: dot(row[0..n), x[0..n)) with row bf16 in global memory and x fp32 in shared memory.
-// When n is a multiple of 8 each lane reads 16 bytes (8 weights) per load, several loads in flight;
-// otherwise a plain strided loop. Result in every lane. Fixed summation order (deterministic).
-__device__ __forceinline__ float warp_dot_bf16(const uint16_t *row, const float *x, int n, int lane) {
-    float acc = 0.0f;
-    if ((n & 7) == 0) {
-        const uint4 *row8 = (const uint4 *)row;
-        const float4 *x4 = (const float4 *)x;
-        int n8 = n >> 3;
-#pragma unroll 4
-        for (int k = lane; k < n8; k += WARP) {
-            uint4 w = __ldg(row8 + k);
-            float4 a = x4[2 * k], b = x4[2 * k + 1];
-            acc = fmaf(__uint_as_float(w.x << 16), a.x, acc);
-            acc = fmaf(__uint_as_float(w.x & 0xffff0000u), a.y, acc);
-            acc = fmaf(__uint_as_float(w.y << 16), a.z, acc);
-            acc = fmaf(__uint_as_float(w.y & 0xffff0000u), a.w, acc);
-            acc = fmaf(__uint_as_float(w.z << 16), b.x, acc);
-            acc = fmaf(__uint_as_float(w.z & 0xffff0000u), b.y, acc);
-            acc = fmaf(__uint_as_float(w.w << 16), b.z, acc);
-            acc = fmaf(__uint_as_float(w.w & 0xffff0000u), b.w, acc);
-        }
-    } else {
-        for (int k = lane; k < n; k += WARP) acc = fmaf(bf16_bits_to_float(row[k]), x[k], acc);
-    }
-    return warp_sum(acc);
-}
-
 // ---- programmatic dependent launch and L2 prefetch (decode kernels) ------------------------------
 // A decode kernel launched with cudaLaunchAttributeProgrammaticStreamSerialization may start while
 // the kernel before it still runs. Its prologue may then only do work that reads nothing the earlier
@@ -106,14 +78,6 @@ __device__ __forceinline__ void prefetch_l2(const void *ptr, size_t bytes) {
         asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(piece) : "memory");
     }
 #endif
-}
-
-// The block's threads share the prefetch of one contiguous range: thread t asks for every
-// blockDim.x-th 16 KiB piece.
-__device__ __forceinline__ void block_prefetch_l2(const void *ptr, size_t bytes) {
-    const size_t piece = 16384;
-    for (size_t off = (size_t)threadIdx.x * piece; off < bytes; off += (size_t)blockDim.x * piece)
-        prefetch_l2((const char *)ptr + off, bytes - off < piece ? bytes - off : piece);
 }
 
 // Weights are read once per token: 16-byte loads that skip L1 (they are never reused by the block).

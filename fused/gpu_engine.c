@@ -683,7 +683,6 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
                        int32_t *next_token, ErrorMessage *err) {
     if (stage_tokens(e, tokens, n_tokens, position, err)) return -1;
     const ModelDims *d = &e->dims;
-    const float *last;  // the last layer's output row of the last token
     if (e->forcing && e->forced_tokens != n_tokens) {
         e->forcing = 0;
         return fail(err, "gpu engine: kv forced for %d tokens, but the forward runs %d", e->forced_tokens, n_tokens);
@@ -703,7 +702,6 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
             for (int l = 0; l < e->n_layers; l++)
                 if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
         }
-        last = e->decode_acts[e->n_layers - 1].resid_mlp;
     } else {
         if (ensure_work_capacity(e, n_tokens, err)) return -1;
         GpuActs *a = &e->work_acts;
@@ -716,7 +714,7 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
             if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, n_tokens, position, err)) return -1;
             if (trace && write_layer_trace(e, trace, l, a, n_tokens, err)) return -1;
         }
-        last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;
+        const float *last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;  // the last token's output row
         if (e->kind == GPU_ENGINE_FUSED) {
             if (launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
                                       e->lm_partial_index, e->lm_counter, e->d_next_token, e->stream, err))
@@ -730,7 +728,6 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
             if (launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err)) return -1;
         }
     }
-    (void)last;
     CUDA_CHECK(cudaMemcpyAsync(e->h_io + e->max_context + 1, e->d_next_token, sizeof(int), cudaMemcpyDeviceToHost,
                                e->stream),
                "next token download");
@@ -747,7 +744,7 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
     if (trace) {
         if (write_device_tensor(trace, -1, "final_norm", e->final_norm, 1, d->hidden, err)) return -1;
         if (write_device_tensor(trace, -1, "logits", e->logits, 1, d->vocab, err)) return -1;
-        // next_token is recorded by the caller (cli/teacher_forced.c), as for the reference.
+        // next_token is recorded by the caller (run_traced_steps in golden/trace_run.c), as for the reference.
     }
     return 0;
 }
