@@ -271,6 +271,14 @@ static void print_verbose(FILE *out, const CompareResult *result) {
     }
 }
 
+// A group row's third column: the worst tensor's step in a per-layer row, its layer in a per-step one
+// ("-" for a step-level tensor).
+static void group_row_where(const TensorResult *t, int by_layer, char *where, size_t size) {
+    if (by_layer) snprintf(where, size, "%d", t->step);
+    else if (t->layer == COMPARE_STEP_LEVEL) snprintf(where, size, "-");
+    else snprintf(where, size, "%d", t->layer);
+}
+
 static void print_group_row(FILE *out, const CompareResult *result, const char *label, const Group *group, int by_layer) {
     if (group->worst < 0) {
         fprintf(out, "%-6s %-11s %5s %-9s %-9s %-9s %-10s %zu/%zu\n", label, "-", "-", "-", "-", "-", "-",
@@ -280,9 +288,7 @@ static void print_group_row(FILE *out, const CompareResult *result, const char *
     const TensorResult *t = &result->results[group->worst];
     MetricText text = metric_text(t);
     char where[16];
-    if (by_layer) snprintf(where, sizeof where, "%d", t->step);
-    else if (t->layer == COMPARE_STEP_LEVEL) snprintf(where, sizeof where, "-");
-    else snprintf(where, sizeof where, "%d", t->layer);
+    group_row_where(t, by_layer, where, sizeof where);
     fprintf(out, "%-6s %-11s %5s %-9s %-9s %-9s %-10s %zu/%zu%s\n", label, t->name, where, text.rel_l2, text.norm_max,
             text.max_abs, text.cosine, group->n_failures, group->n_tensors, group->n_failures ? "  FAIL" : "");
 }
@@ -569,9 +575,7 @@ static void markdown_group_row(Text *md, const CompareResult *result, const char
     const TensorResult *t = &result->results[group->worst];
     MetricText text = metric_text(t);
     char where[16];
-    if (by_layer) snprintf(where, sizeof where, "%d", t->step);
-    else if (t->layer == COMPARE_STEP_LEVEL) snprintf(where, sizeof where, "-");
-    else snprintf(where, sizeof where, "%d", t->layer);
+    group_row_where(t, by_layer, where, sizeof where);
     text_append(md, "| %s | %s | %s | %s | %s | %s | %s | %zu/%zu%s |\n", label, t->name, where, text.rel_l2,
                 text.norm_max, text.max_abs, text.cosine, group->n_failures, group->n_tensors,
                 group->n_failures ? " **FAIL**" : "");
