@@ -380,3 +380,23 @@ Test(report, svg_escapes_producer_names) {
     cr_assert(strstr(svg, "a&lt;b&amp;&quot;c&quot;") != NULL, "%s", svg);
     free(svg);
 }
+
+// Numbers in accuracy.json keep 9 significant digits: enough for every float value to round-trip, and
+// half the size of a full double's 17 (a gate's JSON is committed with its report).
+Test(report, json_numbers_keep_nine_significant_digits) {
+    Fixture fx;
+    fixture_init(&fx, 0);
+    fx.result.results[2].metrics.rel_l2 = 1.0 / 3.0;
+    fx.result.results[2].metrics.value_f = 0.1f;  // a float: 9 digits bring back the same float
+    char *json_text = report_json_text(&fx.result);
+    cr_assert_not_null(json_text);
+    cr_assert(strstr(json_text, "0.333333333,") || strstr(json_text, "0.333333333\n"), "%s", json_text);
+    cr_assert_null(strstr(json_text, "0.3333333333"), "%s", json_text);
+    cJSON *json = cJSON_Parse(json_text);
+    cr_assert_not_null(json);
+    cJSON *tensor = cJSON_GetArrayItem(cJSON_GetObjectItem(json, "tensors"), 2);
+    cJSON *worst = cJSON_GetObjectItem(tensor, "worst_element");
+    cr_assert_eq((float)cJSON_GetObjectItem(worst, "value")->valuedouble, 0.1f);
+    cJSON_Delete(json);
+    free(json_text);
+}
