@@ -4,11 +4,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../fused/gpu_engine.h"
 #include "../model/checkpoint.h"
+#include "../model/engine.h"
 #include "../model/progress.h"
-#include "../reference/reference.h"
 #include "commands.h"
+#include "engine_registry.h"
 #include "options.h"
 #include "../golden/trace_run.h"
 
@@ -17,18 +17,9 @@ static const char USAGE[] =
     "                          [--prompt-tokens 1,2,3 | --prompt-len N --seed S] [-n N] [--kv-dtype f32|bf16]\n"
     "                          [--quiet]\n"
     "  Prints the N greedy tokens that follow the prompt (default 64; prompt default 16 seeded tokens).\n"
-    "  KV cache default: f32 for reference, bf16 for the GPU engines.\n"
+    "  Any registered engine (cli/engine_registry.c). KV cache default: the engine's (f32 for reference,\n"
+    "  bf16 for the GPU engines).\n"
     "  --quiet: no progress and no timing line on stderr (the tokens alone on stdout).\n";
-
-static int reference_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position,
-                                     TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
-    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
-
-static int gpu_forward_adapter(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
-                               int32_t *next_token, ErrorMessage *err) {
-    return gpu_engine_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
 
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *engine_name = "reference", *prompt_text = NULL, *kv_text = NULL, *value;
@@ -52,23 +43,23 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!model_dir) { fail(&err, "--model is required"); goto usage_error; }
     progress_set_command("generate");
-    int on_gpu = strcmp(engine_name, "reference") != 0;
-    GpuEngineKind kind = GPU_ENGINE_FUSED;
-    if (on_gpu && gpu_engine_kind_parse(engine_name, &kind)) {
-        fail(&err, "--engine: '%s' is not reference, fused or cublas", engine_name);
+    const EngineKind *kind = engine_find(engine_name, &err);
+    if (!kind) {
+        char known[256];
+        fail(&err, "--engine: '%s' is not one of %s", engine_name, engine_names(known, sizeof known, ", "));
         goto usage_error;
     }
-    KvDtype kv_dtype = on_gpu ? KV_BF16 : KV_F32;
+    KvDtype kv_dtype = kind->default_kv_dtype;
     if (kv_text && kv_dtype_parse(kv_text, &kv_dtype)) { fail(&err, "--kv-dtype: '%s' is not f32 or bf16", kv_text); goto usage_error; }
     // Say there is no GPU before spending time on the checkpoint.
-    if (on_gpu && gpu_device_available(&err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 4; }
+    if (kind->available && kind->available(&err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 4; }
 
     Checkpoint checkpoint = {0};
     if (checkpoint_open(model_dir, &checkpoint, &err)) { fprintf(stderr, "fusecheck generate: %s\n", err.text); return 2; }
     int status = 2;
     int32_t *tokens = NULL, *given = NULL, *generated = NULL;
     int n_given = 0;
-    void *engine = NULL;
+    Engine *engine = NULL;
     if (prompt_text) {
         if (parse_token_list("--prompt-tokens", prompt_text, &given, &n_given, &err)) goto done;
         prompt_length = n_given;
@@ -80,13 +71,10 @@ int cmd_generate(int argc, char **argv) {
     else random_prompt(tokens, (int)prompt_length, checkpoint.config.vocab_size, seed);
 
     int context = (int)(prompt_length + n_generate);
-    engine = on_gpu ? (void *)gpu_engine_create(&checkpoint, kind, kv_dtype, context, &err)
-                    : (void *)reference_create(&checkpoint, kv_dtype, context, 0, &err);
-    if (!engine) goto done;
+    if (!(engine = engine_create(kind, &checkpoint, (EngineProfile){kv_dtype}, context, &err))) goto done;
     double start = seconds_now();
     // n tokens: the prefill yields the first, each of n - 1 decode steps one more.
-    if (run_traced_steps(engine, on_gpu ? gpu_forward_adapter : reference_forward_adapter, tokens, (int)prompt_length,
-                         (int)n_generate - 1, 0, NULL, generated, &err))
+    if (run_traced_steps(engine, tokens, (int)prompt_length, (int)n_generate - 1, 0, NULL, NULL, generated, &err))
         goto done;
     double seconds = seconds_now() - start;
     for (long i = 0; i < n_generate; i++) printf(i ? " %d" : "%d", generated[i]);
@@ -97,10 +85,7 @@ int cmd_generate(int argc, char **argv) {
     status = 0;
 done:
     if (status) fprintf(stderr, "fusecheck generate: %s\n", err.text);
-    if (engine) {
-        if (on_gpu) gpu_engine_destroy(engine);
-        else reference_destroy(engine);
-    }
+    engine_destroy(engine);
     free(tokens);
     free(given);
     free(generated);

@@ -26,11 +26,6 @@ static const char USAGE[] =
     "  --quiet              no progress on stderr (shown on a terminal; a line every 10%% and 5 s otherwise)\n"
     "  Ctrl-C or SIGTERM removes the partial file and exits 130 or 143.\n";
 
-static int reference_step(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
-                          int32_t *next_token, ErrorMessage *err) {
-    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
-
 // tokens (malloc'd), prompt length and decode steps of the trace at `path`, which must be of the
 // same weights as `checkpoint`.
 static int tokens_from_trace(const char *path, const Checkpoint *checkpoint, int32_t **tokens, long *prompt_length,
@@ -111,7 +106,7 @@ int cmd_golden(int argc, char **argv) {
     int status = 2;
     int32_t *tokens = NULL, *given = NULL;
     int n_given = 0;
-    Reference *reference = NULL;
+    Engine *reference = NULL;
     TraceMeta meta = {0};
     if (tokens_from) {
         if (tokens_from_trace(tokens_from, &checkpoint, &tokens, &prompt_length, &n_steps, &err)) goto done;
@@ -133,9 +128,11 @@ int cmd_golden(int argc, char **argv) {
             goto done;
         }
     double start = seconds_now();
-    if (!(reference = reference_create(&checkpoint, kv_dtype, (int)(prompt_length + n_steps), 0, &err))) goto done;
+    if (!(reference = engine_create(&reference_engine_kind, &checkpoint, (EngineProfile){kv_dtype},
+                                    (int)(prompt_length + n_steps), &err)))
+        goto done;
     if (trace_meta_for_checkpoint(&meta, &checkpoint, "reference", kv_dtype, (int)prompt_length, &err)) goto done;
-    if (write_traced_run(reference, reference_step, &meta, tokens, (int)prompt_length, (int)n_steps, tokens_from != NULL,
+    if (write_traced_run(reference, &meta, tokens, (int)prompt_length, (int)n_steps, tokens_from != NULL, NULL,
                          out_path, &err))
         goto done;
     printf("wrote %s: %ld prompt tokens + %ld decode step%s%s%s, %d layers, kv %s, weights %s, %.2f s\n", out_path,
@@ -146,7 +143,7 @@ int cmd_golden(int argc, char **argv) {
 done:
     if (status) fprintf(stderr, "fusecheck golden: %s\n", err.text);
     free(meta.model_config);
-    reference_destroy(reference);
+    engine_destroy(reference);
     free(tokens);
     free(given);
     checkpoint_close(&checkpoint);

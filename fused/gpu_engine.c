@@ -619,13 +619,13 @@ static int ensure_graph(GpuEngine *e, ErrorMessage *err) {
 
 // ---- traces ------------------------------------------------------------------------------------
 
-static int write_device_tensor(TraceWriter *trace, int layer, const char *name, const float *device, int rows,
+static int write_device_tensor(const EngineTap *trace, int layer, const char *name, const float *device, int rows,
                                int cols, ErrorMessage *err) {
     size_t n = (size_t)rows * cols;
     float *host = malloc(n * sizeof(float) + 1);
     if (!host) return fail(err, "out of memory copying %s for the trace", name);
     cudaError_t status = cudaMemcpy(host, device, n * sizeof(float), cudaMemcpyDeviceToHost);
-    int rc = status == cudaSuccess ? trace_write_tensor(trace, layer, name, host, rows, cols, err)
+    int rc = status == cudaSuccess ? engine_tap_tensor(trace, layer, name, host, rows, cols, err)
                                    : fail(err, "cudaMemcpy of %s for the trace: %s", name, cudaGetErrorString(status));
     free(host);
     return rc;
@@ -633,8 +633,8 @@ static int write_device_tensor(TraceWriter *trace, int layer, const char *name, 
 
 // Every one of TRACE_LAYER_TENSORS, in both engines, every step: the fused decode kernels store each
 // intermediate to global memory (rmsnorm_qkv attn_norm, attention_decode q/k/v/attn, the MLP kernel
-// mlp_norm/gate/up/act), so a GPU trace declares nothing omitted (gpu_write_trace in golden_run.c).
-static int write_layer_trace(GpuEngine *e, TraceWriter *trace, int layer, const GpuActs *a, int T, ErrorMessage *err) {
+// mlp_norm/gate/up/act), so a GPU trace declares nothing omitted (engine_write_trace in golden/trace_run.c).
+static int write_layer_trace(GpuEngine *e, const EngineTap *trace, int layer, const GpuActs *a, int T, ErrorMessage *err) {
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "layer before trace copy");
     for (int i = 0; i < TRACE_N_LAYER_TENSORS; i++) {
         const char *name = TRACE_LAYER_TENSORS[i];
@@ -679,7 +679,7 @@ static int wait_for_step(GpuEngine *e, int graphed, int position, ErrorMessage *
     return 0;
 }
 
-int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
+int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, const EngineTap *trace,
                        int32_t *next_token, ErrorMessage *err) {
     if (stage_tokens(e, tokens, n_tokens, position, err)) return -1;
     const ModelDims *d = &e->dims;

@@ -12,6 +12,7 @@
 #include "../golden/trace.h"
 #include "../model/checkpoint.h"
 #include "../model/config.h"
+#include "../model/engine.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,10 +35,16 @@ void gpu_engine_destroy(GpuEngine *engine);
 
 // Runs n_tokens tokens at positions [position, position + n_tokens) (n_tokens > 1: prefill through
 // cuBLAS GEMMs; n_tokens == 1: one decode step, the fused engine replaying its CUDA graph), writes
-// the greedy argmax of the last row's logits to *next_token and, when trace is not NULL, the
-// tensors this engine produces into the trace's current step.
+// the greedy argmax of the last row's logits to *next_token and, when tap is not NULL, the tensors
+// this engine produces to the tap (copied to host first; EngineTap in model/engine.h).
 int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, int position,
-                       TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
+                       const EngineTap *tap, int32_t *next_token, ErrorMessage *err);
+
+// The GPU engines behind the engine interface (gpu_engine_adapter.c): "fused" and "cublas", KV f32 or
+// bf16, KV forcing, ENGINE_NEEDS_GPU. Their state is a GpuEngine (engine_wrap one to borrow it).
+extern const EngineKind fused_engine_kind;
+extern const EngineKind cublas_engine_kind;
+const EngineKind *gpu_engine_kind_engine(GpuEngineKind kind);
 
 // Storage-point forcing: the KV cache's analogue of teacher forcing. Two correct engines compute K
 // and V that differ by an ulp of fp32 (different summation orders); where such a pair straddles a bf16

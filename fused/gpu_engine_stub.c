@@ -18,8 +18,8 @@ GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, K
 void gpu_engine_destroy(GpuEngine *engine) { (void)engine; }
 
 int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, int position,
-                       TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
-    (void)engine; (void)tokens; (void)n_tokens; (void)position; (void)trace; (void)next_token;
+                       const EngineTap *tap, int32_t *next_token, ErrorMessage *err) {
+    (void)engine; (void)tokens; (void)n_tokens; (void)position; (void)tap; (void)next_token;
     return fail(err, NO_CUDA_MESSAGE);
 }
 

@@ -1,5 +1,5 @@
 // The reference forward pass. One function per stage, in the order of docs/DESIGN.md; each stage writes
-// its tensor to the trace under the name FORMAT.md gives it.
+// its tensor to the tap (model/engine.h) under the name FORMAT.md gives it.
 #include "reference.h"
 
 #include <stdio.h>
@@ -173,9 +173,9 @@ void reference_destroy(Reference *ref) {
     free(ref);
 }
 
-static int trace_layer(TraceWriter *trace, int layer, const char *name, const float *data, int rows, int cols,
+static int trace_layer(const EngineTap *trace, int layer, const char *name, const float *data, int rows, int cols,
                        ErrorMessage *err) {
-    return trace ? trace_write_tensor(trace, layer, name, data, rows, cols, err) : 0;
+    return engine_tap_tensor(trace, layer, name, data, rows, cols, err);
 }
 
 // K and V enter the cache here; with a bf16 cache they are rounded exactly as the GPU stores them.
@@ -192,7 +192,7 @@ static void write_kv_cache(Reference *ref, int layer, const float *k, const floa
 
 // One decoder layer on the residual stream act->x [n_rows, hidden], in place.
 static int layer_forward(Reference *ref, int layer, const LayerFloats *w, int n_rows, int position,
-                         TraceWriter *trace, ErrorMessage *err) {
+                         const EngineTap *trace, ErrorMessage *err) {
     const ModelConfig *c = &ref->config;
     Activations *a = &ref->act;
     int d = c->hidden_size, hd = c->head_dim, f = c->intermediate_size;
@@ -253,7 +253,7 @@ static void lm_head_forward(Reference *ref, const float *normed, float *logits) 
 }
 
 int reference_forward(Reference *ref, const int32_t *tokens, int n_tokens, int position,
-                      TraceWriter *trace, int32_t *next_token, ErrorMessage *err) {
+                      const EngineTap *trace, int32_t *next_token, ErrorMessage *err) {
     const ModelConfig *c = &ref->config;
     if (n_tokens <= 0) return fail(err, "reference: forward needs at least one token");
     if (position < 0 || position + n_tokens > ref->max_context)
@@ -269,7 +269,7 @@ int reference_forward(Reference *ref, const int32_t *tokens, int n_tokens, int p
 
     for (int i = 0; i < n_tokens; i++)
         tensor_rows_to_float(ref->checkpoint->embed_tokens, tokens[i], 1, a->x + (long)i * d);
-    if (trace && trace_write_tensor(trace, -1, "embed", a->x, n_tokens, d, err)) return -1;
+    if (trace_layer(trace, -1, "embed", a->x, n_tokens, d, err)) return -1;
 
     for (int layer = 0; layer < c->num_hidden_layers; layer++) {
         LayerFloats *w = &ref->layers[ref->streaming ? 0 : layer];
@@ -281,8 +281,8 @@ int reference_forward(Reference *ref, const int32_t *tokens, int n_tokens, int p
     rmsnorm(a->final_norm, a->x + (long)(n_tokens - 1) * d, ref->final_norm, 1, d, c->rms_norm_eps);
     lm_head_forward(ref, a->final_norm, a->logits);
     *next_token = argmax(a->logits, c->vocab_size);
-    if (trace && (trace_write_tensor(trace, -1, "final_norm", a->final_norm, 1, d, err) ||
-                  trace_write_tensor(trace, -1, "logits", a->logits, 1, c->vocab_size, err)))
+    if (trace_layer(trace, -1, "final_norm", a->final_norm, 1, d, err) ||
+        trace_layer(trace, -1, "logits", a->logits, 1, c->vocab_size, err))
         return -1;
     return 0;
 }

@@ -7,6 +7,7 @@
 #include "../golden/trace.h"
 #include "../model/checkpoint.h"
 #include "../model/config.h"
+#include "../model/engine.h"
 
 typedef struct Reference Reference;
 
@@ -19,11 +20,15 @@ Reference *reference_create(const Checkpoint *checkpoint, KvDtype kv_dtype, int 
                             size_t max_weight_bytes, ErrorMessage *err);
 void reference_destroy(Reference *reference);
 
-// Same contract as gpu_engine_forward: n_tokens tokens at positions [position, position+n_tokens),
-// greedy argmax of the last row into *next_token, every trace tensor into the trace's current step
-// when trace is not NULL. Fails on a token id out of range or a context past max_context.
+// EngineKind.forward's contract (model/engine.h): n_tokens tokens at positions [position,
+// position+n_tokens), greedy argmax of the last row into *next_token, every traced tensor to `tap`
+// when it is not NULL. Fails on a token id out of range or a context past max_context.
 int reference_forward(Reference *reference, const int32_t *tokens, int n_tokens, int position,
-                      TraceWriter *trace, int32_t *next_token, ErrorMessage *err);
+                      const EngineTap *tap, int32_t *next_token, ErrorMessage *err);
+
+// The reference as an engine (reference_engine.c): "reference", KV f32 or bf16, no KV forcing (it is
+// the source of forced values). Its state is a Reference (engine_wrap a Reference* to borrow one).
+extern const EngineKind reference_engine_kind;
 
 // The last forward's logits for its last row ([vocab] fp32), owned by the reference and valid until
 // the next forward.

@@ -1,14 +1,9 @@
-// The golden trace: the reference's run, every tensor recorded.
+// The golden trace: the reference's run through the engine interface, every tensor recorded.
 #include <stdlib.h>
 #include <string.h>
 
 #include "../golden/trace_run.h"
 #include "reference.h"
-
-static int reference_step(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
-                          int32_t *next_token, ErrorMessage *err) {
-    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
 
 int reference_write_golden(const Checkpoint *checkpoint, KvDtype kv_dtype, const int32_t *prompt, int prompt_length,
                            int n_decode, const char *path, int32_t *tokens_out, ErrorMessage *err) {
@@ -20,13 +15,14 @@ int reference_write_golden(const Checkpoint *checkpoint, KvDtype kv_dtype, const
     TraceWriter *trace = NULL;
     TraceMeta meta = {0};
     int32_t *tokens = malloc((size_t)(prompt_length + n_decode) * sizeof *tokens);
-    Reference *reference = reference_create(checkpoint, kv_dtype, prompt_length + n_decode, 0, err);
+    Engine *reference = engine_create(&reference_engine_kind, checkpoint, (EngineProfile){kv_dtype},
+                                      prompt_length + n_decode, err);
     if (!tokens) fail(err, "out of memory for %d tokens", prompt_length + n_decode);
     if (!tokens || !reference) goto done;
     memcpy(tokens, prompt, (size_t)prompt_length * sizeof *tokens);
     if (trace_meta_for_checkpoint(&meta, checkpoint, "reference", kv_dtype, prompt_length, err)) goto done;
     if (!(trace = trace_writer_open(path, &meta, err))) goto done;
-    if (run_traced_steps(reference, reference_step, tokens, prompt_length, n_decode, 0, trace, NULL, err)) goto done;
+    if (run_traced_steps(reference, tokens, prompt_length, n_decode, 0, NULL, trace, NULL, err)) goto done;
     TraceWriter *closing = trace;
     trace = NULL;
     if (trace_writer_close(closing, err)) goto done;
@@ -35,7 +31,7 @@ int reference_write_golden(const Checkpoint *checkpoint, KvDtype kv_dtype, const
 done:
     if (trace) trace_writer_abort(trace);
     free(meta.model_config);
-    reference_destroy(reference);
+    engine_destroy(reference);
     free(tokens);
     return status;
 }

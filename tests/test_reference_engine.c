@@ -128,11 +128,6 @@ Test(reference_engine, rounding_written_here_is_round_to_nearest_even) {
     cr_assert_eq(float_bits(bf16_round_nearest_even(0x1.fffffep127f)), 0x7f800000u);  // carries to inf
 }
 
-static int reference_step(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
-                          int32_t *next_token, ErrorMessage *err) {
-    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
-
 // Runs `ref` over the prompt and 6 greedy decode steps, tracing every tensor into a temp file, and
 // returns the open trace.
 static TraceReader *traced_run(Reference *ref, KvDtype kv_dtype, int32_t *tokens) {
@@ -146,8 +141,8 @@ static TraceReader *traced_run(Reference *ref, KvDtype kv_dtype, int32_t *tokens
     free(meta.model_config);
     cr_assert_not_null(writer, "%s", err.text);
     memcpy(tokens, PROMPT, sizeof PROMPT);
-    cr_assert_eq(run_traced_steps(ref, reference_step, tokens, PROMPT_LENGTH, 6, 0, writer, NULL, &err), 0, "%s",
-                 err.text);
+    Engine engine = engine_wrap(&reference_engine_kind, ref, kv_dtype);
+    cr_assert_eq(run_traced_steps(&engine, tokens, PROMPT_LENGTH, 6, 0, NULL, writer, NULL, &err), 0, "%s", err.text);
     cr_assert_eq(trace_writer_close(writer, &err), 0, "%s", err.text);
     TraceReader *trace = trace_open(path, &err);
     cr_assert_not_null(trace, "%s", err.text);

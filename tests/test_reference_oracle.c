@@ -18,11 +18,6 @@
 #include "../reference/reference.h"
 #include "test_support.h"
 
-static int reference_step(void *engine, const int32_t *tokens, int n_tokens, int position, TraceWriter *trace,
-                          int32_t *next_token, ErrorMessage *err) {
-    return reference_forward(engine, tokens, n_tokens, position, trace, next_token, err);
-}
-
 // Writes the reference's trace of `checkpoint_dir`, teacher-forced on `oracle`'s tokens, prompt and
 // step count, to `path`.
 static void write_fresh_reference_trace(const char *checkpoint_dir, const TraceReader *oracle, const char *path) {
@@ -47,8 +42,9 @@ static void write_fresh_reference_trace(const char *checkpoint_dir, const TraceR
     TraceWriter *writer = trace_writer_open(path, &meta, &err);
     free(meta.model_config);
     cr_assert_not_null(writer, "%s", err.text);
-    cr_assert_eq(run_traced_steps(reference, reference_step, tokens, prompt_length, n_decode, 1, writer, NULL, &err), 0,
-                 "%s", err.text);
+    Engine engine = engine_wrap(&reference_engine_kind, reference, KV_F32);
+    cr_assert_eq(run_traced_steps(&engine, tokens, prompt_length, n_decode, 1, NULL, writer, NULL, &err), 0, "%s",
+                 err.text);
     cr_assert_eq(trace_writer_close(writer, &err), 0, "%s", err.text);
     reference_destroy(reference);
     checkpoint_close(&checkpoint);

@@ -14,13 +14,9 @@
 #include "../../reference/reference.h"
 #include "gpu_test_util.h"
 
-static inline int reference_step(void *e, const int32_t *t, int n, int p, TraceWriter *tr, int32_t *next, ErrorMessage *err) {
-    return reference_forward(e, t, n, p, tr, next, err);
-}
-
-// Runs `forward` over tokens (prompt_length + n_decode entries; when greedy, the continuation is
+// Runs `engine` over tokens (prompt_length + n_decode entries; when greedy, the continuation is
 // written into tokens) and writes a trace at path, as `fusecheck golden` / `fusecheck run` do.
-static inline void traced_run(void *engine, ForwardFunction forward, const Checkpoint *ck, const char *producer,
+static inline void traced_run(Engine *engine, const Checkpoint *ck, const char *producer,
                               KvDtype kv, int kv_forced, int32_t *tokens, int prompt_length, int n_decode, int greedy,
                               const char *path) {
     TraceMeta meta;
@@ -30,7 +26,7 @@ static inline void traced_run(void *engine, ForwardFunction forward, const Check
     TraceWriter *w = trace_writer_open(path, &meta, &err);
     free(meta.model_config);
     cr_assert_not_null(w, "%s", err.text);
-    int rc = run_traced_steps(engine, forward, tokens, prompt_length, n_decode, !greedy, w, NULL, &err);
+    int rc = run_traced_steps(engine, tokens, prompt_length, n_decode, !greedy, NULL, w, NULL, &err);
     if (rc) trace_writer_abort(w);
     cr_assert_eq(rc, 0, "%s: %s", producer, err.text);
     cr_assert_eq(trace_writer_close(w, &err), 0, "%s", err.text);
@@ -44,7 +40,8 @@ static inline void make_reference_golden(const Checkpoint *ck, KvDtype kv, int32
     random_prompt(tokens, prompt_length, ck->config.vocab_size, 1);
     Reference *ref = reference_create(ck, kv, prompt_length + n_decode, 0, &err);
     cr_assert_not_null(ref, "%s", err.text);
-    traced_run(ref, reference_step, ck, "reference", kv, 0, tokens, prompt_length, n_decode, 1, path);
+    Engine engine = engine_wrap(&reference_engine_kind, ref, kv);
+    traced_run(&engine, ck, "reference", kv, 0, tokens, prompt_length, n_decode, 1, path);
     reference_destroy(ref);
 }
 

@@ -29,8 +29,8 @@ static void check_greedy(GpuEngine *e, const char *preset, GpuEngineKind kind, c
     int32_t *tokens = malloc((size_t)n_tokens * sizeof *tokens), *generated = malloc((size_t)(n_decode + 1) * sizeof *generated);
     cr_assert(tokens && generated);
     memcpy(tokens, golden_tokens, (size_t)prompt_length * sizeof *tokens);
-    GpuForcedRun unforced = {e, NULL};
-    cr_assert_eq(run_traced_steps(&unforced, gpu_forward_forced, tokens, prompt_length, n_decode, 0, NULL, generated, &err), 0,
+    Engine unforced = engine_wrap(gpu_engine_kind_engine(kind), e, KV_BF16);
+    cr_assert_eq(run_traced_steps(&unforced, tokens, prompt_length, n_decode, 0, NULL, NULL, generated, &err), 0,
                  "%s", err.text);
     int agreed = 0;
     for (int step = 0; step <= n_decode; step++) {

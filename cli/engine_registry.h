@@ -1,0 +1,19 @@
+// Every engine fusecheck knows, by name: one line per engine in engine_registry.c. It lives above the
+// engine libraries (reference/, fused/), which model/engine.h, their common interface, cannot see.
+#ifndef FUSECHECK_ENGINE_REGISTRY_H
+#define FUSECHECK_ENGINE_REGISTRY_H
+
+#include <stddef.h>
+
+#include "../model/engine.h"
+
+// The engine called `name`, or NULL with "unknown engine 'NAME' (known: reference, fused, cublas)" in err.
+const EngineKind *engine_find(const char *name, ErrorMessage *err);
+
+// The registered engines in order (n of them in *n).
+const EngineKind *const *engine_list(size_t *n);
+
+// "reference|fused|cublas" into out (for usage lines); returns out.
+const char *engine_names(char *out, size_t size, const char *separator);
+
+#endif
