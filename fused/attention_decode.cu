@@ -240,6 +240,122 @@ static __host__ __device__ __forceinline__ void decode_chunking(int context, int
 template <int DPL, bool BF16, int GROUP>
 constexpr int decode_min_blocks() { return DPL == 2 && !BF16 && GROUP == 4 ? 1 : 0; }
 
+// ---- the decode kernel's steps (each inlined into attention_decode_kernel, which lists them) ----
+
+template <int DPL, bool BF16>
+using DecodeRows = LaneRow<DPL, BF16>[DECODE_STEP];
+
+// The rows of the step at p: slot s holds cache position min(p + s, end - 1), so a short last step
+// repeats its end (masked in decode_softmax_step).
+template <int DPL, bool BF16>
+__device__ __forceinline__ void decode_load_step(const void *k_cache, const void *v_cache, size_t head_base, int p,
+                                                 int end, int lane, DecodeRows<DPL, BF16> &kp,
+                                                 DecodeRows<DPL, BF16> &vp) {
+    constexpr int HD = DPL * WARP;
+#pragma unroll
+    for (int s = 0; s < DECODE_STEP; s++) {
+        size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
+        kp[s].load(k_cache, row);
+        vp[s].load(v_cache, row);
+    }
+}
+
+// Step 1, before the PDL wait. The first DECODE_PRELOADED_STEPS steps' K/V rows are history (written
+// by earlier tokens' graphs, complete before this one started), except row `position`, which this
+// kernel computes: they are loaded before the wait, so their trips overlap the previous kernel's tail
+// (0.6B: every step of a chunk of 64), and kept as stored (LaneRow) until their step; row `position`
+// is replaced after the wait (the head epilogue, step 2). The head epilogue's constants depend on no
+// kernel either (the position is written by the host).
+template <int DPL, bool BF16>
+__device__ __forceinline__ void decode_preload(const void *k_cache, const void *v_cache, size_t head_base,
+                                               int first_step, int step_stride, int end, int lane,
+                                               DecodeRows<DPL, BF16> (&k_pre)[DECODE_PRELOADED_STEPS],
+                                               DecodeRows<DPL, BF16> (&v_pre)[DECODE_PRELOADED_STEPS],
+                                               float (&constants)[3][DPL * WARP], const float *q_norm_w,
+                                               const float *k_norm_w, const float *rope_cos, const float *rope_sin,
+                                               int position) {
+    constexpr int HD = DPL * WARP, HALF = HD / 2;
+#pragma unroll
+    for (int t = 0; t < DECODE_PRELOADED_STEPS; t++)
+        if (first_step + t * step_stride < end)
+            decode_load_step<DPL, BF16>(k_cache, v_cache, head_base, first_step + t * step_stride, end, lane,
+                                        k_pre[t], v_pre[t]);
+    for (int t = threadIdx.x; t < 3 * HD; t += DECODE_THREADS) {
+        int row = t / HD, i = t % HD;
+        constants[row][i] = row == 0   ? q_norm_w[i]
+                            : row == 1 ? k_norm_w[i]
+                                       : (i < HALF ? rope_cos : rope_sin)[(size_t)position * HALF + i % HALF];
+    }
+}
+
+// Step 2, one step of the online softmax (m, l, o per q head, in registers) over the rows of the step
+// at p0, widened as they are used.
+template <int DPL, bool BF16, int GROUP>
+__device__ __forceinline__ void decode_softmax_step(int p0, int end, float scale, const float (&qr)[GROUP][DPL],
+                                                    float (&m)[GROUP], float (&l)[GROUP], float (&o)[GROUP][DPL],
+                                                    const DecodeRows<DPL, BF16> &kp, const DecodeRows<DPL, BF16> &vp) {
+#pragma unroll
+    for (int j = 0; j < GROUP; j++) {
+        float sc[DECODE_STEP];
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) {
+            float acc = 0.0f;
+#pragma unroll
+            for (int i = 0; i < DPL; i++) acc = fmaf(qr[j][i], kp[s].at(i), acc);
+            sc[s] = warp_sum(acc) * scale;
+            if (p0 + s >= end) sc[s] = -INFINITY;
+        }
+        float m_new = m[j];
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) m_new = fmaxf(m_new, sc[s]);  // finite: p0 < end
+        float alpha = expf(m[j] - m_new);  // 0 on the first step (m = -inf)
+        l[j] *= alpha;
+#pragma unroll
+        for (int i = 0; i < DPL; i++) o[j][i] *= alpha;
+#pragma unroll
+        for (int s = 0; s < DECODE_STEP; s++) {
+            float e = expf(sc[s] - m_new);
+            l[j] += e;
+#pragma unroll
+            for (int i = 0; i < DPL; i++) o[j][i] = fmaf(e, vp[s].at(i), o[j][i]);
+        }
+        m[j] = m_new;
+    }
+}
+
+// Step 3, the block's partial: merge the warps in warp order (a warp with no positions has m = -inf,
+// l = 0, o = 0) and write (m, l, o) per q head for this split.
+template <int DPL, int GROUP>
+__device__ __forceinline__ void decode_merge_warps(const float (&m)[GROUP], const float (&l)[GROUP],
+                                                   const float (&o)[GROUP][DPL], int kv_head, int split, int n_splits,
+                                                   int lane, int warp, float (&warp_ml)[DECODE_WARPS][GROUP][2],
+                                                   float (&warp_o)[DECODE_WARPS][GROUP][DPL * WARP], float *partial_o,
+                                                   float *partial_ml) {
+    constexpr int HD = DPL * WARP;
+#pragma unroll
+    for (int j = 0; j < GROUP; j++) {
+        if (lane == 0) { warp_ml[warp][j][0] = m[j]; warp_ml[warp][j][1] = l[j]; }
+#pragma unroll
+        for (int i = 0; i < DPL; i++) warp_o[warp][j][lane * DPL + i] = o[j][i];
+    }
+    __syncthreads();
+    for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS) {
+        int j = t / HD, d = t % HD;
+        float bm = -INFINITY;
+        for (int w = 0; w < DECODE_WARPS; w++) bm = fmaxf(bm, warp_ml[w][j][0]);
+        float bl = 0.0f, bo = 0.0f;
+        for (int w = 0; w < DECODE_WARPS; w++) {
+            float wm = warp_ml[w][j][0];
+            float f = wm == -INFINITY ? 0.0f : expf(wm - bm);
+            bl = fmaf(warp_ml[w][j][1], f, bl);
+            bo = fmaf(warp_o[w][j][d], f, bo);
+        }
+        size_t slot = (size_t)(kv_head * GROUP + j) * n_splits + split;
+        partial_o[slot * HD + d] = bo;
+        if (d == 0) { partial_ml[2 * slot] = bm; partial_ml[2 * slot + 1] = bl; }
+    }
+}
+
 template <int DPL, bool BF16, int GROUP>
 __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, GROUP>()) attention_decode_kernel(
     ModelDims dims, const float *qkv_raw, const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
@@ -276,40 +392,19 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
         pdl_launch_dependents();
         return;
     }
-    // The first PRELOADED steps' K/V rows are history (written by earlier tokens' graphs, complete
-    // before this one started), except row `position`, which this kernel computes: they are loaded
-    // before the wait, so their trips overlap the previous kernel's tail (0.6B: every step of a chunk
-    // of 64), and kept as stored (LaneRow) until their step; row `position` is replaced after the wait.
-    constexpr int PRELOADED = DECODE_PRELOADED_STEPS;
     const int first_step = begin + warp * DECODE_STEP, step_stride = DECODE_WARPS * DECODE_STEP;
-    using Rows = LaneRow<DPL, BF16>[DECODE_STEP];
-    // The rows of the step at p: slot s holds cache position min(p + s, end - 1), so a short last step
-    // repeats its end (masked in softmax_step).
-    auto load_step = [&](int p, Rows &kp, Rows &vp) {
-#pragma unroll
-        for (int s = 0; s < DECODE_STEP; s++) {
-            size_t row = head_base + (size_t)min(p + s, end - 1) * HD + lane * DPL;
-            kp[s].load(k_cache, row);
-            vp[s].load(v_cache, row);
-        }
-    };
-    Rows k_pre[PRELOADED], v_pre[PRELOADED];
-#pragma unroll
-    for (int t = 0; t < PRELOADED; t++)
-        if (first_step + t * step_stride < end) load_step(first_step + t * step_stride, k_pre[t], v_pre[t]);
-    // The head epilogue's constants depend on no kernel either (the position is written by the host).
-    for (int t = threadIdx.x; t < 3 * HD; t += DECODE_THREADS) {
-        int row = t / HD, i = t % HD;
-        constants[row][i] = row == 0   ? q_norm_w[i]
-                            : row == 1 ? k_norm_w[i]
-                                       : (i < HALF ? rope_cos : rope_sin)[(size_t)position * HALF + i % HALF];
-    }
+
+    // 1. History K/V rows and the epilogue's constants, before the wait.
+    DecodeRows<DPL, BF16> k_pre[DECODE_PRELOADED_STEPS], v_pre[DECODE_PRELOADED_STEPS];
+    decode_preload<DPL, BF16>(k_cache, v_cache, head_base, first_step, step_stride, end, lane, k_pre, v_pre,
+                              constants, q_norm_w, k_norm_w, rope_cos, rope_sin, position);
     pdl_launch_dependents();
     pdl_wait();
 
-    // The head epilogue (kernels.h 2b), which every block of the kv head computes alike (the same
+    // 2. The head epilogue (kernels.h 2b), which every block of the kv head computes alike (the same
     // code in the same order, so the same bits): raw heads from kernel 1, through L2 (other blocks
-    // wrote them), then one warp per q/k head: per-head RMSNorm, rotate-half RoPE.
+    // wrote them), then one warp per q/k head: per-head RMSNorm, rotate-half RoPE. Kept inline: as a
+    // __device__ function it compiles to different SASS (scheduling and 1 register in 3 instances).
     const int is_newest_split = split == active - 1;  // its chunk ends at `position`
     const float *raw_q = qkv_raw + (size_t)kv_head * GROUP * HD;
     const float *raw_k = qkv_raw + (size_t)dims.n_heads * HD + (size_t)kv_head * HD;
@@ -348,7 +443,7 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
         // loaded before the wait. Later steps load it from the cache, which holds it by now (written
         // above, before the block's barrier, or forced by the host before the launch).
 #pragma unroll
-        for (int t = 0; t < PRELOADED; t++) {
+        for (int t = 0; t < DECODE_PRELOADED_STEPS; t++) {
             int p = first_step + t * step_stride;
 #pragma unroll
             for (int s = 0; s < DECODE_STEP; s++)
@@ -359,6 +454,8 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
         }
     }
 
+
+    // 3. The online softmax over this warp's steps: the preloaded ones, then load-and-step.
     const float scale = rsqrtf((float)HD);
     float qr[GROUP][DPL], m[GROUP], l[GROUP], o[GROUP][DPL];
 #pragma unroll
@@ -368,71 +465,22 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
         m[j] = -INFINITY;
         l[j] = 0.0f;
     }
-
-    // One step of the online softmax over the rows of the step at p0, widened as they are used.
-    auto softmax_step = [&](int p0, const Rows &kp, const Rows &vp) {
 #pragma unroll
-        for (int j = 0; j < GROUP; j++) {
-            float sc[DECODE_STEP];
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++) {
-                float acc = 0.0f;
-#pragma unroll
-                for (int i = 0; i < DPL; i++) acc = fmaf(qr[j][i], kp[s].at(i), acc);
-                sc[s] = warp_sum(acc) * scale;
-                if (p0 + s >= end) sc[s] = -INFINITY;
-            }
-            float m_new = m[j];
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++) m_new = fmaxf(m_new, sc[s]);  // finite: p0 < end
-            float alpha = expf(m[j] - m_new);  // 0 on the first step (m = -inf)
-            l[j] *= alpha;
-#pragma unroll
-            for (int i = 0; i < DPL; i++) o[j][i] *= alpha;
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++) {
-                float e = expf(sc[s] - m_new);
-                l[j] += e;
-#pragma unroll
-                for (int i = 0; i < DPL; i++) o[j][i] = fmaf(e, vp[s].at(i), o[j][i]);
-            }
-            m[j] = m_new;
-        }
-    };
-#pragma unroll
-    for (int t = 0; t < PRELOADED; t++)
-        if (first_step + t * step_stride < end) softmax_step(first_step + t * step_stride, k_pre[t], v_pre[t]);
-    for (int p0 = first_step + PRELOADED * step_stride; p0 < end; p0 += step_stride) {
-        Rows kp, vp;
-        load_step(p0, kp, vp);
-        softmax_step(p0, kp, vp);
+    for (int t = 0; t < DECODE_PRELOADED_STEPS; t++)
+        if (first_step + t * step_stride < end)
+            decode_softmax_step<DPL, BF16, GROUP>(first_step + t * step_stride, end, scale, qr, m, l, o, k_pre[t],
+                                                  v_pre[t]);
+    for (int p0 = first_step + DECODE_PRELOADED_STEPS * step_stride; p0 < end; p0 += step_stride) {
+        DecodeRows<DPL, BF16> kp, vp;
+        decode_load_step<DPL, BF16>(k_cache, v_cache, head_base, p0, end, lane, kp, vp);
+        decode_softmax_step<DPL, BF16, GROUP>(p0, end, scale, qr, m, l, o, kp, vp);
     }
 
-    // Merge the warps in warp order (a warp with no positions has m = -inf, l = 0, o = 0).
-#pragma unroll
-    for (int j = 0; j < GROUP; j++) {
-        if (lane == 0) { warp_ml[warp][j][0] = m[j]; warp_ml[warp][j][1] = l[j]; }
-#pragma unroll
-        for (int i = 0; i < DPL; i++) warp_o[warp][j][lane * DPL + i] = o[j][i];
-    }
-    __syncthreads();
-    for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS) {
-        int j = t / HD, d = t % HD;
-        float bm = -INFINITY;
-        for (int w = 0; w < DECODE_WARPS; w++) bm = fmaxf(bm, warp_ml[w][j][0]);
-        float bl = 0.0f, bo = 0.0f;
-        for (int w = 0; w < DECODE_WARPS; w++) {
-            float wm = warp_ml[w][j][0];
-            float f = wm == -INFINITY ? 0.0f : expf(wm - bm);
-            bl = fmaf(warp_ml[w][j][1], f, bl);
-            bo = fmaf(warp_o[w][j][d], f, bo);
-        }
-        size_t slot = (size_t)(kv_head * GROUP + j) * n_splits + split;
-        partial_o[slot * HD + d] = bo;
-        if (d == 0) { partial_ml[2 * slot] = bm; partial_ml[2 * slot + 1] = bl; }
-    }
+    // 4. This split's partial (m, l, o) per q head.
+    decode_merge_warps<DPL, GROUP>(m, l, o, kv_head, split, n_splits, lane, warp, warp_ml, warp_o, partial_o,
+                                   partial_ml);
 
-    // The last of the kv head's active blocks merges the splits (threadFenceReduction pattern).
+    // 5. The last of the kv head's active blocks merges the splits.
     __syncthreads();
     if (threadIdx.x == 0) {
         __threadfence();
@@ -442,7 +490,8 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     __syncthreads();
     if (!is_last) return;
     __threadfence();
-    // Every load of the merge is issued before any arithmetic waits on it: the first MERGE_BATCH split
+    // The split merge. Kept inline: as a __device__ function it compiles to different SASS
+    // (scheduling, in every instance). Every load of the merge is issued before any arithmetic waits on it: the first MERGE_BATCH split
     // outputs of this thread's (q head, dim) elements, and each lane's (m, l) pairs (ATTENTION_DECODE_MAX_SPLITS
     // / WARP per lane at most), so the merge costs one trip to L2 at contexts up to MERGE_BATCH splits.
     // MERGE_BATCH keeps those loads at 32 registers a thread (0.6B: 32 splits, one trip at context 1024).
