@@ -356,6 +356,51 @@ __device__ __forceinline__ void decode_merge_warps(const float (&m)[GROUP], cons
     }
 }
 
+// Step 2b, the head epilogue's outputs: split 0 writes the q heads; the block whose chunk holds
+// `position` (is_newest_split) writes k, v, the cache row (unless forced) and puts the row as stored
+// into its preloaded steps.
+template <int DPL, bool BF16, int GROUP>
+__device__ __forceinline__ void decode_head_outputs(void *k_cache, void *v_cache, int newest_from_cache, int kv_head,
+    int split, int is_newest_split, int position, size_t head_base, int first_step, int step_stride, int end, int lane,
+    const float (&heads)[GROUP + 2][DPL * WARP], float (&newest)[2][DPL * WARP],
+    DecodeRows<DPL, BF16> (&k_pre)[DECODE_PRELOADED_STEPS], DecodeRows<DPL, BF16> (&v_pre)[DECODE_PRELOADED_STEPS],
+    float *q, float *k, float *v) {
+    constexpr int HD = DPL * WARP;
+    if (split == 0)
+        for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS)
+            q[(size_t)kv_head * GROUP * HD + t] = heads[t / HD][t % HD];
+    if (is_newest_split) {
+        size_t cache_row = head_base + (size_t)position * HD;
+        for (int t = threadIdx.x; t < 2 * HD; t += DECODE_THREADS) {
+            int which = t / HD, i = t % HD;  // 0: k, 1: v
+            float value = heads[GROUP + which][i];
+            void *cache = which == 0 ? k_cache : v_cache;
+            (which == 0 ? k : v)[(size_t)kv_head * HD + i] = value;
+            if (newest_from_cache) {
+                newest[which][i] = BF16 ? __bfloat162float(__ldcg((const __nv_bfloat16 *)cache + cache_row + i))
+                                        : __ldcg((const float *)cache + cache_row + i);
+            } else {
+                cache_store(cache, BF16, cache_row + i, value);
+                newest[which][i] = BF16 ? __bfloat162float(__float2bfloat16_rn(value)) : value;
+            }
+        }
+        __syncthreads();
+        // Slot s of a preloaded step, when it is row `position`: the row as stored, not the old bits
+        // loaded before the wait. Later steps load it from the cache, which holds it by now (written
+        // above, before the block's barrier, or forced by the host before the launch).
+#pragma unroll
+        for (int t = 0; t < DECODE_PRELOADED_STEPS; t++) {
+            int p = first_step + t * step_stride;
+#pragma unroll
+            for (int s = 0; s < DECODE_STEP; s++)
+                if (p < end && min(p + s, end - 1) == position) {
+                    k_pre[t][s].set(&newest[0][lane * DPL]);
+                    v_pre[t][s].set(&newest[1][lane * DPL]);
+                }
+        }
+    }
+}
+
 template <int DPL, bool BF16, int GROUP>
 __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, GROUP>()) attention_decode_kernel(
     ModelDims dims, const float *qkv_raw, const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
@@ -405,6 +450,7 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     // code in the same order, so the same bits): raw heads from kernel 1, through L2 (other blocks
     // wrote them), then one warp per q/k head: per-head RMSNorm, rotate-half RoPE. Kept inline: as a
     // __device__ function it compiles to different SASS (scheduling and 1 register in 3 instances).
+    // Then its outputs (decode_head_outputs).
     const int is_newest_split = split == active - 1;  // its chunk ends at `position`
     const float *raw_q = qkv_raw + (size_t)kv_head * GROUP * HD;
     const float *raw_k = qkv_raw + (size_t)dims.n_heads * HD + (size_t)kv_head * HD;
@@ -418,42 +464,9 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
         warp_head_norm_rope(heads[j], constants[j < GROUP ? 0 : 1], constants[2], constants[2] + HALF, HD, dims.eps,
                             lane);
     __syncthreads();
-    // Outputs: split 0 writes the q heads; the block whose chunk holds `position` writes k, v, the
-    // cache row (unless forced) and keeps the row as stored for its own scores.
-    if (split == 0)
-        for (int t = threadIdx.x; t < GROUP * HD; t += DECODE_THREADS)
-            q[(size_t)kv_head * GROUP * HD + t] = heads[t / HD][t % HD];
-    if (is_newest_split) {
-        size_t cache_row = head_base + (size_t)position * HD;
-        for (int t = threadIdx.x; t < 2 * HD; t += DECODE_THREADS) {
-            int which = t / HD, i = t % HD;  // 0: k, 1: v
-            float value = heads[GROUP + which][i];
-            void *cache = which == 0 ? k_cache : v_cache;
-            (which == 0 ? k : v)[(size_t)kv_head * HD + i] = value;
-            if (newest_from_cache) {
-                newest[which][i] = BF16 ? __bfloat162float(__ldcg((const __nv_bfloat16 *)cache + cache_row + i))
-                                        : __ldcg((const float *)cache + cache_row + i);
-            } else {
-                cache_store(cache, BF16, cache_row + i, value);
-                newest[which][i] = BF16 ? __bfloat162float(__float2bfloat16_rn(value)) : value;
-            }
-        }
-        __syncthreads();
-        // Slot s of a preloaded step, when it is row `position`: the row as stored, not the old bits
-        // loaded before the wait. Later steps load it from the cache, which holds it by now (written
-        // above, before the block's barrier, or forced by the host before the launch).
-#pragma unroll
-        for (int t = 0; t < DECODE_PRELOADED_STEPS; t++) {
-            int p = first_step + t * step_stride;
-#pragma unroll
-            for (int s = 0; s < DECODE_STEP; s++)
-                if (p < end && min(p + s, end - 1) == position) {
-                    k_pre[t][s].set(&newest[0][lane * DPL]);
-                    v_pre[t][s].set(&newest[1][lane * DPL]);
-                }
-        }
-    }
-
+    decode_head_outputs<DPL, BF16, GROUP>(k_cache, v_cache, newest_from_cache, kv_head, split, is_newest_split, position,
+                                          head_base, first_step, step_stride, end, lane, heads, newest, k_pre, v_pre,
+                                          q, k, v);
 
     // 3. The online softmax over this warp's steps: the preloaded ones, then load-and-step.
     const float scale = rsqrtf((float)HD);
