@@ -205,8 +205,10 @@ static int env_flag(const char *name, int fallback) {
     return strcmp(text, "0") != 0;
 }
 
-static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
-    const ModelConfig *c = &ck->config;
+// engine_init's steps, in the order it runs them; each returns 0 or -1 with err set.
+
+// The model's shape from its config.
+static void init_dims(GpuEngine *e, const ModelConfig *c) {
     ModelDims *d = &e->dims;
     d->hidden = c->hidden_size;
     d->intermediate = c->intermediate_size;
@@ -216,15 +218,23 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     d->vocab = c->vocab_size;
     d->eps = c->rms_norm_eps;
     e->n_layers = c->num_hidden_layers;
-    int kv_bf16 = e->kv_dtype == KV_BF16;
+}
 
+// The engine's stream and its cuBLAS handle.
+static int init_stream_and_cublas(GpuEngine *e, ErrorMessage *err) {
     // A blocking stream: it orders after the legacy default stream, where cudaMemcpy uploads run.
     CUDA_CHECK(cudaStreamCreate(&e->stream), "engine stream");
     CUBLAS_CHECK(cublasCreate(&e->cublas), "engine cuBLAS handle");
     CUBLAS_CHECK(cublasSetStream(e->cublas, e->stream), "engine cuBLAS handle");
     // Plain fp32 arithmetic: no TF32 (it would add an 11-bit-mantissa rounding of every operand).
     CUBLAS_CHECK(cublasSetMathMode(e->cublas, CUBLAS_PEDANTIC_MATH), "engine cuBLAS handle");
+    return 0;
+}
 
+// Each layer's weights (bf16; fp32 copies for the cublas engine) and its KV cache.
+static int init_layers(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    int kv_bf16 = e->kv_dtype == KV_BF16;
     size_t H = (size_t)d->hidden, I = (size_t)d->intermediate, Q = (size_t)dims_q_width(d),
            KV = (size_t)dims_kv_width(d), QKV = (size_t)dims_qkv_width(d);
     e->layers = calloc((size_t)e->n_layers, sizeof *e->layers);
@@ -258,9 +268,16 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
                 return -1;
         }
     }
+    return 0;
+}
+
+// The weights outside the layers: embedding, lm head (the embedding when tied), final norm.
+static int init_model_weights(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    size_t H = (size_t)d->hidden;
     DALLOC(e->embed, (size_t)d->vocab * H * 2, "embed_tokens");
     if (upload_matrix(ck->embed_tokens, e->embed, err)) return -1;
-    if (ck->lm_head == ck->embed_tokens || c->tie_word_embeddings) {
+    if (ck->lm_head == ck->embed_tokens || ck->config.tie_word_embeddings) {
         e->lm_head = e->embed;
     } else {
         DALLOC(e->lm_head, (size_t)d->vocab * H * 2, "lm_head");
@@ -270,7 +287,12 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
         expand_copy(e->lm_head, (size_t)d->vocab * H, &e->f_lm_head, e->stream, "fp32 lm_head", err))
         return -1;
     if (upload_vector(ck->final_norm, &e->final_norm_w, err)) return -1;
+    return 0;
+}
 
+// The RoPE cos/sin tables for every position up to max_context.
+static int init_rope(GpuEngine *e, const ModelConfig *c, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
     RopeTable rope;
     if (rope_table_init(&rope, d->head_dim, c->rope_theta, e->max_context, err)) return -1;
     size_t rope_bytes = (size_t)e->max_context * (d->head_dim / 2) * sizeof(float);
@@ -281,8 +303,14 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     if (!rc && cudaMemcpy(e->rope_sin, rope.sin, rope_bytes, cudaMemcpyHostToDevice) != cudaSuccess)
         rc = fail(err, "cudaMemcpy of the RoPE sin table failed");
     rope_table_free(&rope);
-    if (rc) return -1;
+    return rc ? -1 : 0;
+}
 
+// Token staging, the head's buffers (final norm, logits, the argmax partials and counter) and the
+// fused MLP's grid barrier.
+static int init_io_and_head(GpuEngine *e, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    size_t H = (size_t)d->hidden;
     DALLOC(e->d_io, ((size_t)e->max_context + 1) * sizeof(int), "token staging");
     DALLOC(e->d_next_token, sizeof(int), "next token");
     CUDA_CHECK(cudaMallocHost((void **)&e->h_io, ((size_t)e->max_context + 2) * sizeof(int)), "pinned token staging");
@@ -296,7 +324,15 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     DALLOC(e->mlp_barrier, sizeof(unsigned long long), "mlp grid barrier");
     CUDA_CHECK(cudaMemset(e->mlp_barrier, 0, sizeof(unsigned long long)), "mlp grid barrier");
     if (mlp_fused_grid_blocks(d, &e->mlp_blocks, err)) return -1;
+    return 0;
+}
 
+// The attention partials: per chunk (prefill and the unfused decode) and, where the split decode
+// kernel has an instance, per split with its counters.
+static int init_attention(GpuEngine *e, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    size_t H = (size_t)d->hidden;
+    int kv_bf16 = e->kv_dtype == KV_BF16;
     e->decode_chunks = (e->max_context + ATTENTION_CHUNK - 1) / ATTENTION_CHUNK;
     e->partial_o_floats = (size_t)d->n_heads * e->decode_chunks * d->head_dim;
     DALLOC(e->partial_o, e->partial_o_floats * 4, "attention partials");
@@ -325,9 +361,17 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
         DALLOC(e->attn_counters, (size_t)d->n_kv_heads * sizeof(unsigned), "decode attention counters");
         CUDA_CHECK(cudaMemset(e->attn_counters, 0, (size_t)d->n_kv_heads * sizeof(unsigned)), "decode attention counters");
     }
+    return 0;
+}
+
+// The embedding output and, for the fused engine, the per-layer decode activations (the captured
+// graph's buffers) and the prefill weight scratch.
+static int init_activations(GpuEngine *e, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    size_t H = (size_t)d->hidden, I = (size_t)d->intermediate, Q = (size_t)dims_q_width(d),
+           QKV = (size_t)dims_qkv_width(d);
     e->embed_capacity = 1;
     DALLOC(e->embed_out, H * 4, "embed");
-
     if (e->kind == GPU_ENGINE_FUSED) {
         e->decode_acts = calloc((size_t)e->n_layers, sizeof *e->decode_acts);
         if (!e->decode_acts) return fail(err, "out of memory for per-layer activations");
@@ -336,6 +380,15 @@ static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
         size_t scratch = max_size(max_size(QKV * H, H * Q), max_size(2 * I * H, H * I));
         DALLOC(e->weight_scratch, scratch * 4, "prefill weight scratch");
     }
+    return 0;
+}
+
+static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
+    init_dims(e, &ck->config);
+    if (init_stream_and_cublas(e, err) || init_layers(e, ck, err) || init_model_weights(e, ck, err) ||
+        init_rope(e, &ck->config, err) || init_io_and_head(e, err) || init_attention(e, err) ||
+        init_activations(e, err))
+        return -1;
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "engine upload");
     return 0;
 }
