@@ -616,15 +616,15 @@ extern "C" int launch_attention_decode(const ModelDims *dims, const float *qkv_r
                                        const int *d_position, void *k_cache, void *v_cache, int kv_bf16,
                                        int max_context, int newest_from_cache, int n_splits, float *partial_o,
                                        float *partial_ml, unsigned *counters, float *q, float *k, float *v, float *attn,
-                                       cudaStream_t stream, ErrorMessage *err) {
+                                       const FusedOptions *options, cudaStream_t stream, ErrorMessage *err) {
     DecodeKernel kernel = decode_kernel_for(dims, kv_bf16);
     if (!kernel)
         return fail(err, "attention_decode_kernel: no instance for head_dim %d with %d q heads per kv head",
                     dims->head_dim, dims->n_kv_heads ? dims->n_heads / dims->n_kv_heads : 0);
     if (n_splits < 1 || n_splits > ATTENTION_DECODE_MAX_SPLITS)
         return fail(err, "attention_decode_kernel: %d splits outside [1, %d]", n_splits, ATTENTION_DECODE_MAX_SPLITS);
-    int pdl, prefetch;
-    kernels_get_decode_options(&pdl, &prefetch);
+    FusedOptions opt = fused_options_or_defaults(options);
+    int pdl = opt.pdl, prefetch = opt.prefetch;
     CUDA_CHECK(launch_maybe_pdl(kernel, dim3(dims->n_kv_heads, n_splits), dim3(DECODE_THREADS), 0, stream, pdl, *dims,
                                 qkv_raw, q_norm_w, k_norm_w, rope_cos, rope_sin, d_position, k_cache, v_cache,
                                 max_context, newest_from_cache != 0, n_splits, partial_o, partial_ml, counters, q, k, v,

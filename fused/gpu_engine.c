@@ -70,9 +70,11 @@ struct GpuEngine {
     float **forced_k, **forced_v;  // [n_layers] -> [forced_tokens][kv_width] or NULL
     int forced_tokens;
     int forcing;
-    // FUSECHECK_SYNC_KERNELS=1: the fused decode step runs without its graph and waits after every
-    // kernel, so a fault is reported with the kernel's name and layer (slow; for locating a fault).
-    int sync_kernels;
+    // Tuning options (fused_options.h), filled once from the environment at create time and passed
+    // to the decode launchers. options.sync_kernels (FUSECHECK_SYNC_KERNELS=1): the fused decode step
+    // runs without its graph and waits after every kernel, so a fault is reported with the kernel's
+    // name and layer (slow; for locating a fault).
+    FusedOptions options;
 };
 
 static int device_alloc(void **ptr, size_t bytes, const char *what, ErrorMessage *err) {
@@ -197,13 +199,6 @@ int gpu_engine_layer_tensor_width(const GpuEngine *engine, const char *name) {
 }
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
-
-// An on/off environment switch: unset or empty gives `fallback`, "0" off, anything else on.
-static int env_flag(const char *name, int fallback) {
-    const char *text = getenv(name);
-    if (!text || !*text) return fallback;
-    return strcmp(text, "0") != 0;
-}
 
 // engine_init's steps, in the order it runs them; each returns 0 or -1 with err set.
 
@@ -340,21 +335,11 @@ static int init_attention(GpuEngine *e, ErrorMessage *err) {
     DALLOC(e->decode_partial_o, e->partial_o_floats * 4, "decode attention partials");
     DALLOC(e->decode_partial_ml, (size_t)d->n_heads * e->decode_chunks * 2 * 4, "decode attention partials");
     DALLOC(e->decode_embed, H * 4, "decode embed");
-    e->sync_kernels = env_flag("FUSECHECK_SYNC_KERNELS", 0);
-    kernels_set_decode_options(env_flag("FUSECHECK_PDL", 1), env_flag("FUSECHECK_PREFETCH", 0));
     e->decode_attention = attention_decode_supported(d, kv_bf16);
     if (e->decode_attention) {
         if (attention_decode_splits(d, &e->attn_splits, err)) return -1;
         // For measuring split policies (PERFORMANCE_NOTES.md): the captured grid's split count.
-        const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
-        if (splits_text && *splits_text) {
-            char *end;
-            long splits = strtol(splits_text, &end, 10);
-            if (*end || splits < 1 || splits > ATTENTION_DECODE_MAX_SPLITS)
-                return fail(err, "FUSECHECK_ATTENTION_SPLITS=%s: expected an integer in [1, %d]", splits_text,
-                            ATTENTION_DECODE_MAX_SPLITS);
-            e->attn_splits = (int)splits;
-        }
+        if (e->options.attention_splits) e->attn_splits = e->options.attention_splits;
         size_t slots = (size_t)d->n_heads * e->attn_splits;
         DALLOC(e->attn_partial_o, slots * d->head_dim * 4, "decode attention split partials");
         DALLOC(e->attn_partial_ml, slots * 2 * 4, "decode attention split partials");
@@ -384,6 +369,7 @@ static int init_activations(GpuEngine *e, ErrorMessage *err) {
 }
 
 static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
+    if (fused_options_from_env(&e->options, err)) return -1;
     init_dims(e, &ck->config);
     if (init_stream_and_cublas(e, err) || init_layers(e, ck, err) || init_model_weights(e, ck, err) ||
         init_rope(e, &ck->config, err) || init_io_and_head(e, err) || init_attention(e, err) ||
@@ -594,7 +580,7 @@ static int profile_mark(GpuEngine *e, const char *name, ErrorMessage *err) {
 // mark, and with sync_kernels a wait that turns a fault into one line naming the kernel.
 static int kernel_finished(GpuEngine *e, const char *name, int layer, ErrorMessage *err) {
     if (profile_mark(e, name, err)) return -1;
-    if (!e->sync_kernels) return 0;
+    if (!e->options.sync_kernels) return 0;
     cudaError_t status = cudaStreamSynchronize(e->stream);
     if (status == cudaSuccess) return 0;
     if (layer >= 0)
@@ -606,7 +592,7 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
     const ModelDims *d = &e->dims;
     GpuLayer *g = &e->layers[l];
     int kv_bf16 = e->kv_dtype == KV_BF16;
-    if (launch_rmsnorm_qkv(d, x, g->attn_norm_w, g->w_qkv, a->attn_norm, a->qkv_raw, e->stream, err) ||
+    if (launch_rmsnorm_qkv(d, x, g->attn_norm_w, g->w_qkv, a->attn_norm, a->qkv_raw, &e->options, e->stream, err) ||
         kernel_finished(e, "rmsnorm_qkv", l, err))
         return -1;
     if (e->decode_attention) {
@@ -616,7 +602,7 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
             launch_attention_decode(d, a->qkv_raw, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin, e->d_io,
                                     g->k_cache, g->v_cache, kv_bf16, e->max_context, forced, e->attn_splits,
                                     e->attn_partial_o, e->attn_partial_ml, e->attn_counters, a->q, a->k, a->v, a->attn,
-                                    e->stream, err) ||
+                                    &e->options, e->stream, err) ||
             kernel_finished(e, "attention_decode", l, err))
             return -1;
     } else if (launch_qk_norm_rope_rows(d, a->qkv_raw, g->q_norm_w, g->k_norm_w, e->rope_cos, e->rope_sin, e->d_io, 1,
@@ -627,11 +613,13 @@ static int run_layer_fused_decode(GpuEngine *e, int l, const float *x, GpuActs *
                                 e->decode_partial_o, e->decode_partial_ml, a->attn, e->stream, err) ||
                kernel_finished(e, "attention_split+combine", l, err))
         return -1;
-    if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, e->stream, err) ||
+    if (launch_output_projection_residual(d, a->attn, g->w_o, x, a->attn_out, a->resid_attn, &e->options, e->stream,
+                                          err) ||
         kernel_finished(e, "output_projection_residual", l, err))
         return -1;
     if (launch_mlp_fused(d, a->resid_attn, g->mlp_norm_w, g->w_gate_up, g->w_down, a->mlp_norm, a->gate, a->up,
-                         a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, e->stream, err))
+                         a->act, a->mlp_out, a->resid_mlp, e->mlp_barrier, e->mlp_blocks, &e->options,
+                         e->stream, err))
         return -1;
     return kernel_finished(e, "mlp_fused", l, err);
 }
@@ -646,7 +634,7 @@ static int enqueue_fused_decode(GpuEngine *e, ErrorMessage *err) {
     }
     if (launch_lm_head_argmax(&e->dims, e->decode_acts[e->n_layers - 1].resid_mlp, e->final_norm_w, e->lm_head,
                               e->final_norm, e->logits, e->lm_partial_max, e->lm_partial_index, e->lm_counter,
-                              e->d_next_token, e->stream, err))
+                              e->d_next_token, &e->options, e->stream, err))
         return -1;
     return kernel_finished(e, "lm_head_argmax", -1, err);
 }
@@ -742,7 +730,7 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
     }
     int graphed = 0;  // the step ran as the decode graph: a fault can only be named as the graph's
     if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
-        if (e->forcing || e->sync_kernels) {
+        if (e->forcing || e->options.sync_kernels) {
             if (enqueue_fused_decode(e, err)) return -1;  // the graph's kernels, launched one by one
         } else {
             if (ensure_graph(e, err)) return -1;
@@ -770,7 +758,8 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
         const float *last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;  // the last token's output row
         if (e->kind == GPU_ENGINE_FUSED) {
             if (launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
-                                      e->lm_partial_index, e->lm_counter, e->d_next_token, e->stream, err))
+                                      e->lm_partial_index, e->lm_counter, e->d_next_token, &e->options,
+                                      e->stream, err))
                 return -1;
         } else {
             if (launch_rmsnorm_rows(last, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;

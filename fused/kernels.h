@@ -20,6 +20,7 @@ extern "C" {
 #endif
 
 #include "../model/error.h"
+#include "fused_options.h"
 
 typedef struct {
     int hidden;        // d_model
@@ -35,24 +36,17 @@ static inline int dims_q_width(const ModelDims *d) { return d->n_heads * d->head
 static inline int dims_kv_width(const ModelDims *d) { return d->n_kv_heads * d->head_dim; }
 static inline int dims_qkv_width(const ModelDims *d) { return (d->n_heads + 2 * d->n_kv_heads) * d->head_dim; }
 
-// ---- decode launch options (process-wide, read by the decode launchers) --------------------------
-// pdl: launch the decode kernels with programmatic dependent launch (each may start while the one
-// before it drains; it waits in-kernel before reading activations). prefetch: each decode kernel asks
-// L2 for its weights (attention: its K/V history) in that prologue. The engine sets them once from
-// FUSECHECK_PDL (default on; 0 turns it off) and FUSECHECK_PREFETCH (default off since the kernels load
-// their first weights into registers before the wait, where the L2 prefetch only duplicated requests:
-// PERFORMANCE_NOTES.md, version 4; 1 turns it on), for measuring what each buys. The engine also
-// reads FUSECHECK_ATTENTION_SPLITS (1..ATTENTION_DECODE_MAX_SPLITS), which replaces
-// attention_decode_splits's count in the decode graph, for measuring split policies.
-void kernels_set_decode_options(int pdl, int prefetch);
-void kernels_get_decode_options(int *pdl, int *prefetch);
+// ---- decode launch options ----------------------------------------------------------------------
+// The decode launchers (1, 2b, 3, 4, 5) take `options` (fused_options.h: programmatic dependent
+// launch, L2 prefetch), the engine's own; NULL gives the defaults.
 
 // ---- 1. rmsnorm_qkv.cu (decode, 1 token) --------------------------------------------------------
 // attn_norm = rmsnorm(x, norm_w); qkv_raw = W_qkv · attn_norm with W_qkv = [Wq; Wk; Wv] stacked by rows
 // ([qkv_width][hidden] bf16). Outputs: attn_norm [hidden], qkv_raw [qkv_width] = [q | k | v] before
 // the per-head norm and RoPE, which the decode attention kernel (2b) applies. One launch.
 int launch_rmsnorm_qkv(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_qkv,
-                       float *attn_norm, float *qkv_raw, cudaStream_t stream, ErrorMessage *err);
+                       float *attn_norm, float *qkv_raw, const FusedOptions *options, cudaStream_t stream,
+                       ErrorMessage *err);
 
 // ---- 2. attention_decode.cu (decode and prefill) -----------------------------------------------
 // For each token t of n_tokens (context = *d_position + t + 1, causal): attn[t] = softmax(q_t·Kᵀ /
@@ -90,13 +84,13 @@ int launch_attention_decode(const ModelDims *dims, const float *qkv_raw, const f
                             const float *rope_cos, const float *rope_sin, const int *d_position, void *k_cache,
                             void *v_cache, int kv_bf16, int max_context, int newest_from_cache, int n_splits,
                             float *partial_o, float *partial_ml, unsigned *counters, float *q, float *k, float *v,
-                            float *attn, cudaStream_t stream, ErrorMessage *err);
+                            float *attn, const FusedOptions *options, cudaStream_t stream, ErrorMessage *err);
 
 // ---- 3. output_projection_residual.cu (decode) ---------------------------------------------------
 // attn_out = W_o · attn ([hidden][q_width] bf16), resid = x + attn_out. One launch.
 int launch_output_projection_residual(const ModelDims *dims, const float *attn, const uint16_t *w_o,
-                                      const float *x, float *attn_out, float *resid, cudaStream_t stream,
-                                      ErrorMessage *err);
+                                      const float *x, float *attn_out, float *resid, const FusedOptions *options,
+                                      cudaStream_t stream, ErrorMessage *err);
 
 // ---- 4. mlp_fused.cu (decode) --------------------------------------------------------------------
 // mlp_norm = rmsnorm(resid_attn, norm_w); gate = Wg·mlp_norm, up = Wu·mlp_norm (w_gate_up = [Wg; Wu],
@@ -111,8 +105,8 @@ int launch_output_projection_residual(const ModelDims *dims, const float *attn, 
 int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, ErrorMessage *err);
 int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float *norm_w, const uint16_t *w_gate_up,
                      const uint16_t *w_down, float *mlp_norm, float *gate, float *up, float *act, float *mlp_out,
-                     float *resid_mlp, unsigned long long *barrier, int grid_blocks, cudaStream_t stream,
-                     ErrorMessage *err);
+                     float *resid_mlp, unsigned long long *barrier, int grid_blocks, const FusedOptions *options,
+                     cudaStream_t stream, ErrorMessage *err);
 
 // ---- 5. lm_head_argmax.cu ------------------------------------------------------------------------
 // final_norm = rmsnorm(x, norm_w) (x: one row [hidden]); logits = W_lm · final_norm ([vocab][hidden]
@@ -124,7 +118,8 @@ int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float
 int lm_head_argmax_blocks(int vocab);
 int launch_lm_head_argmax(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_lm,
                           float *final_norm, float *logits, float *partial_max, int *partial_index,
-                          unsigned *counter, int *next_token, cudaStream_t stream, ErrorMessage *err);
+                          unsigned *counter, int *next_token, const FusedOptions *options, cudaStream_t stream,
+                          ErrorMessage *err);
 
 // ---- ops_unfused.cu: one plain kernel per op (prefill and the cublas engine) ---------------------
 // out[t] = embed[tokens[t]] expanded from bf16 ([vocab][hidden]); tokens in device memory, checked on

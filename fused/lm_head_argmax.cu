@@ -129,7 +129,8 @@ extern "C" int lm_head_argmax_blocks(int vocab) { return (vocab + LM_ROWS_PER_BL
 
 extern "C" int launch_lm_head_argmax(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_lm,
                                      float *final_norm, float *logits, float *partial_max, int *partial_index,
-                                     unsigned *counter, int *next_token, cudaStream_t stream, ErrorMessage *err) {
+                                     unsigned *counter, int *next_token, const FusedOptions *options,
+                                     cudaStream_t stream, ErrorMessage *err) {
     size_t shared_bytes = (size_t)dims->hidden * sizeof(float);
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(lm_head_argmax_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -140,8 +141,7 @@ extern "C" int launch_lm_head_argmax(const ModelDims *dims, const float *x, cons
         return -1;
     int blocks = lm_head_argmax_blocks(dims->vocab);
     if (blocks > n_sms * per_sm) blocks = n_sms * per_sm;
-    int pdl, prefetch;
-    kernels_get_decode_options(&pdl, &prefetch);
+    int pdl = fused_options_or_defaults(options).pdl;
     CUDA_CHECK(launch_maybe_pdl(lm_head_argmax_kernel, dim3(blocks), dim3(LM_THREADS),
                                 shared_bytes, stream, pdl, *dims, x, norm_w, w_lm, final_norm, logits, partial_max,
                                 partial_index, counter, next_token),

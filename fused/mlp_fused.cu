@@ -196,14 +196,15 @@ extern "C" int mlp_fused_grid_blocks(const ModelDims *dims, int *grid_blocks, Er
 extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, const float *norm_w,
                                 const uint16_t *w_gate_up, const uint16_t *w_down, float *mlp_norm, float *gate,
                                 float *up, float *act, float *mlp_out, float *resid_mlp, unsigned long long *barrier,
-                                int grid_blocks, cudaStream_t stream, ErrorMessage *err) {
+                                int grid_blocks, const FusedOptions *options, cudaStream_t stream,
+                                ErrorMessage *err) {
     if (grid_blocks < 1) return fail(err, "mlp_fused_kernel: grid of %d blocks", grid_blocks);
     // Set for every launch: the attribute is a ceiling, and the last launch may have set a lower one.
     size_t shared_bytes = mlp_shared_bytes(dims, grid_blocks);
     CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
                "mlp_fused_kernel");
-    int pdl, prefetch;
-    kernels_get_decode_options(&pdl, &prefetch);
+    FusedOptions opt = fused_options_or_defaults(options);
+    int pdl = opt.pdl, prefetch = opt.prefetch;
     CUDA_CHECK(launch_maybe_pdl(mlp_fused_kernel, dim3(grid_blocks), dim3(MLP_THREADS), shared_bytes, stream,
                                 pdl, *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out,
                                 resid_mlp, barrier, prefetch),

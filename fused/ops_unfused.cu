@@ -9,17 +9,6 @@
 
 #define OPS_THREADS 256
 
-// The decode launch options (kernels.h): a process-wide pair, set once when an engine is created.
-static int decode_pdl = 1, decode_prefetch = 0;
-extern "C" void kernels_set_decode_options(int pdl, int prefetch) {
-    decode_pdl = pdl != 0;
-    decode_prefetch = prefetch != 0;
-}
-extern "C" void kernels_get_decode_options(int *pdl, int *prefetch) {
-    *pdl = decode_pdl;
-    *prefetch = decode_prefetch;
-}
-
 // Synthetic cache contents for benchmarks: value i = a hash of (seed, i) mapped to [-1, 1), never 0
 // everywhere (zeros would hide wrong indexing and can run faster than real data).
 __global__ void fill_pseudorandom_kernel(void *buffer, size_t n, int bf16, unsigned seed) {

@@ -56,16 +56,16 @@ __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kern
 }
 
 extern "C" int launch_output_projection_residual(const ModelDims *dims, const float *attn, const uint16_t *w_o,
-                                                 const float *x, float *attn_out, float *resid, cudaStream_t stream,
-                                                 ErrorMessage *err) {
+                                                 const float *x, float *attn_out, float *resid,
+                                                 const FusedOptions *options, cudaStream_t stream, ErrorMessage *err) {
     size_t shared_bytes = (size_t)dims->n_heads * dims->head_dim * sizeof(float);
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(output_projection_residual_kernel,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
                    "output_projection_residual_kernel");
     int blocks = (dims->hidden + OPROJ_ROWS_PER_BLOCK - 1) / OPROJ_ROWS_PER_BLOCK;
-    int pdl, prefetch;
-    kernels_get_decode_options(&pdl, &prefetch);
+    FusedOptions opt = fused_options_or_defaults(options);
+    int pdl = opt.pdl, prefetch = opt.prefetch;
     CUDA_CHECK(launch_maybe_pdl(output_projection_residual_kernel, dim3(blocks), dim3(OPROJ_THREADS), shared_bytes,
                                 stream, pdl, *dims, attn, w_o, x, attn_out, resid, prefetch),
                "launch of output_projection_residual_kernel");

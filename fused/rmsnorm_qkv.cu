@@ -58,14 +58,15 @@ __global__ void __launch_bounds__(QKV_THREADS) rmsnorm_qkv_kernel(ModelDims dims
 }
 
 extern "C" int launch_rmsnorm_qkv(const ModelDims *dims, const float *x, const float *norm_w, const uint16_t *w_qkv,
-                                  float *attn_norm, float *qkv_raw, cudaStream_t stream, ErrorMessage *err) {
+                                  float *attn_norm, float *qkv_raw, const FusedOptions *options, cudaStream_t stream,
+                                  ErrorMessage *err) {
     int blocks = (dims_qkv_width(dims) + QKV_ROWS_PER_BLOCK - 1) / QKV_ROWS_PER_BLOCK;
     size_t shared_bytes = (size_t)dims->hidden * sizeof(float);
     if (shared_bytes > 48 * 1024)
         CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_qkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "rmsnorm_qkv_kernel");
-    int pdl, prefetch;
-    kernels_get_decode_options(&pdl, &prefetch);
+    FusedOptions opt = fused_options_or_defaults(options);
+    int pdl = opt.pdl, prefetch = opt.prefetch;
     CUDA_CHECK(launch_maybe_pdl(rmsnorm_qkv_kernel, dim3(blocks), dim3(QKV_THREADS), shared_bytes, stream, pdl, *dims, x,
                                 norm_w, w_qkv, attn_norm, qkv_raw, prefetch),
                "launch of rmsnorm_qkv_kernel");

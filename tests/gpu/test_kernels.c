@@ -105,7 +105,7 @@ Test(kernels, rmsnorm_qkv_matches_double_loop) {
         uint16_t *dw = gpu_upload(w, (size_t)QKV * H * 2);
         float *an = gpu_poisoned(H * 4), *raw = gpu_poisoned(QKV * 4);
         ErrorMessage err;
-        cr_assert_eq(launch_rmsnorm_qkv(&d, dx, dnorm, dw, an, raw, 0, &err), 0, "%s", err.text);
+        cr_assert_eq(launch_rmsnorm_qkv(&d, dx, dnorm, dw, an, raw, NULL, 0, &err), 0, "%s", err.text);
         double *h = dalloc(H), *want_raw = dalloc(QKV);
         cpu_rmsnorm(x, norm_w, H, d.eps, h);
         for (int r = 0; r < QKV; r++) want_raw[r] = cpu_dot(w_f + (size_t)r * H, h, H);
@@ -295,7 +295,7 @@ static void check_attention_decode(int hd, int n_heads, int n_kv, int context, i
         float *q = gpu_poisoned((size_t)Q * 4), *k = gpu_poisoned((size_t)KV * 4), *v = gpu_poisoned((size_t)KV * 4),
               *attn = gpu_poisoned((size_t)Q * 4);
         cr_assert_eq(launch_attention_decode(&d, draw, dqn, dkn, dcos, dsin, dpos, kc, vc, kv_bf16, max_context, forced,
-                                             n_splits, po, pml, counters, q, k, v, attn, 0, &err),
+                                             n_splits, po, pml, counters, q, k, v, attn, NULL, 0, &err),
                      0, "%s", err.text);
         float *gq = gpu_download(q, (size_t)Q * 4), *gk = gpu_download(k, (size_t)KV * 4),
               *gv = gpu_download(v, (size_t)KV * 4), *got = gpu_download(attn, (size_t)Q * 4);
@@ -372,7 +372,7 @@ Test(kernels, output_projection_residual_matches_double_loop) {
         uint16_t *dw = gpu_upload(w, (size_t)H * Q * 2);
         float *out = gpu_poisoned(H * 4), *resid = gpu_poisoned(H * 4);
         ErrorMessage err;
-        cr_assert_eq(launch_output_projection_residual(&d, dattn, dw, dx, out, resid, 0, &err), 0, "%s", err.text);
+        cr_assert_eq(launch_output_projection_residual(&d, dattn, dw, dx, out, resid, NULL, 0, &err), 0, "%s", err.text);
         double *a = dalloc(Q), *want_out = dalloc(H), *want_resid = dalloc(H);
         for (int i = 0; i < Q; i++) a[i] = attn[i];
         for (int r = 0; r < H; r++) {
@@ -421,7 +421,7 @@ Test(kernels, mlp_fused_matches_double_loop_and_is_deterministic) {
             if (launch == 3) CUDA_ASSERT(cudaMemset(barrier, 0, 8));  // the barrier counts in multiples of the grid
             float *dn = gpu_poisoned(H * 4), *dg = gpu_poisoned(I * 4), *du = gpu_poisoned(I * 4), *da = gpu_poisoned(I * 4),
                   *dout = gpu_poisoned(H * 4), *dres = gpu_poisoned(H * 4);
-            cr_assert_eq(launch_mlp_fused(&d, dx, dnw, dwgu, dwd, dn, dg, du, da, dout, dres, barrier, grid, 0, &err), 0,
+            cr_assert_eq(launch_mlp_fused(&d, dx, dnw, dwgu, dwd, dn, dg, du, da, dout, dres, barrier, grid, NULL, 0, &err), 0,
                          "%s", err.text);
             float *gn = gpu_download(dn, H * 4), *gg = gpu_download(dg, I * 4), *gu = gpu_download(du, I * 4),
                   *ga = gpu_download(da, I * 4), *gout = gpu_download(dout, H * 4), *gres = gpu_download(dres, H * 4);
@@ -468,7 +468,7 @@ Test(kernels, lm_head_argmax_matches_double_loop) {
             float *fn = gpu_poisoned(H * 4), *lg = gpu_poisoned((size_t)V * 4);
             int *next = gpu_poisoned(4);
             ErrorMessage err;
-            cr_assert_eq(launch_lm_head_argmax(&d, dx, dnw, dw, fn, lg, pmax, pidx, counter, next, 0, &err), 0, "%s", err.text);
+            cr_assert_eq(launch_lm_head_argmax(&d, dx, dnw, dw, fn, lg, pmax, pidx, counter, next, NULL, 0, &err), 0, "%s", err.text);
             float *gfn = gpu_download(fn, H * 4), *glg = gpu_download(lg, (size_t)V * 4);
             int *gnext = gpu_download(next, 4);
             ASSERT_CLOSE("final_norm", gfn, h, H, TOL);

@@ -1,0 +1,58 @@
+// Tuning options of the fused CUDA engine: one struct, owned by the engine (GpuEngine), filled once
+// when it is created (fused_options_from_env) and passed to each decode launcher as an argument.
+// Nothing here is process-wide: two engines may run with different options.
+//
+// field             default  environment variable         meaning
+// pdl               1        FUSECHECK_PDL (0 or 1)        launch the decode kernels with programmatic
+//                                                          dependent launch: each may start while the one
+//                                                          before it drains and waits in-kernel before
+//                                                          reading activations
+// prefetch          0        FUSECHECK_PREFETCH (0 or 1)   each decode kernel asks L2 for its weights
+//                                                          (attention: its K/V history) before that wait;
+//                                                          off since the kernels load their first weights
+//                                                          into registers there (PERFORMANCE_NOTES.md)
+// sync_kernels      0        FUSECHECK_SYNC_KERNELS (0/1)  the fused decode step runs without its graph and
+//                                                          waits after every kernel, so a fault names the
+//                                                          kernel and layer (slow; for locating a fault)
+// attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
+//                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
+//                                                          attention_decode_splits's count. For measuring
+//                                                          split policies.
+//
+// An unset or empty variable gives the default. Any other value outside the column's set is refused
+// once, at create time, with one line naming the variable and the value (e.g. "FUSECHECK_PDL=yes:
+// expected 0 or 1").
+#ifndef FUSECHECK_FUSED_OPTIONS_H
+#define FUSECHECK_FUSED_OPTIONS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "../model/error.h"
+
+typedef struct {
+    int pdl;               // 0 or 1
+    int prefetch;          // 0 or 1
+    int sync_kernels;      // 0 or 1
+    int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
+} FusedOptions;
+
+static inline FusedOptions fused_options_defaults(void) {
+    FusedOptions options = {1, 0, 0, 0};
+    return options;
+}
+
+// The options a launcher uses: *options, or the defaults where options is NULL (the kernel tests).
+static inline FusedOptions fused_options_or_defaults(const FusedOptions *options) {
+    return options ? *options : fused_options_defaults();
+}
+
+// Fills *options from the defaults and the environment variables above; 0, or -1 with one line in err.
+int fused_options_from_env(FusedOptions *options, ErrorMessage *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
