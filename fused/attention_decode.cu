@@ -14,11 +14,9 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
+#include "launch_shapes.h"
 #include <cuda_bf16.h>
 
-#define ATTENTION_THREADS 128
-#define COMBINE_THREADS 128
-#define COMBINE_PAD 4
 
 __global__ void attention_split_kernel(ModelDims dims, const float *q, const void *k_cache, const void *v_cache,
                                        int kv_bf16, int max_context, const int *d_position, int n_chunk_blocks,
@@ -159,28 +157,8 @@ extern "C" int launch_attention(const ModelDims *dims, const float *q, const voi
 // first DECODE_PRELOADED_STEPS steps of K/V history and the epilogue's constants are loaded before
 // waiting on kernel 1 (the position is written by the host before the graph runs, so reading it
 // early is safe).
-#define DECODE_THREADS 256
-#define DECODE_WARPS (DECODE_THREADS / WARP)
-// 8-row steps need 128 registers for the 0.6B instance (77 with 4), which costs the occupancy that lets
-// attention blocks load beside the QKV kernel (PERFORMANCE_NOTES.md, version 6).
-#ifndef DECODE_STEP
-#define DECODE_STEP 4
-#endif
-// Steps of each warp's K/V rows loaded before the PDL wait (two: a whole chunk of 64). Two, kept as
-// bf16, measured +1.8% at 1024 and +3.9% / +5.7% at 4096 / 16384 against one step as floats on an
-// H100; three and four take 101 and 122 registers for 0.6B, past what fits beside the QKV kernel
-// (PERFORMANCE_NOTES.md, version 6).
-#ifndef DECODE_PRELOADED_STEPS
-#define DECODE_PRELOADED_STEPS 2
-#endif
-#ifndef DECODE_MIN_CHUNK
-#define DECODE_MIN_CHUNK (DECODE_WARPS * DECODE_STEP)
-#endif
-// Chunks of one step per warp only while they make at most this many splits; longer contexts get two
-// steps per warp at least. Measured on an H100 (PERFORMANCE_NOTES.md, version 6): at context 1024, 16
-// splits of 64 ran 1199 tok/s against 1162 for 32 splits of 32; at context 128, 4 splits of 32 ran
-// 1315 against 1267 for 2 splits of 64.
-#define DECODE_ONE_STEP_SPLITS 16
+// Launch shapes (DECODE_THREADS, DECODE_STEP, DECODE_PRELOADED_STEPS, DECODE_ONE_STEP_SPLITS, ...) and
+// why: launch_shapes.h.
 
 // One lane's DPL elements of a cache row as stored: bf16 bits (2 per register) or fp32, loaded with
 // one 8- or 16-byte load (bf16 with head_dim 128: 8 bytes). Preloaded steps wait in this form across

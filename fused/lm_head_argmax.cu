@@ -13,13 +13,7 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
-
-#define LM_THREADS 256
-// 2 rows a task measured 0.2-0.5% faster than 4 on an H100 (PERFORMANCE_NOTES.md, version 6).
-#ifndef LM_ROWS_PER_WARP
-#define LM_ROWS_PER_WARP 2
-#endif
-#define LM_ROWS_PER_BLOCK ((LM_THREADS / WARP) * LM_ROWS_PER_WARP)
+#include "launch_shapes.h"
 
 // (value, index) pair ordering: larger value first, then lower index. NaN never wins over a number.
 __device__ __forceinline__ int better(float v, int i, float best_v, int best_i) {

@@ -23,13 +23,7 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
-
-#define MLP_THREADS 256
-// Two blocks per SM (16 warps pulling weights): one block per SM, which lets the next kernel's blocks
-// load beside it, measured 3-4% slower on an H100 (PERFORMANCE_NOTES.md, version 6).
-#ifndef MLP_BLOCKS_PER_SM
-#define MLP_BLOCKS_PER_SM 2
-#endif
+#include "launch_shapes.h"
 
 // Thread 0 publishes the block's writes with a gpu-scope release add and spins on an acquire load
 // (no fence instructions, no sleep between polls: the wait is on the critical path of every layer).
@@ -53,10 +47,8 @@ __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 // 2 * pairs rows (gate, up, gate, up, ...); warp w takes list rows w, w + 8, w + 16, ..., which are
 // all gate rows or all up rows (w's parity), 4 * grid matrix rows apart. MLP_GATE_UP_ROWS of them per
 // call, so the block's whole share of W_gate_up is in flight at once when it fits (0.6B: 3 rows of 2 KB
-// per warp, 48 KB per block, loaded before the wait).
-#ifndef MLP_GATE_UP_ROWS
-#define MLP_GATE_UP_ROWS 3
-#endif
+// per warp, 48 KB per block, loaded before the wait; launch_shapes.h).
+
 // Phase 2 work of a block: its rows i = blockIdx.x + grid * v (v < rows_per_block), each cut into
 // `slices` equal column ranges so that rows x slices fills the 8 warps (0.6B: 4 rows x 2 slices of
 // 1536 columns, 3 KB per warp); warp w takes items w, w + 8, ... (item = v * slices + slice).

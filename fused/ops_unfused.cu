@@ -6,8 +6,7 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
-
-#define OPS_THREADS 256
+#include "launch_shapes.h"
 
 // Synthetic cache contents for benchmarks: value i = a hash of (seed, i) mapped to [-1, 1), never 0
 // everywhere (zeros would hide wrong indexing and can run faster than real data).

@@ -11,10 +11,7 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
-
-#define OPROJ_THREADS 128
-#define OPROJ_ROWS_PER_WARP 1
-#define OPROJ_ROWS_PER_BLOCK ((OPROJ_THREADS / WARP) * OPROJ_ROWS_PER_WARP)
+#include "launch_shapes.h"
 
 __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kernel(ModelDims dims, const float *attn,
                                                                                  const uint16_t *w_o, const float *x,

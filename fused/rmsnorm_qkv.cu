@@ -14,14 +14,7 @@
 #include "device_common.cuh"
 #include "cuda_check.h"
 #include "kernels.h"
-
-#define QKV_THREADS 256
-// 1 row per warp (512 blocks) measured 3% slower at context 1024 on an H100, 4 rows (128 blocks)
-// slower again (PERFORMANCE_NOTES.md, version 6).
-#ifndef QKV_ROWS_PER_WARP
-#define QKV_ROWS_PER_WARP 2
-#endif
-#define QKV_ROWS_PER_BLOCK ((QKV_THREADS / WARP) * QKV_ROWS_PER_WARP)
+#include "launch_shapes.h"
 
 __global__ void __launch_bounds__(QKV_THREADS) rmsnorm_qkv_kernel(ModelDims dims, const float *x, const float *norm_w,
                                                                   const uint16_t *w_qkv, float *attn_norm,
