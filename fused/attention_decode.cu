@@ -427,8 +427,8 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     // 2. The head epilogue (kernels.h 2b), which every block of the kv head computes alike (the same
     // code in the same order, so the same bits): raw heads from kernel 1, through L2 (other blocks
     // wrote them), then one warp per q/k head: per-head RMSNorm, rotate-half RoPE. Kept inline: as a
-    // __device__ function it compiles to different SASS (scheduling and 1 register in 3 instances).
-    // Then its outputs (decode_head_outputs).
+    // __device__ function it compiles to other SASS in 3 instances (scheduling; registers 113 -> 111,
+    // 118 -> 116, 104 -> 105). Then its outputs (decode_head_outputs).
     const int is_newest_split = split == active - 1;  // its chunk ends at `position`
     const float *raw_q = qkv_raw + (size_t)kv_head * GROUP * HD;
     const float *raw_k = qkv_raw + (size_t)dims.n_heads * HD + (size_t)kv_head * HD;
