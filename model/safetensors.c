@@ -178,9 +178,10 @@ static int check_overlaps(ByteRange *ranges, int n, const char *path, ErrorMessa
     return 0;
 }
 
-// Maps `path` into `set` as one more file and appends its tensors (unsorted). On failure the set
-// keeps whatever it already owns, for safetensors_close to release.
-static int add_file(SafetensorsSet *set, const char *path, ErrorMessage *err) {
+// Grows the set's per-file arrays by one and maps `path` read-only into the new slot. On failure
+// nothing is added (the arrays may have grown, which safetensors_close handles). Returns the file's
+// index, or -1.
+static int map_file(SafetensorsSet *set, const char *path, ErrorMessage *err) {
     char *path_copy = strdup(path);
     char **paths = realloc(set->paths, (size_t)(set->n_files + 1) * sizeof *paths);
     if (paths) set->paths = paths;
@@ -233,33 +234,49 @@ static int add_file(SafetensorsSet *set, const char *path, ErrorMessage *err) {
     set->paths[file_index] = path_copy;
     set->mappings[file_index] = mapping;
     set->mapping_sizes[file_index] = file_size;
+    return file_index;
+}
 
-    const uint8_t *bytes = mapping;
+// The JSON header of a mapped file (caller deletes it) and where its data section starts and ends.
+static cJSON *parse_header(const uint8_t *bytes, size_t file_size, const char *path, const uint8_t **data,
+                           size_t *data_size, ErrorMessage *err) {
     uint64_t header_length = 0;
     for (int i = 7; i >= 0; i--) header_length = (header_length << 8) | bytes[i];
-    if (header_length > file_size - 8)
-        return fail(err, "%s: truncated: header length %llu exceeds the %zu bytes after it", path,
-                    (unsigned long long)header_length, file_size - 8);
-    if (header_length > MAX_HEADER_BYTES)
-        return fail(err, "%s: header length %llu is larger than the format's 100 MB limit", path,
-                    (unsigned long long)header_length);
-    const uint8_t *data = bytes + 8 + header_length;
-    size_t data_size = file_size - 8 - (size_t)header_length;
-
+    if (header_length > file_size - 8) {
+        fail(err, "%s: truncated: header length %llu exceeds the %zu bytes after it", path,
+             (unsigned long long)header_length, file_size - 8);
+        return NULL;
+    }
+    if (header_length > MAX_HEADER_BYTES) {
+        fail(err, "%s: header length %llu is larger than the format's 100 MB limit", path,
+             (unsigned long long)header_length);
+        return NULL;
+    }
+    *data = bytes + 8 + header_length;
+    *data_size = file_size - 8 - (size_t)header_length;
     cJSON *header = cJSON_ParseWithLength((const char *)bytes + 8, (size_t)header_length);
-    if (!header) return fail(err, "%s: header is not valid JSON", path);
+    if (!header) {
+        fail(err, "%s: header is not valid JSON", path);
+        return NULL;
+    }
     if (!cJSON_IsObject(header)) {
         cJSON_Delete(header);
-        return fail(err, "%s: header is not a JSON object", path);
+        fail(err, "%s: header is not a JSON object", path);
+        return NULL;
     }
+    return header;
+}
 
+// Appends the tensors of file `file_index`'s header to the set, then checks that no name appears
+// twice in it and that no two of its tensors share a byte.
+static int add_header_tensors(SafetensorsSet *set, int file_index, const cJSON *header, const uint8_t *data,
+                              size_t data_size, const char *path, ErrorMessage *err) {
     int n_entries = cJSON_GetArraySize(header);
     TensorInfo *tensors = realloc(set->tensors, (size_t)(set->n_tensors + n_entries + 1) * sizeof *tensors);
     ByteRange *ranges = malloc((size_t)(n_entries + 1) * sizeof *ranges);
     if (tensors) set->tensors = tensors;
     if (!tensors || !ranges) {
         free(ranges);
-        cJSON_Delete(header);
         return fail(err, "%s: out of memory for %d tensors", path, n_entries);
     }
 
@@ -293,6 +310,19 @@ static int add_file(SafetensorsSet *set, const char *path, ErrorMessage *err) {
     }
     if (status == 0) status = check_overlaps(ranges, n_ranges, path, err);
     free(ranges);
+    return status;
+}
+
+// Maps `path` into `set` as one more file and appends its tensors (unsorted). On failure the set
+// keeps whatever it already owns, for safetensors_close to release.
+static int add_file(SafetensorsSet *set, const char *path, ErrorMessage *err) {
+    int file_index = map_file(set, path, err);
+    if (file_index < 0) return -1;
+    const uint8_t *data;
+    size_t data_size;
+    cJSON *header = parse_header(set->mappings[file_index], set->mapping_sizes[file_index], path, &data, &data_size, err);
+    if (!header) return -1;
+    int status = add_header_tensors(set, file_index, header, data, data_size, path, err);
     cJSON_Delete(header);
     return status;
 }
