@@ -10,27 +10,6 @@
 #include "../model/file_util.h"
 #include "history_svg.h"
 
-static char *read_whole_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len < 2) {
-            char *grown = realloc(buf, cap * 2);
-            if (!grown) { free(buf); buf = NULL; break; }
-            buf = grown;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return NULL; }
-    if (buf) buf[len] = '\0';
-    return buf;
-}
-
 static int copy_string(const cJSON *o, const char *key, char *out, size_t size) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsString(item)) return -1;
@@ -79,8 +58,9 @@ static int parse_row(const char *line, HistoryRow *row) {
 int history_read(const char *path, History *history, ErrorMessage *err) {
     history->rows = NULL;
     history->n = 0;
-    char *text = read_whole_file(path);
-    if (!text) return fail(err, "%s: cannot read the benchmark history: %s", path, strerror(errno ? errno : EIO));
+    // One line per run and context: megabytes would be centuries of history.
+    char *text = read_text_file(path, 64u << 20, err);
+    if (!text) return -1;
     int n_lines = 1;
     for (const char *p = text; *p; p++) n_lines += *p == '\n';
     history->rows = calloc((size_t)n_lines, sizeof *history->rows);

@@ -1,6 +1,8 @@
 // config.json of a Hugging Face Qwen3 checkpoint: parse, validate, and write back canonically.
 #include "config.h"
 
+#include "file_util.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <float.h>
@@ -158,27 +160,9 @@ int config_parse(const char *json_text, const char *origin, ModelConfig *out, Er
 }
 
 int config_load(const char *path, ModelConfig *out, ErrorMessage *err) {
-    FILE *file = fopen(path, "rb");
-    if (!file) return fail(err, "%s: cannot open: %s", path, strerror(errno));
     // config.json is a few KB; anything past a megabyte is not a config.
-    enum { MAX_CONFIG_BYTES = 1 << 20 };
-    char *text = malloc(MAX_CONFIG_BYTES + 1);
-    if (!text) {
-        fclose(file);
-        return fail(err, "%s: out of memory", path);
-    }
-    size_t length = fread(text, 1, MAX_CONFIG_BYTES + 1, file);
-    int read_error = ferror(file);
-    fclose(file);
-    if (read_error) {
-        free(text);
-        return fail(err, "%s: read error", path);
-    }
-    if (length > MAX_CONFIG_BYTES) {
-        free(text);
-        return fail(err, "%s: larger than %d bytes, not a config.json", path, MAX_CONFIG_BYTES);
-    }
-    text[length] = '\0';
+    char *text = read_text_file(path, 1u << 20, err);
+    if (!text) return -1;
     int status = config_parse(text, path, out, err);
     free(text);
     return status;

@@ -1,7 +1,9 @@
-// mkdir -p and atomic writes; the contract is in file_util.h.
+// mkdir -p, atomic writes and small-file reads; the contract is in file_util.h.
 #include "file_util.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,4 +75,34 @@ int write_file_atomically(const char *path, const void *data, size_t length, Err
         return fail(err, "%s: write failed: %s", f.temp, strerror(error));
     }
     return atomic_file_commit(&f, err);
+}
+
+char *read_text_file(const char *path, size_t limit, ErrorMessage *err) {
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    // Sized by the file, not the limit: a 64 MB buffer for a 20 KB index is wasted on every open.
+    struct stat info;
+    size_t capacity = fstat(fileno(file), &info) == 0 && info.st_size >= 0 && (size_t)info.st_size < limit
+                          ? (size_t)info.st_size + 1
+                          : limit + 1;
+    char *text = malloc(capacity + 1);
+    if (!text) {
+        fclose(file);
+        fail(err, "%s: out of memory", path);
+        return NULL;
+    }
+    size_t length = fread(text, 1, capacity, file);
+    int read_error = ferror(file);
+    fclose(file);
+    if (read_error || length > limit) {
+        free(text);
+        if (read_error) fail(err, "%s: read error", path);
+        else fail(err, "%s: larger than %zu bytes", path, limit);
+        return NULL;
+    }
+    text[length] = '\0';
+    return text;
 }

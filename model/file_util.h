@@ -44,4 +44,9 @@ void atomic_file_abandon(AtomicFile *f);
 // `length` bytes of `data` at `path`, through an AtomicFile.
 int write_file_atomically(const char *path, const void *data, size_t length, ErrorMessage *err);
 
+// The whole of a text file of at most `limit` bytes, NUL-terminated, malloc'd (caller frees); the one
+// reader of small files (config.json, a safetensors index, the benchmark history). NULL on failure:
+// "PATH: cannot open: REASON", "PATH: read error", "PATH: larger than LIMIT bytes", out of memory.
+char *read_text_file(const char *path, size_t limit, ErrorMessage *err);
+
 #endif

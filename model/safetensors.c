@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bf16.h"
+#include "file_util.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this loader reads it in place and needs a little-endian host"
@@ -354,43 +355,13 @@ int safetensors_open_file(const char *path, SafetensorsSet *out, ErrorMessage *e
 // ----------------------------------------------------------------------------------------------
 // a directory: one file, or shards named by an index
 
-static char *read_small_file(const char *path, size_t limit, ErrorMessage *err) {
-    FILE *file = fopen(path, "rb");
-    if (!file) {
-        fail(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    // Sized by the file, not the limit: a 64 MB buffer for a 20 KB index is wasted on every open.
-    struct stat info;
-    size_t capacity = fstat(fileno(file), &info) == 0 && info.st_size >= 0 && (size_t)info.st_size < limit
-                          ? (size_t)info.st_size + 1
-                          : limit + 1;
-    char *text = malloc(capacity + 1);
-    if (!text) {
-        fclose(file);
-        fail(err, "%s: out of memory", path);
-        return NULL;
-    }
-    size_t length = fread(text, 1, capacity, file);
-    int read_error = ferror(file);
-    fclose(file);
-    if (read_error || length > limit) {
-        free(text);
-        if (read_error) fail(err, "%s: read error", path);
-        else fail(err, "%s: larger than %zu bytes", path, limit);
-        return NULL;
-    }
-    text[length] = '\0';
-    return text;
-}
-
 // A shard name from an index must name a file in the directory itself, nothing elsewhere.
 static int is_plain_file_name(const char *name) {
     return name[0] != '\0' && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
 static int open_sharded(const char *dir, const char *index_path, SafetensorsSet *set, ErrorMessage *err) {
-    char *text = read_small_file(index_path, 64u << 20, err);
+    char *text = read_text_file(index_path, 64u << 20, err);
     if (!text) return -1;
     cJSON *index = cJSON_Parse(text);
     free(text);
