@@ -7,6 +7,7 @@
 int cmd_synth(int argc, char **argv);
 int cmd_golden(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_devices(int argc, char **argv);

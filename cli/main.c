@@ -14,6 +14,7 @@ static const Command COMMANDS[] = {
     {"synth", cmd_synth, "write a synthetic Hugging Face checkpoint of a preset shape"},
     {"golden", cmd_golden, "make a golden trace with the fp32 reference"},
     {"compare", cmd_compare, "compare two traces tensor by tensor, layer by layer, step by step"},
+    {"validate", cmd_validate, "check a trace file against golden/FORMAT.md, listing every problem"},
     {"run", cmd_run, "run a GPU engine teacher-forced on a golden trace's tokens, write its trace"},
     {"generate", cmd_generate, "greedy-decode tokens with an engine"},
     {"bench", cmd_bench, "decode tok/s of the GPU engines at several contexts, vs copy bandwidth"},
