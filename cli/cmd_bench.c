@@ -1,42 +1,54 @@
-// fusecheck bench: decode throughput of the GPU engines at several context lengths (gpu_bench.h says
-// what one measurement is), a llama-bench style markdown table, JSON, and a recorded history.
+// fusecheck bench: decode throughput of any registered engine at several context lengths
+// (cli/engine_bench.h says what one measurement is), a llama-bench style markdown table, JSON, and a
+// recorded history.
 #define _DEFAULT_SOURCE  // mkdtemp
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../fused/bench_report.h"
 #include "../fused/gpu_bench.h"
 #include "../model/checkpoint.h"
 #include "../model/synth.h"
 #include "bench_history.h"
+#include "bench_report.h"
+#include "engine_bench.h"
+#include "engine_registry.h"
 #include "../model/progress.h"
 #include "commands.h"
 #include "options.h"
 #include "run_identity.h"
 
 #define MAX_CONTEXTS 16
+#define MAX_ENGINES 8
 
 static const char USAGE[] =
-    "usage: fusecheck bench --model DIR|--preset NAME [--engine fused|cublas|all] [--context 128,1024,4096,16384]\n"
+    "usage: fusecheck bench --model DIR|--preset NAME [--engine NAME[,NAME...]|all] [--context 128,1024,4096,16384]\n"
     "                       [--tokens N] [--repeat R] [--json FILE] [--record] [--reports DIR] [--quiet]\n"
     "       fusecheck bench --render [--reports DIR]\n"
-    "  Decode tok/s of each engine at each context (KV cache filled with synthetic values to the context),\n"
-    "  from CUDA-event timing of N back-to-back decode steps, R times after a warm-up (median, min, max);\n"
-    "  bytes per token, achieved bandwidth as a fraction of the device-to-device copy bandwidth measured\n"
-    "  in the same run, launches per token, a per-kernel breakdown of the fused engine, fused/cublas speedup.\n"
+    "  Decode tok/s of each engine at each context: N decode steps at the context, back to back, R times\n"
+    "  after a warm-up (median, min, max). --engine takes any registered engine (reference, fused, cublas)\n"
+    "  or a list; `all` (the default) is every engine that needs a GPU (fused, cublas).\n"
+    "  GPU engines (fused, cublas): KV cache filled with synthetic values, steps timed with CUDA events (graph\n"
+    "  replays); bytes per token, achieved bandwidth as a fraction of the device-to-device copy bandwidth\n"
+    "  measured in the same run, launches per token, a per-kernel breakdown of the fused engine, and each\n"
+    "  engine's speedup over cublas. Engines without benchmark hooks (the reference, CPU engines): the cache\n"
+    "  filled by a real prefill of synthetic tokens, steps through the engine's forward timed by the wall\n"
+    "  clock; tok/s and ms/token, bytes and bandwidth n/a, no GPU call when no engine needs a GPU.\n"
     "  --preset synthesizes the named shape (seed 0) into a temporary directory.\n"
     "  --record appends one JSON line per (engine, context) to DIR/benchmarks.jsonl (default DIR: reports)\n"
     "  and rewrites DIR/BENCHMARKS.md and DIR/throughput_history.svg from that history. The commit is $FUSECHECK_COMMIT, else git rev-parse HEAD.\n"
+    "  A CPU engine's rows name the CPU model where a GPU engine's name the GPU.\n"
     "  --render only re-renders DIR/BENCHMARKS.md and the chart from DIR/benchmarks.jsonl (no GPU needed).\n"
-    "  defaults: --engine all --context 128,1024,4096,16384 --tokens 64 --repeat 5\n";
+    "  defaults: --engine all --context 128,1024,4096,16384 --tokens 64 --repeat 5\n"
+    "  exit: 0 ok, 2 bad input (an unknown engine, ...), 4 a GPU engine was asked for and no CUDA device is usable\n";
 
 // Appends one row per result to dir/benchmarks.jsonl and re-renders dir/BENCHMARKS.md and
 // dir/throughput_history.svg. Refuses a
 // tree with uncommitted changes to tracked files: every row must come from a run of its commit.
+// A row's machine is the GPU for a GPU engine, the CPU for the others.
 static int record_results(const char *dir, const BenchResult *results, int n, const char *model, const char *gpu,
-                          ErrorMessage *err) {
+                          const char *cpu, ErrorMessage *err) {
     char path[1024], commit[64], date[32];
     snprintf(path, sizeof path, "%s/benchmarks.jsonl", dir);
     const char *given = getenv("FUSECHECK_COMMIT");
@@ -56,9 +68,9 @@ static int record_results(const char *dir, const BenchResult *results, int n, co
         r->kind = HISTORY_THROUGHPUT;
         snprintf(r->date, sizeof r->date, "%s", date);
         snprintf(r->commit, sizeof r->commit, "%s", commit);
-        snprintf(r->gpu, sizeof r->gpu, "%s", gpu);
+        snprintf(r->gpu, sizeof r->gpu, "%s", results[i].on_gpu ? gpu : cpu);
         snprintf(r->model, sizeof r->model, "%s", model);
-        snprintf(r->engine, sizeof r->engine, "%s", gpu_engine_kind_name(results[i].engine));
+        snprintf(r->engine, sizeof r->engine, "%s", results[i].engine);
         r->context = results[i].context;
         r->tok_s = results[i].tok_s_median;
         r->ms_per_token = results[i].ms_per_token_median;
@@ -67,6 +79,34 @@ static int record_results(const char *dir, const BenchResult *results, int n, co
     int rc = history_append(path, rows, n, err);
     free(rows);
     return rc ? -1 : history_render(path, err);
+}
+
+// The engines `--engine` names: `all` (every registered engine that needs a GPU), or a comma-separated
+// list of names, each looked up as given by engine_find (so any name the registry resolves works).
+static int select_engines(const char *text, const EngineKind **kinds, int *n_kinds, ErrorMessage *err) {
+    *n_kinds = 0;
+    if (!strcmp(text, "all")) {
+        size_t n;
+        const EngineKind *const *list = engine_list(&n);
+        for (size_t i = 0; i < n && *n_kinds < MAX_ENGINES; i++)
+            if (list[i]->capabilities & ENGINE_NEEDS_GPU) kinds[(*n_kinds)++] = list[i];
+        return *n_kinds ? 0 : fail(err, "--engine all: no registered engine needs a GPU; name the engines");
+    }
+    char names[1024];
+    if (snprintf(names, sizeof names, "%s", text) >= (int)sizeof names) return fail(err, "--engine: the list is too long");
+    for (char *name = names, *next; name; name = next) {
+        next = strchr(name, ',');
+        if (next) *next++ = '\0';
+        if (!*name) return fail(err, "--engine: '%s': an empty engine name", text);
+        if (*n_kinds == MAX_ENGINES) return fail(err, "--engine: at most %d engines", MAX_ENGINES);
+        ErrorMessage why;
+        const EngineKind *kind = engine_find(name, &why);
+        if (!kind) return fail(err, "--engine: %s", why.text);
+        for (int k = 0; k < *n_kinds; k++)
+            if (kinds[k] == kind) return fail(err, "--engine: '%s' is named twice", name);
+        kinds[(*n_kinds)++] = kind;
+    }
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -112,14 +152,32 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     if (!model_dir == !preset) { fail(&err, "give exactly one of --model DIR and --preset NAME"); goto usage_error; }
-    GpuEngineKind kinds[2];
-    int n_kinds = 0;
-    if (!strcmp(engine_name, "all")) { kinds[0] = GPU_ENGINE_FUSED; kinds[1] = GPU_ENGINE_CUBLAS; n_kinds = 2; }
-    else if (!gpu_engine_kind_parse(engine_name, &kinds[0])) n_kinds = 1;
-    else { fail(&err, "--engine: '%s' is not fused, cublas or all", engine_name); goto usage_error; }
-
-    char gpu[256];
-    if (bench_gpu_name(gpu, sizeof gpu, &err)) {
+    const EngineKind *kinds[MAX_ENGINES];
+    int n_kinds = 0, all = !strcmp(engine_name, "all");
+    if (select_engines(engine_name, kinds, &n_kinds, &err)) goto usage_error;
+    // A GPU engine without a usable device: say so before any work (exit 4, as `run` and `generate` do).
+    int needs_gpu = 0, needs_cpu = 0;
+    for (int k = 0; k < n_kinds; k++) {
+        int gpu_kind = (kinds[k]->capabilities & ENGINE_NEEDS_GPU) != 0;
+        needs_gpu |= gpu_kind;
+        needs_cpu |= !gpu_kind;
+        if (kinds[k]->available && kinds[k]->available(&err)) {
+            if (!gpu_kind) { fprintf(stderr, "fusecheck bench: engine %s: %s\n", kinds[k]->name, err.text); return 2; }
+            if (all) {
+                char names[256] = "";
+                for (int j = 0; j < n_kinds; j++)
+                    snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", j ? ", " : "", kinds[j]->name);
+                fprintf(stderr, "fusecheck bench: --engine all (%s) needs a GPU: %s; a CPU engine runs without one "
+                                "(--engine reference)\n", names, err.text);
+            } else {
+                fprintf(stderr, "fusecheck bench: engine %s needs a GPU: %s\n", kinds[k]->name, err.text);
+            }
+            return 4;
+        }
+    }
+    char gpu[256] = "", cpu[256];
+    bench_cpu_name(cpu, sizeof cpu);
+    if (needs_gpu && bench_gpu_name(gpu, sizeof gpu, &err)) {
         fprintf(stderr, "fusecheck bench: %s\n", err.text);
         return 4;
     }
@@ -127,7 +185,7 @@ int cmd_bench(int argc, char **argv) {
     char temp_dir[] = "/tmp/fusecheck-bench-XXXXXX";
     int made_temp = 0;
     Checkpoint ck = {0};
-    BenchResult results[2 * MAX_CONTEXTS];
+    BenchResult *results = NULL;
     char model_name[256];
     if (preset) {
         ModelConfig config;
@@ -144,19 +202,22 @@ int cmd_bench(int argc, char **argv) {
     }
     if (checkpoint_open(model_dir, &ck, &err)) goto done;
     double copy_gb_s = 0;
-    if (bench_copy_bandwidth(&copy_gb_s, &err)) goto done;
-    fprintf(stderr, "fusecheck bench: %s, device-to-device copy %.0f GB/s\n", gpu, copy_gb_s);
+    if (needs_gpu) {
+        if (bench_copy_bandwidth(&copy_gb_s, &err)) goto done;
+        fprintf(stderr, "fusecheck bench: %s, device-to-device copy %.0f GB/s\n", gpu, copy_gb_s);
+    }
+    if (needs_cpu) fprintf(stderr, "fusecheck bench: CPU engines on %s (wall-clock timing)\n", cpu);
+    if (!(results = calloc((size_t)n_kinds * n_contexts, sizeof *results))) { fail(&err, "out of memory"); goto done; }
     int n_results = 0;
+    BenchOptions options = {contexts, n_contexts, (int)tokens, (int)repeat, copy_gb_s, 1, stderr};
     for (int k = 0; k < n_kinds; k++) {
-        if (bench_engine(&ck, kinds[k], contexts, n_contexts, (int)tokens, (int)repeat, copy_gb_s, 1, stderr,
-                         results + n_results, &err))
-            goto done;
+        if (bench_engine(kinds[k], &ck, &options, results + n_results, &err)) goto done;
         n_results += n_contexts;
     }
     char commit[64], date[16];
     run_commit(commit, sizeof commit);
     run_date(date, sizeof date);
-    BenchContext context = {gpu, model_name, ck.fingerprint, commit, date, copy_gb_s};
+    BenchContext context = {needs_gpu ? gpu : NULL, cpu, model_name, ck.fingerprint, commit, date, copy_gb_s};
     bench_write_markdown(stdout, &context, results, n_results);
     if (json_path) {
         char *text = bench_json_text(&context, results, n_results);
@@ -166,10 +227,11 @@ int cmd_bench(int argc, char **argv) {
         free(text);
         if (!ok) { fail(&err, "%s: cannot write the JSON results", json_path); goto done; }
     }
-    if (record && record_results(reports_dir, results, n_results, model_name, gpu, &err)) goto done;
+    if (record && record_results(reports_dir, results, n_results, model_name, gpu, cpu, &err)) goto done;
     status = 0;
 done:
     if (status) fprintf(stderr, "fusecheck bench: %s\n", err.text);
+    free(results);
     checkpoint_close(&ck);
     if (made_temp) {
         char path[512];

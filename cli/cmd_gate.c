@@ -1,13 +1,16 @@
-// fusecheck gate: what CI calls. The CPU part makes (or reuses) the reference goldens; the GPU part
-// runs the fused engine against them, compares under the matched profile (gated) and the pure fp32
-// profile (reported; gated only when asked), runs it again unforced (its own KV cache writes, which
-// storage forcing hides) and requires its greedy tokens to match the reference's wherever the top-2
-// margin exceeds what the tolerances can flip, benchmarks both engines, compares with a recorded
-// baseline when given one, and writes one report folder.
+// fusecheck gate: what CI calls. The CPU part makes (or reuses) the reference goldens; then the engine
+// under test (--engine, any registered engine, default fused) runs through the engine interface
+// against them: compared under the matched profile (gated; KV storage-forced when the engine can be)
+// and the pure fp32 profile (reported; gated only when asked), run again unforced (its own KV cache
+// writes, which storage forcing hides) with its greedy tokens required to match the reference's
+// wherever the top-2 margin exceeds what the tolerances can flip, benchmarked (with the cublas
+// baseline beside a GPU engine), compared with a recorded baseline when given one; one report folder.
+// An engine that needs no GPU runs the whole gate on a machine without one.
 //
 // Exit status: 0 pass, 1 accuracy failure (per tensor, tokens, or a 10x accuracy regression over the
 // baseline), 2 bad input or usage, 3 too slow (below --min-tok-s, or slower than the baseline by more
-// than --max-slowdown), 4 the GPU part was skipped (no usable device) after the CPU part ran.
+// than --max-slowdown), 4 the engine needs a GPU and none is usable: the GPU part was skipped after
+// the CPU part ran.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +18,6 @@
 
 #include "../compare/compare.h"
 #include "../compare/report.h"
-#include "../fused/bench_report.h"
-#include "../fused/golden_run.h"
 #include "../fused/gpu_bench.h"
 #include "../golden/trace_run.h"
 #include "../model/checkpoint.h"
@@ -24,6 +25,9 @@
 #include "../model/synth.h"
 #include "../reference/reference.h"
 #include "bench_history.h"
+#include "bench_report.h"
+#include "engine_bench.h"
+#include "engine_registry.h"
 #include "gate_tokens.h"
 #include "producer_hash.h"
 #include "commands.h"
@@ -44,7 +48,7 @@
 #define ACCURACY_MAX_GROWTH 10.0
 
 static const char USAGE[] =
-    "usage: fusecheck gate (--model DIR | --preset NAME [--seed S]) [--prompt-len N] [--steps N]\n"
+    "usage: fusecheck gate (--model DIR | --preset NAME [--seed S]) [--engine NAME] [--prompt-len N] [--steps N]\n"
     "                      [--max-rel-l2 X] [--max-norm-max X] [--atol X --rtol Y] [--max-pure-rel-l2 X]\n"
     "                      [--context 128,1024,4096,16384] [--tokens N] [--repeat R] [--min-tok-s X]\n"
     "                      [--baseline FILE [--max-slowdown PCT]] [--record] [--report-dir DIR] [--cache-dir DIR]\n"
@@ -52,26 +56,32 @@ static const char USAGE[] =
     "  prompt of N seeded tokens (default 16, seed 1) and N decode steps (default 32), or reuses them\n"
     "  from the cache when the weights fingerprint, prompt, steps and the reference that made them (a hash\n"
     "  of the sources of reference/, model/ and golden/, and the version) match.\n"
-    "  GPU part: the fused engine teacher-forced (and, in the matched profile, storage-forced) on the\n"
-    "  goldens; the matched comparison is gated by the tolerances (default rel_l2 and norm_max 1e-3), the\n"
-    "  pure fp32 one only reported unless --max-pure-rel-l2 is given (then both its rel_l2 and norm_max\n"
-    "  must be within it). Then the engine unforced (its own KV cache, bf16) on the matched golden's tokens:\n"
-    "  its per-tensor comparison is reported (unforced/), and its next token must equal the reference's at\n"
-    "  every step whose top-1 minus top-2 logit exceeds 2 * max-norm-max * max|logits| (the largest flip the\n"
-    "  tolerances permit). Then `bench` of the fused and cublas engines at the contexts. --min-tok-s\n"
-    "  is the floor for the fused engine at context 1024 (or the first context when 1024 is not run).\n"
-    "  --baseline FILE (e.g. reports/benchmarks.jsonl): fused tok/s at each context may be at most\n"
-    "  --max-slowdown percent (default 5) below the last row of the same GPU, engine, model and context\n"
+    "  Engine part: the engine under test (--engine: any registered engine, default fused; its KV cache\n"
+    "  bf16 when it can keep one, else f32) teacher-forced on the goldens, and in the matched profile (the\n"
+    "  golden of the engine's KV dtype) storage-forced when the engine can be (a line says when it cannot:\n"
+    "  the matched run is then its unforced run); the matched comparison is gated by the tolerances\n"
+    "  (default rel_l2 and norm_max 1e-3), the pure fp32 one only reported unless --max-pure-rel-l2 is given\n"
+    "  (then both its rel_l2 and norm_max must be within it). Then the engine unforced (its own KV cache) on\n"
+    "  the matched golden's tokens: its per-tensor comparison is reported (unforced/), and its next token\n"
+    "  must equal the reference's at every step whose top-1 minus top-2 logit exceeds 2 * max-norm-max *\n"
+    "  max|logits| (the largest flip the tolerances permit). Then `bench` of the engine at the contexts\n"
+    "  (plus the cublas baseline beside a GPU engine). --min-tok-s is the floor for the engine under test\n"
+    "  at context 1024 (or the first context when 1024 is not run). An engine that needs no GPU (the\n"
+    "  reference, a CPU plugin) runs all of this on the CPU (wall-clock timing), with no GPU call.\n"
+    "  --baseline FILE (e.g. reports/benchmarks.jsonl): its tok/s at each context may be at most\n"
+    "  --max-slowdown percent (default 5) below the last row of the same GPU (CPU for a CPU engine),\n"
+    "  engine, model and context\n"
     "  (exit 3), and the worst rel_l2 and norm_max of each profile at most 10x the last recorded (exit 1).\n"
     "  --record appends this run's tok/s and accuracy rows to the baseline file (default\n"
     "  reports/benchmarks.jsonl) when the gate passes, and re-renders BENCHMARKS.md and the chart beside it.\n"
     "  Reports go to --report-dir (default reports/<date>-<commit>/): index.md, accuracy.json/.md,\n"
     "  error_by_layer.svg, pure-fp32/, unforced/, throughput.json/.md. Cache: --cache-dir (default\n"
     "  $FUSECHECK_CACHE or ~/.cache/fusecheck).\n"
-    "  exit: 0 pass, 1 accuracy failure, 2 bad input, 3 too slow, 4 GPU part skipped\n";
+    "  exit: 0 pass, 1 accuracy failure, 2 bad input (an unknown engine, ...), 3 too slow, 4 GPU part\n"
+    "  skipped (the engine needs a GPU and none is usable)\n";
 
 typedef struct {
-    const char *model_dir, *preset, *report_dir, *cache_dir, *baseline;
+    const char *model_dir, *preset, *report_dir, *cache_dir, *baseline, *engine;
     uint64_t seed;
     long prompt_length, n_steps, tokens, repeat;
     Tolerances matched;
@@ -106,6 +116,7 @@ static int parse_options(int argc, char **argv, GateOptions *o, ErrorMessage *er
         int rc = 0;
         if (!strcmp(flag, "--model")) o->model_dir = value;
         else if (!strcmp(flag, "--preset")) o->preset = value;
+        else if (!strcmp(flag, "--engine")) o->engine = value;
         else if (!strcmp(flag, "--report-dir")) o->report_dir = value;
         else if (!strcmp(flag, "--cache-dir")) o->cache_dir = value;
         else if (!strcmp(flag, "--baseline")) o->baseline = value;
@@ -185,21 +196,25 @@ static int cached_golden(const GateOptions *o, const Checkpoint *checkpoint, con
     return 0;
 }
 
-// Runs the fused engine against `golden_path` (storage-forced when `force` and the golden's KV is bf16)
-// and compares; the report goes to report_dir.
-static int accuracy_part(const Checkpoint *checkpoint, GpuEngine *engine, const char *golden_path, const char *trace_path,
-                         int force, const Tolerances *tol, const char *report_dir, const char *title,
+// Runs the engine under test against `golden_path` (storage-forced when `force`, the engine can be
+// and both KV caches are bf16: engine_write_trace) into trace_path and compares; the report goes to
+// report_dir. `engine` NULL: trace_path already holds this run (made by an earlier call against the
+// same golden), it is only compared again. `note` (may be "") follows the title.
+static int accuracy_part(const Checkpoint *checkpoint, Engine *engine, const char *golden_path, const char *trace_path,
+                         int force, const Tolerances *tol, const char *report_dir, const char *title, const char *note,
                          CompareResult *result, ErrorMessage *err) {
-    TraceReader *golden = trace_open(golden_path, err);
-    if (!golden) return -1;
     int forced = 0;
-    int rc = interrupt_cleanup_on_signal("gate", trace_path, err);
-    if (!rc) rc = gpu_write_trace(engine, checkpoint, GPU_ENGINE_FUSED, KV_BF16, golden, force, trace_path, &forced, err);
-    trace_close(golden);
-    if (rc) return -1;
+    if (engine) {
+        TraceReader *golden = trace_open(golden_path, err);
+        if (!golden) return -1;
+        int rc = interrupt_cleanup_on_signal("gate", trace_path, err);
+        if (!rc) rc = engine_write_trace(engine, checkpoint, golden, force, trace_path, &forced, err);
+        trace_close(golden);
+        if (rc) return -1;
+    }
     if (make_directories(report_dir, err)) return -1;
     if (compare_traces(trace_path, golden_path, &(CompareOptions){.tol = *tol, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, result, err)) return -1;
-    printf("\n== %s%s\n", title, forced ? " (KV storage-forced from the golden)" : " (the engine's own KV cache)");
+    printf("\n== %s%s%s\n", title, forced ? " (KV storage-forced from the golden)" : " (the engine's own KV cache)", note);
     report_print_table(stdout, result, 0);
     return report_write(result, report_dir, err);
 }
@@ -241,13 +256,19 @@ typedef struct {
     Checkpoint checkpoint;
     int32_t *prompt;
     char golden_bf16[1200], golden_f32[1200];
-    GpuEngine *engine;
+    const EngineKind *kind;  // the engine under test (--engine)
+    KvDtype kv;              // its KV cache in the gate: bf16 when it can keep one, else f32
+    int can_force;           // the matched run is storage-forced: ENGINE_CAN_FORCE_KV and a bf16 cache
+    char force_note[400];    // one line when the matched run is not storage-forced ("" when it is)
+    Engine *engine;
     CompareResult matched, pure, unforced;
     int have_matched, have_pure, have_unforced;
     TokenCheck tokens;
-    char gpu_name[128];
+    int on_gpu;              // the engine under test needs a GPU (so the GPU part, its name, its copy bandwidth)
+    char gpu_name[128], cpu_name[256];
+    const char *machine;     // the throughput rows' machine: gpu_name for a GPU engine, else cpu_name
     double copy_gb_s;
-    BenchResult *results;  // fused at each context, then cublas at each context
+    BenchResult *results;  // the engine under test at each context, then cublas at each context (GPU only)
     int n_results;
     double worst_rel_l2[3], worst_norm_max[3];  // per profile, in PROFILES order
     int speed_regressed, accuracy_regressed;
@@ -279,8 +300,40 @@ static int help_requested(int argc, char **argv) {
     return 0;
 }
 
+// The engine under test, looked up as given (engine_find resolves every name the registry knows), and
+// how the gate runs it: its KV dtype (bf16 when it can keep one: the fused engine's storage point),
+// whether the matched run can be storage-forced, and if not the one line that says so.
+static int gate_choose_engine(Gate *g) {
+    ErrorMessage why;
+    if (!(g->kind = engine_find(g->o.engine, &why))) {
+        fprintf(stderr, "fusecheck gate: --engine: %s\n", why.text);
+        return -1;
+    }
+    unsigned caps = g->kind->capabilities;
+    if (!(caps & (ENGINE_KV_BF16 | ENGINE_KV_F32))) {
+        fprintf(stderr, "fusecheck gate: --engine %s: the engine declares neither ENGINE_KV_BF16 nor ENGINE_KV_F32\n",
+                g->kind->name);
+        return -1;
+    }
+    g->kv = caps & ENGINE_KV_BF16 ? KV_BF16 : KV_F32;
+    g->on_gpu = (caps & ENGINE_NEEDS_GPU) != 0;
+    g->can_force = (caps & ENGINE_CAN_FORCE_KV) && g->kind->force_kv && g->kv == KV_BF16;
+    if (g->kv == KV_F32)
+        snprintf(g->force_note, sizeof g->force_note,
+                 "engine %s keeps its KV cache in f32 (no ENGINE_KV_BF16): its matched profile is the f32 golden, with no "
+                 "bf16 storage point to force, so the matched run is unforced and is also the unforced run",
+                 g->kind->name);
+    else if (!g->can_force)
+        snprintf(g->force_note, sizeof g->force_note,
+                 "engine %s cannot storage-force its KV cache (no ENGINE_CAN_FORCE_KV): the matched comparison runs "
+                 "unforced, on its own KV cache, and is also the unforced run",
+                 g->kind->name);
+    return 0;
+}
+
 static int gate_parse(Gate *g, int argc, char **argv) {
     GateOptions *o = &g->o;
+    o->engine = "fused";
     o->prompt_length = 16;
     o->n_steps = 32;
     o->tokens = 64;
@@ -300,7 +353,7 @@ static int gate_parse(Gate *g, int argc, char **argv) {
         else snprintf(g->cache, sizeof g->cache, "%s/.cache/fusecheck", home && *home ? home : "/tmp");
         o->cache_dir = g->cache;
     }
-    return 0;
+    return gate_choose_engine(g);
 }
 
 // The baseline is read before any work: a history that cannot be read is bad input now, not after
@@ -363,39 +416,63 @@ static void gate_skip_gpu(Gate *g, const ErrorMessage *no_gpu) {
 
 // ---- GPU part: accuracy ----
 
+// A file name's part for an engine name: what is not [A-Za-z0-9._-] becomes '_' (a plugin's name may
+// hold a path). "fused" stays "fused", so the fused gate's cached traces keep their names.
+static void file_safe(const char *name, char *out, size_t size) {
+    size_t n = 0;
+    for (; name[n] && n + 1 < size; n++) {
+        char c = name[n];
+        int safe = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                   c == '-';
+        out[n] = safe ? c : '_';
+    }
+    out[n] = '\0';
+}
+
 static int gate_accuracy_part(Gate *g) {
     const GateOptions *o = &g->o;
-    char trace_path[1200], unforced_trace[1200], pure_dir[1100], unforced_dir[1100];
-    snprintf(trace_path, sizeof trace_path, "%s/goldens/%s-fused-latest.h5", o->cache_dir, g->checkpoint.fingerprint);
-    snprintf(unforced_trace, sizeof unforced_trace, "%s/goldens/%s-fused-unforced-latest.h5", o->cache_dir,
-             g->checkpoint.fingerprint);
+    char trace_path[1200], unforced_trace[1200], pure_dir[1100], unforced_dir[1100], name[128];
+    file_safe(g->kind->name, name, sizeof name);
+    snprintf(trace_path, sizeof trace_path, "%s/goldens/%s-%s-latest.h5", o->cache_dir, g->checkpoint.fingerprint, name);
+    snprintf(unforced_trace, sizeof unforced_trace, "%s/goldens/%s-%s-unforced-latest.h5", o->cache_dir,
+             g->checkpoint.fingerprint, name);
     snprintf(pure_dir, sizeof pure_dir, "%s/pure-fp32", g->report_dir);
     snprintf(unforced_dir, sizeof unforced_dir, "%s/unforced", g->report_dir);
-    g->engine = gpu_engine_create(&g->checkpoint, GPU_ENGINE_FUSED, KV_BF16, (int)(o->prompt_length + o->n_steps), &g->err);
+    const char *matched_golden = g->kv == KV_BF16 ? g->golden_bf16 : g->golden_f32;
+    g->engine = engine_create(g->kind, &g->checkpoint, (EngineProfile){g->kv}, (int)(o->prompt_length + o->n_steps), &g->err);
     if (!g->engine) return -1;
-    if (accuracy_part(&g->checkpoint, g->engine, g->golden_bf16, trace_path, 1, &o->matched, g->report_dir,
-                      "accuracy, matched profile (gated)", &g->matched, &g->err))
+    // Not storage-forced, the matched run is the unforced run: it goes to the unforced trace, and the
+    // unforced check below compares that trace instead of running the engine a second time.
+    if (g->force_note[0]) printf("\ngate: %s\n", g->force_note);
+    const char *matched_trace = g->can_force ? trace_path : unforced_trace;
+    if (accuracy_part(&g->checkpoint, g->engine, matched_golden, matched_trace, 1, &o->matched, g->report_dir,
+                      "accuracy, matched profile (gated)", "", &g->matched, &g->err))
         return -1;
     g->have_matched = 1;
     Tolerances pure_tol = tolerances_default();
     if (o->max_pure_rel_l2 > 0) pure_tol.max_rel_l2 = pure_tol.max_norm_max = o->max_pure_rel_l2;
-    if (accuracy_part(&g->checkpoint, g->engine, g->golden_f32, trace_path, 1, &pure_tol, pure_dir,
+    // The engine as gated (its bf16 cache, for the fused engine) against the pure fp32 reference: the
+    // cost of its storage points. An engine with an f32 cache was already run against that golden.
+    int pure_is_matched = g->kv == KV_F32;
+    if (accuracy_part(&g->checkpoint, pure_is_matched ? NULL : g->engine, g->golden_f32,
+                      pure_is_matched ? matched_trace : trace_path, 1, &pure_tol, pure_dir,
                       o->max_pure_rel_l2 > 0 ? "accuracy, pure fp32 reference (gated by --max-pure-rel-l2)"
                                              : "accuracy, pure fp32 reference (reported, not gated)",
-                      &g->pure, &g->err))
+                      pure_is_matched ? ": the matched run, compared again" : "", &g->pure, &g->err))
         return -1;
     g->have_pure = 1;
     // Unforced: the engine's own cache writes reach its attention. Its tensors are reported, not gated
     // (a bf16 rounding flip of one cached value legitimately moves some of them near 1e-3); its tokens
     // are gated by the flip bound.
-    if (accuracy_part(&g->checkpoint, g->engine, g->golden_bf16, unforced_trace, 0, &o->matched, unforced_dir,
-                      "accuracy, matched profile unforced (tensors reported; tokens gated)", &g->unforced, &g->err))
+    if (accuracy_part(&g->checkpoint, g->can_force ? g->engine : NULL, matched_golden, unforced_trace, 0, &o->matched,
+                      unforced_dir, "accuracy, matched profile unforced (tensors reported; tokens gated)",
+                      g->can_force ? "" : ": the matched run, compared again", &g->unforced, &g->err))
         return -1;
     g->have_unforced = 1;
-    if (gate_check_tokens(unforced_trace, g->golden_bf16, o->matched.max_norm_max, &g->tokens, &g->err)) return -1;
+    if (gate_check_tokens(unforced_trace, matched_golden, o->matched.max_norm_max, &g->tokens, &g->err)) return -1;
     printf("\n== greedy tokens, unforced engine against the matched reference: %s%s\n",
            g->tokens.failed ? "FAIL: " : "", g->tokens.message);
-    gpu_engine_destroy(g->engine);  // free the device for the benchmark's own engines
+    engine_destroy(g->engine);  // free the device (or memory) for the benchmark's own engines
     g->engine = NULL;
     return 0;
 }
@@ -418,19 +495,32 @@ static int gate_write_throughput(Gate *g, const BenchContext *context) {
     return atomic_file_commit(&markdown, &g->err);
 }
 
+// The engine under test at each context; beside a GPU engine (other than cublas itself), the cublas
+// baseline too. No GPU call for an engine that needs no GPU.
 static int gate_throughput_part(Gate *g) {
     const GateOptions *o = &g->o;
-    if (bench_gpu_name(g->gpu_name, sizeof g->gpu_name, &g->err) || bench_copy_bandwidth(&g->copy_gb_s, &g->err))
-        return -1;
+    bench_cpu_name(g->cpu_name, sizeof g->cpu_name);
+    const EngineKind *baseline = NULL;
+    if (g->on_gpu) {
+        if (bench_gpu_name(g->gpu_name, sizeof g->gpu_name, &g->err) || bench_copy_bandwidth(&g->copy_gb_s, &g->err))
+            return -1;
+        ErrorMessage ignored;
+        baseline = engine_find("cublas", &ignored);
+        if (baseline == g->kind) baseline = NULL;
+    }
+    g->machine = g->on_gpu ? g->gpu_name : g->cpu_name;
     g->results = calloc(2 * (size_t)o->n_contexts, sizeof *g->results);
     if (!g->results) return fail(&g->err, "out of memory");
-    if (bench_engine(&g->checkpoint, GPU_ENGINE_FUSED, o->contexts, o->n_contexts, (int)o->tokens, (int)o->repeat,
-                     g->copy_gb_s, 1, stderr, g->results, &g->err) ||
-        bench_engine(&g->checkpoint, GPU_ENGINE_CUBLAS, o->contexts, o->n_contexts, (int)o->tokens, (int)o->repeat,
-                     g->copy_gb_s, 0, stderr, g->results + o->n_contexts, &g->err))
-        return -1;
-    g->n_results = 2 * o->n_contexts;
-    BenchContext context = {g->gpu_name, g->model_name, g->checkpoint.fingerprint, g->commit, g->date, g->copy_gb_s};
+    BenchOptions options = {o->contexts, o->n_contexts, (int)o->tokens, (int)o->repeat, g->copy_gb_s, 1, stderr};
+    if (bench_engine(g->kind, &g->checkpoint, &options, g->results, &g->err)) return -1;
+    g->n_results = o->n_contexts;
+    options.breakdown = 0;
+    if (baseline) {
+        if (bench_engine(baseline, &g->checkpoint, &options, g->results + o->n_contexts, &g->err)) return -1;
+        g->n_results += o->n_contexts;
+    }
+    BenchContext context = {g->on_gpu ? g->gpu_name : NULL, g->cpu_name, g->model_name, g->checkpoint.fingerprint,
+                            g->commit, g->date, g->copy_gb_s};
     printf("\n== throughput\n");
     bench_write_markdown(stdout, &context, g->results, g->n_results);
     return gate_write_throughput(g, &context);
@@ -453,7 +543,7 @@ static void gate_check_baseline(Gate *g) {
     size_t used = 0;
     BaselineVerdict v;
     for (int i = 0; i < g->o.n_contexts; i++) {
-        baseline_check_speed(&g->history, g->gpu_name, "fused", g->model_name, g->results[i].context,
+        baseline_check_speed(&g->history, g->machine, g->kind->name, g->model_name, g->results[i].context,
                              g->results[i].tok_s_median, g->o.max_slowdown_pct, &v);
         g->speed_regressed |= v.failed;
         baseline_line(g, &v, &used);
@@ -468,7 +558,7 @@ static void gate_check_baseline(Gate *g) {
 
 // ---- the verdict ----
 
-// The row the --min-tok-s floor applies to: the fused engine at context 1024, else at the first context.
+// The row the --min-tok-s floor applies to: the engine under test at context 1024, else at the first context.
 static const BenchResult *floor_row(const Gate *g) {
     const BenchResult *row = &g->results[0];
     for (int i = 0; i < g->o.n_contexts; i++)
@@ -480,26 +570,34 @@ static const BenchResult *floor_row(const Gate *g) {
 static void gate_summary(Gate *g, const BenchResult *floor) {
     const GateOptions *o = &g->o;
     const CompareResult *matched = &g->matched, *pure = &g->pure, *unforced = &g->unforced;
-    double speedup = bench_speedup(g->results, g->n_results, floor->context);
-    char first_failure[256] = "none", unforced_failure[256] = "none";
+    const char *name = g->kind->name;
+    char first_failure[256] = "none", unforced_failure[256] = "none", speed[512];
     if (matched->first_failure >= 0)
         compare_describe_location(&matched->results[matched->first_failure], first_failure, sizeof first_failure);
     if (unforced->first_failure >= 0)
         compare_describe_location(&unforced->results[unforced->first_failure], unforced_failure, sizeof unforced_failure);
-    int n = snprintf(g->body, sizeof g->body,
+    double speedup = bench_speedup(g->results, g->n_results, name, floor->context);
+    int at = snprintf(speed, sizeof speed, "%.1f tok/s", floor->tok_s_median);
+    if (floor->on_gpu) at += snprintf(speed + at, sizeof speed - at, ", %.1f%% of copy bandwidth", 100 * floor->bandwidth_fraction);
+    else at += snprintf(speed + at, sizeof speed - at, " on %s (%s timing; bandwidth n/a)", g->cpu_name,
+                        bench_timing_name(floor->timing));
+    if (speedup > 0) snprintf(speed + at, sizeof speed - at, ", %.2fx cublas", speedup);
+    int n = 0;
+    if (g->force_note[0]) n = snprintf(g->body, sizeof g->body, "Note: %s.\n\n", g->force_note);
+    n += snprintf(g->body + n, sizeof g->body - n,
              "| check | result |\n| --- | --- |\n"
-             "| matched profile (fused vs reference with bf16 KV, KV storage-forced), rel_l2 <= %.0e and norm_max <= %.0e | %s: %zu tensors, %zu failures, first failure %s, worst rel_l2 %.3g, norm_max %.3g ([accuracy.md](accuracy.md), [accuracy.json](accuracy.json), [plot](error_by_layer.svg)) |\n"
+             "| matched profile (%s vs reference with %s KV, %s), rel_l2 <= %.0e and norm_max <= %.0e | %s: %zu tensors, %zu failures, first failure %s, worst rel_l2 %.3g, norm_max %.3g ([accuracy.md](accuracy.md), [accuracy.json](accuracy.json), [plot](error_by_layer.svg)) |\n"
              "| matched profile unforced (the engine's own KV cache): tensors reported | %zu tensors, %zu beyond the tolerance (first %s), worst rel_l2 %.3g, norm_max %.3g ([unforced/accuracy.md](unforced/accuracy.md)) |\n"
              "| unforced greedy tokens equal the reference's beyond the flip bound (2 x norm_max tolerance x max abs logit) | %s: %s |\n"
              "| pure fp32 reference (%s) | %s: %zu tensors, %zu beyond the tolerance, worst rel_l2 %.3g ([pure-fp32/accuracy.md](pure-fp32/accuracy.md)) |\n"
-             "| fused tok/s at context %d (floor %.0f) | %.1f tok/s, %.1f%% of copy bandwidth, %.2fx cublas ([throughput.md](throughput.md), [throughput.json](throughput.json)) |\n",
+             "| %s tok/s at context %d (floor %.0f) | %s ([throughput.md](throughput.md), [throughput.json](throughput.json)) |\n",
+             name, kv_dtype_name(g->kv), g->can_force ? "KV storage-forced" : "not storage-forced",
              o->matched.max_rel_l2, o->matched.max_norm_max, matched->pass ? "pass" : "FAIL", matched->n_results,
              matched->n_failures, first_failure, g->worst_rel_l2[0], g->worst_norm_max[0], unforced->n_results,
              unforced->n_failures, unforced_failure, g->worst_rel_l2[2], g->worst_norm_max[2],
              g->tokens.failed ? "FAIL" : "pass", g->tokens.message, o->max_pure_rel_l2 > 0 ? "gated" : "reported",
              pure->pass ? "within" : (o->max_pure_rel_l2 > 0 ? "FAIL" : "reported"), pure->n_results, pure->n_failures,
-             g->worst_rel_l2[1], floor->context, o->min_tok_s, floor->tok_s_median, 100 * floor->bandwidth_fraction,
-             speedup);
+             g->worst_rel_l2[1], name, floor->context, o->min_tok_s, speed);
     if (o->baseline && n > 0 && (size_t)n < sizeof g->body)
         snprintf(g->body + n, sizeof g->body - n,
                  "\n## Against the baseline `%s` (tok/s: at most %.1f%% slower; accuracy: at most %.0fx)\n\n%s",
@@ -532,7 +630,8 @@ static int gate_history_rows(const Gate *g, HistoryRow *rows) {
         HistoryRow *r = &rows[n_rows];
         memset(r, 0, sizeof *r);
         r->kind = HISTORY_THROUGHPUT;
-        snprintf(r->engine, sizeof r->engine, "%s", gpu_engine_kind_name(g->results[i].engine));
+        snprintf(r->engine, sizeof r->engine, "%s", g->results[i].engine);
+        snprintf(r->gpu, sizeof r->gpu, "%s", g->results[i].on_gpu ? g->gpu_name : g->cpu_name);
         r->context = g->results[i].context;
         r->tok_s = g->results[i].tok_s_median;
         r->ms_per_token = g->results[i].ms_per_token_median;
@@ -549,7 +648,7 @@ static int gate_history_rows(const Gate *g, HistoryRow *rows) {
     for (int i = 0; i < n_rows; i++) {
         snprintf(rows[i].date, sizeof rows[i].date, "%s", timestamp);
         snprintf(rows[i].commit, sizeof rows[i].commit, "%s", g->commit);
-        snprintf(rows[i].gpu, sizeof rows[i].gpu, "%s", g->gpu_name);
+        if (rows[i].kind == HISTORY_ACCURACY) snprintf(rows[i].gpu, sizeof rows[i].gpu, "%s", g->machine);
         snprintf(rows[i].model, sizeof rows[i].model, "%s", g->model_name);
     }
     return n_rows;
@@ -573,9 +672,11 @@ static int gate_record(Gate *g, int status) {
 // Everything after setup: returns the exit status; with GATE_BAD_INPUT, g->err says why.
 static int gate_run(Gate *g) {
     if (gate_cpu_part(g)) return GATE_BAD_INPUT;
-    ErrorMessage no_gpu;
-    if (gpu_device_available(&no_gpu)) {
-        gate_skip_gpu(g, &no_gpu);
+    ErrorMessage unavailable;
+    if (g->kind->available && g->kind->available(&unavailable)) {
+        // Exit 4 is for a GPU engine without a device; an engine that needs none and cannot run is bad input.
+        if (!g->on_gpu) return fail(&g->err, "engine %s cannot run here: %s", g->kind->name, unavailable.text);
+        gate_skip_gpu(g, &unavailable);
         return GATE_NO_GPU;
     }
     if (gate_accuracy_part(g) || gate_throughput_part(g)) return GATE_BAD_INPUT;
@@ -588,7 +689,7 @@ static void gate_free(Gate *g) {
     if (g->have_matched) compare_result_free(&g->matched);
     if (g->have_pure) compare_result_free(&g->pure);
     if (g->have_unforced) compare_result_free(&g->unforced);
-    gpu_engine_destroy(g->engine);
+    engine_destroy(g->engine);
     history_free(&g->history);
     free(g->results);
     free(g->prompt);

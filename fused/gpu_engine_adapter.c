@@ -1,5 +1,7 @@
 // The GPU engines behind the engine interface (model/engine.h): each function forwards to
-// gpu_engine.h, so the CUDA build and the no-CUDA stub (gpu_engine_stub.c) both serve it.
+// gpu_engine.h (and the benchmark hooks to gpu_bench.h), so the CUDA build and the no-CUDA stub
+// (gpu_engine_stub.c) both serve it.
+#include "gpu_bench.h"
 #include "gpu_engine.h"
 
 static void *create(GpuEngineKind kind, const Checkpoint *checkpoint, EngineProfile profile, int max_context,
@@ -28,6 +30,20 @@ static int launches_per_token(const void *state) { return gpu_engine_launches_pe
 
 static void destroy(void *state) { gpu_engine_destroy(state); }
 
+// The benchmark hooks: a synthetic cache fill and CUDA-event timing of back-to-back decode steps
+// (graph replays for the fused engine), and the fused engine's per-kernel profile.
+static int bench_prepare(void *state, int context, int32_t token, unsigned seed, ErrorMessage *err) {
+    return gpu_engine_bench_prepare(state, context, token, seed, err);
+}
+
+static int bench_time_decode(void *state, int n_steps, double *ms, ErrorMessage *err) {
+    return gpu_engine_bench_time(state, n_steps, ms, err);
+}
+
+static int bench_profile(void *state, BenchKernelTime *kernels, int max_kernels, int *n_kernels, ErrorMessage *err) {
+    return gpu_engine_bench_profile(state, kernels, max_kernels, n_kernels, err);
+}
+
 #define GPU_CAPABILITIES (ENGINE_NEEDS_GPU | ENGINE_CAN_FORCE_KV | ENGINE_KV_F32 | ENGINE_KV_BF16)
 
 const EngineKind fused_engine_kind = {
@@ -41,6 +57,9 @@ const EngineKind fused_engine_kind = {
     .force_kv = force_kv,
     .launches_per_token = launches_per_token,
     .destroy = destroy,
+    .bench_prepare = bench_prepare,
+    .bench_time_decode = bench_time_decode,
+    .bench_profile = bench_profile,
 };
 
 const EngineKind cublas_engine_kind = {
@@ -54,6 +73,9 @@ const EngineKind cublas_engine_kind = {
     .force_kv = force_kv,
     .launches_per_token = launches_per_token,
     .destroy = destroy,
+    .bench_prepare = bench_prepare,
+    .bench_time_decode = bench_time_decode,
+    .bench_profile = NULL,  // the per-kernel profile is the fused engine's only
 };
 
 const EngineKind *gpu_engine_kind_engine(GpuEngineKind kind) {

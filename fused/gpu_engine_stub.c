@@ -41,13 +41,6 @@ int gpu_engine_launches_per_token(const GpuEngine *engine) { (void)engine; retur
 
 int bench_copy_bandwidth(double *gb_per_s, ErrorMessage *err) { (void)gb_per_s; return fail(err, NO_CUDA_MESSAGE); }
 int bench_gpu_name(char *out, size_t size, ErrorMessage *err) { (void)out; (void)size; return fail(err, NO_CUDA_MESSAGE); }
-int bench_engine(const Checkpoint *checkpoint, GpuEngineKind kind, const int *contexts, int n_contexts, int tokens,
-                 int repeat, double copy_gb_s, int breakdown, FILE *progress, BenchResult *results,
-                 ErrorMessage *err) {
-    (void)checkpoint; (void)kind; (void)contexts; (void)n_contexts; (void)tokens; (void)repeat; (void)copy_gb_s;
-    (void)breakdown; (void)progress; (void)results;
-    return fail(err, NO_CUDA_MESSAGE);
-}
 int gpu_engine_bench_prepare(GpuEngine *engine, int context, int token, unsigned seed, ErrorMessage *err) {
     (void)engine; (void)context; (void)token; (void)seed;
     return fail(err, NO_CUDA_MESSAGE);

@@ -43,3 +43,22 @@ int engine_force_kv(Engine *engine, int layer, const float *k, const float *v, i
 int engine_launches_per_token(const Engine *engine) {
     return engine->kind->launches_per_token ? engine->kind->launches_per_token(engine->state) : 0;
 }
+
+int engine_bench_prepare(Engine *engine, int context, int32_t token, unsigned seed, ErrorMessage *err) {
+    if (!engine_kind_has_bench_hooks(engine->kind))
+        return fail(err, "engine %s has no benchmark hooks", engine->kind->name);
+    return engine->kind->bench_prepare(engine->state, context, token, seed, err);
+}
+
+int engine_bench_time_decode(Engine *engine, int n_steps, double *ms, ErrorMessage *err) {
+    if (!engine_kind_has_bench_hooks(engine->kind))
+        return fail(err, "engine %s has no benchmark hooks", engine->kind->name);
+    return engine->kind->bench_time_decode(engine->state, n_steps, ms, err);
+}
+
+int engine_bench_profile(Engine *engine, BenchKernelTime *kernels, int max_kernels, int *n_kernels, ErrorMessage *err) {
+    *n_kernels = 0;
+    if (!engine->kind->bench_profile)
+        return fail(err, "engine %s has no per-kernel profile", engine->kind->name);
+    return engine->kind->bench_profile(engine->state, kernels, max_kernels, n_kernels, err);
+}

@@ -48,6 +48,14 @@ enum {
     ENGINE_KV_BF16 = 1u << 3,       // can keep its KV cache in bf16 (round to nearest even at the store)
 };
 
+// One kernel's share of a decode step, for a benchmark's per-kernel breakdown (bench_profile below).
+#define BENCH_MAX_KERNELS 16
+typedef struct {
+    char name[48];
+    int calls_per_token;  // launches of this kernel in one decode step
+    double us_per_token;  // summed over those launches
+} BenchKernelTime;
+
 // The precision profile an engine is created with. Weights are always the checkpoint's bf16 values.
 typedef struct {
     KvDtype kv_dtype;
@@ -78,6 +86,21 @@ typedef struct EngineKind {
     int (*launches_per_token)(const void *state);
     // Frees the state; NULL is a no-op.
     void (*destroy)(void *state);
+
+    // ---- Optional benchmark hooks (`fusecheck bench`, the gate's benchmark: cli/engine_bench.h) ----
+    // An engine without them (bench_prepare NULL) is benchmarked through forward: a real prefill of
+    // synthetic tokens fills its cache, then decode steps timed by the wall clock. An engine whose
+    // own timer is better (a GPU engine: device events around back-to-back steps, no host sync per
+    // step) sets bench_prepare and bench_time_decode, both or neither.
+    // Fills KV positions [0, context) of every layer with synthetic values from `seed` (not all
+    // zeros) and stages `token` at position `context` (1 <= context < the engine's max_context).
+    int (*bench_prepare)(void *state, int context, int32_t token, unsigned seed, ErrorMessage *err);
+    // Runs n_steps decode steps of the staged token at the staged position back to back (the context
+    // stays context + 1), timed by the engine; *ms: elapsed milliseconds for all n_steps.
+    int (*bench_time_decode)(void *state, int n_steps, double *ms, ErrorMessage *err);
+    // Optional (NULL: no breakdown): one decode step at the staged position with its time per kernel
+    // name into kernels[0, *n_kernels), at most max_kernels names.
+    int (*bench_profile)(void *state, BenchKernelTime *kernels, int max_kernels, int *n_kernels, ErrorMessage *err);
 } EngineKind;
 
 // An engine instance. engine_create makes one that owns its state (engine_destroy frees it);
@@ -112,6 +135,15 @@ int engine_forward(Engine *engine, const int32_t *tokens, int n_tokens, int posi
 int engine_force_kv(Engine *engine, int layer, const float *k, const float *v, int n_tokens, ErrorMessage *err);
 // kind->launches_per_token, or 0 when the engine does not count launches.
 int engine_launches_per_token(const Engine *engine);
+
+// Whether the kind has the benchmark hooks (bench_prepare and bench_time_decode) / a profile hook.
+static inline int engine_kind_has_bench_hooks(const EngineKind *kind) {
+    return kind->bench_prepare && kind->bench_time_decode;
+}
+// The hooks on the engine's state; each fails with one line naming the engine when it lacks the hook.
+int engine_bench_prepare(Engine *engine, int context, int32_t token, unsigned seed, ErrorMessage *err);
+int engine_bench_time_decode(Engine *engine, int n_steps, double *ms, ErrorMessage *err);
+int engine_bench_profile(Engine *engine, BenchKernelTime *kernels, int max_kernels, int *n_kernels, ErrorMessage *err);
 
 #ifdef __cplusplus
 }
