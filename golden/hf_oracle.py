@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Third-party oracle: the same golden trace, computed by Hugging Face transformers.
 
 Loads a Qwen3 checkpoint with transformers' Qwen3ForCausalLM in fp32 (bf16 weights expanded exactly),
@@ -9,7 +8,9 @@ forward hooks, and writes a trace in the same format (producer "hf-oracle").
     python3 golden/hf_oracle.py --model DIR --golden G.h5 --out O.h5 [--device cpu|cuda]
                                 [--self-check] [--rope-f64]
 
-Needs torch, transformers (5.x; 4.5x works too) and h5py. No network: DIR is a local checkpoint.
+Needs torch, transformers (5.x; 4.5x works too), numpy and h5py. No network: DIR is a local checkpoint.
+The reading, the hooks and the writing are the fusecheck Python package's (python/fusecheck:
+read_trace, capture_hf, TraceWriter); this script is its command line for the committed oracle traces.
 """
 
 import argparse
@@ -17,18 +18,16 @@ import json
 import os
 import sys
 
-import h5py
-import numpy as np
-import torch
+# The package next to this script (python/fusecheck), whether or not it is pip-installed.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
-import transformers
-from transformers import Qwen3ForCausalLM
-from transformers.models.qwen3 import modeling_qwen3
+import torch  # noqa: E402
 
-FORMAT_VERSION = 2           # what this oracle writes (golden/FORMAT.md)
-READABLE_VERSIONS = (1, 2)   # goldens it replays: version 1 has no `omitted` attribute
-LAYER_TENSORS = ("attn_norm", "q", "k", "v", "attn", "attn_out", "resid_attn",
-                 "mlp_norm", "gate", "up", "act", "mlp_out", "resid_mlp")
+import transformers  # noqa: E402
+from transformers import Qwen3ForCausalLM  # noqa: E402
+
+from fusecheck import TraceError, capture_hf, read_trace  # noqa: E402
+
 # Config keys the trace's model_config and the checkpoint must agree on.
 CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings")
@@ -37,166 +36,6 @@ CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_att
 def die(message):
     print(f"hf_oracle: {message}", file=sys.stderr)
     sys.exit(2)
-
-
-def as_str(value):
-    """h5py returns variable-length strings as str and fixed-length ones as bytes."""
-    return value.decode("utf-8") if isinstance(value, (bytes, np.bytes_)) else str(value)
-
-
-def rows(tensor):
-    """[1, T, W] (batch of one) -> [T, W] float32 on the CPU."""
-    if tensor.dim() != 3 or tensor.shape[0] != 1:
-        raise RuntimeError(f"expected a [1, T, W] activation, got {tuple(tensor.shape)}")
-    return tensor[0].detach().to(torch.float32).cpu()
-
-
-def heads_to_rows(tensor):
-    """[1, heads, T, head_dim] (attention layout) -> [T, heads*head_dim], head-major: (t, h*head_dim + d)."""
-    if tensor.dim() != 4 or tensor.shape[0] != 1:
-        raise RuntimeError(f"expected a [1, heads, T, head_dim] tensor, got {tuple(tensor.shape)}")
-    _, n_heads, n_tokens, head_dim = tensor.shape
-    return tensor[0].transpose(0, 1).reshape(n_tokens, n_heads * head_dim).detach().to(torch.float32).cpu()
-
-
-def first_input(args, kwargs, name):
-    """The module's main input, whether the caller passed it positionally or by keyword."""
-    if args:
-        return args[0]
-    if name in kwargs:
-        return kwargs[name]
-    raise RuntimeError(f"hook could not find input '{name}'")
-
-
-def layer_output(output):
-    """Decoder layers return a tensor in transformers 5.x and a tuple (hidden, ...) in 4.x."""
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
-class Recorder:
-    """Forward hooks that capture one step's tensors into self.tensors[(layer, name)] ([rows, cols] fp32).
-
-    layer is -1 for the step-level tensors (embed, final_norm). Also kept, for --self-check and the
-    q/k fallback: each layer's input, q_norm/k_norm outputs and RoPE cos/sin."""
-
-    def __init__(self, model):
-        self.model = model
-        self.handles = []
-        self.current_layer = None
-        self.enabled = True  # off while --self-check re-runs modules, so its calls are not recorded
-        self.reset()
-        self._patch_rope()
-        self._install_hooks()
-
-    def reset(self):
-        self.tensors = {}
-        self.layer_inputs = {}
-        self.qk_normed = {}   # layer -> {"q": [1,T,H,D], "k": [1,T,KV,D]} before RoPE
-        self.cos_sin = None
-
-    def put(self, layer, name, value):
-        if (layer, name) in self.tensors:
-            raise RuntimeError(f"layer {layer} tensor {name} captured twice in one step")
-        self.tensors[(layer, name)] = value
-
-    # q and k after RoPE exist only inside Qwen3Attention.forward, so we wrap the module-level
-    # apply_rotary_pos_emb it calls; the attention pre-hook tells the wrapper which layer is running.
-    def _patch_rope(self):
-        original = modeling_qwen3.apply_rotary_pos_emb
-        self.original_rope = original
-        recorder = self
-
-        def recording_rope(q, k, cos, sin, *args, **kwargs):
-            q_embed, k_embed = original(q, k, cos, sin, *args, **kwargs)
-            if recorder.enabled and recorder.current_layer is not None:
-                recorder.put(recorder.current_layer, "q", heads_to_rows(q_embed))
-                recorder.put(recorder.current_layer, "k", heads_to_rows(k_embed))
-            return q_embed, k_embed
-
-        modeling_qwen3.apply_rotary_pos_emb = recording_rope
-
-    def _hook(self, module, fn, pre=False):
-        def guarded(*args):
-            if self.enabled:
-                fn(*args)
-            return None  # a pre-hook returning a value would replace the module's inputs
-        if pre:
-            self.handles.append(module.register_forward_pre_hook(guarded, with_kwargs=True))
-        else:
-            self.handles.append(module.register_forward_hook(guarded, with_kwargs=True))
-
-    def _install_hooks(self):
-        base = self.model.model
-        self._hook(base.embed_tokens, lambda m, a, kw, out: self.put(-1, "embed", rows(out)))
-        # final_norm keeps the last row only: the one that predicts the next token.
-        self._hook(base.norm, lambda m, a, kw, out: self.put(-1, "final_norm", rows(out)[-1:]))
-        self._hook(base.rotary_emb, lambda m, a, kw, out: setattr(self, "cos_sin", out))
-        for index, layer in enumerate(base.layers):
-            self._install_layer_hooks(index, layer)
-
-    def _install_layer_hooks(self, i, layer):
-        attn, mlp = layer.self_attn, layer.mlp
-        put = self.put
-
-        def layer_pre(m, args, kwargs):
-            self.layer_inputs[i] = rows(first_input(args, kwargs, "hidden_states"))
-
-        def attn_pre(m, args, kwargs):
-            self.current_layer = i
-
-        def attn_post(m, args, kwargs, out):
-            self.current_layer = None
-
-        def normed(name):
-            def hook(m, args, kwargs, out):
-                self.qk_normed.setdefault(i, {})[name] = out.detach()
-            return hook
-
-        self._hook(layer, layer_pre, pre=True)
-        self._hook(layer.input_layernorm, lambda m, a, kw, out: put(i, "attn_norm", rows(out)))
-        self._hook(attn, attn_pre, pre=True)
-        self._hook(attn, attn_post)
-        self._hook(attn.q_norm, normed("q"))
-        self._hook(attn.k_norm, normed("k"))
-        self._hook(attn.v_proj, lambda m, a, kw, out: put(i, "v", rows(out)))
-        # o_proj's input is softmax(qk^T/sqrt(d))v with heads concatenated head-major.
-        self._hook(attn.o_proj, lambda m, a, kw: put(i, "attn", rows(first_input(a, kw, "input"))), pre=True)
-        self._hook(attn.o_proj, lambda m, a, kw, out: put(i, "attn_out", rows(out)))
-        # post_attention_layernorm's input is exactly residual + attn_out as the model summed it (fp32);
-        # --self-check confirms it equals layer input + attn_out.
-        self._hook(layer.post_attention_layernorm,
-                   lambda m, a, kw: put(i, "resid_attn", rows(first_input(a, kw, "hidden_states"))), pre=True)
-        self._hook(layer.post_attention_layernorm, lambda m, a, kw, out: put(i, "mlp_norm", rows(out)))
-        self._hook(mlp.gate_proj, lambda m, a, kw, out: put(i, "gate", rows(out)))
-        self._hook(mlp.up_proj, lambda m, a, kw, out: put(i, "up", rows(out)))
-        self._hook(mlp.down_proj, lambda m, a, kw: put(i, "act", rows(first_input(a, kw, "input"))), pre=True)
-        self._hook(mlp, lambda m, a, kw, out: put(i, "mlp_out", rows(out)))
-        self._hook(layer, lambda m, a, kw, out: put(i, "resid_mlp", rows(layer_output(out))))
-
-    def fill_missing_qk(self, n_layers):
-        """If a transformers version bypasses the module-level apply_rotary_pos_emb (a hub kernel, a
-        renamed helper), rebuild q and k from the q_norm/k_norm outputs and the model's own cos/sin
-        with the same function, so the values are still exactly what attention consumed."""
-        missing = [i for i in range(n_layers) if (i, "q") not in self.tensors]
-        if not missing:
-            return False
-        if self.cos_sin is None:
-            raise RuntimeError("RoPE was never applied through a hookable path: cannot capture q, k")
-        cos, sin = self.cos_sin
-        for i in missing:
-            q = self.qk_normed[i]["q"].transpose(1, 2)   # [1, T, H, D] -> [1, H, T, D], as attention does
-            k = self.qk_normed[i]["k"].transpose(1, 2)
-            q_embed, k_embed = self.original_rope(q, k, cos, sin)
-            self.put(i, "q", heads_to_rows(q_embed))
-            self.put(i, "k", heads_to_rows(k_embed))
-        return True
-
-    def check_complete(self, n_layers, step):
-        missing = [f"layer {i} {name}" for i in range(n_layers) for name in LAYER_TENSORS
-                   if (i, name) not in self.tensors]
-        missing += [name for name in ("embed", "final_norm") if (-1, name) not in self.tensors]
-        if missing:
-            raise RuntimeError(f"step {step}: hooks captured nothing for: {', '.join(missing)}")
 
 
 def use_f64_rope(model):
@@ -233,26 +72,19 @@ def load_model(model_dir, device):
 
 
 def read_golden(path):
+    """The golden's tokens and identity, read (and refused) as the C reader does, versions 1 and 2."""
     try:
-        with h5py.File(path, "r") as golden:
-            attrs = golden.attrs
-            for key in ("format_version", "prompt_length", "n_steps", "weights_fingerprint", "model_config"):
-                if key not in attrs:
-                    die(f"{path}: no attribute '{key}' (not a fusecheck trace?)")
-            if int(attrs["format_version"]) not in READABLE_VERSIONS:
-                die(f"{path}: format_version {int(attrs['format_version'])}, this oracle reads versions "
-                    f"{', '.join(map(str, READABLE_VERSIONS))}")
-            if "tokens" not in golden:
-                die(f"{path}: no dataset /tokens")
+        with read_trace(path) as golden:
+            meta = golden.meta
             return {
-                "tokens": np.asarray(golden["tokens"][:], dtype=np.int64),
-                "prompt_length": int(attrs["prompt_length"]),
-                "n_steps": int(attrs["n_steps"]),
-                "weights_fingerprint": as_str(attrs["weights_fingerprint"]),
-                "model_config": as_str(attrs["model_config"]),
+                "tokens": golden.tokens.astype("int64"),
+                "prompt_length": meta.prompt_length,
+                "n_steps": meta.n_steps,
+                "weights_fingerprint": meta.weights_fingerprint,
+                "model_config": meta.model_config,
             }
-    except OSError as error:
-        die(f"{path}: not an HDF5 file or truncated ({error})")
+    except TraceError as error:
+        die(str(error))
 
 
 def check_config(golden_config_json, model, golden_path):
@@ -271,79 +103,6 @@ def check_config(golden_config_json, model, golden_path):
             ours = config.hidden_size // config.num_attention_heads
         if ours is not None and type(ours)(golden_config[key]) != ours:
             die(f"{golden_path}: model_config {key} = {golden_config[key]}, the checkpoint has {ours}")
-
-
-def self_check(recorder, model, n_layers, logits_row, next_token, step):
-    """Proves the hooks line up: each captured tensor is what the next module consumed."""
-    t = recorder.tensors
-
-    def same(a, b, what):
-        if a.shape != b.shape or not torch.equal(a, b):
-            diff = (a - b).abs().max().item() if a.shape == b.shape else float("nan")
-            raise AssertionError(f"self-check, step {step}: {what} (shapes {tuple(a.shape)} {tuple(b.shape)}, "
-                                 f"max diff {diff:.3e})")
-
-    def close(a, b, what, tolerance=1e-6):
-        if a.shape != b.shape or not torch.allclose(a, b, rtol=tolerance, atol=tolerance):
-            raise AssertionError(f"self-check, step {step}: {what} differs")
-
-    same(recorder.layer_inputs[0], t[(-1, "embed")], "layer 0 input != embed")
-    for i in range(n_layers):
-        if i > 0:
-            same(recorder.layer_inputs[i], t[(i - 1, "resid_mlp")], f"layer {i} input != layer {i-1} resid_mlp")
-        same(t[(i, "resid_attn")], recorder.layer_inputs[i] + t[(i, "attn_out")],
-             f"layer {i} resid_attn != input + attn_out")
-        same(t[(i, "resid_mlp")], t[(i, "resid_attn")] + t[(i, "mlp_out")], f"layer {i} resid_mlp != resid_attn + mlp_out")
-        close(t[(i, "act")], torch.nn.functional.silu(t[(i, "gate")]) * t[(i, "up")],
-              f"layer {i} act vs silu(gate)*up")
-    # The last layer's output, through model.norm, is the final_norm we recorded.
-    device = next(model.parameters()).device
-    recorder.enabled = False
-    try:
-        with torch.no_grad():
-            last_output = t[(n_layers - 1, "resid_mlp")].to(device)[None]  # [1, T, hidden], as the model ran it
-            renormed = model.model.norm(last_output)[0, -1:].to(torch.float32).cpu()
-            relogits = model.lm_head(t[(-1, "final_norm")].to(device)).to(torch.float32).cpu()
-    finally:
-        recorder.enabled = True
-    same(renormed, t[(-1, "final_norm")], "norm(last resid_mlp) != final_norm")
-    # One row through lm_head may sum in another order than T rows did: close, not equal.
-    close(relogits, logits_row, "lm_head(final_norm) vs logits", tolerance=1e-5)
-    if int(torch.argmax(logits_row[0])) != next_token:
-        raise AssertionError(f"self-check, step {step}: next_token is not the argmax of logits")
-
-
-def write_trace(path, golden, steps, tool_version, rope_mode):
-    """Writes the trace next to `path` and renames it into place, so a failed run never leaves a
-    half-written file under the final name (as the C writer does)."""
-    temp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with h5py.File(temp, "w") as out:
-            out.attrs["format_version"] = np.int32(FORMAT_VERSION)
-            out.attrs["producer"] = "hf-oracle"
-            out.attrs["kv_dtype"] = "f32"
-            out.attrs["weights_dtype"] = "bf16"
-            out.attrs["weights_fingerprint"] = golden["weights_fingerprint"]
-            out.attrs["tool_version"] = tool_version
-            out.attrs["model_config"] = golden["model_config"]
-            out.attrs["prompt_length"] = np.int32(golden["prompt_length"])
-            out.attrs["n_steps"] = np.int32(len(steps))
-            out.attrs["omitted"] = ""  # version 2: the oracle captures every tensor, it declares nothing omitted
-            out.attrs["oracle_rope"] = rope_mode  # extra attribute: readers ignore what they do not know
-            out.create_dataset("tokens", data=golden["tokens"].astype(np.int32))
-            for index, step in enumerate(steps):
-                group = out.create_group(f"step_{index:04d}")
-                group.attrs["first_position"] = np.int32(step["first_position"])
-                group.attrs["n_tokens"] = np.int32(step["n_tokens"])
-                for (layer, name), value in sorted(step["tensors"].items()):
-                    where = name if layer < 0 else f"layer_{layer:02d}/{name}"
-                    group.create_dataset(where, data=np.ascontiguousarray(value.numpy(), dtype=np.float32))
-                group.create_dataset("next_token", data=np.array([step["next_token"]], dtype=np.int32))
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
 
 
 def main():
@@ -380,40 +139,20 @@ def main():
     if args.rope_f64:
         use_f64_rope(model)
     n_layers = model.config.num_hidden_layers
-    recorder = Recorder(model)
 
-    steps = []
-    cache = None
-    used_fallback = False
-    with torch.no_grad():
-        for step in range(n_steps):
-            # Teacher forcing (FORMAT.md): step 0 consumes the prompt, step s >= 1 token prompt_length+s-1.
-            first = 0 if step == 0 else prompt_length + step - 1
-            count = prompt_length if step == 0 else 1
-            input_ids = torch.tensor(tokens[first:first + count], dtype=torch.long, device=args.device)[None, :]
-            recorder.reset()
-            output = model(input_ids=input_ids, past_key_values=cache, use_cache=True)
-            cache = output.past_key_values
-            if cache is None or cache.get_seq_length() != first + count:
-                raise RuntimeError(f"step {step}: the KV cache holds {None if cache is None else cache.get_seq_length()}"
-                                   f" positions, expected {first + count}")
-            used_fallback |= recorder.fill_missing_qk(n_layers)
-            recorder.check_complete(n_layers, step)
-            logits_row = output.logits[0, -1:].detach().to(torch.float32).cpu()  # last row only
-            next_token = int(torch.argmax(logits_row[0]))
-            if args.self_check:
-                self_check(recorder, model, n_layers, logits_row, next_token, step)
-            tensors = dict(recorder.tensors)
-            tensors[(-1, "logits")] = logits_row
-            steps.append({"first_position": first, "n_tokens": count, "tensors": tensors, "next_token": next_token})
-            print(f"hf_oracle: step {step}: {count} token(s) at position {first}, next token {next_token}",
-                  file=sys.stderr)
+    def progress(step, count, first, next_token):
+        print(f"hf_oracle: step {step}: {count} token(s) at position {first}, next token {next_token}",
+              file=sys.stderr)
 
-    if used_fallback:
-        print("hf_oracle: note: q/k rebuilt from q_norm/k_norm and cos/sin (apply_rotary_pos_emb was not called "
-              "through the module)", file=sys.stderr)
     tool_version = f"transformers {transformers.__version__}"[:31]
-    write_trace(args.out, golden, steps, tool_version, "f64" if args.rope_f64 else "f32")
+    try:
+        capture_hf(model, tokens, prompt_length, args.out, weights_fingerprint=golden["weights_fingerprint"],
+                   model_config=golden["model_config"], n_steps=n_steps, producer="hf-oracle", kv_dtype="f32",
+                   weights_dtype="bf16", tool_version=tool_version,
+                   extra_attributes={"oracle_rope": "f64" if args.rope_f64 else "f32"},  # readers ignore it
+                   check_hooks=args.self_check, on_step=progress)
+    except TraceError as error:
+        die(str(error))
     if args.self_check:
         print("hf_oracle: self-check passed: the hooks line up", file=sys.stderr)
     print(f"hf_oracle: wrote {args.out} ({n_steps} steps, {n_layers} layers)", file=sys.stderr)

@@ -2,7 +2,8 @@
 # Installs what fusecheck builds against, from Debian's packages, when it is missing.
 # Run as root (CI and fresh machines are); as another user it only says what is missing.
 set -euo pipefail
-packages=(cmake ninja-build pkg-config gcc libopenblas-dev libhdf5-dev hdf5-tools libcjson-dev libcriterion-dev)
+# python3-numpy and python3-h5py: the Python trace writer's tests (tests/python/), run with /usr/bin/python3.
+packages=(cmake ninja-build pkg-config gcc libopenblas-dev libhdf5-dev hdf5-tools libcjson-dev libcriterion-dev python3-numpy python3-h5py)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
