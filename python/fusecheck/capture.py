@@ -23,6 +23,7 @@ and the model's own cos/sin (rotate-half RoPE), which are exactly what attention
 torch (and transformers, for the tool_version) are imported only when capture_hf runs.
 """
 
+import inspect
 import json
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -257,6 +258,16 @@ def self_check(recorder, model, n_layers, logits_row, next_token, step):
         raise AssertionError(f"self-check, step {step}: next_token is not the argmax of logits")
 
 
+def _forward_with_cache(model, input_ids, cache):
+    """One step with the KV cache: transformers >= 5.2x calls the argument `cache` (and deprecates
+    `past_key_values`, removed in 5.40); earlier versions only know `past_key_values`. Returns
+    (output, the updated cache)."""
+    cache_name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    output = model(input_ids=input_ids, use_cache=True, **{cache_name: cache})
+    updated = getattr(output, "cache", None)
+    return output, updated if updated is not None else getattr(output, "past_key_values", None)
+
+
 def model_config_json(config) -> str:
     """A model_config text (fusecheck's key names) from a transformers config object: the keys
     `fusecheck compare` parses, rope_theta from rope_parameters when transformers 5 moved it there."""
@@ -317,8 +328,7 @@ def capture_hf(model, tokens: Sequence[int], prompt_length: int, path: str, *, w
                 count = prompt_length if step == 0 else 1
                 input_ids = torch.tensor(tokens[first:first + count], dtype=torch.long, device=device)[None, :]
                 recorder.reset()
-                output = model(input_ids=input_ids, past_key_values=cache, use_cache=True)
-                cache = output.past_key_values
+                output, cache = _forward_with_cache(model, input_ids, cache)
                 if cache is None or cache.get_seq_length() != first + count:
                     held = None if cache is None else cache.get_seq_length()
                     raise RuntimeError(f"step {step}: the KV cache holds {held} positions, expected {first + count}")

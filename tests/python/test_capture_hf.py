@@ -42,6 +42,8 @@ def test_capture_hf_of_transformers_passes_compare_against_the_reference(tmp_pat
     torch.set_float32_matmul_precision("highest")
     model = Qwen3ForCausalLM.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager",
                                              local_files_only=True).eval()
+    from transformers.models.qwen3 import modeling_qwen3
+    rope = modeling_qwen3.apply_rotary_pos_emb
     with read_trace(golden) as g:
         tokens, meta = g.tokens, g.meta
         golden_next = [g.read_next_token(step) for step in range(g.n_steps)]
@@ -59,6 +61,5 @@ def test_capture_hf_of_transformers_passes_compare_against_the_reference(tmp_pat
         assert status == 0, output
         assert "0 missing, 0 failures" in output, output
     # The hooks and the RoPE wrapper are gone afterwards: the model runs as before.
-    from transformers.models.qwen3 import modeling_qwen3
-    assert modeling_qwen3.apply_rotary_pos_emb.__name__ == "apply_rotary_pos_emb"
+    assert modeling_qwen3.apply_rotary_pos_emb is rope
     assert not any(module._forward_hooks or module._forward_pre_hooks for module in model.modules())
