@@ -9,16 +9,18 @@
 #include "../model/progress.h"
 #include "commands.h"
 #include "engine_registry.h"
+#include "plugin_engine.h"
+#include "interrupt.h"
 #include "options.h"
 #include "../golden/trace_run.h"
 
 static const char USAGE[] =
-    "usage: fusecheck generate --engine reference|fused|cublas --model DIR\n"
+    "usage: fusecheck generate --engine reference|fused|cublas|plugin:PATH.so[:KEY=VALUE,...] --model DIR\n"
     "                          [--prompt-tokens 1,2,3 | --prompt-len N --seed S] [-n N] [--kv-dtype f32|bf16]\n"
     "                          [--quiet]\n"
     "  Prints the N greedy tokens that follow the prompt (default 64; prompt default 16 seeded tokens).\n"
-    "  Any registered engine (cli/engine_registry.c). KV cache default: the engine's (f32 for reference,\n"
-    "  bf16 for the GPU engines).\n"
+    "  Any registered engine (cli/engine_registry.c) or engine plugin (docs/ENGINE_ABI.md). KV cache\n"
+    "  default: the engine's (f32 for reference, bf16 for the GPU engines, a plugin's own).\n"
     "  --quiet: no progress and no timing line on stderr (the tokens alone on stdout).\n";
 
 int cmd_generate(int argc, char **argv) {
@@ -43,10 +45,13 @@ int cmd_generate(int argc, char **argv) {
     }
     if (!model_dir) { fail(&err, "--model is required"); goto usage_error; }
     progress_set_command("generate");
+    interrupt_set_command("generate");  // names the command if an engine plugin crashes
     const EngineKind *kind = engine_find(engine_name, &err);
     if (!kind) {
         char known[256];
-        fail(&err, "--engine: '%s' is not one of %s", engine_name, engine_names(known, sizeof known, ", "));
+        // A plugin's own line says what is wrong with it (missing symbol, ABI version, ...).
+        if (!plugin_spec_is(engine_name))
+            fail(&err, "--engine: '%s' is not one of %s", engine_name, engine_names(known, sizeof known, ", "));
         goto usage_error;
     }
     KvDtype kv_dtype = kind->default_kv_dtype;

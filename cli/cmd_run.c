@@ -10,17 +10,21 @@
 #include "../model/progress.h"
 #include "commands.h"
 #include "engine_registry.h"
+#include "plugin_engine.h"
 #include "interrupt.h"
 #include "options.h"
 #include "output_path.h"
 
 static const char USAGE[] =
-    "usage: fusecheck run --engine fused|cublas|reference --model DIR --golden G.h5 --out F.h5\n"
-    "                     [--kv-dtype bf16|f32] [--no-force-kv] [--quiet]\n"
+    "usage: fusecheck run --engine fused|cublas|reference|plugin:PATH.so[:KEY=VALUE,...] --model DIR --golden G.h5\n"
+    "                     --out F.h5 [--kv-dtype bf16|f32] [--no-force-kv] [--quiet]\n"
     "  Runs an engine on the golden trace's tokens (teacher-forced: step 0 is the prefill of the\n"
     "  prompt, step s >= 1 consumes tokens[prompt_length + s - 1]) and writes the tensors its kernels\n"
     "  produce in the golden format (producer = engine name). The golden must be of the same weights.\n"
     "  --engine reference reruns the reference itself: a self-check of the pipeline.\n"
+    "  --engine plugin:PATH.so loads an engine from a shared library (docs/ENGINE_ABI.md), passing it the\n"
+    "  KEY=VALUE options; a bad plugin (missing symbol, ABI version, a crash, a tensor of the wrong shape) is\n"
+    "  one line and exit 2, and leaves no trace.\n"
     "  default --kv-dtype bf16 (the fused engine's storage point; f32 keeps the cache in fp32)\n"
     "  When both the golden and the engine keep a bf16 KV cache (the matched profile), the cache is\n"
     "  storage-forced from the golden's K and V, as tokens are teacher-forced: an fp32 ulp of difference\n"
@@ -52,10 +56,13 @@ int cmd_run(int argc, char **argv) {
         fail(&err, "--engine, --model, --golden and --out are required");
         goto usage_error;
     }
+    interrupt_set_command("run");  // a plugin that crashes while loading is reported as run's
     const EngineKind *kind = engine_find(engine_name, &err);
     if (!kind) {
         char known[256];
-        fail(&err, "--engine: '%s' is not one of %s", engine_name, engine_names(known, sizeof known, ", "));
+        // A plugin's own line says what is wrong with it (missing symbol, ABI version, ...).
+        if (!plugin_spec_is(engine_name))
+            fail(&err, "--engine: '%s' is not one of %s", engine_name, engine_names(known, sizeof known, ", "));
         goto usage_error;
     }
     // Before any work: a bad --out would otherwise be found only when the finished trace is renamed.

@@ -5,6 +5,7 @@
 
 #include "../fused/gpu_engine.h"
 #include "../reference/reference.h"
+#include "plugin_engine.h"
 
 // One line per engine: a new engine is its source file (defining a const EngineKind) and a line here.
 static const EngineKind *const ENGINES[] = {
@@ -31,6 +32,7 @@ const char *engine_names(char *out, size_t size, const char *separator) {
 }
 
 const EngineKind *engine_find(const char *name, ErrorMessage *err) {
+    if (plugin_spec_is(name)) return plugin_engine_load(name, err);
     for (size_t i = 0; i < N_ENGINES; i++)
         if (!strcmp(ENGINES[i]->name, name)) return ENGINES[i];
     char known[256];

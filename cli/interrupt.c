@@ -1,7 +1,9 @@
-// Signal cleanup for trace-writing commands. Contract in interrupt.h.
+// Signal cleanup for trace-writing commands and crash reports for foreign code. Contract in interrupt.h.
+#define _XOPEN_SOURCE 700  // sigaltstack and SA_ONSTACK are XSI
 #include "interrupt.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,12 +11,24 @@
 #include "../model/file_util.h"
 
 #define PATH_BYTES 4096
+// The crash handler's own stack: a stack overflow in a plugin leaves none to run on.
+#define GUARD_STACK_BYTES (64 * 1024)
 
-// Filled before the handler is installed, read-only afterwards (the handler reads, never writes).
+// Filled before the handlers are installed, read-only afterwards (the handlers read, never write).
 static char command_name[64];
 static char temp_paths[INTERRUPT_MAX_OUTPUTS][PATH_BYTES];
 static volatile sig_atomic_t n_outputs;
 static int stderr_is_terminal;
+
+// The guarded call in progress (interrupt_guard_enter): set before the foreign code runs.
+static const char *volatile guarded_who;
+static const char *volatile guarded_what;
+static volatile sig_atomic_t in_guarded_call;
+static int guard_installed;
+static char guard_stack[GUARD_STACK_BYTES];
+
+static const int CRASH_SIGNALS[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+#define N_CRASH_SIGNALS (sizeof CRASH_SIGNALS / sizeof CRASH_SIGNALS[0])
 
 static void write_text(const char *text) {
     size_t length = strlen(text);  // strlen is async-signal-safe (POSIX.1-2016)
@@ -26,28 +40,73 @@ static void write_text(const char *text) {
     }
 }
 
-static void on_signal(int signal_number) {
+// "fusecheck CMD: " (or "fusecheck: " before any command registered), on a clean line.
+static void write_prefix(void) {
     // Erase a progress line that may be on the terminal, so the message starts on a clean line.
     if (stderr_is_terminal) write_text("\r\033[K");
-    write_text("fusecheck ");
-    write_text(command_name);
-    write_text(": interrupted");
+    write_text("fusecheck");
+    if (command_name[0]) {
+        write_text(" ");
+        write_text(command_name);
+    }
+    write_text(": ");
+}
+
+// ", removed A, B" for each registered temporary file that existed.
+static void remove_temporaries(void) {
     int removed = 0;
     for (int i = 0; i < n_outputs; i++) {
         if (unlink(temp_paths[i]) != 0) continue;  // not yet created, or already renamed into place
         write_text(removed++ ? ", " : ", removed ");
         write_text(temp_paths[i]);
     }
+}
+
+static void on_signal(int signal_number) {
+    write_prefix();
+    write_text("interrupted");
+    remove_temporaries();
     write_text("\n");
     _exit(128 + signal_number);
 }
+
+static const char *signal_name(int signal_number) {
+    switch (signal_number) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    default: return "signal";
+    }
+}
+
+static void on_crash(int signal_number) {
+    if (!in_guarded_call) {
+        // Not the plugin's: SA_RESETHAND restored the default action, which the re-raised signal
+        // takes as soon as this handler returns (a fault would also recur on the same instruction).
+        raise(signal_number);
+        return;
+    }
+    write_prefix();
+    write_text(guarded_who);
+    write_text(" crashed (");
+    write_text(signal_name(signal_number));
+    write_text(") during ");
+    write_text(guarded_what);
+    remove_temporaries();
+    write_text("\n");
+    _exit(2);
+}
+
+void interrupt_set_command(const char *command) { snprintf(command_name, sizeof command_name, "%s", command); }
 
 int interrupt_cleanup_on_signal(const char *command, const char *out_path, ErrorMessage *err) {
     if (n_outputs >= INTERRUPT_MAX_OUTPUTS)
         return fail(err, "%s: more than %d outputs to clean up on interrupt", out_path, INTERRUPT_MAX_OUTPUTS);
     // The writers' own temporary name (model/file_util.h), so the handler removes exactly what they made.
     if (temp_path_for(out_path, temp_paths[n_outputs], PATH_BYTES, err)) return -1;
-    snprintf(command_name, sizeof command_name, "%s", command);
+    interrupt_set_command(command);
     stderr_is_terminal = isatty(STDERR_FILENO);
     n_outputs++;
     struct sigaction action;
@@ -60,4 +119,43 @@ int interrupt_cleanup_on_signal(const char *command, const char *out_path, Error
     if (sigaction(SIGINT, &action, NULL) || sigaction(SIGTERM, &action, NULL))
         return fail(err, "installing the SIGINT/SIGTERM handler failed");
     return 0;
+}
+
+int interrupt_guard_install(ErrorMessage *err) {
+    if (guard_installed) return 0;
+    stderr_is_terminal = isatty(STDERR_FILENO);
+    stack_t stack;
+    memset(&stack, 0, sizeof stack);
+    stack.ss_sp = guard_stack;
+    stack.ss_size = sizeof guard_stack;
+    if (sigaltstack(&stack, NULL)) return fail(err, "installing the crash handler's signal stack failed");
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_crash;
+    action.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    sigemptyset(&action.sa_mask);
+    // An interrupt during the report waits: the report removes the same files.
+    sigaddset(&action.sa_mask, SIGINT);
+    sigaddset(&action.sa_mask, SIGTERM);
+    for (size_t i = 0; i < N_CRASH_SIGNALS; i++)
+        if (sigaction(CRASH_SIGNALS[i], &action, NULL))
+            return fail(err, "installing the %s handler failed", signal_name(CRASH_SIGNALS[i]));
+    guard_installed = 1;
+    return 0;
+}
+
+void interrupt_guard_enter(const char *who, const char *what) {
+    guarded_who = who;
+    guarded_what = what;
+    // The strings are in place before the handler can see the flag (same thread: a compiler barrier
+    // is enough; a plugin's own threads crash after this store anyway).
+    atomic_signal_fence(memory_order_seq_cst);
+    in_guarded_call = 1;
+    atomic_signal_fence(memory_order_seq_cst);
+}
+
+void interrupt_guard_leave(void) {
+    atomic_signal_fence(memory_order_seq_cst);
+    in_guarded_call = 0;
+    atomic_signal_fence(memory_order_seq_cst);
 }

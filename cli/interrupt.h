@@ -1,11 +1,20 @@
-// Ctrl-C and SIGTERM during a command that writes traces: the trace writer's temporary file
-// (`<out>.tmp-<pid>`, golden/trace.h) would be left behind, tens of MB, with nothing said. After
-// interrupt_cleanup_on_signal, SIGINT or SIGTERM removes each registered output's temporary file,
-// prints one line on stderr ("fusecheck golden: interrupted, removed out.h5.tmp-1234") and exits
-// 130 (SIGINT) or 143 (SIGTERM), as a shell reports a process killed by that signal.
+// Signals during a command that writes traces, and crashes inside code fusecheck does not own.
 //
-// The handler only calls unlink, write and _exit (async-signal-safe): every path and message is
-// prepared here, in advance.
+// Ctrl-C and SIGTERM: the trace writer's temporary file (`<out>.tmp-<pid>`, golden/trace.h) would be
+// left behind, tens of MB, with nothing said. After interrupt_cleanup_on_signal, SIGINT or SIGTERM
+// removes each registered output's temporary file, prints one line on stderr ("fusecheck golden:
+// interrupted, removed out.h5.tmp-1234") and exits 130 (SIGINT) or 143 (SIGTERM), as a shell reports
+// a process killed by that signal.
+//
+// Crashes in foreign code (an engine plugin, cli/plugin_engine.c): after interrupt_guard_install, a
+// SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT raised while a guarded call is in progress (between
+// interrupt_guard_enter and interrupt_guard_leave) removes the same temporary files, prints one line
+// ("fusecheck run: engine plugin ./libx.so crashed (SIGSEGV) during forward, removed out.h5.tmp-1234")
+// and exits 2: the plugin is bad input, and no trace it was writing survives. The same signal outside
+// a guarded call keeps its default effect, so a bug in fusecheck itself still crashes and dumps core.
+//
+// The handlers only call unlink, write, raise and _exit (async-signal-safe): every path and message is
+// prepared in advance.
 #ifndef FUSECHECK_INTERRUPT_H
 #define FUSECHECK_INTERRUPT_H
 
@@ -17,5 +26,20 @@
 // the handler removes. Call once per output (up to INTERRUPT_MAX_OUTPUTS; gate writes several).
 // Returns -1 with a message when the path is too long or sigaction fails.
 int interrupt_cleanup_on_signal(const char *command, const char *out_path, ErrorMessage *err);
+
+// The command named in the handlers' lines ("generate"), for commands that register no output.
+// `command` is copied (at most 63 characters).
+void interrupt_set_command(const char *command);
+
+// Installs the crash handlers (once; later calls do nothing) on an alternate signal stack, so that a
+// stack overflow in guarded code is reported too. -1 with a message when sigaction or sigaltstack
+// fails.
+int interrupt_guard_install(ErrorMessage *err);
+
+// A guarded call begins: until interrupt_guard_leave, a crash is reported as "WHO crashed (SIGNAL)
+// during WHAT". Both strings must stay valid and unchanged until the leave (the handler reads them).
+// Calls do not nest: an enter replaces the previous one.
+void interrupt_guard_enter(const char *who, const char *what);
+void interrupt_guard_leave(void);
 
 #endif

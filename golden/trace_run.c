@@ -93,11 +93,14 @@ int engine_write_trace(Engine *engine, const Checkpoint *checkpoint, const Trace
                                   err))
         goto done;
     meta.kv_forced = use_forcing;
-    // Declared omissions (meta.omitted, golden/FORMAT.md): none. Every engine today writes every tensor
-    // of the format in every step, prefill and decode (write_layer_trace in gpu_engine.c, layer_forward
-    // in reference.c); an engine that stops writing one must declare it here, or compare fails it as
-    // missing evidence.
-    meta.n_omitted = 0;
+    // Declared omissions (meta.omitted, golden/FORMAT.md): what the engine's kind declares. The built-in
+    // engines write every tensor of the format in every step (write_layer_trace in gpu_engine.c,
+    // layer_forward in reference.c) and declare nothing; an engine plugin declares what it never taps.
+    char why[256];
+    if (trace_meta_set_omitted(&meta, engine->kind->omitted, why, sizeof why)) {
+        fail(err, "engine %s declares omitted: %s", engine_name(engine), why);
+        goto done;
+    }
     if (write_traced_run(engine, &meta, tokens, prompt_length, n_decode, 1, use_forcing ? golden : NULL, out_path, err))
         goto done;
     if (forced) *forced = use_forcing;

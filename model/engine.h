@@ -86,6 +86,9 @@ typedef struct EngineKind {
     int (*launches_per_token)(const void *state);
     // Frees the state; NULL is a no-op.
     void (*destroy)(void *state);
+    // The tensors this engine never sends to the tap, comma-separated ("gate,up,act"; NULL or "" for
+    // none): its traces declare them omitted (golden/FORMAT.md). Never a contract checkpoint.
+    const char *omitted;
 
     // ---- Optional benchmark hooks (`fusecheck bench`, the gate's benchmark: cli/engine_bench.h) ----
     // An engine without them (bench_prepare NULL) is benchmarked through forward: a real prefill of
