@@ -16,7 +16,9 @@
 #include "engine_registry.h"
 #include "../model/progress.h"
 #include "commands.h"
+#include "interrupt.h"
 #include "options.h"
+#include "plugin_engine.h"
 #include "run_identity.h"
 
 #define MAX_CONTEXTS 16
@@ -28,7 +30,8 @@ static const char USAGE[] =
     "       fusecheck bench --render [--reports DIR]\n"
     "  Decode tok/s of each engine at each context: N decode steps at the context, back to back, R times\n"
     "  after a warm-up (median, min, max). --engine takes any registered engine (reference, fused, cublas)\n"
-    "  or a list; `all` (the default) is every engine that needs a GPU (fused, cublas).\n"
+    "  or engine plugin (plugin:PATH.so[:KEY=VALUE,...], docs/ENGINE_ABI.md), or a comma-separated list of\n"
+    "  them; `all` (the default) is every registered engine that needs a GPU (fused, cublas).\n"
     "  GPU engines (fused, cublas): KV cache filled with synthetic values, steps timed with CUDA events (graph\n"
     "  replays); bytes per token, achieved bandwidth as a fraction of the device-to-device copy bandwidth\n"
     "  measured in the same run, launches per token, a per-kernel breakdown of the fused engine, and each\n"
@@ -82,7 +85,9 @@ static int record_results(const char *dir, const BenchResult *results, int n, co
 }
 
 // The engines `--engine` names: `all` (every registered engine that needs a GPU), or a comma-separated
-// list of names, each looked up as given by engine_find (so any name the registry resolves works).
+// list, each name looked up as given by engine_find (a registered name or a plugin spec). A plugin
+// spec's own options are comma-separated KEY=VALUE pairs: a piece with '=' continues the plugin spec
+// before it ("plugin:./x.so:threads=4,block=64,reference" is two engines).
 static int select_engines(const char *text, const EngineKind **kinds, int *n_kinds, ErrorMessage *err) {
     *n_kinds = 0;
     if (!strcmp(text, "all")) {
@@ -95,13 +100,23 @@ static int select_engines(const char *text, const EngineKind **kinds, int *n_kin
     char names[1024];
     if (snprintf(names, sizeof names, "%s", text) >= (int)sizeof names) return fail(err, "--engine: the list is too long");
     for (char *name = names, *next; name; name = next) {
-        next = strchr(name, ',');
-        if (next) *next++ = '\0';
+        next = name;
+        do {  // the end of this engine's name: the next comma that does not start a plugin option
+            next = strchr(next, ',');
+            if (next) next++;
+        } while (next && plugin_spec_is(name) && !plugin_spec_is(next) && strcspn(next, ",") > strcspn(next, "="));
+        if (next) next[-1] = '\0';
         if (!*name) return fail(err, "--engine: '%s': an empty engine name", text);
         if (*n_kinds == MAX_ENGINES) return fail(err, "--engine: at most %d engines", MAX_ENGINES);
         ErrorMessage why;
         const EngineKind *kind = engine_find(name, &why);
-        if (!kind) return fail(err, "--engine: %s", why.text);
+        if (!kind) {
+            // A plugin's own line says what is wrong with it (missing symbol, ABI version, ...).
+            char known[256];
+            if (plugin_spec_is(name)) return fail(err, "%s", why.text);
+            return fail(err, "--engine: '%s' is not one of %s or plugin:PATH.so", name,
+                        engine_names(known, sizeof known, ", "));
+        }
         for (int k = 0; k < *n_kinds; k++)
             if (kinds[k] == kind) return fail(err, "--engine: '%s' is named twice", name);
         kinds[(*n_kinds)++] = kind;
@@ -154,6 +169,7 @@ int cmd_bench(int argc, char **argv) {
     if (!model_dir == !preset) { fail(&err, "give exactly one of --model DIR and --preset NAME"); goto usage_error; }
     const EngineKind *kinds[MAX_ENGINES];
     int n_kinds = 0, all = !strcmp(engine_name, "all");
+    interrupt_set_command("bench");  // names the command if an engine plugin crashes
     if (select_engines(engine_name, kinds, &n_kinds, &err)) goto usage_error;
     // A GPU engine without a usable device: say so before any work (exit 4, as `run` and `generate` do).
     int needs_gpu = 0, needs_cpu = 0;

@@ -34,6 +34,7 @@
 #include "options.h"
 #include "interrupt.h"
 #include "output_path.h"
+#include "plugin_engine.h"
 #include "run_identity.h"
 #include "../model/progress.h"
 
@@ -56,22 +57,23 @@ static const char USAGE[] =
     "  prompt of N seeded tokens (default 16, seed 1) and N decode steps (default 32), or reuses them\n"
     "  from the cache when the weights fingerprint, prompt, steps and the reference that made them (a hash\n"
     "  of the sources of reference/, model/ and golden/, and the version) match.\n"
-    "  Engine part: the engine under test (--engine: any registered engine, default fused; its KV cache\n"
-    "  bf16 when it can keep one, else f32) teacher-forced on the goldens, and in the matched profile (the\n"
-    "  golden of the engine's KV dtype) storage-forced when the engine can be (a line says when it cannot:\n"
-    "  the matched run is then its unforced run); the matched comparison is gated by the tolerances\n"
-    "  (default rel_l2 and norm_max 1e-3), the pure fp32 one only reported unless --max-pure-rel-l2 is given\n"
-    "  (then both its rel_l2 and norm_max must be within it). Then the engine unforced (its own KV cache) on\n"
-    "  the matched golden's tokens: its per-tensor comparison is reported (unforced/), and its next token\n"
-    "  must equal the reference's at every step whose top-1 minus top-2 logit exceeds 2 * max-norm-max *\n"
-    "  max|logits| (the largest flip the tolerances permit). Then `bench` of the engine at the contexts\n"
-    "  (plus the cublas baseline beside a GPU engine). --min-tok-s is the floor for the engine under test\n"
-    "  at context 1024 (or the first context when 1024 is not run). An engine that needs no GPU (the\n"
-    "  reference, a CPU plugin) runs all of this on the CPU (wall-clock timing), with no GPU call.\n"
+    "  Engine part: the engine under test (--engine: any registered engine or plugin:PATH.so[:KEY=VALUE,...];\n"
+    "  default fused), its KV cache bf16 when it can keep one, else f32, teacher-forced on the goldens; in\n"
+    "  the matched profile (the golden of the engine's KV dtype) also storage-forced when the engine can be\n"
+    "  (one line says when it cannot: the matched run is then its unforced run). The matched comparison is\n"
+    "  gated by the tolerances (default rel_l2 and norm_max 1e-3), the pure fp32 one only reported unless\n"
+    "  --max-pure-rel-l2 is given (then both its rel_l2 and norm_max must be within it). Then the engine\n"
+    "  unforced (its own KV cache) on the matched golden's tokens: its per-tensor comparison is reported\n"
+    "  (unforced/), and its next token must equal the reference's at every step whose top-1 minus top-2\n"
+    "  logit exceeds 2 * max-norm-max * max|logits| (the largest flip the tolerances permit). Then `bench`\n"
+    "  of the engine at the contexts (plus the cublas baseline beside a GPU engine). --min-tok-s is the\n"
+    "  floor for the engine under test at context 1024 (or the first context when 1024 is not run).\n"
+    "  An engine that needs no GPU (the reference, a CPU plugin) runs all of this on the CPU (wall-clock\n"
+    "  timing, no GPU call); a GPU engine without a usable device stops after the CPU part (exit 4).\n"
     "  --baseline FILE (e.g. reports/benchmarks.jsonl): its tok/s at each context may be at most\n"
-    "  --max-slowdown percent (default 5) below the last row of the same GPU (CPU for a CPU engine),\n"
-    "  engine, model and context\n"
-    "  (exit 3), and the worst rel_l2 and norm_max of each profile at most 10x the last recorded (exit 1).\n"
+    "  --max-slowdown percent (default 5) below the last row of the same GPU (the CPU model for a CPU\n"
+    "  engine), engine, model and context (exit 3), and the worst rel_l2 and norm_max of each profile at\n"
+    "  most 10x the last recorded (exit 1).\n"
     "  --record appends this run's tok/s and accuracy rows to the baseline file (default\n"
     "  reports/benchmarks.jsonl) when the gate passes, and re-renders BENCHMARKS.md and the chart beside it.\n"
     "  Reports go to --report-dir (default reports/<date>-<commit>/): index.md, accuracy.json/.md,\n"
@@ -305,8 +307,13 @@ static int help_requested(int argc, char **argv) {
 // whether the matched run can be storage-forced, and if not the one line that says so.
 static int gate_choose_engine(Gate *g) {
     ErrorMessage why;
+    interrupt_set_command("gate");  // names the command if an engine plugin crashes
     if (!(g->kind = engine_find(g->o.engine, &why))) {
-        fprintf(stderr, "fusecheck gate: --engine: %s\n", why.text);
+        // A plugin's own line says what is wrong with it (missing symbol, ABI version, ...).
+        char known[256];
+        if (plugin_spec_is(g->o.engine)) fprintf(stderr, "fusecheck gate: %s\n", why.text);
+        else fprintf(stderr, "fusecheck gate: --engine: '%s' is not one of %s or plugin:PATH.so\n", g->o.engine,
+                     engine_names(known, sizeof known, ", "));
         return -1;
     }
     unsigned caps = g->kind->capabilities;

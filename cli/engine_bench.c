@@ -153,7 +153,7 @@ int bench_engine(const EngineKind *kind, const Checkpoint *ck, const BenchOption
                 if (fill_by_prefill(engine, filled, context, c->vocab_size, err)) { rc = -1; break; }
                 filled = context;
             }
-            if (time_forward_steps(engine, token, context, 1, &warm, err)) { rc = -1; break; }
+            if (time_forward_steps(engine, token, context, o->tokens < 8 ? o->tokens : 8, &warm, err)) { rc = -1; break; }
         }
         for (int k = 0; k < o->repeat; k++) {
             int step_rc = timing == BENCH_TIMING_DEVICE

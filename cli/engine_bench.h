@@ -2,7 +2,7 @@
 //
 // What one measurement is: an engine created with its default KV dtype, its KV cache holding
 // `context` positions, and `tokens` decode steps of one token at position `context`, back to back,
-// `repeat` times after a warm-up (median, min and max over the repeats); every step decodes at the
+// `repeat` times after a warm-up of min(tokens, 8) steps (median, min and max over the repeats); every step decodes at the
 // same position, so the context stays `context` + 1. How the cache is filled and the steps are timed
 // depends on the engine:
 //   - an engine with the benchmark hooks (EngineKind.bench_prepare/bench_time_decode: the GPU

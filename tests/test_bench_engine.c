@@ -1,6 +1,6 @@
 // The engine-generic decode benchmark (cli/engine_bench.h) and `fusecheck bench --engine`: an engine
 // without hooks is measured through its forward (a real prefill to the context, then exactly
-// tokens x repeat timed decode steps at that position after one warm-up step), an engine with hooks
+// tokens x repeat timed decode steps at that position after a warm-up), an engine with hooks
 // through them (its own timer; bytes and bandwidth for a GPU engine), the report keeps the GPU
 // engines' table as it was and says "n/a" and how a CPU engine was timed, and the CLI takes any
 // registered engine, refuses an unknown one in one line and says when a GPU engine has no device.
@@ -76,8 +76,9 @@ Test(engine_bench, an_engine_without_hooks_is_timed_through_forward_after_a_real
         cr_expect_eq(spy.prefilled[p], p < 300 ? 1 : 0, "position %d prefilled %d times", p, spy.prefilled[p]);
     for (int p = 0; p < SPY_MAX_POSITIONS; p++) {
         int measured = p == 8 || p == 16 || p == 12 || p == 300;
-        // One warm-up step, then tokens (3) x repeat (2) timed steps, all at the context's position.
-        cr_expect_eq(spy.decode_steps[p], measured ? 1 + 3 * 2 : 0, "position %d: %d decode steps", p,
+        // A warm-up of min(tokens, 8) = 3 steps, then tokens (3) x repeat (2) timed steps, all at the
+        // context's position.
+        cr_expect_eq(spy.decode_steps[p], measured ? 3 + 3 * 2 : 0, "position %d: %d decode steps", p,
                      spy.decode_steps[p]);
     }
     for (int i = 0; i < 4; i++) {
@@ -323,7 +324,7 @@ Test(bench_cli, an_unknown_engine_is_refused_in_one_line) {
     char *output;
     int status = test_run_cli("bench --engine tpu --preset tiny", &output);
     cr_expect_eq(status, 2, "%s", output);
-    cr_expect(strstr(output, "fusecheck bench: --engine: unknown engine 'tpu' (known: reference"), "%s", output);
+    cr_expect(strstr(output, "fusecheck bench: --engine: 'tpu' is not one of reference, fused, cublas"), "%s", output);
     cr_expect_eq(count_lines(output), 1, "%s", output);
     free(output);
     status = test_run_cli("bench --engine reference,reference --preset tiny", &output);
@@ -344,5 +345,23 @@ Test(bench_cli, a_gpu_engine_without_a_device_says_so) {
     cr_expect_eq(status, 4, "%s", output);
     cr_expect(strstr(output, "--engine all (fused, cublas) needs a GPU: no CUDA device found"), "%s", output);
     cr_expect_eq(count_lines(output), 1, "%s", output);
+    free(output);
+}
+
+// An engine plugin (examples/engine-plugin, built into $FUSECHECK_BUILD/plugins) is benched like any
+// engine, and its KEY=VALUE options do not split the --engine list.
+Test(bench_cli, an_engine_plugin_with_options_and_the_reference_in_one_list) {
+    const char *build = getenv("FUSECHECK_BUILD");
+    cr_assert_not_null(build, "FUSECHECK_BUILD is not set (run the tests through ctest)");
+    char args[2048], *output;
+    snprintf(args, sizeof args,
+             "bench --engine 'plugin:%s/plugins/libqwen3_cpu_engine.so:verbose=0,reference' --preset tiny --context 8 "
+             "--tokens 2 --repeat 1 --quiet",
+             build);
+    int status = test_run_cli(args, &output);
+    cr_assert_eq(status, 0, "exit %d:\n%s", status, output);
+    double plugin = table_tok_s(output, "qwen3-cpu", 8), reference = table_tok_s(output, "reference", 8);
+    cr_expect(plugin > 0 && isfinite(plugin), "%s", output);
+    cr_expect(reference > 0 && isfinite(reference), "%s", output);
     free(output);
 }

@@ -196,7 +196,7 @@ Test(gate_cli, an_unknown_engine_is_refused_in_one_line_before_any_work) {
     char *output;
     int status = test_run_cli("gate --engine tpu --preset tiny --steps 2", &output);
     cr_expect_eq(status, 2, "%s", output);
-    cr_expect(strstr(output, "fusecheck gate: --engine: unknown engine 'tpu' (known: reference"), "%s", output);
+    cr_expect(strstr(output, "fusecheck gate: --engine: 'tpu' is not one of reference, fused, cublas"), "%s", output);
     cr_expect_eq(count_lines(output), 1, "%s", output);
     free(output);
 }
@@ -211,6 +211,34 @@ Test(gate_cli, the_fused_engine_without_a_device_stops_after_the_cpu_part_with_e
     cr_expect_eq(status, 4, "exit %d:\n%s", status, output);
     cr_expect(strstr(output, "golden (kv bf16): made"), "%s", output);
     cr_expect(strstr(output, "gate: GPU part skipped: no CUDA device found"), "%s", output);
+    free(output);
+    free(dir);
+}
+
+// An engine plugin (examples/engine-plugin) through the whole gate on the CPU: as written it passes,
+// storage-forced (it can force its KV cache); its planted-bug build fails on accuracy (exit 1).
+Test(gate_cli, an_engine_plugin_is_gated_like_any_engine) {
+    const char *build = getenv("FUSECHECK_BUILD");
+    cr_assert_not_null(build, "FUSECHECK_BUILD is not set (run the tests through ctest)");
+    char *dir = test_make_temp_dir("gate-plugin");
+    char args[2048], *output;
+    snprintf(args, sizeof args,
+             "gate --engine plugin:%s/plugins/libqwen3_cpu_engine.so --preset tiny --steps 2 --context 8 --tokens 2 "
+             "--repeat 1 --quiet --cache-dir '%s/cache' --report-dir '%s/report'",
+             build, dir, dir);
+    int status = test_run_cli(args, &output);
+    cr_expect_eq(status, 0, "exit %d:\n%s", status, output);
+    cr_expect(strstr(output, "== accuracy, matched profile (gated) (KV storage-forced from the golden)"), "%s", output);
+    cr_expect(strstr(output, "| qwen3-cpu | 8 | "), "%s", output);
+    free(output);
+    snprintf(args, sizeof args,
+             "gate --engine plugin:%s/plugins/libqwen3_cpu_engine_buggy.so --preset tiny --steps 2 --context 8 "
+             "--tokens 2 --repeat 1 --quiet --cache-dir '%s/cache' --report-dir '%s/report-buggy'",
+             build, dir, dir);
+    status = test_run_cli(args, &output);
+    cr_expect_eq(status, 1, "exit %d:\n%s", status, output);
+    cr_expect(strstr(output, "first failure: step 1 layer 1 tensor q"), "%s", output);
+    cr_expect(strstr(output, "gate: FAIL (accuracy)"), "%s", output);
     free(output);
     free(dir);
 }
