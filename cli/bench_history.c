@@ -45,6 +45,9 @@ static int parse_row(const char *line, HistoryRow *row) {
     } else if (!strcmp(kind, "accuracy")) {
         row->kind = HISTORY_ACCURACY;
         copy_string(o, "gpu", row->gpu, sizeof row->gpu);  // informative only
+        // Rows from before `gate --engine` name no engine: the gate ran the fused engine only.
+        if (!cJSON_GetObjectItemCaseSensitive(o, "engine")) snprintf(row->engine, sizeof row->engine, "fused");
+        else bad = bad || copy_string(o, "engine", row->engine, sizeof row->engine);
         bad = bad || copy_string(o, "profile", row->profile, sizeof row->profile) ||
               copy_number(o, "worst_rel_l2", &row->worst_rel_l2) ||
               copy_number(o, "worst_norm_max", &row->worst_norm_max);
@@ -103,6 +106,7 @@ static cJSON *row_json(const HistoryRow *r) {
         cJSON_AddNumberToObject(o, "ms_per_token", r->ms_per_token);
         cJSON_AddNumberToObject(o, "bandwidth_fraction", r->bandwidth_fraction);
     } else {
+        cJSON_AddStringToObject(o, "engine", r->engine);
         cJSON_AddStringToObject(o, "profile", r->profile);
         cJSON_AddNumberToObject(o, "worst_rel_l2", r->worst_rel_l2);
         cJSON_AddNumberToObject(o, "worst_norm_max", r->worst_norm_max);
@@ -136,10 +140,12 @@ const HistoryRow *history_last_throughput(const History *h, const char *gpu, con
     return NULL;
 }
 
-const HistoryRow *history_last_accuracy(const History *h, const char *model, const char *profile) {
+const HistoryRow *history_last_accuracy(const History *h, const char *engine, const char *model, const char *profile) {
     for (int i = h->n - 1; i >= 0; i--) {
         const HistoryRow *r = &h->rows[i];
-        if (r->kind == HISTORY_ACCURACY && !strcmp(r->model, model) && !strcmp(r->profile, profile)) return r;
+        if (r->kind == HISTORY_ACCURACY && !strcmp(r->engine, engine) && !strcmp(r->model, model) &&
+            !strcmp(r->profile, profile))
+            return r;
     }
     return NULL;
 }
@@ -162,10 +168,10 @@ void baseline_check_speed(const History *h, const char *gpu, const char *engine,
              r->tok_s, r->commit, r->date, out->failed ? ": beyond --max-slowdown" : "");
 }
 
-void baseline_check_accuracy(const History *h, const char *model, const char *profile, double worst_rel_l2,
-                             double worst_norm_max, double max_growth, BaselineVerdict *out) {
+void baseline_check_accuracy(const History *h, const char *engine, const char *model, const char *profile,
+                             double worst_rel_l2, double worst_norm_max, double max_growth, BaselineVerdict *out) {
     memset(out, 0, sizeof *out);
-    const HistoryRow *r = history_last_accuracy(h, model, profile);
+    const HistoryRow *r = history_last_accuracy(h, engine, model, profile);
     if (!r) {
         snprintf(out->message, sizeof out->message, "no recorded accuracy for %s (%s): nothing to compare with", model,
                  profile);
@@ -189,11 +195,12 @@ static int write_markdown(const History *h, const char *path, ErrorMessage *err)
     FILE *out = file.file;
     fprintf(out, "# Decode throughput and accuracy history\n\n"
                  "Rendered by `fusecheck bench --record` (or `gate --record`) from `benchmarks.jsonl` (each row from a\n"
-                 "real run of the recorded commit; newest first). Batch 1, bf16 weights, bf16 KV cache filled to the\n"
-                 "context, tok/s = median over repeats of CUDA-event-timed decode steps; the fraction is achieved\n"
-                 "bytes/s (weights + KV of the context) over the device-to-device copy bandwidth measured in the same\n"
-                 "run. `fusecheck gate --baseline` compares a run with the last row of the same GPU, engine, model and\n"
-                 "context (tok/s), and of the same model and profile (accuracy).\n\n"
+                 "real run of the recorded commit; newest first). Batch 1, bf16 weights, KV cache filled to the\n"
+                 "context, tok/s = median over repeats of decode steps (GPU engines: CUDA-event-timed, bf16 KV; CPU\n"
+                 "engines, whose gpu column names the CPU: wall-clock-timed); the fraction is achieved bytes/s (weights\n"
+                 "+ KV of the context) over the device-to-device copy bandwidth measured in the same run (0 for a CPU\n"
+                 "engine). `fusecheck gate --baseline` compares a run with the last row of the same GPU, engine, model\n"
+                 "and context (tok/s), and of the same engine, model and profile (accuracy).\n\n"
                  "![tok/s per commit](throughput_history.svg)\n\n"
                  "## Throughput\n\n"
                  "| date | commit | gpu | model | engine | context | tok/s | ms/token | of copy BW |\n"
@@ -209,12 +216,12 @@ static int write_markdown(const History *h, const char *path, ErrorMessage *err)
         const HistoryRow *r = &h->rows[i];
         if (r->kind != HISTORY_ACCURACY) continue;
         if (!any_accuracy)
-            fprintf(out, "\n## Accuracy (fused engine against the reference; worst over every tensor)\n\n"
-                         "| date | commit | gpu | model | profile | worst rel_l2 | worst norm_max |\n"
-                         "| --- | --- | --- | --- | --- | ---: | ---: |\n");
+            fprintf(out, "\n## Accuracy (each engine against the reference; worst over every tensor)\n\n"
+                         "| date | commit | gpu | model | engine | profile | worst rel_l2 | worst norm_max |\n"
+                         "| --- | --- | --- | --- | --- | --- | ---: | ---: |\n");
         any_accuracy = 1;
-        fprintf(out, "| %s | %.12s | %s | %s | %s | %.3g | %.3g |\n", r->date, r->commit, r->gpu, r->model, r->profile,
-                r->worst_rel_l2, r->worst_norm_max);
+        fprintf(out, "| %s | %.12s | %s | %s | %s | %s | %.3g | %.3g |\n", r->date, r->commit, r->gpu, r->model,
+                r->engine, r->profile, r->worst_rel_l2, r->worst_norm_max);
     }
     return atomic_file_commit(&file, err);
 }

@@ -556,7 +556,7 @@ static void gate_check_baseline(Gate *g) {
         baseline_line(g, &v, &used);
     }
     for (int p = 0; p < 3; p++) {
-        baseline_check_accuracy(&g->history, g->model_name, PROFILES[p], g->worst_rel_l2[p], g->worst_norm_max[p],
+        baseline_check_accuracy(&g->history, g->kind->name, g->model_name, PROFILES[p], g->worst_rel_l2[p], g->worst_norm_max[p],
                                 ACCURACY_MAX_GROWTH, &v);
         g->accuracy_regressed |= v.failed;
         baseline_line(g, &v, &used);
@@ -648,6 +648,7 @@ static int gate_history_rows(const Gate *g, HistoryRow *rows) {
         HistoryRow *r = &rows[n_rows];
         memset(r, 0, sizeof *r);
         r->kind = HISTORY_ACCURACY;
+        snprintf(r->engine, sizeof r->engine, "%s", g->kind->name);
         snprintf(r->profile, sizeof r->profile, "%s", PROFILES[p]);
         r->worst_rel_l2 = g->worst_rel_l2[p];
         r->worst_norm_max = g->worst_norm_max[p];

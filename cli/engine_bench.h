@@ -33,7 +33,7 @@ const char *bench_timing_name(BenchTiming timing);
 const char *bench_timing_description(BenchTiming timing);
 
 typedef struct {
-    char engine[128];           // EngineKind.name
+    char engine[64];            // EngineKind.name (as long as a history row keeps it)
     BenchTiming timing;
     int on_gpu;                 // the engine needs a GPU: the bytes and bandwidth fields are meaningful
     int context, tokens, repeat;

@@ -1,6 +1,7 @@
 // The benchmark history (cli/bench_history.h): reading old rows without "kind", the gate's baseline
-// rules for speed (same GPU, engine, model, context; at most PCT slower) and accuracy (same model and
-// profile; at most 10x), and the rendered tables and chart.
+// rules for speed (same GPU, engine, model, context; at most PCT slower) and accuracy (same engine,
+// model and profile, a row without an engine being the fused engine's; at most 10x), and the rendered
+// tables and chart.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,7 +72,7 @@ Test(bench_history, no_row_for_this_gpu_is_said_and_not_a_failure) {
     cr_assert_eq(v.found, 0);
     cr_assert_eq(v.failed, 0);
     cr_assert(strstr(v.message, "no recorded") && strstr(v.message, "NVIDIA H200"), "%s", v.message);
-    baseline_check_accuracy(&h, "qwen3-0.6b", "unforced", 1.0, 1.0, 10.0, &v);
+    baseline_check_accuracy(&h, "fused", "qwen3-0.6b", "unforced", 1.0, 1.0, 10.0, &v);
     cr_assert(!v.found && !v.failed, "%s", v.message);
     history_free(&h);
 }
@@ -81,16 +82,16 @@ Test(bench_history, accuracy_fails_beyond_ten_times_the_recorded_figure) {
     BaselineVerdict v;
     // Recorded 2^-20 and 2^-19: ten times them is exact in binary.
     const double rel = 0x1p-20, norm = 0x1p-19;
-    baseline_check_accuracy(&h, "qwen3-0.6b", "matched", 10 * rel, 10 * norm, 10.0, &v);
+    baseline_check_accuracy(&h, "fused", "qwen3-0.6b", "matched", 10 * rel, 10 * norm, 10.0, &v);
     cr_assert(v.found && !v.failed, "exactly 10x passes: %s", v.message);
-    baseline_check_accuracy(&h, "qwen3-0.6b", "matched", 10.01 * rel, norm, 10.0, &v);
+    baseline_check_accuracy(&h, "fused", "qwen3-0.6b", "matched", 10.01 * rel, norm, 10.0, &v);
     cr_assert(v.failed, "rel_l2 beyond 10x fails: %s", v.message);
-    baseline_check_accuracy(&h, "qwen3-0.6b", "matched", rel, 10.01 * norm, 10.0, &v);
+    baseline_check_accuracy(&h, "fused", "qwen3-0.6b", "matched", rel, 10.01 * norm, 10.0, &v);
     cr_assert(v.failed, "norm_max beyond 10x fails: %s", v.message);
     cr_assert(strstr(v.message, "bbbb"), "%s", v.message);
-    baseline_check_accuracy(&h, "qwen3-0.6b", "matched", NAN, norm, 10.0, &v);
+    baseline_check_accuracy(&h, "fused", "qwen3-0.6b", "matched", NAN, norm, 10.0, &v);
     cr_assert(v.failed, "NaN fails: %s", v.message);
-    baseline_check_accuracy(&h, "qwen3-0.6b", "matched", INFINITY, norm, 10.0, &v);
+    baseline_check_accuracy(&h, "fused", "qwen3-0.6b", "matched", INFINITY, norm, 10.0, &v);
     cr_assert(v.failed, "Inf fails: %s", v.message);
     history_free(&h);
 }
@@ -118,13 +119,14 @@ Test(bench_history, appended_rows_read_back_and_render_tables_and_a_chart) {
     snprintf(row.commit, sizeof row.commit, "cccc");
     snprintf(row.gpu, sizeof row.gpu, "GPU <&>");
     snprintf(row.model, sizeof row.model, "qwen3-0.6b");
+    snprintf(row.engine, sizeof row.engine, "fused");
     snprintf(row.profile, sizeof row.profile, "unforced");
     ErrorMessage err;
     cr_assert_eq(history_append(path, &row, 1, &err), 0, "%s", err.text);
     History again;
     cr_assert_eq(history_read(path, &again, &err), 0, "%s", err.text);
     cr_assert_eq(again.n, h.n + 1);
-    const HistoryRow *r = history_last_accuracy(&again, "qwen3-0.6b", "unforced");
+    const HistoryRow *r = history_last_accuracy(&again, "fused", "qwen3-0.6b", "unforced");
     cr_assert_not_null(r);
     cr_assert_float_eq(r->worst_rel_l2, 3e-6, 1e-18);
     // Rendered beside the history whatever its name (the gate's --baseline FILE): copy it to another name.
@@ -157,6 +159,47 @@ Test(bench_history, appended_rows_read_back_and_render_tables_and_a_chart) {
     free(svg_path);
     history_free(&h);
     history_free(&again);
+    free(path);
+    free(dir);
+}
+
+// `gate --engine`: each engine's accuracy is its own baseline. A row without "engine" (written before
+// the gate took --engine) is the fused engine's; another engine's row, written with its name, is not.
+Test(bench_history, accuracy_rows_are_keyed_by_engine_and_old_rows_are_the_fused_engines) {
+    char *dir;
+    History h = read_history(HISTORY, &dir);
+    const HistoryRow *old = history_last_accuracy(&h, "fused", "qwen3-0.6b", "matched");
+    cr_assert_not_null(old, "a row without an engine is the fused engine's");
+    cr_expect_str_eq(old->engine, "fused");
+    cr_expect_null(history_last_accuracy(&h, "reference", "qwen3-0.6b", "matched"));
+    // The reference's rows (error 0 against itself) are appended: the fused baseline is unchanged.
+    char *path = test_path_join(dir, "benchmarks.jsonl");
+    HistoryRow row = {.kind = HISTORY_ACCURACY, .worst_rel_l2 = 0, .worst_norm_max = 0};
+    snprintf(row.date, sizeof row.date, "2026-12-03T00:00:00Z");
+    snprintf(row.commit, sizeof row.commit, "dddd");
+    snprintf(row.gpu, sizeof row.gpu, "AMD EPYC");
+    snprintf(row.model, sizeof row.model, "qwen3-0.6b");
+    snprintf(row.engine, sizeof row.engine, "reference");
+    snprintf(row.profile, sizeof row.profile, "matched");
+    ErrorMessage err;
+    cr_assert_eq(history_append(path, &row, 1, &err), 0, "%s", err.text);
+    History again;
+    cr_assert_eq(history_read(path, &again, &err), 0, "%s", err.text);
+    BaselineVerdict v;
+    baseline_check_accuracy(&again, "fused", "qwen3-0.6b", "matched", 1.9e-6, 1.9e-6, 10.0, &v);
+    cr_expect(v.found && !v.failed, "the fused engine was compared with the reference's 0: %s", v.message);
+    const HistoryRow *r = history_last_accuracy(&again, "reference", "qwen3-0.6b", "matched");
+    cr_assert_not_null(r);
+    cr_expect_str_eq(r->commit, "dddd");
+    // A 31-character plugin name survives the round trip (the key must not be truncated).
+    snprintf(row.engine, sizeof row.engine, "a-plugin-engine-of-31-character");
+    cr_assert_eq(strlen(row.engine), 31);
+    cr_assert_eq(history_append(path, &row, 1, &err), 0, "%s", err.text);
+    history_free(&again);
+    cr_assert_eq(history_read(path, &again, &err), 0, "%s", err.text);
+    cr_expect_not_null(history_last_accuracy(&again, "a-plugin-engine-of-31-character", "qwen3-0.6b", "matched"));
+    history_free(&again);
+    history_free(&h);
     free(path);
     free(dir);
 }
