@@ -119,6 +119,18 @@ Test(plugin_hostile, segfault_in_forward_removes_the_partial_trace) {
     free(output);
 }
 
+Test(plugin_hostile, stack_overflow_in_forward) {
+    // The report runs on its own signal stack: the plugin used all of the thread's.
+    char *output = NULL, path[1024], prefix[2048];
+    plugin_path("stack_overflow_in_forward", path, sizeof path);
+    int status = run_plugin("stack_overflow_in_forward", "", &output);
+    cr_expect_eq(status, 2, "exit %d: %s", status, output);
+    snprintf(prefix, sizeof prefix, "fusecheck run: engine plugin %s crashed (SIGSEGV) during forward, removed ", path);
+    cr_expect_eq(strncmp(output, prefix, strlen(prefix)), 0, "%s", output);
+    cr_expect_eq(n_files_left(), 0);
+    free(output);
+}
+
 Test(plugin_hostile, abort_in_create) {
     expect_refused("abort_in_create", "", " crashed (SIGABRT) during create");
 }

@@ -80,6 +80,15 @@ FUSECHECK_ENGINE_EXPORT fusecheck_engine *fusecheck_engine_create(const fusechec
 #endif
 }
 
+#ifdef HOSTILE_STACK_OVERFLOW_IN_FORWARD
+/* A recursion as deep as asked, each frame 4 KiB: asked for a billion, it overflows the stack. */
+static int deep(int depth) {
+    volatile char frame[4096];
+    frame[0] = (char)depth;
+    return depth > 0 ? deep(depth - 1) + frame[0] : frame[0];
+}
+#endif
+
 #ifndef HOSTILE_MISSING_SYMBOL
 FUSECHECK_ENGINE_EXPORT int fusecheck_engine_forward(fusecheck_engine *engine, const int32_t *tokens, int32_t n_tokens,
                                                      int32_t position, const fusecheck_tap *tap, int32_t *next_token) {
@@ -96,6 +105,9 @@ FUSECHECK_ENGINE_EXPORT int fusecheck_engine_forward(fusecheck_engine *engine, c
 #ifdef HOSTILE_SEGFAULT_IN_FORWARD
     volatile int *nowhere = NULL;
     *nowhere = 1;
+#endif
+#ifdef HOSTILE_STACK_OVERFLOW_IN_FORWARD
+    *next_token = deep(1 << 30);
 #endif
 #ifdef HOSTILE_WRONG_TAP_SHAPE
     if (tap) tap->tensor(tap->context, 0, "q", zeros, n_tokens, engine->q_width - 1);
