@@ -66,6 +66,23 @@ static void replace_dataset(hid_t file, const char *object, hid_t type, hsize_t 
     H5Sclose(space);
 }
 
+// Replaces dataset `object` by a deflate-compressed float32 [rows, cols] one (chunked, as HDF5 requires).
+static void replace_with_compressed(hid_t file, const char *object, hsize_t rows, hsize_t cols) {
+    cr_assert_geq(H5Ldelete(file, object, H5P_DEFAULT), 0, "%s", object);
+    hsize_t dims[2] = {rows, cols};
+    hid_t space = H5Screate_simple(2, dims, NULL), properties = H5Pcreate(H5P_DATASET_CREATE);
+    cr_assert_geq(H5Pset_chunk(properties, 2, dims), 0);
+    cr_assert_geq(H5Pset_deflate(properties, 6), 0);
+    hid_t dataset = H5Dcreate2(file, object, H5T_IEEE_F32LE, space, H5P_DEFAULT, properties, H5P_DEFAULT);
+    cr_assert_geq(dataset, 0, "%s", object);
+    float *zeros = calloc(rows * cols, sizeof *zeros);
+    cr_assert_geq(H5Dwrite(dataset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros), 0);
+    free(zeros);
+    H5Dclose(dataset);
+    H5Pclose(properties);
+    H5Sclose(space);
+}
+
 static void set_int_attribute(hid_t file, const char *object, const char *name, int value) {
     if (H5Aexists_by_name(file, object, name, H5P_DEFAULT) > 0) H5Adelete_by_name(file, object, name, H5P_DEFAULT);
     hid_t space = H5Screate(H5S_SCALAR);
@@ -164,6 +181,9 @@ Test(validate, each_broken_trace_is_invalid_naming_the_object) {
         {"int-as-string", "/: attribute 'prompt_length' is a scalar string, expected a scalar integer"},
         {"n-tokens", "/step_0000: n_tokens 2, expected 3 (prompt_length)"},
         {"short-tokens", "/tokens: 4 tokens, 3 steps after a 3-token prompt need 5"},
+        {"rank", "/step_0000/logits: rank 1, expected 2 ([1, vocab_size]: the last row only)"},
+        {"compressed", "/step_0001/layer_00/up: stored chunked with filters (compression), expected contiguous and uncompressed"},
+        {"big-endian", "/step_0002/final_norm: dtype float32 big-endian, expected float32 little-endian"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *path = NULL, name[64];
@@ -187,6 +207,9 @@ Test(validate, each_broken_trace_is_invalid_naming_the_object) {
             set_string_attribute(file, "prompt_length", "3");
         } else if (!strcmp(kind, "n-tokens")) set_int_attribute(file, "/step_0000", "n_tokens", 2);
         else if (!strcmp(kind, "short-tokens")) replace_dataset(file, "/tokens", H5T_STD_I32LE, 4, 0);
+        else if (!strcmp(kind, "rank")) replace_dataset(file, "/step_0000/logits", H5T_IEEE_F32LE, 256, 0);
+        else if (!strcmp(kind, "compressed")) replace_with_compressed(file, "/step_0001/layer_00/up", 1, 192);
+        else if (!strcmp(kind, "big-endian")) replace_dataset(file, "/step_0002/final_norm", H5T_IEEE_F32BE, 1, 64);
         H5Fclose(file);
 
         char *output = validate(path, 1);
