@@ -421,7 +421,7 @@ static void gate_skip_gpu(Gate *g, const ErrorMessage *no_gpu) {
     write_index(g, "GPU part skipped");
 }
 
-// ---- GPU part: accuracy ----
+// ---- engine part (the GPU part for a GPU engine): accuracy ----
 
 // A file name's part for an engine name: what is not [A-Za-z0-9._-] becomes '_' (a plugin's name may
 // hold a path). "fused" stays "fused", so the fused gate's cached traces keep their names.
@@ -484,7 +484,7 @@ static int gate_accuracy_part(Gate *g) {
     return 0;
 }
 
-// ---- GPU part: throughput ----
+// ---- engine part: throughput ----
 
 static int gate_write_throughput(Gate *g, const BenchContext *context) {
     char *json = bench_json_text(context, g->results, g->n_results);

@@ -1,7 +1,7 @@
 // Running a GPU engine against a golden trace: teacher-forced on its tokens and, in the matched
 // profile, storage-forced from its K and V (see gpu_engine_force_kv for why). A thin wrapper of
-// engine_write_trace (golden/trace_run.h) for callers that hold a GpuEngine: `fusecheck gate` and the
-// GPU tests. `fusecheck run` goes through the engine interface directly.
+// engine_write_trace (golden/trace_run.h) for callers that hold a GpuEngine: the GPU tests.
+// `fusecheck run` and `fusecheck gate` go through the engine interface directly.
 #ifndef FUSECHECK_GOLDEN_RUN_H
 #define FUSECHECK_GOLDEN_RUN_H
 

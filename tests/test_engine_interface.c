@@ -27,6 +27,11 @@ Test(engine_registry, finds_every_engine_by_name) {
         // A kind offers force_kv exactly when it says it can.
         cr_expect_eq(kind->force_kv != NULL, (kind->capabilities & ENGINE_CAN_FORCE_KV) != 0, "%s", names[i]);
         cr_expect_eq((kind->capabilities & ENGINE_NEEDS_GPU) != 0, strcmp(names[i], "reference") != 0, "%s", names[i]);
+        // Benchmark hooks come as a pair; the GPU engines time themselves (CUDA events), the reference is
+        // timed through forward; only the fused engine has a per-kernel profile.
+        cr_expect_eq(kind->bench_prepare != NULL, kind->bench_time_decode != NULL, "%s", names[i]);
+        cr_expect_eq(engine_kind_has_bench_hooks(kind), strcmp(names[i], "reference") != 0, "%s", names[i]);
+        cr_expect_eq(kind->bench_profile != NULL, strcmp(names[i], "fused") == 0, "%s", names[i]);
     }
     size_t n;
     engine_list(&n);
