@@ -12,6 +12,7 @@
 #include "../golden/trace.h"
 #include "../include/fusecheck/engine.h"
 #include "interrupt.h"
+#include "tap_check.h"
 
 #define OPTION_KEY_MAX 63
 #define PLUGIN_NAME_MAX 31
@@ -83,37 +84,16 @@ static int fail_with_plugin_error(const Plugin *plugin, const fusecheck_engine *
 }
 
 // ----------------------------------------------------------------------------------------------
-// the tap: every tensor checked against golden/FORMAT.md before the caller's tap sees it
-
-typedef enum { WIDTH_HIDDEN, WIDTH_Q, WIDTH_KV, WIDTH_INTERMEDIATE, WIDTH_VOCAB } Width;
-
-// Every tensor a plugin may tap, in forward order, with its shape rule (golden/FORMAT.md).
-static const struct {
-    const char *name;
-    int per_layer;      // 1: layer in [0, n_layers); 0: a step tensor, layer -1
-    int last_row_only;  // 1: rows == 1; 0: rows == the step's n_tokens
-    Width width;
-} TAPPABLE[] = {
-    {"embed", 0, 0, WIDTH_HIDDEN},          {"attn_norm", 1, 0, WIDTH_HIDDEN}, {"q", 1, 0, WIDTH_Q},
-    {"k", 1, 0, WIDTH_KV},                  {"v", 1, 0, WIDTH_KV},             {"attn", 1, 0, WIDTH_Q},
-    {"attn_out", 1, 0, WIDTH_HIDDEN},       {"resid_attn", 1, 0, WIDTH_HIDDEN}, {"mlp_norm", 1, 0, WIDTH_HIDDEN},
-    {"gate", 1, 0, WIDTH_INTERMEDIATE},     {"up", 1, 0, WIDTH_INTERMEDIATE},  {"act", 1, 0, WIDTH_INTERMEDIATE},
-    {"mlp_out", 1, 0, WIDTH_HIDDEN},        {"resid_mlp", 1, 0, WIDTH_HIDDEN}, {"final_norm", 0, 1, WIDTH_HIDDEN},
-    {"logits", 0, 1, WIDTH_VOCAB},
-};
-#define N_TAPPABLE (sizeof TAPPABLE / sizeof TAPPABLE[0])
-
-static const char *const WIDTH_NAMES[] = {"hidden_size", "num_attention_heads*head_dim",
-                                          "num_key_value_heads*head_dim", "intermediate_size", "vocab_size"};
+// an engine's state, and the tap: every tensor checked before the caller's tap sees it
 
 typedef struct {
     const Plugin *plugin;
     fusecheck_engine *engine;
-    int n_layers, max_context, vocab;
-    int widths[5];  // indexed by Width
+    ModelConfig config;  // the shapes every tap is held to
+    int max_context;
 } PluginState;
 
-// One forward call's tap: the checks above, then the caller's tap.
+// One forward call's tap: FORMAT.md's rule (tap_check.h) and the data pointer, then the caller's tap.
 typedef struct {
     const PluginState *state;
     const EngineTap *downstream;
@@ -126,35 +106,9 @@ typedef struct {
 static int check_tensor(TapCheck *check, int32_t layer, const char *name, const float *data, int32_t rows,
                         int32_t cols) {
     const PluginState *state = check->state;
-    const char *who = state->plugin->who;
-    char shown[48];
-    one_line(shown, sizeof shown, name, 40);
-    if (!name) return fail(&check->err, "%s: tapped a tensor with no name (layer %d)", who, (int)layer);
-    size_t i = 0;
-    while (i < N_TAPPABLE && strcmp(TAPPABLE[i].name, name)) i++;
-    if (i == N_TAPPABLE) {
-        if (!strcmp(name, "next_token"))
-            return fail(&check->err, "%s: tapped 'next_token': it is forward's result, not a tensor to tap", who);
-        return fail(&check->err,
-                    "%s: tapped an unknown tensor '%s' (layer %d): golden/FORMAT.md names embed, attn_norm, q, k, v, "
-                    "attn, attn_out, resid_attn, mlp_norm, gate, up, act, mlp_out, resid_mlp, final_norm, logits",
-                    who, shown, (int)layer);
-    }
-    if (TAPPABLE[i].per_layer && (layer < 0 || layer >= state->n_layers))
-        return fail(&check->err, "%s: tapped '%s' of layer %d, outside the model's layers [0, %d)", who, name,
-                    (int)layer, state->n_layers);
-    if (!TAPPABLE[i].per_layer && layer != -1)
-        return fail(&check->err, "%s: tapped '%s' with layer %d: a step tensor takes layer -1", who, name, (int)layer);
-    int want_rows = TAPPABLE[i].last_row_only ? 1 : check->n_tokens;
-    int want_cols = state->widths[TAPPABLE[i].width];
-    if (rows != want_rows || cols != want_cols) {
-        char where[32] = "";
-        if (TAPPABLE[i].per_layer) snprintf(where, sizeof where, " of layer %d", (int)layer);
-        return fail(&check->err, "%s: tapped '%s'%s as [%d, %d], expected [%d, %d] (%s x %s, golden/FORMAT.md)", who,
-                    name, where, (int)rows, (int)cols, want_rows, want_cols,
-                    TAPPABLE[i].last_row_only ? "1 (last row)" : "n_tokens", WIDTH_NAMES[TAPPABLE[i].width]);
-    }
-    if (!data) return fail(&check->err, "%s: tapped '%s' with no data", who, name);
+    if (tap_check_tensor(&state->config, check->n_tokens, layer, name, rows, cols, state->plugin->who, &check->err))
+        return -1;
+    if (!data) return fail(&check->err, "%s: tapped '%s' with no data", state->plugin->who, name);
     if (!strcmp(name, "logits")) {
         check->tapped_logits = 1;
         check->logits_all_nan = 1;
@@ -249,14 +203,8 @@ static void *plugin_create(const Plugin *plugin, const Checkpoint *checkpoint, E
         goto failed;
     }
     state->plugin = plugin;
-    state->n_layers = c->num_hidden_layers;
+    state->config = *c;
     state->max_context = max_context;
-    state->vocab = c->vocab_size;
-    state->widths[WIDTH_HIDDEN] = c->hidden_size;
-    state->widths[WIDTH_Q] = c->num_attention_heads * c->head_dim;
-    state->widths[WIDTH_KV] = c->num_key_value_heads * c->head_dim;
-    state->widths[WIDTH_INTERMEDIATE] = c->intermediate_size;
-    state->widths[WIDTH_VOCAB] = c->vocab_size;
     free(tensors);
     free(config_json);
     return state;
@@ -276,9 +224,9 @@ static int plugin_forward(void *opaque, const int32_t *tokens, int n_tokens, int
         return fail(err, "%s: positions %d..%d exceed the context of %d", plugin->who, position,
                     position + n_tokens - 1, state->max_context);
     for (int i = 0; i < n_tokens; i++)
-        if (tokens[i] < 0 || tokens[i] >= state->vocab)
+        if (tokens[i] < 0 || tokens[i] >= state->config.vocab_size)
             return fail(err, "%s: token id %d at position %d is outside the vocabulary [0, %d)", plugin->who,
-                        tokens[i], position + i, state->vocab);
+                        tokens[i], position + i, state->config.vocab_size);
     TapCheck check = {.state = state, .downstream = tap, .n_tokens = n_tokens};
     fusecheck_tap checked = {&check, checked_tap};
     int32_t next = -1;
@@ -291,9 +239,9 @@ static int plugin_forward(void *opaque, const int32_t *tokens, int n_tokens, int
     }
     if (status) return fail_with_plugin_error(plugin, state->engine, "forward", err);
     int nan_logits = next == -1 && check.tapped_logits && check.logits_all_nan;
-    if ((next < 0 || next >= state->vocab) && !nan_logits)
+    if ((next < 0 || next >= state->config.vocab_size) && !nan_logits)
         return fail(err, "%s: forward returned next token %d, outside the vocabulary [0, %d)%s", plugin->who,
-                    (int)next, state->vocab,
+                    (int)next, state->config.vocab_size,
                     next == -1 ? " (-1 is for logits that are all NaN, and this call tapped none such)" : "");
     *next_token = next;
     return 0;
@@ -302,8 +250,8 @@ static int plugin_forward(void *opaque, const int32_t *tokens, int n_tokens, int
 static int plugin_force_kv(void *opaque, int layer, const float *k, const float *v, int n_tokens, ErrorMessage *err) {
     PluginState *state = opaque;
     const Plugin *plugin = state->plugin;
-    if (layer < 0 || layer >= state->n_layers)
-        return fail(err, "%s: force_kv of layer %d, outside [0, %d)", plugin->who, layer, state->n_layers);
+    if (layer < 0 || layer >= state->config.num_hidden_layers)
+        return fail(err, "%s: force_kv of layer %d, outside [0, %d)", plugin->who, layer, state->config.num_hidden_layers);
     interrupt_guard_enter(plugin->who, "force_kv");
     int status = plugin->force_kv(state->engine, layer, k, v, n_tokens);
     interrupt_guard_leave();
