@@ -114,9 +114,10 @@ typedef struct fusecheck_create_params {
  *   rows    n_tokens for embed and every layer tensor; 1 for final_norm and logits (last row only).
  *   cols    hidden_size, num_attention_heads*head_dim (q, attn), num_key_value_heads*head_dim (k, v),
  *           intermediate_size (gate, up, act), vocab_size (logits).
- * Tap each tensor once per forward, in the order above. A non-zero return means the host refused
- * it (wrong name or shape, a write error): stop the forward and return non-zero; the host keeps
- * its own message. `tap` is NULL when the call is not traced (generate, benchmarks): tap nothing. */
+ * Tap each tensor once per forward, in the order above, from the thread that called forward (the
+ * host's tap is not thread-safe; an engine's own threads must hand their results back first). A
+ * non-zero return means the host refused it (wrong name or shape, a write error): stop the forward
+ * and return non-zero; the host keeps its own message. `tap` is NULL when the call is not traced (generate, benchmarks): tap nothing. */
 typedef struct fusecheck_tap {
     void *context;
     int (*tensor)(void *context, int32_t layer, const char *name, const float *data, int32_t rows, int32_t cols);
