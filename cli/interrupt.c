@@ -29,6 +29,9 @@ static char guard_stack[GUARD_STACK_BYTES];
 
 static const int CRASH_SIGNALS[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 #define N_CRASH_SIGNALS (sizeof CRASH_SIGNALS / sizeof CRASH_SIGNALS[0])
+// What each crash signal did before the guard (the default, or a sanitizer's report), restored for a
+// crash outside guarded code. Indexed like CRASH_SIGNALS.
+static struct sigaction previous_actions[N_CRASH_SIGNALS];
 
 static void write_text(const char *text) {
     size_t length = strlen(text);  // strlen is async-signal-safe (POSIX.1-2016)
@@ -81,11 +84,14 @@ static const char *signal_name(int signal_number) {
     }
 }
 
-static void on_crash(int signal_number) {
+static void on_crash(int signal_number, siginfo_t *info, void *context) {
+    (void)context;
     if (!in_guarded_call) {
-        // Not the plugin's: SA_RESETHAND restored the default action, which the re-raised signal
-        // takes as soon as this handler returns (a fault would also recur on the same instruction).
-        raise(signal_number);
+        // Not the plugin's: the signal gets what it had before the guard. A fault (si_code > 0, sent by
+        // the kernel) recurs on the same instruction when this returns; a raised one is raised again.
+        for (size_t i = 0; i < N_CRASH_SIGNALS; i++)
+            if (CRASH_SIGNALS[i] == signal_number) sigaction(signal_number, &previous_actions[i], NULL);
+        if (!info || info->si_code <= 0) raise(signal_number);
         return;
     }
     write_prefix();
@@ -131,14 +137,14 @@ int interrupt_guard_install(ErrorMessage *err) {
     if (sigaltstack(&stack, NULL)) return fail(err, "installing the crash handler's signal stack failed");
     struct sigaction action;
     memset(&action, 0, sizeof action);
-    action.sa_handler = on_crash;
-    action.sa_flags = SA_ONSTACK | SA_RESETHAND;
+    action.sa_sigaction = on_crash;
+    action.sa_flags = SA_ONSTACK | SA_SIGINFO;
     sigemptyset(&action.sa_mask);
     // An interrupt during the report waits: the report removes the same files.
     sigaddset(&action.sa_mask, SIGINT);
     sigaddset(&action.sa_mask, SIGTERM);
     for (size_t i = 0; i < N_CRASH_SIGNALS; i++)
-        if (sigaction(CRASH_SIGNALS[i], &action, NULL))
+        if (sigaction(CRASH_SIGNALS[i], &action, &previous_actions[i]))
             return fail(err, "installing the %s handler failed", signal_name(CRASH_SIGNALS[i]));
     guard_installed = 1;
     return 0;

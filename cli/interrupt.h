@@ -11,10 +11,11 @@
 // interrupt_guard_enter and interrupt_guard_leave) removes the same temporary files, prints one line
 // ("fusecheck run: engine plugin ./libx.so crashed (SIGSEGV) during forward, removed out.h5.tmp-1234")
 // and exits 2: the plugin is bad input, and no trace it was writing survives. The same signal outside
-// a guarded call keeps its default effect, so a bug in fusecheck itself still crashes and dumps core.
+// a guarded call gets the action it had before the guard (the default, or a sanitizer's report), so a
+// bug in fusecheck itself still crashes as it would have.
 //
-// The handlers only call unlink, write, raise and _exit (async-signal-safe): every path and message is
-// prepared in advance.
+// The handlers only call unlink, write, sigaction, raise and _exit (async-signal-safe): every path and
+// message is prepared in advance.
 #ifndef FUSECHECK_INTERRUPT_H
 #define FUSECHECK_INTERRUPT_H
 
