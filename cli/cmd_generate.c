@@ -85,7 +85,7 @@ int cmd_generate(int argc, char **argv) {
     for (long i = 0; i < n_generate; i++) printf(i ? " %d" : "%d", generated[i]);
     printf("\n");
     if (!quiet)
-        fprintf(stderr, "fusecheck generate: %s, kv %s: %ld prompt + %ld generated token%s in %.3f s\n", engine_name,
+        fprintf(stderr, "fusecheck generate: %s, kv %s: %ld prompt + %ld generated token%s in %.3f s\n", kind->name,
                 kv_dtype_name(kv_dtype), prompt_length, n_generate, n_generate == 1 ? "" : "s", seconds);
     status = 0;
 done:
