@@ -9,9 +9,11 @@
 
 double bench_speedup(const BenchResult *results, int n_results, const char *engine, int context) {
     double under_test = 0, baseline = 0;
+    if (!strcmp(engine, BASELINE_ENGINE)) return 0;
     for (int i = 0; i < n_results; i++) {
         if (results[i].context != context) continue;
-        if (!strcmp(results[i].engine, engine)) under_test = results[i].tok_s_median;
+        // A CPU engine's wall-clocked figure over a GPU engine's device-timed one says nothing.
+        if (!strcmp(results[i].engine, engine) && results[i].on_gpu) under_test = results[i].tok_s_median;
         if (!strcmp(results[i].engine, BASELINE_ENGINE)) baseline = results[i].tok_s_median;
     }
     return under_test > 0 && baseline > 0 ? under_test / baseline : 0;

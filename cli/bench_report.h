@@ -18,7 +18,7 @@ typedef struct {
 } BenchContext;
 
 // One table row per (engine, context), "n/a" in the bytes and bandwidth columns of a CPU engine and
-// in launches/token of an engine that does not count them; then, per engine other than cublas, its
+// in launches/token of an engine that does not count them; then, per GPU engine other than cublas, its
 // speedup over cublas per context where both ran; the per-kernel breakdown of each result that has
 // one; and, when some engine was timed by the wall clock, how each engine was timed.
 void bench_write_markdown(FILE *out, const BenchContext *context, const BenchResult *results, int n_results);
@@ -28,7 +28,8 @@ void bench_write_markdown(FILE *out, const BenchContext *context, const BenchRes
 // [fused_over_cublas]}]}; the bytes, bandwidth and launches of a row are null where they are "n/a".
 char *bench_json_text(const BenchContext *context, const BenchResult *results, int n_results);
 
-// `engine` tok/s over cublas tok/s at `context` (medians), or 0 when either is missing.
+// `engine` tok/s over cublas tok/s at `context` (medians), or 0 when either is missing, when `engine`
+// is cublas itself, or when it is not a GPU engine (its wall-clock figure is not comparable).
 double bench_speedup(const BenchResult *results, int n_results, const char *engine, int context);
 
 #endif

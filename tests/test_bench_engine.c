@@ -252,6 +252,27 @@ Test(bench_report, the_gpu_engines_table_is_what_it_was) {
     free(text);
 }
 
+Test(bench_report, speedups_over_cublas_are_the_gpu_engines_only) {
+    BenchResult rows[3] = {gpu_row("reference", 1024, 2000.0, -1), gpu_row("fused", 1024, 1000.0, 114),
+                           gpu_row("cublas", 1024, 500.0, 340)};
+    rows[0].on_gpu = 0;
+    rows[0].timing = BENCH_TIMING_WALL_CLOCK;
+    cr_expect_float_eq(bench_speedup(rows, 3, "fused", 1024), 2.0, 1e-12);
+    cr_expect_eq(bench_speedup(rows, 3, "reference", 1024), 0, "a CPU engine's wall clock against CUDA events");
+    cr_expect_eq(bench_speedup(rows, 3, "cublas", 1024), 0, "cublas over itself");
+    BenchContext context = {"NVIDIA H200", "AMD EPYC", "tiny", "0123456789abcdef", "abcdef012345", "2026-12-03", 4000};
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    cr_assert_not_null(out);
+    bench_write_markdown(out, &context, rows, 3);
+    fclose(out);
+    cr_expect(strstr(text, "GPU: NVIDIA H200; CPU: AMD EPYC; model: tiny"), "%s", text);
+    cr_expect(strstr(text, "| context | fused / cublas |"), "%s", text);
+    cr_expect_null(strstr(text, "reference / cublas"), "%s", text);
+    free(text);
+}
+
 Test(bench_report, a_cpu_engine_has_na_bandwidth_and_says_how_it_was_timed) {
     BenchResult row = gpu_row("reference", 16, 250.0, -1);
     row.on_gpu = 0;
