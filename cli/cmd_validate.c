@@ -44,12 +44,14 @@ int cmd_validate(int argc, char **argv) {
         return 2;
     }
     for (int i = 0; i < result.n_problems; i++) printf("%s: %s\n", result.problems[i].object, result.problems[i].message);
+    if (result.problems_dropped) printf("... and %d more problems, not listed\n", result.problems_dropped);
+    int n_problems = result.n_problems + result.problems_dropped;
     char producer[48] = "unreadable";
     if (result.producer[0]) snprintf(producer, sizeof producer, "%s", result.producer);
     printf("%s: %s: %d problem%s (format version %d, producer %s, %d steps, %d layers, %d datasets checked)\n", path,
-           result.n_problems ? "INVALID" : "valid", result.n_problems, result.n_problems == 1 ? "" : "s",
+           n_problems ? "INVALID" : "valid", n_problems, n_problems == 1 ? "" : "s",
            result.format_version, producer, result.n_steps, result.n_layers, result.n_datasets);
-    int status = result.n_problems ? 1 : 0;
+    int status = n_problems ? 1 : 0;
     trace_validation_free(&result);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "fusecheck validate: cannot write to stdout\n");

@@ -20,9 +20,14 @@
 #include "trace_validate.h"
 #include "../model/config.h"
 
+// More problems than this and the file is hopeless; the list stops there, and says so, rather than
+// growing without bound on a hostile file.
+#define MAX_PROBLEMS 100000
+
 typedef struct {
     hid_t file;
     TraceValidation *result;
+    int problem_capacity;     // allocated TraceProblem slots of result->problems
     int out_of_memory;
     int version;              // 1 or 2; 2 when the attribute is unusable (the stricter rules)
     int prompt_length;        // 0 when unusable
@@ -41,12 +46,20 @@ static void flatten(char *text) {
 static void problem(Validator *v, const char *object, const char *format, ...) __attribute__((format(printf, 3, 4)));
 static void problem(Validator *v, const char *object, const char *format, ...) {
     TraceValidation *r = v->result;
-    TraceProblem *grown = realloc(r->problems, (size_t)(r->n_problems + 1) * sizeof *grown);
-    if (!grown) {
-        v->out_of_memory = 1;
+    if (r->n_problems >= MAX_PROBLEMS) {
+        r->problems_dropped++;
         return;
     }
-    r->problems = grown;
+    if (r->n_problems == v->problem_capacity) {
+        int capacity = v->problem_capacity ? 2 * v->problem_capacity : 64;
+        TraceProblem *grown = realloc(r->problems, (size_t)capacity * sizeof *grown);
+        if (!grown) {
+            v->out_of_memory = 1;
+            return;
+        }
+        r->problems = grown;
+        v->problem_capacity = capacity;
+    }
     TraceProblem *p = &r->problems[r->n_problems++];
     snprintf(p->object, sizeof p->object, "%s", object);
     va_list args;
@@ -460,6 +473,27 @@ static int parse_step_name(const char *name) {
     return strcmp(canonical, name) == 0 ? step : -1;
 }
 
+static int compare_ints(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+// Reports the groups PREFIX0..PREFIX(total-1) absent from present[] (sorted here), one problem per run
+// of consecutive missing ones, so a huge n_steps or num_hidden_layers costs a line, not millions.
+static void report_missing_groups(Validator *v, const char *object, const char *prefix, int digits, int *present,
+                                  int n_present, int total, const char *why) {
+    qsort(present, (size_t)n_present, sizeof *present, compare_ints);
+    long long next = 0;  // the first index not yet known present or reported; wide: total may be INT_MAX
+    for (int i = 0; i <= n_present && next < total; i++) {
+        long long upto = i < n_present && present[i] < total ? present[i] : total;  // missing: next..upto-1
+        if (upto - next == 1) problem(v, object, "no group '%s%0*d' (%s)", prefix, digits, (int)next, why);
+        else if (upto > next)
+            problem(v, object, "no groups '%s%0*d' to '%s%0*d' (%s)", prefix, digits, (int)next, prefix, digits,
+                    (int)(upto - 1), why);
+        if (upto + 1 > next) next = upto + 1;
+    }
+}
+
 // `group`/`name` into out; a name too long for any path this format makes is a problem, -1.
 static int join_path(Validator *v, char *out, size_t size, const char *group, const char *name) {
     int length = snprintf(out, size, "%s/%s", strcmp(group, "/") ? group : "", name);
@@ -539,10 +573,10 @@ static void check_step(Validator *v, int step) {
     // The teacher-forcing convention: the prompt at positions 0..P-1, then one token per step.
     long long rows = -1;
     if (v->prompt_length) {
-        int want_position = step == 0 ? 0 : v->prompt_length + step - 1;
+        long long want_position = step == 0 ? 0 : (long long)v->prompt_length + step - 1;  // wide: hostile P
         int want_tokens = step == 0 ? v->prompt_length : 1;
         if (have_position && first_position != want_position)
-            problem(v, step_path, "first_position %d, expected %d (%s)", first_position, want_position,
+            problem(v, step_path, "first_position %d, expected %lld (%s)", first_position, want_position,
                     step == 0 ? "the prefill starts at 0" : "prompt_length + step - 1");
         if (have_tokens && n_tokens != want_tokens)
             problem(v, step_path, "n_tokens %d, expected %d (%s)", n_tokens, want_tokens,
@@ -557,7 +591,8 @@ static void check_step(Validator *v, int step) {
     if (list_links(v, step_path, &names, &n_names) < 0) return;
     long long hidden = v->have_config ? v->config.hidden_size : -1, vocab = v->have_config ? v->config.vocab_size : -1;
     int n_layers = v->have_config ? v->config.num_hidden_layers : -1;
-    int *layer_seen = v->have_config ? calloc((size_t)n_layers, sizeof *layer_seen) : NULL;
+    int *layers_present = calloc((size_t)n_names + 1, sizeof *layers_present), n_layers_present = 0;
+    if (!layers_present) v->out_of_memory = 1;
     int seen_embed = 0, seen_final_norm = 0, seen_logits = 0, seen_next_token = 0;
     hid_t logits = -1, next_token = -1;
     for (int i = 0; i < n_names; i++) {
@@ -578,8 +613,8 @@ static void check_step(Validator *v, int step) {
         } else if (!strcmp(name, "next_token")) {
             seen_next_token = 1;
             next_token = check_dataset(v, object_path, DATA_INT32, 1, -1, "int32 [1]");
-        } else if (layer >= 0 && (!layer_seen || layer < n_layers)) {
-            if (layer_seen) layer_seen[layer] = 1;
+        } else if (layer >= 0 && (!v->have_config || layer < n_layers)) {
+            if (layers_present) layers_present[n_layers_present++] = layer;
             if (is_openable_group(v, object_path)) check_layer(v, object_path, rows);
         } else if (layer >= 0) {
             problem(v, object_path, "layer %d, but model_config has num_hidden_layers %d", layer, n_layers);
@@ -593,17 +628,18 @@ static void check_step(Validator *v, int step) {
         problem(v, step_path, "no tensor 'final_norm' (and not declared in 'omitted')");
     if (!seen_logits) problem(v, step_path, "no tensor 'logits' (a contract checkpoint: never omitted)");
     if (!seen_next_token) problem(v, step_path, "no tensor 'next_token' (a contract checkpoint: never omitted)");
-    for (int layer = 0; layer_seen && layer < n_layers; layer++)
-        if (!layer_seen[layer])
-            problem(v, step_path, "no group 'layer_%02d' (model_config has num_hidden_layers %d)", layer, n_layers);
+    char why[64];
+    snprintf(why, sizeof why, "model_config has num_hidden_layers %d", n_layers);
+    if (v->have_config && layers_present)
+        report_missing_groups(v, step_path, "layer_", 2, layers_present, n_layers_present, n_layers, why);
     if (logits >= 0 && next_token >= 0 && vocab > 0) check_argmax(v, step_path, logits, next_token, vocab);
     if (logits >= 0) H5Dclose(logits);
     if (next_token >= 0) H5Dclose(next_token);
-    free(layer_seen);
+    free(layers_present);
     trace_free_names(names, n_names);
 }
 
-// The root holds /tokens and step_0000..step_(S-1), nothing else, each step checked in order.
+// The root holds /tokens and step_0000..step_(S-1), nothing else; the steps present are checked in order.
 static void check_steps(Validator *v) {
     char **names = NULL;
     int n_names = 0;
@@ -614,6 +650,12 @@ static void check_steps(Validator *v) {
         if (step > highest && (!v->n_steps || step < v->n_steps)) highest = step;
     }
     int n_steps = v->n_steps ? v->n_steps : highest + 1;  // without a usable n_steps, the groups present
+    int *present = calloc((size_t)n_names + 1, sizeof *present), n_present = 0;
+    if (!present) {
+        v->out_of_memory = 1;
+        trace_free_names(names, n_names);
+        return;
+    }
     for (int i = 0; i < n_names; i++) {
         int step = parse_step_name(names[i]);
         char object_path[TRACE_PATH_MAX];
@@ -622,15 +664,13 @@ static void check_steps(Validator *v) {
             problem(v, object_path, "not a name of FORMAT.md (the root holds /tokens and /step_NNNN groups only)");
         else if (step >= n_steps)
             problem(v, object_path, "step %d beyond n_steps %d (step_0000..step_%04d)", step, n_steps, n_steps - 1);
+        else present[n_present++] = step;
     }
-    for (int step = 0; step < n_steps; step++) {
-        char step_name[32];
-        snprintf(step_name, sizeof step_name, "step_%04d", step);
-        int present = 0;
-        for (int i = 0; i < n_names && !present; i++) present = !strcmp(names[i], step_name);
-        if (present) check_step(v, step);
-        else problem(v, "/", "no group '%s' (n_steps is %d: step_0000..step_%04d)", step_name, n_steps, n_steps - 1);
-    }
+    char why[96];
+    snprintf(why, sizeof why, "n_steps is %d: step_0000..step_%04d", n_steps, n_steps - 1);
+    report_missing_groups(v, "/", "step_", 4, present, n_present, n_steps, why);  // sorts present
+    for (int i = 0; i < n_present; i++) check_step(v, present[i]);
+    free(present);
     trace_free_names(names, n_names);
 }
 
@@ -666,7 +706,7 @@ static unsigned long long address_space_bytes(void) {
 }
 
 // The child's whole answer, as one text: "E message\n" when unreadable, else a header line
-// "R version n_steps n_layers n_datasets producer\n" and one "P object\tmessage\n" per problem.
+// "R version n_steps n_layers n_datasets problems_dropped producer\n" and one "P object\tmessage\n" per problem.
 static void child_report(int fd, const char *path) {
     TraceValidation result = {0};
     ErrorMessage err = {{0}};
@@ -676,8 +716,8 @@ static void child_report(int fd, const char *path) {
         flatten(err.text);
         fprintf(out, "E %s\n", err.text);
     } else {
-        fprintf(out, "R %d %d %d %d %s\n", result.format_version, result.n_steps, result.n_layers, result.n_datasets,
-                result.producer);
+        fprintf(out, "R %d %d %d %d %d %s\n", result.format_version, result.n_steps, result.n_layers, result.n_datasets,
+                result.problems_dropped, result.producer);
         for (int i = 0; i < result.n_problems; i++)
             fprintf(out, "P %s\t%s\n", result.problems[i].object, result.problems[i].message);
     }
@@ -691,18 +731,23 @@ static int parse_report(const char *path, char *text, TraceValidation *result, E
         if (end) *end = '\0';
         return fail(err, "%s", text + 2);
     }
-    char producer[64] = "";
-    if (sscanf(text, "R %d %d %d %d %63[^\n]", &result->format_version, &result->n_steps, &result->n_layers,
-               &result->n_datasets, producer) < 4)
+    int consumed = 0;
+    if (sscanf(text, "R %d %d %d %d %d%n", &result->format_version, &result->n_steps, &result->n_layers,
+               &result->n_datasets, &result->problems_dropped, &consumed) < 5)
         return fail(err, "%s: the validating process gave no result", path);
-    snprintf(result->producer, sizeof result->producer, "%s", producer);
+    const char *producer = text + consumed + (text[consumed] == ' ');
+    snprintf(result->producer, sizeof result->producer, "%.*s", (int)strcspn(producer, "\n"), producer);
+    int capacity = 0;
     for (char *line = strchr(text, '\n'); line && line[1]; line = strchr(line + 1, '\n')) {
         if (strncmp(line + 1, "P ", 2) != 0) continue;
         char *object = line + 3, *tab = strchr(object, '\t'), *end = strchr(object, '\n');
         if (!tab || !end || tab > end) continue;
-        TraceProblem *grown = realloc(result->problems, (size_t)(result->n_problems + 1) * sizeof *grown);
-        if (!grown) return fail(err, "%s: out of memory", path);
-        result->problems = grown;
+        if (result->n_problems == capacity) {
+            capacity = capacity ? 2 * capacity : 64;
+            TraceProblem *grown = realloc(result->problems, (size_t)capacity * sizeof *grown);
+            if (!grown) return fail(err, "%s: out of memory", path);
+            result->problems = grown;
+        }
         TraceProblem *p = &result->problems[result->n_problems++];
         snprintf(p->object, sizeof p->object, "%.*s", (int)(tab - object), object);
         snprintf(p->message, sizeof p->message, "%.*s", (int)(end - tab - 1), tab + 1);

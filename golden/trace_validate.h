@@ -23,6 +23,7 @@ typedef struct {
     int n_datasets;       // datasets checked
     int n_problems;
     TraceProblem *problems;  // malloc'd [n_problems]; free with trace_validation_free
+    int problems_dropped;    // found beyond the first 100,000, counted but not listed (a hopeless file)
 } TraceValidation;
 
 // Validates the file at `path`: the root attributes (presence, type class, one element, values), the

@@ -183,6 +183,7 @@ Test(validate, each_broken_trace_is_invalid_naming_the_object) {
         {"short-tokens", "/tokens: 4 tokens, 3 steps after a 3-token prompt need 5"},
         {"rank", "/step_0000/logits: rank 1, expected 2 ([1, vocab_size]: the last row only)"},
         {"compressed", "/step_0001/layer_00/up: stored chunked with filters (compression), expected contiguous and uncompressed"},
+        {"huge-prompt", "/step_0002: first_position 4, expected 2147483648 (prompt_length + step - 1)"},
         {"big-endian", "/step_0002/final_norm: dtype float32 big-endian, expected float32 little-endian"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -209,6 +210,7 @@ Test(validate, each_broken_trace_is_invalid_naming_the_object) {
         else if (!strcmp(kind, "short-tokens")) replace_dataset(file, "/tokens", H5T_STD_I32LE, 4, 0);
         else if (!strcmp(kind, "rank")) replace_dataset(file, "/step_0000/logits", H5T_IEEE_F32LE, 256, 0);
         else if (!strcmp(kind, "compressed")) replace_with_compressed(file, "/step_0001/layer_00/up", 1, 192);
+        else if (!strcmp(kind, "huge-prompt")) set_int_attribute(file, "/", "prompt_length", 2147483647);
         else if (!strcmp(kind, "big-endian")) replace_dataset(file, "/step_0002/final_norm", H5T_IEEE_F32BE, 1, 64);
         H5Fclose(file);
 
@@ -309,5 +311,51 @@ Test(validate, unreadable_files_exit_2_with_one_line) {
     cr_expect_not_null(strstr(err.text, "not an HDF5 file"), "%s", err.text);
     free(text);
     free(missing);
+    free_fixture(&f);
+}
+
+// The text of string attribute `name` of the root, malloc'd.
+static char *get_string_attribute(hid_t file, const char *name) {
+    hid_t attribute = H5Aopen(file, name, H5P_DEFAULT), type = H5Tcopy(H5T_C_S1);
+    cr_assert_geq(attribute, 0, "%s", name);
+    H5Tset_size(type, H5T_VARIABLE);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    char *raw = NULL;
+    cr_assert_geq(H5Aread(attribute, type, &raw), 0);
+    char *copy = strdup(raw);
+    H5free_memory(raw);
+    H5Tclose(type);
+    H5Aclose(attribute);
+    return copy;
+}
+
+// A hostile header (n_steps near INT_MAX, a million layers in model_config, an empty producer) costs a
+// few lines and milliseconds: missing groups are reported as runs, and nothing is allocated per
+// declared step or layer.
+Test(validate, a_hostile_header_costs_a_line_per_run_not_millions) {
+    Fixture f = make_fixture();
+    char *path = NULL;
+    hid_t file = edit_copy(&f, "hostile.h5", &path);
+    set_int_attribute(file, "/", "n_steps", 2147483647);
+    set_string_attribute(file, "producer", "");
+    char *config = get_string_attribute(file, "model_config");
+    char *layers = strstr(config, "\"num_hidden_layers\": 2,");
+    cr_assert_not_null(layers, "%s", config);
+    char *edited = malloc(strlen(config) + 16);
+    snprintf(edited, strlen(config) + 16, "%.*s\"num_hidden_layers\": 1000000,%s", (int)(layers - config), config,
+             layers + strlen("\"num_hidden_layers\": 2,"));
+    set_string_attribute(file, "model_config", edited);
+    free(edited);
+    free(config);
+    H5Fclose(file);
+    char *output = validate(path, 1);
+    expect_problem(output, "/: attribute 'producer' is 0 characters long, expected 1 to 31");
+    expect_problem(output, "/tokens: 5 tokens, 2147483647 steps after a 3-token prompt need 2147483649");
+    expect_problem(output, "/: no groups 'step_0003' to 'step_2147483646' (n_steps is 2147483647: step_0000..step_2147483646)");
+    expect_problem(output, "/step_0001: no groups 'layer_02' to 'layer_999999' (model_config has num_hidden_layers 1000000)");
+    cr_expect_not_null(strstr(output, ": INVALID: 6 problems (format version 2, producer unreadable, 3 steps, "
+                                      "1000000 layers"), "%s", output);
+    free(output);
+    free(path);
     free_fixture(&f);
 }
