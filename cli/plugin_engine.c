@@ -69,10 +69,9 @@ static void one_line(char *out, size_t size, const char *text, size_t limit) {
 
 // The plugin's last error for `engine` (NULL: the last failed create/available), as one line.
 static void plugin_error_text(const Plugin *plugin, const fusecheck_engine *engine, char *out, size_t size) {
-    interrupt_guard_enter(plugin->who, "last_error");
-    const char *text = plugin->last_error(engine);
+    interrupt_guard_enter(plugin->who, "last_error");  // the text is the plugin's memory: read it guarded too
+    one_line(out, size, plugin->last_error(engine), PLUGIN_ERROR_MAX);
     interrupt_guard_leave();
-    one_line(out, size, text, PLUGIN_ERROR_MAX);
     if (!out[0]) snprintf(out, size, "(the plugin gave no reason)");
 }
 
@@ -373,45 +372,89 @@ static int valid_name(const char *name) {
 }
 
 // fusecheck_engine_describe, checked, into the plugin's EngineKind.
+// The description's strings, copied while the guard is on (they are the plugin's memory, and a bad
+// pointer is its crash, not fusecheck's). `complete` is 0 when a string was longer than its buffer.
+typedef struct {
+    int described;  // describe returned non-NULL
+    char name[PLUGIN_NAME_MAX + 2];
+    char summary[256];
+    char omitted[256];
+    int name_complete, omitted_complete;
+    uint32_t capabilities;
+    int32_t default_kv_dtype;
+} Description;
+
+// Copies `text` (NULL reads as "") into out; 1 when it fit whole.
+static int copy_text(char *out, size_t size, const char *text) {
+    size_t n = 0;
+    for (const char *p = text ? text : ""; *p; p++) {
+        if (n + 1 == size) {
+            out[n] = '\0';
+            return 0;
+        }
+        out[n++] = *p;
+    }
+    out[n] = '\0';
+    return 1;
+}
+
+static void read_description(Plugin *plugin, fusecheck_engine_describe_fn describe_fn, Description *d) {
+    memset(d, 0, sizeof *d);
+    interrupt_guard_enter(plugin->who, "describe");
+    const fusecheck_engine_info *info = describe_fn();
+    if (info) {
+        d->described = 1;
+        d->name_complete = info->name && copy_text(d->name, sizeof d->name, info->name);
+        char summary[sizeof d->summary];
+        copy_text(summary, sizeof summary, info->summary);
+        one_line(d->summary, sizeof d->summary, summary, 200);
+        d->omitted_complete = copy_text(d->omitted, sizeof d->omitted, info->omitted);
+        d->capabilities = info->capabilities;
+        d->default_kv_dtype = info->default_kv_dtype;
+    }
+    interrupt_guard_leave();
+}
+
+// fusecheck_engine_describe, checked, into the plugin's EngineKind.
 static int describe(Plugin *plugin, ErrorMessage *err) {
     fusecheck_engine_describe_fn describe_fn;
     if (find_symbol(plugin, "fusecheck_engine_describe", 1, (void **)&describe_fn, err)) return -1;
-    interrupt_guard_enter(plugin->who, "describe");
-    const fusecheck_engine_info *info = describe_fn();
-    interrupt_guard_leave();
-    if (!info) return fail(err, "%s: fusecheck_engine_describe returned NULL", plugin->who);
+    Description d;
+    read_description(plugin, describe_fn, &d);
+    if (!d.described) return fail(err, "%s: fusecheck_engine_describe returned NULL", plugin->who);
     char shown[48];
-    one_line(shown, sizeof shown, info->name, 40);
-    if (!info->name || !valid_name(info->name))
-        return fail(err, "%s: engine name '%s' is not 1..%d of A-Z a-z 0-9 _ . -", plugin->who, shown, PLUGIN_NAME_MAX);
-    if (!strcmp(info->name, "reference") || !strcmp(info->name, "fused") || !strcmp(info->name, "cublas"))
+    one_line(shown, sizeof shown, d.name, 40);
+    if (!d.name_complete || !valid_name(d.name))
+        return fail(err, "%s: engine name '%s%s' is not 1..%d of A-Z a-z 0-9 _ . -", plugin->who, shown,
+                    d.name_complete ? "" : "...", PLUGIN_NAME_MAX);
+    if (!strcmp(d.name, "reference") || !strcmp(d.name, "fused") || !strcmp(d.name, "cublas"))
         return fail(err, "%s: engine name '%s' is a built-in engine's: traces it writes would claim to be that engine's",
-                    plugin->who, info->name);
-    snprintf(plugin->name, sizeof plugin->name, "%s", info->name);
+                    plugin->who, d.name);
+    snprintf(plugin->name, sizeof plugin->name, "%s", d.name);
     const uint32_t known = FUSECHECK_ENGINE_NEEDS_GPU | FUSECHECK_ENGINE_KV_F32 | FUSECHECK_ENGINE_KV_BF16 |
                            FUSECHECK_ENGINE_CAN_FORCE_KV;
-    uint32_t capabilities = info->capabilities;
+    uint32_t capabilities = d.capabilities;
     if (capabilities & ~known)
         return fail(err, "%s: unknown capability bits 0x%x (ABI version %u knows 0x%x)", plugin->who,
                     (unsigned)(capabilities & ~known), FUSECHECK_ENGINE_ABI_VERSION, (unsigned)known);
     if (!(capabilities & (FUSECHECK_ENGINE_KV_F32 | FUSECHECK_ENGINE_KV_BF16)))
         return fail(err, "%s: capabilities name no KV cache dtype (FUSECHECK_ENGINE_KV_F32 or _KV_BF16)", plugin->who);
-    int default_ok = (info->default_kv_dtype == FUSECHECK_KV_F32 && (capabilities & FUSECHECK_ENGINE_KV_F32)) ||
-                     (info->default_kv_dtype == FUSECHECK_KV_BF16 && (capabilities & FUSECHECK_ENGINE_KV_BF16));
+    int default_ok = (d.default_kv_dtype == FUSECHECK_KV_F32 && (capabilities & FUSECHECK_ENGINE_KV_F32)) ||
+                     (d.default_kv_dtype == FUSECHECK_KV_BF16 && (capabilities & FUSECHECK_ENGINE_KV_BF16));
     if (!default_ok)
         return fail(err, "%s: default_kv_dtype %d is not a KV dtype its capabilities allow", plugin->who,
-                    (int)info->default_kv_dtype);
+                    (int)d.default_kv_dtype);
     if ((capabilities & FUSECHECK_ENGINE_CAN_FORCE_KV) && !plugin->force_kv)
         return fail(err, "%s: says FUSECHECK_ENGINE_CAN_FORCE_KV but does not export fusecheck_engine_force_kv",
                     plugin->who);
     // The trace writer would refuse these at the first run; refusing them here says whose they are.
     TraceMeta declared = {0};
     char why[256];
-    if (trace_meta_set_omitted(&declared, info->omitted ? info->omitted : "", why, sizeof why))
+    if (!d.omitted_complete)
+        return fail(err, "%s: declares omitted a list longer than every tensor name together", plugin->who);
+    if (trace_meta_set_omitted(&declared, d.omitted, why, sizeof why))
         return fail(err, "%s: declares omitted: %s", plugin->who, why);
-    char summary[256];
-    one_line(summary, sizeof summary, info->summary, 200);
-    if (!(plugin->summary = strdup(summary)) || !(plugin->omitted = strdup(info->omitted ? info->omitted : "")))
+    if (!(plugin->summary = strdup(d.summary)) || !(plugin->omitted = strdup(d.omitted)))
         return fail(err, "out of memory");
 
     EngineKind *kind = &plugin->kind;
@@ -421,7 +464,7 @@ static int describe(Plugin *plugin, ErrorMessage *err) {
                          ((capabilities & FUSECHECK_ENGINE_KV_F32) ? ENGINE_KV_F32 : 0) |
                          ((capabilities & FUSECHECK_ENGINE_KV_BF16) ? ENGINE_KV_BF16 : 0) |
                          ((capabilities & FUSECHECK_ENGINE_CAN_FORCE_KV) ? ENGINE_CAN_FORCE_KV : 0);
-    kind->default_kv_dtype = info->default_kv_dtype == FUSECHECK_KV_BF16 ? KV_BF16 : KV_F32;
+    kind->default_kv_dtype = d.default_kv_dtype == FUSECHECK_KV_BF16 ? KV_BF16 : KV_F32;
     kind->forward = plugin_forward;
     kind->force_kv = (capabilities & FUSECHECK_ENGINE_CAN_FORCE_KV) ? plugin_force_kv : NULL;
     kind->launches_per_token = plugin->launches_per_token ? plugin_launches_per_token : NULL;

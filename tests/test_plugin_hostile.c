@@ -154,6 +154,11 @@ Test(plugin_hostile, declares_k_omitted) {
                    "may never be omitted or allowed missing");
 }
 
+Test(plugin_hostile, a_built_in_engine_name) {
+    expect_refused("builtin_name", "",
+                   ": engine name 'fused' is a built-in engine's: traces it writes would claim to be that engine's");
+}
+
 Test(plugin_hostile, out_of_range_next_token) {
     expect_refused("bad_token", "", ": forward returned next token 256, outside the vocabulary [0, 256)");
     expect_refused("well_formed", ":next_token=-1",

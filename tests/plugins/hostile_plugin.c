@@ -31,7 +31,11 @@ FUSECHECK_ENGINE_EXPORT uint32_t fusecheck_engine_abi_version(void) {
 
 FUSECHECK_ENGINE_EXPORT const fusecheck_engine_info *fusecheck_engine_describe(void) {
     static const fusecheck_engine_info info = {
+#ifdef HOSTILE_BUILTIN_NAME
+        .name = "fused",
+#else
         .name = "hostile",
+#endif
         .summary = "a broken plugin for the tests",
         .capabilities = FUSECHECK_ENGINE_KV_F32 | FUSECHECK_ENGINE_KV_BF16,
         .default_kv_dtype = FUSECHECK_KV_F32,
