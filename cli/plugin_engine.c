@@ -28,6 +28,8 @@ typedef struct Plugin {
     fusecheck_engine_forward_fn forward;
     fusecheck_engine_force_kv_fn force_kv;  // optional
     fusecheck_engine_launches_per_token_fn launches_per_token;  // optional
+    fusecheck_engine_bench_prepare_fn bench_prepare;            // optional, with bench_time_decode
+    fusecheck_engine_bench_time_decode_fn bench_time_decode;
     fusecheck_engine_last_error_fn last_error;
     fusecheck_engine_destroy_fn destroy;
     char *option_text;            // the spec's options, cut into keys and values in place
@@ -265,6 +267,33 @@ static int plugin_launches_per_token(const void *opaque) {
     return launches > 0 ? launches : 0;
 }
 
+static int plugin_bench_prepare(void *opaque, int context, int32_t token, unsigned seed, ErrorMessage *err) {
+    PluginState *state = opaque;
+    const Plugin *plugin = state->plugin;
+    if (context < 1 || context >= state->max_context || token < 0 || token >= state->config.vocab_size)
+        return fail(err, "%s: bench_prepare of context %d and token %d, outside [1, %d) and [0, %d)", plugin->who,
+                    context, (int)token, state->max_context, state->config.vocab_size);
+    interrupt_guard_enter(plugin->who, "bench_prepare");
+    int status = plugin->bench_prepare(state->engine, context, token, seed);
+    interrupt_guard_leave();
+    return status ? fail_with_plugin_error(plugin, state->engine, "bench_prepare", err) : 0;
+}
+
+static int plugin_bench_time_decode(void *opaque, int n_steps, double *ms, ErrorMessage *err) {
+    PluginState *state = opaque;
+    const Plugin *plugin = state->plugin;
+    double elapsed = -1.0;
+    interrupt_guard_enter(plugin->who, "bench_time_decode");
+    int status = plugin->bench_time_decode(state->engine, n_steps, &elapsed);
+    interrupt_guard_leave();
+    if (status) return fail_with_plugin_error(plugin, state->engine, "bench_time_decode", err);
+    // A time that is not a positive number would become an infinite or negative tok/s in a report.
+    if (!(elapsed > 0.0) || isinf(elapsed))
+        return fail(err, "%s: bench_time_decode reported %g ms for %d steps", plugin->who, elapsed, n_steps);
+    *ms = elapsed;
+    return 0;
+}
+
 static void plugin_destroy(void *opaque) {
     PluginState *state = opaque;
     if (!state) return;
@@ -470,6 +499,8 @@ static int describe(Plugin *plugin, ErrorMessage *err) {
     kind->launches_per_token = plugin->launches_per_token ? plugin_launches_per_token : NULL;
     kind->destroy = plugin_destroy;
     kind->omitted = plugin->omitted;
+    kind->bench_prepare = plugin->bench_prepare ? plugin_bench_prepare : NULL;
+    kind->bench_time_decode = plugin->bench_time_decode ? plugin_bench_time_decode : NULL;
     return 0;
 }
 
@@ -507,8 +538,14 @@ static int open_plugin(Plugin *plugin, ErrorMessage *err) {
         find_symbol(plugin, "fusecheck_engine_last_error", 1, (void **)&plugin->last_error, err) ||
         find_symbol(plugin, "fusecheck_engine_available", 0, (void **)&plugin->available, err) ||
         find_symbol(plugin, "fusecheck_engine_force_kv", 0, (void **)&plugin->force_kv, err) ||
-        find_symbol(plugin, "fusecheck_engine_launches_per_token", 0, (void **)&plugin->launches_per_token, err))
+        find_symbol(plugin, "fusecheck_engine_launches_per_token", 0, (void **)&plugin->launches_per_token, err) ||
+        find_symbol(plugin, "fusecheck_engine_bench_prepare", 0, (void **)&plugin->bench_prepare, err) ||
+        find_symbol(plugin, "fusecheck_engine_bench_time_decode", 0, (void **)&plugin->bench_time_decode, err))
         return -1;
+    if (!plugin->bench_prepare != !plugin->bench_time_decode)
+        return fail(err, "%s: exports %s but not %s (both or neither)", plugin->who,
+                    plugin->bench_prepare ? "fusecheck_engine_bench_prepare" : "fusecheck_engine_bench_time_decode",
+                    plugin->bench_prepare ? "fusecheck_engine_bench_time_decode" : "fusecheck_engine_bench_prepare");
     return describe(plugin, err);
 }
 

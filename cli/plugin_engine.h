@@ -15,13 +15,15 @@
 //     is named); the description names the engine (1..31 of [A-Za-z0-9._-], not a built-in engine's
 //     name), has known capability bits, a KV dtype and a default it allows, force_kv exported when it
 //     says it can force, and declares omitted only names trace_check_omittable accepts (they become
-//     EngineKind.omitted, which every trace of the engine declares);
+//     EngineKind.omitted, which every trace of the engine declares); the benchmark hooks are exported
+//     both or neither;
 //   - every forward: tokens in range and the context within max_context before the call; each tapped
 //     tensor's name known (a layer tensor with a layer in [0, n_layers), or embed/final_norm/logits
 //     with layer -1), its data not NULL and its [rows, cols] those golden/FORMAT.md gives for the step,
 //     before the tensor reaches the caller's tap; once a tap fails, later taps of the same call are
 //     refused and the call fails with that tap's message even when the plugin ignores it; next_token
-//     in [0, vocab) (-1 only when the call tapped logits that are all NaN);
+//     in [0, vocab) (-1 only when the call tapped logits that are all NaN); a benchmark's context and
+//     token in range, and its reported time a positive number of milliseconds;
 //   - a crash inside any plugin function (interrupt_guard_enter, cli/interrupt.h): one line naming
 //     the plugin and the function, exit 2, the outputs' temporary files removed;
 //   - the plugin's last_error text (made one line) is what a failed call's message says.

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../include/fusecheck/engine.h"
+#include "gpu_bench.h"
 #include "gpu_engine.h"
 
 struct fusecheck_engine {
@@ -188,6 +189,18 @@ FUSECHECK_ENGINE_EXPORT int fusecheck_engine_force_kv(fusecheck_engine *engine, 
 
 FUSECHECK_ENGINE_EXPORT int32_t fusecheck_engine_launches_per_token(const fusecheck_engine *engine) {
     return gpu_engine_launches_per_token(engine->gpu);
+}
+
+// The built-in engine's benchmark hooks (CUDA events around back-to-back steps), so that the plugin's
+// tok/s is measured as the built-in cublas engine's is.
+FUSECHECK_ENGINE_EXPORT int fusecheck_engine_bench_prepare(fusecheck_engine *engine, int32_t context, int32_t token,
+                                                           uint32_t seed) {
+    return gpu_engine_bench_prepare(engine->gpu, context, token, seed, &engine->error);
+}
+
+FUSECHECK_ENGINE_EXPORT int fusecheck_engine_bench_time_decode(fusecheck_engine *engine, int32_t n_steps,
+                                                               double *milliseconds) {
+    return gpu_engine_bench_time(engine->gpu, n_steps, milliseconds, &engine->error);
 }
 
 FUSECHECK_ENGINE_EXPORT const char *fusecheck_engine_last_error(const fusecheck_engine *engine) {

@@ -119,3 +119,14 @@ Test(plugin_gate, bench_measures_a_cpu_plugin) {
     cr_expect_not_null(strstr(output, "no GPU used"), "%s", output);
     free(output);
 }
+
+Test(plugin_gate, bench_uses_a_plugins_own_timer) {
+    // The plugin's timer says 0.5 ms per step: 2000 tok/s exactly, timed by the engine, not the clock.
+    char path[1024], args[2048], *output = NULL;
+    plugin_path("hostile_bench_hooks", path, sizeof path);
+    snprintf(args, sizeof args, "bench --engine 'plugin:%s' --preset tiny --context 32 --tokens 8 --repeat 2", path);
+    cr_expect_eq(test_run_cli(args, &output), 0, "%s", output);
+    cr_expect_not_null(strstr(output, "bench: hostile context 32: 2000 tok/s (0.500 ms/token, device)\n"), "%s", output);
+    cr_expect_not_null(strstr(output, "| hostile | 32 | 2000.0 | 2000.0 | 2000.0 | 0.5000 |"), "%s", output);
+    free(output);
+}

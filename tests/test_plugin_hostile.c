@@ -159,6 +159,12 @@ Test(plugin_hostile, a_built_in_engine_name) {
                    ": engine name 'fused' is a built-in engine's: traces it writes would claim to be that engine's");
 }
 
+Test(plugin_hostile, half_of_the_benchmark_hooks) {
+    expect_refused("bench_half", "",
+                   ": exports fusecheck_engine_bench_prepare but not fusecheck_engine_bench_time_decode (both or "
+                   "neither)");
+}
+
 Test(plugin_hostile, out_of_range_next_token) {
     expect_refused("bad_token", "", ": forward returned next token 256, outside the vocabulary [0, 256)");
     expect_refused("well_formed", ":next_token=-1",

@@ -12,6 +12,7 @@
  *   fusecheck_engine_create(params)         copies what it needs of the weights; returns the engine
  *   fusecheck_engine_force_kv(...)          optional, before a forward: store given K/V in the cache
  *   fusecheck_engine_forward(...)           prefill (n_tokens > 1) or one decode step (n_tokens == 1)
+ *   fusecheck_engine_bench_prepare/_time_decode   optional: the engine's own benchmark timer
  *   fusecheck_engine_destroy(engine)
  * A function that fails returns non-zero (or NULL) and leaves one line of text for
  * fusecheck_engine_last_error(engine) (engine NULL: the last failed create or available call). */
@@ -174,6 +175,19 @@ FUSECHECK_ENGINE_EXPORT int fusecheck_engine_force_kv(fusecheck_engine *engine, 
 /* Optional: kernel launches one decode step makes (reports only). */
 FUSECHECK_ENGINE_EXPORT int32_t fusecheck_engine_launches_per_token(const fusecheck_engine *engine);
 
+/* Optional, both or neither: the engine's own benchmark timer (a GPU engine's device events, more
+ * exact than the host's clock around each call). Without them `bench` fills the cache with a real
+ * prefill and times forward calls with the wall clock.
+ * bench_prepare: fill KV positions [0, context) of every layer with synthetic values from `seed` (not
+ * all zeros) and stage `token` at position `context`; the host guarantees 1 <= context < max_context
+ * and a token in range.
+ * bench_time_decode: run n_steps >= 1 untraced decode steps of the staged token at the staged position
+ * back to back (the context stays context + 1) and write their total elapsed milliseconds (> 0). */
+FUSECHECK_ENGINE_EXPORT int fusecheck_engine_bench_prepare(fusecheck_engine *engine, int32_t context, int32_t token,
+                                                           uint32_t seed);
+FUSECHECK_ENGINE_EXPORT int fusecheck_engine_bench_time_decode(fusecheck_engine *engine, int32_t n_steps,
+                                                               double *milliseconds);
+
 /* The reason the last failed call on `engine` failed (NULL: the last failed create or available),
  * one line, no newline; owned by the engine, valid until its next call. Never NULL (may be ""). */
 FUSECHECK_ENGINE_EXPORT const char *fusecheck_engine_last_error(const fusecheck_engine *engine);
@@ -191,6 +205,9 @@ typedef int (*fusecheck_engine_forward_fn)(fusecheck_engine *engine, const int32
 typedef int (*fusecheck_engine_force_kv_fn)(fusecheck_engine *engine, int32_t layer, const float *k, const float *v,
                                             int32_t n_tokens);
 typedef int32_t (*fusecheck_engine_launches_per_token_fn)(const fusecheck_engine *engine);
+typedef int (*fusecheck_engine_bench_prepare_fn)(fusecheck_engine *engine, int32_t context, int32_t token,
+                                                 uint32_t seed);
+typedef int (*fusecheck_engine_bench_time_decode_fn)(fusecheck_engine *engine, int32_t n_steps, double *milliseconds);
 typedef const char *(*fusecheck_engine_last_error_fn)(const fusecheck_engine *engine);
 typedef void (*fusecheck_engine_destroy_fn)(fusecheck_engine *engine);
 

@@ -130,6 +130,25 @@ FUSECHECK_ENGINE_EXPORT int fusecheck_engine_forward(fusecheck_engine *engine, c
 }
 #endif
 
+#if defined(HOSTILE_BENCH_HOOKS) || defined(HOSTILE_BENCH_HALF)
+FUSECHECK_ENGINE_EXPORT int fusecheck_engine_bench_prepare(fusecheck_engine *engine, int32_t context, int32_t token,
+                                                           uint32_t seed) {
+    (void)engine;
+    (void)context;
+    (void)token;
+    (void)seed;
+    return 0;
+}
+#endif
+#ifdef HOSTILE_BENCH_HOOKS /* not hostile: a timer that says every decode step takes 0.5 ms */
+FUSECHECK_ENGINE_EXPORT int fusecheck_engine_bench_time_decode(fusecheck_engine *engine, int32_t n_steps,
+                                                               double *milliseconds) {
+    (void)engine;
+    *milliseconds = 0.5 * n_steps;
+    return 0;
+}
+#endif
+
 FUSECHECK_ENGINE_EXPORT const char *fusecheck_engine_last_error(const fusecheck_engine *engine) {
     return engine ? engine->error : create_error;
 }
