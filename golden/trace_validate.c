@@ -37,10 +37,11 @@ typedef struct {
     TraceMeta declared;       // only n_omitted/omitted are used
 } Validator;
 
-// One line, no tabs: problems travel from the checking child as "object\tmessage\n".
+// One line, no tabs or control characters: problems travel from the checking child as
+// "object\tmessage\n", and a corrupt file's names must not drive the user's terminal.
 static void flatten(char *text) {
     for (; *text; text++)
-        if (*text == '\n' || *text == '\t' || *text == '\r') *text = ' ';
+        if ((unsigned char)*text < 0x20 || *text == 0x7f) *text = '?';
 }
 
 static void problem(Validator *v, const char *object, const char *format, ...) __attribute__((format(printf, 3, 4)));
