@@ -11,7 +11,7 @@ argmax of its logits), each with one line naming the file and the object.
 
 import os
 import re
-from typing import Dict, Iterable, Mapping, Optional, Set, Tuple, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Set, Tuple, Union
 
 import h5py
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from .names import (FORMAT_VERSION, KV_DTYPES, LAYER_TENSORS, STEP_TENSORS, STRING_LIMITS, WEIGHTS_DTYPES,
                     ModelShape, TraceError, layer_path, parse_omitted, required_names)
 
-ArrayLike = Union[np.ndarray, "object"]  # anything np.asarray takes; torch tensors: pass t.detach().cpu().numpy()
+ArrayLike = Any  # anything np.asarray takes; a torch tensor as t.detach().cpu().numpy()
 
 
 class TraceWriter:
