@@ -7,10 +7,6 @@
 //                                                          dependent launch: each may start while the one
 //                                                          before it drains and waits in-kernel before
 //                                                          reading activations
-// prefetch          0        FUSECHECK_PREFETCH (0 or 1)   each decode kernel asks L2 for its weights
-//                                                          (attention: its K/V history) before that wait;
-//                                                          off since the kernels load their first weights
-//                                                          into registers there (PERFORMANCE_NOTES.md)
 // sync_kernels      0        FUSECHECK_SYNC_KERNELS (0/1)  the fused decode step runs without its graph and
 //                                                          waits after every kernel, so a fault names the
 //                                                          kernel and layer (slow; for locating a fault)
@@ -33,13 +29,12 @@ extern "C" {
 
 typedef struct {
     int pdl;               // 0 or 1
-    int prefetch;          // 0 or 1
     int sync_kernels;      // 0 or 1
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 0};
+    FusedOptions options = {1, 0, 0};
     return options;
 }
 

@@ -687,6 +687,35 @@ static int write_layer_trace(GpuEngine *e, const EngineTap *trace, int layer, co
     return 0;
 }
 
+// One forward step through the unfused path: every prefill, and every step of the cublas engine (traced
+// by forward, timed by the bench: the same sequence). Layer tensors go to `trace` as each layer ends
+// (a sync per layer); untraced, nothing waits. The fused engine's head is its fused LM head + argmax,
+// the cublas engine's an fp32 GEMV and a separate argmax.
+static int enqueue_unfused_step(GpuEngine *e, int n_tokens, int position, const EngineTap *trace, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    if (ensure_work_capacity(e, n_tokens, err)) return -1;
+    GpuActs *a = &e->work_acts;
+    if (launch_embed(e->embed, e->d_io + 1, n_tokens, d->hidden, e->embed_out, e->stream, err)) return -1;
+    if (trace) {
+        CUDA_CHECK(cudaStreamSynchronize(e->stream), "embed_kernel");
+        if (write_device_tensor(trace, -1, "embed", e->embed_out, n_tokens, d->hidden, err)) return -1;
+    }
+    for (int l = 0; l < e->n_layers; l++) {
+        if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, n_tokens, position, err)) return -1;
+        if (trace && write_layer_trace(e, trace, l, a, n_tokens, err)) return -1;
+    }
+    const float *last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;  // the last token's output row
+    if (e->kind == GPU_ENGINE_FUSED)
+        return launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
+                                     e->lm_partial_index, e->lm_counter, e->d_next_token, &e->options, e->stream, err);
+    if (launch_rmsnorm_rows(last, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden, e->final_norm,
+                             1, &zero, e->logits, 1),
+                 "lm head");
+    return launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err);
+}
+
 // ---- the entry points --------------------------------------------------------------------------
 
 static int stage_tokens(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, ErrorMessage *err) {
@@ -743,32 +772,8 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
             for (int l = 0; l < e->n_layers; l++)
                 if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
         }
-    } else {
-        if (ensure_work_capacity(e, n_tokens, err)) return -1;
-        GpuActs *a = &e->work_acts;
-        if (launch_embed(e->embed, e->d_io + 1, n_tokens, d->hidden, e->embed_out, e->stream, err)) return -1;
-        if (trace) {
-            CUDA_CHECK(cudaStreamSynchronize(e->stream), "embed_kernel");
-            if (write_device_tensor(trace, -1, "embed", e->embed_out, n_tokens, d->hidden, err)) return -1;
-        }
-        for (int l = 0; l < e->n_layers; l++) {
-            if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, n_tokens, position, err)) return -1;
-            if (trace && write_layer_trace(e, trace, l, a, n_tokens, err)) return -1;
-        }
-        const float *last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;  // the last token's output row
-        if (e->kind == GPU_ENGINE_FUSED) {
-            if (launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
-                                      e->lm_partial_index, e->lm_counter, e->d_next_token, &e->options,
-                                      e->stream, err))
-                return -1;
-        } else {
-            if (launch_rmsnorm_rows(last, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
-            const float one = 1.0f, zero = 0.0f;
-            CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden,
-                                     e->final_norm, 1, &zero, e->logits, 1),
-                         "lm head");
-            if (launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err)) return -1;
-        }
+    } else if (enqueue_unfused_step(e, n_tokens, position, trace, err)) {
+        return -1;
     }
     CUDA_CHECK(cudaMemcpyAsync(e->h_io + e->max_context + 1, e->d_next_token, sizeof(int), cudaMemcpyDeviceToHost,
                                e->stream),
@@ -912,22 +917,6 @@ int gpu_engine_bench_prepare(GpuEngine *e, int context, int token, unsigned seed
     return 0;
 }
 
-// One decode step of the cublas engine at the staged position, enqueued without a sync (the same
-// sequence gpu_engine_forward runs for one token).
-static int enqueue_cublas_decode(GpuEngine *e, ErrorMessage *err) {
-    const ModelDims *d = &e->dims;
-    GpuActs *a = &e->work_acts;
-    if (launch_embed(e->embed, e->d_io + 1, 1, d->hidden, e->embed_out, e->stream, err)) return -1;
-    for (int l = 0; l < e->n_layers; l++)
-        if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, 1, e->h_io[0], err)) return -1;
-    if (launch_rmsnorm_rows(a->resid_mlp, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
-    const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden, e->final_norm,
-                             1, &zero, e->logits, 1),
-                 "lm head");
-    return launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err);
-}
-
 int gpu_engine_bench_time(GpuEngine *e, int n_steps, double *ms, ErrorMessage *err) {
     cudaEvent_t start = NULL, stop = NULL;
     int rc = -1;
@@ -940,7 +929,7 @@ int gpu_engine_bench_time(GpuEngine *e, int n_steps, double *ms, ErrorMessage *e
         if (e->kind == GPU_ENGINE_FUSED) {
             cudaError_t status = cudaGraphLaunch(e->graph, e->stream);
             if (status != cudaSuccess) { fail(err, "bench: cudaGraphLaunch: %s", cudaGetErrorString(status)); goto done; }
-        } else if (enqueue_cublas_decode(e, err)) {
+        } else if (enqueue_unfused_step(e, 1, e->h_io[0], NULL, err)) {
             goto done;
         }
     }
