@@ -112,11 +112,11 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     if (!model_dir == !preset) { fail(&err, "give exactly one of --model DIR and --preset NAME"); goto usage_error; }
-    GpuEngineKind kinds[2];
+    GpuEngineKind kinds[3];
     int n_kinds = 0;
     if (!strcmp(engine_name, "all")) { kinds[0] = GPU_ENGINE_FUSED; kinds[1] = GPU_ENGINE_CUBLAS; n_kinds = 2; }
     else if (!gpu_engine_kind_parse(engine_name, &kinds[0])) n_kinds = 1;
-    else { fail(&err, "--engine: '%s' is not fused, cublas or all", engine_name); goto usage_error; }
+    else { fail(&err, "--engine: '%s' is not fused, cublas, dataflow or all", engine_name); goto usage_error; }
 
     char gpu[256];
     if (bench_gpu_name(gpu, sizeof gpu, &err)) {
@@ -127,7 +127,7 @@ int cmd_bench(int argc, char **argv) {
     char temp_dir[] = "/tmp/fusecheck-bench-XXXXXX";
     int made_temp = 0;
     Checkpoint ck = {0};
-    BenchResult results[2 * MAX_CONTEXTS];
+    BenchResult results[3 * MAX_CONTEXTS];
     char model_name[256];
     if (preset) {
         ModelConfig config;

@@ -18,7 +18,8 @@ static int env_switch(const char *name, int *value, ErrorMessage *err) {
 int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     *options = fused_options_defaults();
     if (env_switch("FUSECHECK_PDL", &options->pdl, err) ||
-        env_switch("FUSECHECK_SYNC_KERNELS", &options->sync_kernels, err))
+        env_switch("FUSECHECK_SYNC_KERNELS", &options->sync_kernels, err) ||
+        env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err))
         return -1;
     const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
     if (splits_text && *splits_text) {

@@ -10,6 +10,9 @@
 // sync_kernels      0        FUSECHECK_SYNC_KERNELS (0/1)  the fused decode step runs without its graph and
 //                                                          waits after every kernel, so a fault names the
 //                                                          kernel and layer (slow; for locating a fault)
+// dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   the dataflow engine's kernel does every wait,
+//                            (0 or 1)                      page, load, store and signal but no arithmetic
+//                                                          (wrong results): its structure's floor
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring
@@ -30,11 +33,12 @@ extern "C" {
 typedef struct {
     int pdl;               // 0 or 1
     int sync_kernels;      // 0 or 1
+    int dataflow_skeleton; // 0 or 1
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0};
+    FusedOptions options = {1, 0, 0, 0};
     return options;
 }
 

@@ -57,5 +57,6 @@ const EngineKind cublas_engine_kind = {
 };
 
 const EngineKind *gpu_engine_kind_engine(GpuEngineKind kind) {
+    if (kind == GPU_ENGINE_DATAFLOW) return &dataflow_engine_kind;
     return kind == GPU_ENGINE_CUBLAS ? &cublas_engine_kind : &fused_engine_kind;
 }
