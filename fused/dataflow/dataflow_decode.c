@@ -13,7 +13,7 @@
 struct DataflowDecode {
     DataflowProgram program;
     DataflowParams params;
-    int n_pages;
+    int groups, n_pages;
     DataflowLayer *d_layers;
     DataflowInstruction *d_instructions;
     int *d_offsets;
@@ -46,9 +46,11 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         free(d);
         return NULL;
     }
+    d->groups = b->groups;
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
-                           b->n_layers, b->max_context, n_sms, DATAFLOW_PAGE_BYTES};
-    if (dataflow_program_build(&shape, &d->program, err) || dataflow_max_pages(&d->program, &d->n_pages, err)) {
+                           b->n_layers, b->max_context, n_sms * b->groups, DATAFLOW_PAGE_BYTES};
+    if (dataflow_program_build(&shape, &d->program, err) ||
+        dataflow_max_pages(&d->program, d->groups, &d->n_pages, err)) {
         dataflow_program_free(&d->program);
         free(d);
         return NULL;
@@ -57,12 +59,12 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     size_t slots = (size_t)b->n_heads * p->max_chunks;
     DECODE_ALLOC(d->d_layers, (size_t)b->n_layers * sizeof *d->d_layers, "layer pointers");
     DECODE_ALLOC(d->d_instructions, (size_t)p->n_instructions * sizeof *d->d_instructions, "the program");
-    DECODE_ALLOC(d->d_offsets, ((size_t)n_sms + 1) * sizeof *d->d_offsets, "the program");
+    DECODE_ALLOC(d->d_offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, "the program");
     DECODE_ALLOC(d->d_counters, (size_t)p->n_counters * sizeof *d->d_counters, "counters");
     DECODE_ALLOC(d->d_partial_o, slots * b->head_dim * sizeof(float), "attention partials");
     DECODE_ALLOC(d->d_partial_ml, slots * 2 * sizeof(float), "attention partials");
-    DECODE_ALLOC(d->d_best_value, (size_t)n_sms * sizeof(float), "argmax partials");
-    DECODE_ALLOC(d->d_best_index, (size_t)n_sms * sizeof(int), "argmax partials");
+    DECODE_ALLOC(d->d_best_value, (size_t)shape.n_blocks * sizeof(float), "argmax partials");
+    DECODE_ALLOC(d->d_best_index, (size_t)shape.n_blocks * sizeof(int), "argmax partials");
     DECODE_ALLOC(d->d_control, 2 * sizeof(int), "control");
     if (cudaMallocHost((void **)&d->h_control, 2 * sizeof(int)) != cudaSuccess) {
         fail(err, "dataflow engine: cudaMallocHost of the control words failed");
@@ -72,7 +74,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     if (cudaMemcpy(d->d_layers, b->layers, (size_t)b->n_layers * sizeof *d->d_layers, cudaMemcpyHostToDevice) ||
         cudaMemcpy(d->d_instructions, p->instructions, (size_t)p->n_instructions * sizeof *d->d_instructions,
                    cudaMemcpyHostToDevice) ||
-        cudaMemcpy(d->d_offsets, p->offsets, ((size_t)n_sms + 1) * sizeof *d->d_offsets, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(d->d_offsets, p->offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, cudaMemcpyHostToDevice) ||
         cudaMemset(d->d_counters, 0, (size_t)p->n_counters * sizeof *d->d_counters) ||
         cudaMemset(d->d_control, 0, 2 * sizeof(int))) {
         fail(err, "dataflow engine: uploading the program failed");
@@ -130,11 +132,12 @@ int dataflow_decode_set_control(DataflowDecode *d, int trace, int forced, cudaSt
 }
 
 int dataflow_decode_enqueue(DataflowDecode *d, cudaStream_t stream, ErrorMessage *err) {
-    return launch_dataflow_decode(&d->program, &d->params, d->n_pages, stream, err);
+    return launch_dataflow_decode(&d->program, &d->params, d->groups, d->n_pages, stream, err);
 }
 
 void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
-    snprintf(out, size, "dataflow: %d blocks x %d pages of %d KB, %d instructions a token%s", d->program.shape.n_blocks,
-             d->n_pages, d->program.shape.page_bytes / 1024, d->program.n_instructions,
+    snprintf(out, size, "dataflow: %d blocks x %d groups x %d pages of %d KB, %d instructions a token%s",
+             d->program.shape.n_blocks / d->groups, d->groups, d->n_pages, d->program.shape.page_bytes / 1024,
+             d->program.n_instructions,
              d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

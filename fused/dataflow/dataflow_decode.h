@@ -29,9 +29,10 @@ typedef struct {
     float *embed_out, *final_norm, *logits;
     int *next_token;
     int skeleton;  // DataflowParams.skeleton
+    int groups;    // groups per block (dataflow_kernel.h): 1, 2 or 4
 } DataflowBuffers;
 
-// Builds the program for this device (one block per SM) and allocates its device state. NULL and one
+// Builds the program for this device (one block per SM, `groups` virtual blocks each) and allocates its device state. NULL and one
 // line in err when the shape has no instance (dataflow_program_build) or an allocation fails.
 DataflowDecode *dataflow_decode_create(const DataflowBuffers *buffers, ErrorMessage *err);
 void dataflow_decode_destroy(DataflowDecode *decode);

@@ -47,16 +47,18 @@ typedef struct {
                    // the floor of the structure, for measurement only
 } DataflowParams;
 
-// Dynamic shared memory one block uses with n_pages pages, and the most pages that fit the device.
-size_t dataflow_shared_bytes(const DataflowProgram *program, int n_pages);
-int dataflow_max_pages(const DataflowProgram *program, int *n_pages, ErrorMessage *err);
+// A block runs `groups` (1, 2 or 4) groups, each a virtual block of the program (program->shape.n_blocks
+// = blocks x groups) with its own pages; n_pages is per group.
+// Dynamic shared memory of one block, and the most pages per group that fit the device.
+size_t dataflow_shared_bytes(const DataflowProgram *program, int groups, int n_pages);
+int dataflow_max_pages(const DataflowProgram *program, int groups, int *n_pages, ErrorMessage *err);
 
-// Threads per block (8 consumer warps and one loader warp).
-int dataflow_block_threads(void);
+// Threads per block: 8 consumer warps over all groups, and one loader warp per group.
+int dataflow_block_threads(int groups);
 
-// Enqueues one decode token on `stream`: grid = program->shape.n_blocks (must all be resident: one
-// block per SM, checked here), n_pages pages per block. 0, or -1 with one line in err.
-int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int n_pages,
+// Enqueues one decode token on `stream`: program->shape.n_blocks / groups blocks (all resident at
+// once: checked here), n_pages pages per group. 0, or -1 with one line in err.
+int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int groups, int n_pages,
                            cudaStream_t stream, ErrorMessage *err);
 
 #ifdef __cplusplus
