@@ -12,6 +12,7 @@ static const EngineKind *const ENGINES[] = {
     &reference_engine_kind,
     &fused_engine_kind,
     &cublas_engine_kind,
+    &dataflow_engine_kind,
 };
 #define N_ENGINES (sizeof ENGINES / sizeof ENGINES[0])
 

@@ -383,8 +383,7 @@ template <int DPL, bool BF16, int GROUP>
 __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, GROUP>()) attention_decode_kernel(
     ModelDims dims, const float *qkv_raw, const float *q_norm_w, const float *k_norm_w, const float *rope_cos,
     const float *rope_sin, const int *d_position, void *k_cache, void *v_cache, int max_context, int newest_from_cache,
-    int n_splits, float *partial_o, float *partial_ml, unsigned *counters, float *q, float *k, float *v, float *attn,
-    int prefetch) {
+    int n_splits, float *partial_o, float *partial_ml, unsigned *counters, float *q, float *k, float *v, float *attn) {
     constexpr int HD = DPL * WARP, HALF = HD / 2;
     __shared__ float heads[GROUP + 2][HD];  // this kv head's q heads, k, v: raw, then normed and rotated
     __shared__ float constants[3][HD];      // q norm weights, k norm weights, then [cos | sin] at position
@@ -396,7 +395,6 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     __shared__ int is_last;
     int kv_head = blockIdx.x, split = blockIdx.y;
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-    int elem = BF16 ? 2 : 4;
 
     int position = *d_position;
     int context = position + 1;
@@ -405,10 +403,6 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
     decode_chunking(context, n_splits, &chunk, &active);
     int begin = split * chunk, end = min(begin + chunk, context);
     size_t head_base = (size_t)kv_head * max_context * HD;
-    if (prefetch && valid && threadIdx.x < 2 && begin < end) {
-        const void *cache = threadIdx.x == 0 ? k_cache : v_cache;
-        prefetch_l2((const char *)cache + (head_base + (size_t)begin * HD) * elem, (size_t)(end - begin) * HD * elem);
-    }
     // A split past the context has nothing to do and depends on nothing: it leaves before the wait,
     // so its slot on the SM goes to the next kernel's blocks at once.
     if (!valid || split >= active) {
@@ -552,7 +546,7 @@ __global__ void __launch_bounds__(DECODE_THREADS, decode_min_blocks<DPL, BF16, G
 
 typedef void (*DecodeKernel)(ModelDims, const float *, const float *, const float *, const float *, const float *,
                              const int *, void *, void *, int, int, int, float *, float *, unsigned *, float *, float *,
-                             float *, float *, int);
+                             float *, float *);
 
 template <int DPL, bool BF16>
 static DecodeKernel decode_kernel_for_group(int group) {
@@ -602,11 +596,10 @@ extern "C" int launch_attention_decode(const ModelDims *dims, const float *qkv_r
     if (n_splits < 1 || n_splits > ATTENTION_DECODE_MAX_SPLITS)
         return fail(err, "attention_decode_kernel: %d splits outside [1, %d]", n_splits, ATTENTION_DECODE_MAX_SPLITS);
     FusedOptions opt = fused_options_or_defaults(options);
-    int pdl = opt.pdl, prefetch = opt.prefetch;
-    CUDA_CHECK(launch_maybe_pdl(kernel, dim3(dims->n_kv_heads, n_splits), dim3(DECODE_THREADS), 0, stream, pdl, *dims,
+    CUDA_CHECK(launch_maybe_pdl(kernel, dim3(dims->n_kv_heads, n_splits), dim3(DECODE_THREADS), 0, stream, opt.pdl, *dims,
                                 qkv_raw, q_norm_w, k_norm_w, rope_cos, rope_sin, d_position, k_cache, v_cache,
                                 max_context, newest_from_cache != 0, n_splits, partial_o, partial_ml, counters, q, k, v,
-                                attn, prefetch),
+                                attn),
                "launch of attention_decode_kernel");
     return 0;
 }

@@ -47,10 +47,10 @@ __device__ __forceinline__ float block_max(float v, float *scratch) {
 
 __device__ __forceinline__ float bf16_bits_to_float(uint16_t bits) { return __uint_as_float((uint32_t)bits << 16); }
 
-// ---- programmatic dependent launch and L2 prefetch (decode kernels) ------------------------------
+// ---- programmatic dependent launch (decode kernels) ---------------------------------------------
 // A decode kernel launched with cudaLaunchAttributeProgrammaticStreamSerialization may start while
 // the kernel before it still runs. Its prologue may then only do work that reads nothing the earlier
-// kernel writes (prefetching its own weights into L2), then pdl_launch_dependents() lets the next
+// kernel writes (loading its first weights into registers), then pdl_launch_dependents() lets the next
 // kernel start its own prologue, and pdl_wait() blocks until every earlier kernel has completed and
 // its writes are visible. Every block calls pdl_wait() before touching activations, so a kernel never
 // completes before its predecessor (completion stays transitive down the chain). Both are no-ops when
@@ -64,19 +64,6 @@ __device__ __forceinline__ void pdl_wait() {
 __device__ __forceinline__ void pdl_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-}
-
-// Asks the bulk copy engine to pull [ptr, ptr + bytes) into L2 (a hint: nothing is read into
-// registers, no fault beyond the range). Only the 16-byte-aligned interior is prefetched, so the
-// request never reaches outside the buffer. Call from one thread; pieces of at most 64 KiB.
-__device__ __forceinline__ void prefetch_l2(const void *ptr, size_t bytes) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    uintptr_t begin = ((uintptr_t)ptr + 15) & ~(uintptr_t)15, end = ((uintptr_t)ptr + bytes) & ~(uintptr_t)15;
-    for (uintptr_t a = begin; a < end; a += 65536) {
-        unsigned piece = (unsigned)(end - a < 65536 ? end - a : 65536);
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"(piece) : "memory");
-    }
 #endif
 }
 

@@ -7,13 +7,15 @@
 //                                                          dependent launch: each may start while the one
 //                                                          before it drains and waits in-kernel before
 //                                                          reading activations
-// prefetch          0        FUSECHECK_PREFETCH (0 or 1)   each decode kernel asks L2 for its weights
-//                                                          (attention: its K/V history) before that wait;
-//                                                          off since the kernels load their first weights
-//                                                          into registers there (PERFORMANCE_NOTES.md)
 // sync_kernels      0        FUSECHECK_SYNC_KERNELS (0/1)  the fused decode step runs without its graph and
 //                                                          waits after every kernel, so a fault names the
 //                                                          kernel and layer (slow; for locating a fault)
+// dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   the dataflow engine's kernel does every wait,
+//                            (0 or 1)                      page, load, store and signal but no arithmetic
+//                                                          (wrong results): its structure's floor
+// dataflow_groups   2        FUSECHECK_DATAFLOW_GROUPS     groups per block of the dataflow kernel (1, 2
+//                            (1, 2 or 4)                   or 4): independent consumer groups per SM that
+//                                                          overlap one another's waits
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring
@@ -33,13 +35,14 @@ extern "C" {
 
 typedef struct {
     int pdl;               // 0 or 1
-    int prefetch;          // 0 or 1
     int sync_kernels;      // 0 or 1
+    int dataflow_skeleton; // 0 or 1
+    int dataflow_groups;   // 1, 2 or 4
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 0};
+    FusedOptions options = {1, 0, 0, 2, 0};
     return options;
 }
 

@@ -8,6 +8,7 @@
 #include "../model/bf16.h"
 #include "../model/rope_table.h"
 #include "cuda_check.h"
+#include "dataflow/dataflow_decode.h"
 #include "engine_internal.h"
 #include "gpu_bench.h"
 #include "kernels.h"
@@ -75,6 +76,7 @@ struct GpuEngine {
     // runs without its graph and waits after every kernel, so a fault is reported with the kernel's
     // name and layer (slow; for locating a fault).
     FusedOptions options;
+    DataflowDecode *dataflow;  // the dataflow engine's decode step (kind GPU_ENGINE_DATAFLOW)
 };
 
 static int device_alloc(void **ptr, size_t bytes, const char *what, ErrorMessage *err) {
@@ -357,7 +359,7 @@ static int init_activations(GpuEngine *e, ErrorMessage *err) {
            QKV = (size_t)dims_qkv_width(d);
     e->embed_capacity = 1;
     DALLOC(e->embed_out, H * 4, "embed");
-    if (e->kind == GPU_ENGINE_FUSED) {
+    if (e->kind != GPU_ENGINE_CUBLAS) {
         e->decode_acts = calloc((size_t)e->n_layers, sizeof *e->decode_acts);
         if (!e->decode_acts) return fail(err, "out of memory for per-layer activations");
         for (int l = 0; l < e->n_layers; l++)
@@ -368,12 +370,36 @@ static int init_activations(GpuEngine *e, ErrorMessage *err) {
     return 0;
 }
 
+// The dataflow engine's program and its state, over the engine's weights, cache and per-layer buffers.
+static int init_dataflow(GpuEngine *e, ErrorMessage *err) {
+    if (e->kind != GPU_ENGINE_DATAFLOW) return 0;
+    const ModelDims *d = &e->dims;
+    DataflowLayer *layers = calloc((size_t)e->n_layers, sizeof *layers);
+    if (!layers) return fail(err, "out of memory for the dataflow layer table");
+    for (int l = 0; l < e->n_layers; l++) {
+        const GpuLayer *g = &e->layers[l];
+        const GpuActs *a = &e->decode_acts[l];
+        DataflowLayer x = {g->w_qkv, g->w_o, g->w_gate_up, g->w_down, g->attn_norm_w, g->q_norm_w, g->k_norm_w,
+                           g->mlp_norm_w, g->k_cache, g->v_cache, a->attn_norm, a->qkv_raw, a->q, a->k, a->v,
+                           a->attn, a->attn_out, a->resid_attn, a->mlp_norm, a->gate, a->up, a->act, a->mlp_out,
+                           a->resid_mlp};
+        layers[l] = x;
+    }
+    DataflowBuffers buffers = {d->hidden, d->intermediate, d->n_heads, d->n_kv_heads, d->head_dim, d->vocab,
+                               e->n_layers, e->max_context, d->eps, layers, e->embed, e->lm_head, e->final_norm_w,
+                               e->rope_cos, e->rope_sin, e->d_io, e->decode_embed, e->final_norm, e->logits,
+                               e->d_next_token, e->options.dataflow_skeleton, e->options.dataflow_groups};
+    e->dataflow = dataflow_decode_create(&buffers, err);
+    free(layers);
+    return e->dataflow ? 0 : -1;
+}
+
 static int engine_init(GpuEngine *e, const Checkpoint *ck, ErrorMessage *err) {
     if (fused_options_from_env(&e->options, err)) return -1;
     init_dims(e, &ck->config);
     if (init_stream_and_cublas(e, err) || init_layers(e, ck, err) || init_model_weights(e, ck, err) ||
         init_rope(e, &ck->config, err) || init_io_and_head(e, err) || init_attention(e, err) ||
-        init_activations(e, err))
+        init_activations(e, err) || init_dataflow(e, err))
         return -1;
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "engine upload");
     return 0;
@@ -408,6 +434,11 @@ GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, K
              max_context, free_bytes / 1e9);
         return NULL;
     }
+    if (kind == GPU_ENGINE_DATAFLOW && kv_dtype != KV_BF16) {
+        fail(err, "%s: the dataflow engine keeps its KV cache in bf16 only (asked: %s)", checkpoint->dir,
+             kv_dtype_name(kv_dtype));
+        return NULL;
+    }
     GpuEngine *e = calloc(1, sizeof *e);
     if (!e) {
         fail(err, "out of memory for the GPU engine");
@@ -426,6 +457,7 @@ GpuEngine *gpu_engine_create(const Checkpoint *checkpoint, GpuEngineKind kind, K
 void gpu_engine_destroy(GpuEngine *e) {
     if (!e) return;
     if (e->graph_ready) cudaGraphExecDestroy(e->graph);
+    dataflow_decode_destroy(e->dataflow);
     if (e->layers) {
         for (int l = 0; l < e->n_layers; l++) {
             GpuLayer *g = &e->layers[l];
@@ -474,6 +506,7 @@ int gpu_engine_launches_per_token(const GpuEngine *e) {
     // fused: embed, then per layer qkv+rope, attention (one launch, or split + combine where the
     // decode kernel has no instance for the shape), o_proj+residual, MLP; lm head+argmax.
     if (e->kind == GPU_ENGINE_FUSED) return 2 + (e->decode_attention ? 4 : 5) * e->n_layers;
+    if (e->kind == GPU_ENGINE_DATAFLOW) return 1;
     // cublas: embed; per layer rmsnorm, qkv GEMM, qk-norm/rope, split, combine, o GEMM, add, rmsnorm,
     // gate/up GEMM, silu*up, down GEMM, add; final rmsnorm, lm-head GEMV, argmax (cuBLAS calls counted once).
     return 4 + 12 * e->n_layers;
@@ -644,7 +677,8 @@ static int ensure_graph(GpuEngine *e, ErrorMessage *err) {
     if (e->graph_ready) return 0;
     cudaGraph_t graph = NULL;
     CUDA_CHECK(cudaStreamBeginCapture(e->stream, cudaStreamCaptureModeThreadLocal), "decode graph capture");
-    int rc = enqueue_fused_decode(e, err);
+    int rc = e->kind == GPU_ENGINE_DATAFLOW ? dataflow_decode_enqueue(e->dataflow, e->stream, err)
+                                            : enqueue_fused_decode(e, err);
     cudaError_t status = cudaStreamEndCapture(e->stream, &graph);
     if (rc) {
         if (graph) cudaGraphDestroy(graph);
@@ -685,6 +719,35 @@ static int write_layer_trace(GpuEngine *e, const EngineTap *trace, int layer, co
         if (write_device_tensor(trace, layer, name, src, T, width, err)) return -1;
     }
     return 0;
+}
+
+// One forward step through the unfused path: every prefill, and every step of the cublas engine (traced
+// by forward, timed by the bench: the same sequence). Layer tensors go to `trace` as each layer ends
+// (a sync per layer); untraced, nothing waits. The fused engine's head is its fused LM head + argmax,
+// the cublas engine's an fp32 GEMV and a separate argmax.
+static int enqueue_unfused_step(GpuEngine *e, int n_tokens, int position, const EngineTap *trace, ErrorMessage *err) {
+    const ModelDims *d = &e->dims;
+    if (ensure_work_capacity(e, n_tokens, err)) return -1;
+    GpuActs *a = &e->work_acts;
+    if (launch_embed(e->embed, e->d_io + 1, n_tokens, d->hidden, e->embed_out, e->stream, err)) return -1;
+    if (trace) {
+        CUDA_CHECK(cudaStreamSynchronize(e->stream), "embed_kernel");
+        if (write_device_tensor(trace, -1, "embed", e->embed_out, n_tokens, d->hidden, err)) return -1;
+    }
+    for (int l = 0; l < e->n_layers; l++) {
+        if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, n_tokens, position, err)) return -1;
+        if (trace && write_layer_trace(e, trace, l, a, n_tokens, err)) return -1;
+    }
+    const float *last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;  // the last token's output row
+    if (e->kind != GPU_ENGINE_CUBLAS)
+        return launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
+                                     e->lm_partial_index, e->lm_counter, e->d_next_token, &e->options, e->stream, err);
+    if (launch_rmsnorm_rows(last, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden, e->final_norm,
+                             1, &zero, e->logits, 1),
+                 "lm head");
+    return launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err);
 }
 
 // ---- the entry points --------------------------------------------------------------------------
@@ -743,32 +806,27 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
             for (int l = 0; l < e->n_layers; l++)
                 if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
         }
-    } else {
-        if (ensure_work_capacity(e, n_tokens, err)) return -1;
-        GpuActs *a = &e->work_acts;
-        if (launch_embed(e->embed, e->d_io + 1, n_tokens, d->hidden, e->embed_out, e->stream, err)) return -1;
-        if (trace) {
-            CUDA_CHECK(cudaStreamSynchronize(e->stream), "embed_kernel");
-            if (write_device_tensor(trace, -1, "embed", e->embed_out, n_tokens, d->hidden, err)) return -1;
-        }
-        for (int l = 0; l < e->n_layers; l++) {
-            if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, n_tokens, position, err)) return -1;
-            if (trace && write_layer_trace(e, trace, l, a, n_tokens, err)) return -1;
-        }
-        const float *last = a->resid_mlp + (size_t)(n_tokens - 1) * d->hidden;  // the last token's output row
-        if (e->kind == GPU_ENGINE_FUSED) {
-            if (launch_lm_head_argmax(d, last, e->final_norm_w, e->lm_head, e->final_norm, e->logits, e->lm_partial_max,
-                                      e->lm_partial_index, e->lm_counter, e->d_next_token, &e->options,
-                                      e->stream, err))
-                return -1;
+    } else if (e->kind == GPU_ENGINE_DATAFLOW && n_tokens == 1) {
+        // Storage forcing writes this token's K/V rows before the launch; the kernel then reads them.
+        int forced = e->forcing;
+        for (int l = 0; forced && l < e->n_layers; l++)
+            if (store_forced_kv(e, l, position, 1, err)) return -1;
+        if (dataflow_decode_set_control(e->dataflow, trace != NULL, forced, e->stream, err)) return -1;
+        if (e->options.sync_kernels) {
+            if (dataflow_decode_enqueue(e->dataflow, e->stream, err)) return -1;
         } else {
-            if (launch_rmsnorm_rows(last, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
-            const float one = 1.0f, zero = 0.0f;
-            CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden,
-                                     e->final_norm, 1, &zero, e->logits, 1),
-                         "lm head");
-            if (launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err)) return -1;
+            if (ensure_graph(e, err)) return -1;
+            CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+            graphed = 1;
         }
+        if (trace) {
+            if (wait_for_step(e, graphed, position, err)) return -1;
+            if (write_device_tensor(trace, -1, "embed", e->decode_embed, 1, d->hidden, err)) return -1;
+            for (int l = 0; l < e->n_layers; l++)
+                if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
+        }
+    } else if (enqueue_unfused_step(e, n_tokens, position, trace, err)) {
+        return -1;
     }
     CUDA_CHECK(cudaMemcpyAsync(e->h_io + e->max_context + 1, e->d_next_token, sizeof(int), cudaMemcpyDeviceToHost,
                                e->stream),
@@ -902,7 +960,8 @@ int gpu_engine_bench_prepare(GpuEngine *e, int context, int token, unsigned seed
             return -1;
     int32_t t = token;
     if (stage_tokens(e, &t, 1, context, err)) return -1;
-    if (e->kind == GPU_ENGINE_FUSED) {
+    if (e->kind != GPU_ENGINE_CUBLAS) {
+        if (e->dataflow && dataflow_decode_set_control(e->dataflow, 0, 0, e->stream, err)) return -1;
         if (ensure_graph(e, err)) return -1;
     } else {
         int n_chunks = (context + 1 + ATTENTION_CHUNK - 1) / ATTENTION_CHUNK;
@@ -910,22 +969,6 @@ int gpu_engine_bench_prepare(GpuEngine *e, int context, int token, unsigned seed
     }
     CUDA_CHECK(cudaStreamSynchronize(e->stream), "bench prepare");
     return 0;
-}
-
-// One decode step of the cublas engine at the staged position, enqueued without a sync (the same
-// sequence gpu_engine_forward runs for one token).
-static int enqueue_cublas_decode(GpuEngine *e, ErrorMessage *err) {
-    const ModelDims *d = &e->dims;
-    GpuActs *a = &e->work_acts;
-    if (launch_embed(e->embed, e->d_io + 1, 1, d->hidden, e->embed_out, e->stream, err)) return -1;
-    for (int l = 0; l < e->n_layers; l++)
-        if (run_layer_unfused(e, l, l == 0 ? e->embed_out : a->resid_mlp, a, 1, e->h_io[0], err)) return -1;
-    if (launch_rmsnorm_rows(a->resid_mlp, e->final_norm_w, 1, d->hidden, d->eps, e->final_norm, e->stream, err)) return -1;
-    const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(cublasSgemv(e->cublas, CUBLAS_OP_T, d->hidden, d->vocab, &one, e->f_lm_head, d->hidden, e->final_norm,
-                             1, &zero, e->logits, 1),
-                 "lm head");
-    return launch_argmax(e->logits, d->vocab, e->d_next_token, e->stream, err);
 }
 
 int gpu_engine_bench_time(GpuEngine *e, int n_steps, double *ms, ErrorMessage *err) {
@@ -937,10 +980,10 @@ int gpu_engine_bench_time(GpuEngine *e, int n_steps, double *ms, ErrorMessage *e
     }
     if (cudaEventRecord(start, e->stream) != cudaSuccess) { fail(err, "bench: cudaEventRecord failed"); goto done; }
     for (int s = 0; s < n_steps; s++) {
-        if (e->kind == GPU_ENGINE_FUSED) {
+        if (e->kind != GPU_ENGINE_CUBLAS) {
             cudaError_t status = cudaGraphLaunch(e->graph, e->stream);
             if (status != cudaSuccess) { fail(err, "bench: cudaGraphLaunch: %s", cudaGetErrorString(status)); goto done; }
-        } else if (enqueue_cublas_decode(e, err)) {
+        } else if (enqueue_unfused_step(e, 1, e->h_io[0], NULL, err)) {
             goto done;
         }
     }

@@ -1,5 +1,6 @@
-// The GPU engines, seen from host C: `fused` (fused kernels, one CUDA graph per decode token) and
-// `cublas` (every projection through cuBLAS, one plain kernel per op, no graph). Both load the
+// The GPU engines, seen from host C: `fused` (fused kernels, one CUDA graph per decode token),
+// `cublas` (every projection through cuBLAS, one plain kernel per op, no graph) and `dataflow` (one
+// persistent kernel per decode token, fused/dataflow/; bf16 KV cache only). Both load the
 // checkpoint through the shared loader as bf16, keep activations fp32 and use the shared RoPE table.
 //
 // When fusecheck is built without CUDA, these functions exist and fail with one line saying so
@@ -18,8 +19,8 @@
 extern "C" {
 #endif
 
-typedef enum { GPU_ENGINE_FUSED = 0, GPU_ENGINE_CUBLAS = 1 } GpuEngineKind;
-int gpu_engine_kind_parse(const char *name, GpuEngineKind *out);  // "fused" / "cublas"; -1 otherwise
+typedef enum { GPU_ENGINE_FUSED = 0, GPU_ENGINE_CUBLAS = 1, GPU_ENGINE_DATAFLOW = 2 } GpuEngineKind;
+int gpu_engine_kind_parse(const char *name, GpuEngineKind *out);  // "fused" / "cublas" / "dataflow"; -1 otherwise
 const char *gpu_engine_kind_name(GpuEngineKind kind);
 
 // 0 when a CUDA device is usable; otherwise -1 and "no CUDA device found (...)" in err.
@@ -44,6 +45,7 @@ int gpu_engine_forward(GpuEngine *engine, const int32_t *tokens, int n_tokens, i
 // bf16, KV forcing, ENGINE_NEEDS_GPU. Their state is a GpuEngine (engine_wrap one to borrow it).
 extern const EngineKind fused_engine_kind;
 extern const EngineKind cublas_engine_kind;
+extern const EngineKind dataflow_engine_kind;
 const EngineKind *gpu_engine_kind_engine(GpuEngineKind kind);
 
 // Storage-point forcing: the KV cache's analogue of teacher forcing. Two correct engines compute K

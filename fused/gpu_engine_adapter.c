@@ -17,6 +17,10 @@ static void *create_cublas(const Checkpoint *checkpoint, EngineProfile profile, 
     return create(GPU_ENGINE_CUBLAS, checkpoint, profile, max_context, err);
 }
 
+static void *create_dataflow(const Checkpoint *checkpoint, EngineProfile profile, int max_context, ErrorMessage *err) {
+    return create(GPU_ENGINE_DATAFLOW, checkpoint, profile, max_context, err);
+}
+
 static int forward(void *state, const int32_t *tokens, int n_tokens, int position, const EngineTap *tap,
                    int32_t *next_token, ErrorMessage *err) {
     return gpu_engine_forward(state, tokens, n_tokens, position, tap, next_token, err);
@@ -78,6 +82,25 @@ const EngineKind cublas_engine_kind = {
     .bench_profile = NULL,  // the per-kernel profile is the fused engine's only
 };
 
+// The dataflow engine (fused/dataflow/): a GpuEngine whose decode step is one persistent kernel; its
+// prefill, weights, cache and traces are the GPU engine's. bf16 KV only.
+const EngineKind dataflow_engine_kind = {
+    .name = "dataflow",
+    .summary = "one persistent kernel per decode token, tiles waiting on counters (bf16 KV only)",
+    .capabilities = ENGINE_NEEDS_GPU | ENGINE_CAN_FORCE_KV | ENGINE_KV_BF16,
+    .default_kv_dtype = KV_BF16,
+    .available = gpu_device_available,
+    .create = create_dataflow,
+    .forward = forward,
+    .force_kv = force_kv,
+    .launches_per_token = launches_per_token,
+    .destroy = destroy,
+    .bench_prepare = bench_prepare,
+    .bench_time_decode = bench_time_decode,
+    .bench_profile = NULL,
+};
+
 const EngineKind *gpu_engine_kind_engine(GpuEngineKind kind) {
+    if (kind == GPU_ENGINE_DATAFLOW) return &dataflow_engine_kind;
     return kind == GPU_ENGINE_CUBLAS ? &cublas_engine_kind : &fused_engine_kind;
 }

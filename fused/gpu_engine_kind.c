@@ -7,7 +7,15 @@
 int gpu_engine_kind_parse(const char *name, GpuEngineKind *out) {
     if (!strcmp(name, "fused")) { *out = GPU_ENGINE_FUSED; return 0; }
     if (!strcmp(name, "cublas")) { *out = GPU_ENGINE_CUBLAS; return 0; }
+    if (!strcmp(name, "dataflow")) { *out = GPU_ENGINE_DATAFLOW; return 0; }
     return -1;
 }
 
-const char *gpu_engine_kind_name(GpuEngineKind kind) { return kind == GPU_ENGINE_FUSED ? "fused" : "cublas"; }
+const char *gpu_engine_kind_name(GpuEngineKind kind) {
+    switch (kind) {
+    case GPU_ENGINE_FUSED: return "fused";
+    case GPU_ENGINE_CUBLAS: return "cublas";
+    case GPU_ENGINE_DATAFLOW: return "dataflow";
+    }
+    return "unknown";
+}

@@ -38,7 +38,7 @@ static inline int dims_qkv_width(const ModelDims *d) { return (d->n_heads + 2 * 
 
 // ---- decode launch options ----------------------------------------------------------------------
 // The decode launchers (1, 2b, 3, 4, 5) take `options` (fused_options.h: programmatic dependent
-// launch, L2 prefetch), the engine's own; NULL gives the defaults.
+// launch), the engine's own; NULL gives the defaults.
 
 // ---- 1. rmsnorm_qkv.cu (decode, 1 token) --------------------------------------------------------
 // attn_norm = rmsnorm(x, norm_w); qkv_raw = W_qkv · attn_norm with W_qkv = [Wq; Wk; Wv] stacked by rows

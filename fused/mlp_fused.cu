@@ -64,7 +64,7 @@ __global__ void __launch_bounds__(MLP_THREADS, MLP_BLOCKS_PER_SM) mlp_fused_kern
                                                                 const uint16_t *w_down, float *mlp_norm,
                                                                 float *gate, float *up, float *act,
                                                                 float *mlp_out, float *resid_mlp,
-                                                                unsigned long long *barrier, int prefetch) {
+                                                                unsigned long long *barrier) {
     extern __shared__ float shared[];  // [max(hidden, intermediate)] then the block's partial results
     __shared__ float scratch[32];
     const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, warps = MLP_THREADS / WARP;
@@ -82,13 +82,6 @@ __global__ void __launch_bounds__(MLP_THREADS, MLP_BLOCKS_PER_SM) mlp_fused_kern
     const size_t gate_up_stride = (size_t)(warps / 2) * grid * hidden;
     const int gate_up_count = t0 < pairs ? (pairs - t0 + warps / 2 - 1) / (warps / 2) : 0;
     const uint16_t *gate_up_rows = w_gate_up + ((size_t)parity * inter + block + (size_t)grid * t0) * hidden;
-    if (prefetch && lane == 0) {
-        for (int u = 0; u < gate_up_count; u++)
-            prefetch_l2(gate_up_rows + u * gate_up_stride, (size_t)hidden * sizeof(uint16_t));
-        for (int item = warp; item < down_rows * slices; item += warps)
-            prefetch_l2(w_down + (size_t)(block + grid * (item / slices)) * inter + (item % slices) * slice_len,
-                        (size_t)slice_len * sizeof(uint16_t));
-    }
     // The first step of this warp's first MLP_GATE_UP_ROWS rows, before the wait: weights depend on no kernel.
     uint4 first_w[4][MLP_GATE_UP_ROWS];
     warp_rows_first_loads<MLP_GATE_UP_ROWS, 4>(gate_up_rows, gate_up_stride, min(gate_up_count, MLP_GATE_UP_ROWS),
@@ -196,10 +189,9 @@ extern "C" int launch_mlp_fused(const ModelDims *dims, const float *resid_attn, 
     CUDA_CHECK(cudaFuncSetAttribute(mlp_fused_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
                "mlp_fused_kernel");
     FusedOptions opt = fused_options_or_defaults(options);
-    int pdl = opt.pdl, prefetch = opt.prefetch;
     CUDA_CHECK(launch_maybe_pdl(mlp_fused_kernel, dim3(grid_blocks), dim3(MLP_THREADS), shared_bytes, stream,
-                                pdl, *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out,
-                                resid_mlp, barrier, prefetch),
+                                opt.pdl, *dims, resid_attn, norm_w, w_gate_up, w_down, mlp_norm, gate, up, act, mlp_out,
+                                resid_mlp, barrier),
                "launch of mlp_fused_kernel");
     return 0;
 }

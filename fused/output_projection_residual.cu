@@ -15,15 +15,10 @@
 
 __global__ void __launch_bounds__(OPROJ_THREADS) output_projection_residual_kernel(ModelDims dims, const float *attn,
                                                                                  const uint16_t *w_o, const float *x,
-                                                                                 float *attn_out, float *resid,
-                                                                                 int prefetch) {
+                                                                                 float *attn_out, float *resid) {
     extern __shared__ float a_sh[];  // [q_width]
     int width = dims.n_heads * dims.head_dim;
     int row_begin = blockIdx.x * OPROJ_ROWS_PER_BLOCK;
-    if (prefetch && threadIdx.x == 0) {
-        int rows = min(OPROJ_ROWS_PER_BLOCK, dims.hidden - row_begin);
-        prefetch_l2(w_o + (size_t)row_begin * width, (size_t)rows * width * sizeof(uint16_t));
-    }
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int first = row_begin + warp * OPROJ_ROWS_PER_WARP;
     int n_valid = min(OPROJ_ROWS_PER_WARP, dims.hidden - first);
@@ -62,9 +57,8 @@ extern "C" int launch_output_projection_residual(const ModelDims *dims, const fl
                    "output_projection_residual_kernel");
     int blocks = (dims->hidden + OPROJ_ROWS_PER_BLOCK - 1) / OPROJ_ROWS_PER_BLOCK;
     FusedOptions opt = fused_options_or_defaults(options);
-    int pdl = opt.pdl, prefetch = opt.prefetch;
     CUDA_CHECK(launch_maybe_pdl(output_projection_residual_kernel, dim3(blocks), dim3(OPROJ_THREADS), shared_bytes,
-                                stream, pdl, *dims, attn, w_o, x, attn_out, resid, prefetch),
+                                stream, opt.pdl, *dims, attn, w_o, x, attn_out, resid),
                "launch of output_projection_residual_kernel");
     return 0;
 }

@@ -18,16 +18,12 @@
 
 __global__ void __launch_bounds__(QKV_THREADS) rmsnorm_qkv_kernel(ModelDims dims, const float *x, const float *norm_w,
                                                                   const uint16_t *w_qkv, float *attn_norm,
-                                                                  float *qkv_raw, int prefetch) {
+                                                                  float *qkv_raw) {
     extern __shared__ float h[];  // [hidden]
     __shared__ float scratch[32];
     int qkv_width = (dims.n_heads + 2 * dims.n_kv_heads) * dims.head_dim;
     int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
     int block_row = blockIdx.x * QKV_ROWS_PER_BLOCK;
-    if (prefetch && threadIdx.x == 0) {
-        int rows = min(QKV_ROWS_PER_BLOCK, qkv_width - block_row);
-        prefetch_l2(w_qkv + (size_t)block_row * dims.hidden, (size_t)rows * dims.hidden * sizeof(uint16_t));
-    }
     // Warp w owns rows first + [0, QKV_ROWS_PER_WARP); their first step of weight loads is issued
     // before the wait.
     int first = block_row + warp * QKV_ROWS_PER_WARP;
@@ -59,9 +55,8 @@ extern "C" int launch_rmsnorm_qkv(const ModelDims *dims, const float *x, const f
         CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_qkv_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         (int)shared_bytes), "rmsnorm_qkv_kernel");
     FusedOptions opt = fused_options_or_defaults(options);
-    int pdl = opt.pdl, prefetch = opt.prefetch;
-    CUDA_CHECK(launch_maybe_pdl(rmsnorm_qkv_kernel, dim3(blocks), dim3(QKV_THREADS), shared_bytes, stream, pdl, *dims, x,
-                                norm_w, w_qkv, attn_norm, qkv_raw, prefetch),
+    CUDA_CHECK(launch_maybe_pdl(rmsnorm_qkv_kernel, dim3(blocks), dim3(QKV_THREADS), shared_bytes, stream, opt.pdl,
+                                *dims, x, norm_w, w_qkv, attn_norm, qkv_raw),
                "launch of rmsnorm_qkv_kernel");
     return 0;
 }

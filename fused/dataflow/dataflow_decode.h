@@ -1,0 +1,55 @@
+// The dataflow engine's decode step, as the GPU engine drives it (fused/gpu_engine.c, kind
+// GPU_ENGINE_DATAFLOW): the program (dataflow_schedule.h) and its device copies, the counters, the
+// attention partials and the argmax partials, and the one launch per token (dataflow_kernel.h).
+// Weights, KV cache, activations and the head's buffers belong to the GPU engine; this holds pointers.
+#ifndef FUSECHECK_DATAFLOW_DECODE_H
+#define FUSECHECK_DATAFLOW_DECODE_H
+
+#include <cuda_runtime.h>
+
+#include "dataflow_kernel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct DataflowDecode DataflowDecode;
+
+// The buffers one decode step uses, owned by the caller, who keeps them alive and in place for the
+// life of the DataflowDecode (a captured graph holds their addresses). layers: host array of
+// n_layers, copied. io: device [position, token]. The params' program, partial, counter and control
+// pointers are ignored (this module owns those).
+typedef struct {
+    int hidden, intermediate, n_heads, n_kv_heads, head_dim, vocab, n_layers, max_context;
+    float eps;
+    const DataflowLayer *layers;
+    const uint16_t *embed, *lm_head;
+    const float *final_norm_w, *rope_cos, *rope_sin;
+    const int *io;
+    float *embed_out, *final_norm, *logits;
+    int *next_token;
+    int skeleton;  // DataflowParams.skeleton
+    int groups;    // groups per block (dataflow_kernel.h): 1, 2 or 4
+} DataflowBuffers;
+
+// Builds the program for this device (one block per SM, `groups` virtual blocks each) and allocates its device state. NULL and one
+// line in err when the shape has no instance (dataflow_program_build) or an allocation fails.
+DataflowDecode *dataflow_decode_create(const DataflowBuffers *buffers, ErrorMessage *err);
+void dataflow_decode_destroy(DataflowDecode *decode);
+
+// Sets what the next launches do: trace (also store every traced tensor) and forced (the host has
+// written this token's K/V rows into the cache: read them instead of storing). Enqueues an upload on
+// `stream` only when a value changes; call outside graph capture.
+int dataflow_decode_set_control(DataflowDecode *decode, int trace, int forced, cudaStream_t stream, ErrorMessage *err);
+
+// Enqueues one decode token (one kernel launch); capturable into a CUDA graph.
+int dataflow_decode_enqueue(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);
+
+// Instructions, pages and blocks, for reports ("dataflow: 132 blocks x 6 pages of 32 KB, 40210 instructions").
+void dataflow_decode_describe(const DataflowDecode *decode, char *out, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,68 @@
+// The dataflow decode kernel: one persistent launch per decode token (contract of the program it runs
+// in dataflow_schedule.h). Host C sees only this header.
+#ifndef FUSECHECK_DATAFLOW_KERNEL_H
+#define FUSECHECK_DATAFLOW_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime.h>
+
+#include "../../model/error.h"
+#include "dataflow_schedule.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// One layer's device buffers. Weights bf16 as in GpuLayer (w_qkv = [Wq; Wk; Wv], w_gate_up = [Wg; Wu]);
+// the KV cache bf16 [n_kv_heads][max_context][head_dim]; activations fp32, one token each.
+typedef struct {
+    const uint16_t *w_qkv, *w_o, *w_gate_up, *w_down;
+    const float *attn_norm_w, *q_norm_w, *k_norm_w, *mlp_norm_w;
+    uint16_t *k_cache, *v_cache;
+    float *attn_norm, *qkv_raw, *q, *k, *v, *attn, *attn_out, *resid_attn, *mlp_norm, *gate, *up, *act, *mlp_out,
+        *resid_mlp;
+} DataflowLayer;
+
+// Everything one launch reads and writes (device pointers).
+typedef struct {
+    const DataflowLayer *layers;                // [n_layers]
+    const DataflowInstruction *instructions;    // the program's, copied to the device
+    const int *offsets;                         // [n_blocks + 1]
+    const uint16_t *embed, *lm_head;            // [vocab][hidden] bf16 (the same pointer when tied)
+    const float *final_norm_w, *rope_cos, *rope_sin;  // rope tables [max_context][head_dim / 2]
+    const int *io;       // [0] the token's position, [1] the token
+    const int *control;  // [0] 1: also store every traced tensor; [1] 1: the newest K/V rows were
+                         // written into the cache by the host (storage forcing): read them, do not store
+    float *embed_out, *final_norm, *logits;     // [hidden], [hidden], [vocab]
+    int *next_token;                            // [1]: argmax of logits, lowest index on ties, NaN never wins
+    float *partial_o, *partial_ml;              // [n_heads][max_chunks][head_dim], [n_heads][max_chunks][2]
+    float *block_best_value;                    // [n_blocks]
+    int *block_best_index;                      // [n_blocks]
+    unsigned *counters;                         // [n_counters], zero before the first launch; every launch
+                                                // leaves them zero (its last block to finish resets them)
+    float eps;
+    int skeleton;  // 1: every wait, page, load, store and signal, but no arithmetic (wrong results):
+                   // the floor of the structure, for measurement only
+} DataflowParams;
+
+// A block runs `groups` (1, 2 or 4) groups, each a virtual block of the program (program->shape.n_blocks
+// = blocks x groups) with its own pages; n_pages is per group.
+// Dynamic shared memory of one block, and the most pages per group that fit the device.
+size_t dataflow_shared_bytes(const DataflowProgram *program, int groups, int n_pages);
+int dataflow_max_pages(const DataflowProgram *program, int groups, int *n_pages, ErrorMessage *err);
+
+// Threads per block: 8 consumer warps over all groups, and one loader warp per group.
+int dataflow_block_threads(int groups);
+
+// Enqueues one decode token on `stream`: program->shape.n_blocks / groups blocks (all resident at
+// once: checked here), n_pages pages per group. 0, or -1 with one line in err.
+int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int groups, int n_pages,
+                           cudaStream_t stream, ErrorMessage *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

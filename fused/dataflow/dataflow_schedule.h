@@ -1,0 +1,176 @@
+// The dataflow decode engine's program: what each SM does for one decode token, computed once on the
+// host when the engine is created, and the counters through which the SMs wait for each other.
+//
+// One decode token is cut into tiles. A tile is one instruction: rows of a projection (their weights
+// fit one shared-memory page), one kv head's attention over one chunk of positions (its K/V history
+// fits one page), the merge of one q head's chunks, the LM head's rows, and the argmax. Every SM runs
+// its own list of instructions in order; an instruction waits only for the counters of the tiles whose
+// outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation,
+// so each SM's loader streams the weights of its next instructions into pages while earlier ones wait.
+//
+// Deadlock freedom: every SM's list is a subsequence of one global order in which each tile comes
+// after every tile it waits for (layer by layer: QKV, attention, merge, o_proj, gate/up, down; then the
+// LM head, the per-SM argmax partials, the argmax). The earliest unfinished tile in that order has all
+// its inputs done and nothing unfinished before it on its SM, so it can always run, provided every
+// block of the grid is resident at once (one block per SM, checked at launch).
+//
+// Tiles of a layer (R = rows per tile, chosen so a tile's weights fill at most one page):
+//   QKV     rows of W_qkv = [Wq; Wk; Wv] (qkv_width x hidden); attn_norm computed by every tile
+//   ATTN    (kv head h, chunk c): positions [c*chunk, (c+1)*chunk) of the context; chunks past the
+//           context are skipped at run time (the program holds every chunk up to max_context)
+//   MERGE   q head j: combines the active chunks' partial softmax sums into attn
+//   OPROJ   rows of W_o (hidden x q_width), with the residual
+//   GATEUP  R gate rows and the R up rows with the same indices (act needs both), mlp_norm by every tile
+//   DOWN    rows of W_down (hidden x intermediate), with the residual
+// then LMHEAD rows of the LM head (vocab x hidden), LMPARTIAL once per SM, ARGMAX once on SM 0.
+#ifndef FUSECHECK_DATAFLOW_SCHEDULE_H
+#define FUSECHECK_DATAFLOW_SCHEDULE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../model/error.h"
+
+#ifdef __CUDACC__
+#define DATAFLOW_HOST_DEVICE __host__ __device__
+#else
+#define DATAFLOW_HOST_DEVICE
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    DATAFLOW_QKV = 0,
+    DATAFLOW_ATTN,
+    DATAFLOW_MERGE,
+    DATAFLOW_OPROJ,
+    DATAFLOW_GATEUP,
+    DATAFLOW_DOWN,
+    DATAFLOW_LMHEAD,
+    DATAFLOW_LMPARTIAL,
+    DATAFLOW_ARGMAX,
+    DATAFLOW_N_OPS
+};
+
+// One instruction: 8 bytes. index: the tile's number within its op and layer (ATTN: chunk * n_kv_heads
+// + kv_head; MERGE: q head; LMPARTIAL, ARGMAX: 0).
+typedef struct {
+    uint16_t op;
+    uint16_t layer;
+    uint32_t index;
+} DataflowInstruction;
+
+// The model shape the program is made for.
+typedef struct {
+    int hidden, intermediate, n_heads, n_kv_heads, head_dim, vocab, n_layers;
+    int max_context;  // positions the KV cache holds
+    int n_blocks;     // SMs, one block each
+    int page_bytes;   // bytes of one shared-memory page
+} DataflowShape;
+
+typedef struct {
+    DataflowShape shape;
+    // Rows per tile and tiles per layer of each projection; attention chunk length in positions.
+    int qkv_rows, oproj_rows, gateup_rows, down_rows, lmhead_rows;
+    int qkv_tiles, oproj_tiles, gateup_tiles, down_tiles, lmhead_tiles;
+    int chunk, max_chunks;  // max_chunks = ceil(max_context / chunk)
+    int qkv_tiles_per_kv_head;
+    // Counters (unsigned, in device memory, zero between tokens): per layer, then the LM head's and
+    // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4.
+    int counters_per_layer, n_counters;
+    // Instructions of every block, block b's at instructions[offsets[b] .. offsets[b + 1]).
+    DataflowInstruction *instructions;
+    int *offsets;  // [n_blocks + 1]
+    int n_instructions;
+} DataflowProgram;
+
+// Counter indices.
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_qkv(const DataflowProgram *p, int layer, int kv_head) {
+    return layer * p->counters_per_layer + kv_head;
+}
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_attn(const DataflowProgram *p, int layer, int kv_head) {
+    return layer * p->counters_per_layer + p->shape.n_kv_heads + kv_head;
+}
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_merge(const DataflowProgram *p, int layer) {
+    return layer * p->counters_per_layer + 2 * p->shape.n_kv_heads;
+}
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_oproj(const DataflowProgram *p, int layer) { return dataflow_counter_merge(p, layer) + 1; }
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_gateup(const DataflowProgram *p, int layer) { return dataflow_counter_merge(p, layer) + 2; }
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_down(const DataflowProgram *p, int layer) { return dataflow_counter_merge(p, layer) + 3; }
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_lmhead(const DataflowProgram *p) { return p->shape.n_layers * p->counters_per_layer; }
+static inline DATAFLOW_HOST_DEVICE int dataflow_counter_exit(const DataflowProgram *p) { return dataflow_counter_lmhead(p) + 1; }
+
+// The kv head whose attention reads QKV tile `tile` (rows [tile * qkv_rows, +qkv_rows) of [Wq; Wk; Wv];
+// qkv_rows divides head_dim, so a tile never straddles two heads).
+static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowProgram *p, int tile) {
+    const DataflowShape *s = &p->shape;
+    int row = tile * p->qkv_rows, q_width = s->n_heads * s->head_dim, kv_width = s->n_kv_heads * s->head_dim;
+    if (row < q_width) return row / s->head_dim / (s->n_heads / s->n_kv_heads);
+    row -= q_width;
+    if (row < kv_width) return row / s->head_dim;
+    return (row - kv_width) / s->head_dim;
+}
+
+// Builds the program for `shape`. Refuses (one line in err, returns -1) a shape the kernel has no
+// instance for: head_dim other than 64 or 128, n_heads not a multiple of n_kv_heads or more than 8 q heads
+// per kv head, hidden, q width or intermediate not a multiple of 256 or above DATAFLOW_MAX_VECTOR,
+// a row of any projection larger than a page, or a head_dim that is not a multiple of qkv_rows.
+// On success the program owns its arrays (dataflow_program_free).
+#define DATAFLOW_MAX_VECTOR 16384
+int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program, ErrorMessage *err);
+void dataflow_program_free(DataflowProgram *program);
+
+// Positions of chunk `chunk` that come before `position` (the K/V history it streams; the newest row
+// comes from this step's QKV tiles), given context = position + 1.
+static inline DATAFLOW_HOST_DEVICE int dataflow_chunk_history(const DataflowProgram *p, int chunk, int position) {
+    int begin = chunk * p->chunk, end = begin + p->chunk;
+    if (end > position) end = position;
+    return end > begin ? end - begin : 0;
+}
+
+// Bytes of weights (or K/V history) instruction `in` streams into a page at `position`; 0: it takes
+// no page. The kernel's loader and its consumers both call this, so they agree on which instructions
+// take a page. An ATTN page holds K rows in its first half and V rows in its second (bf16 cache).
+static inline DATAFLOW_HOST_DEVICE size_t dataflow_page_bytes(const DataflowProgram *p, DataflowInstruction in,
+                                                              int position) {
+    const DataflowShape *s = &p->shape;
+    size_t row_bytes;
+    int rows, first;
+    switch (in.op) {
+    case DATAFLOW_QKV:
+        first = (int)in.index * p->qkv_rows;
+        rows = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim - first;
+        return (size_t)(rows < p->qkv_rows ? rows : p->qkv_rows) * s->hidden * 2;
+    case DATAFLOW_ATTN: {
+        int chunk = (int)in.index / s->n_kv_heads;
+        return (size_t)2 * dataflow_chunk_history(p, chunk, position) * s->head_dim * 2;
+    }
+    case DATAFLOW_OPROJ:
+        first = (int)in.index * p->oproj_rows;
+        rows = s->hidden - first;
+        row_bytes = (size_t)s->n_heads * s->head_dim * 2;
+        return (size_t)(rows < p->oproj_rows ? rows : p->oproj_rows) * row_bytes;
+    case DATAFLOW_GATEUP:
+        first = (int)in.index * p->gateup_rows;
+        rows = s->intermediate - first;
+        return (size_t)2 * (rows < p->gateup_rows ? rows : p->gateup_rows) * s->hidden * 2;
+    case DATAFLOW_DOWN:
+        first = (int)in.index * p->down_rows;
+        rows = s->hidden - first;
+        return (size_t)(rows < p->down_rows ? rows : p->down_rows) * s->intermediate * 2;
+    case DATAFLOW_LMHEAD:
+        first = (int)in.index * p->lmhead_rows;
+        rows = s->vocab - first;
+        return (size_t)(rows < p->lmhead_rows ? rows : p->lmhead_rows) * s->hidden * 2;
+    default:
+        return 0;
+    }
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,150 @@
+// The dataflow engine's program (fused/dataflow/dataflow_schedule.h), checked on the CPU: every tile
+// of every op and layer appears exactly once; executing every block's list in order, with each
+// instruction waiting on the counters the kernel waits on, finishes (no deadlock) at every position;
+// every counter then holds exactly its target; no instruction streams more than a page; and shapes
+// the kernel cannot run are refused with one line.
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../fused/dataflow/dataflow_schedule.h"
+
+// The wait and the signal of one instruction, as dataflow_kernel.cu does them. Returns 1 when it can
+// run (then applies its signal), 0 when it must wait; inactive attention chunks run and signal nothing.
+static int try_run(const DataflowProgram *p, DataflowInstruction in, int position, unsigned *counters) {
+    const DataflowShape *s = &p->shape;
+    int group = s->n_heads / s->n_kv_heads, l = in.layer, active = (position + 1 + p->chunk - 1) / p->chunk;
+    switch (in.op) {
+    case DATAFLOW_QKV:
+        if (l > 0 && counters[dataflow_counter_down(p, l - 1)] < (unsigned)p->down_tiles) return 0;
+        counters[dataflow_counter_qkv(p, l, dataflow_qkv_tile_kv_head(p, (int)in.index))]++;
+        return 1;
+    case DATAFLOW_ATTN: {
+        int chunk = (int)in.index / s->n_kv_heads, h = (int)in.index % s->n_kv_heads;
+        if (chunk * p->chunk > position) return 1;
+        if (counters[dataflow_counter_qkv(p, l, h)] < (unsigned)p->qkv_tiles_per_kv_head) return 0;
+        counters[dataflow_counter_attn(p, l, h)]++;
+        return 1;
+    }
+    case DATAFLOW_MERGE:
+        if (counters[dataflow_counter_attn(p, l, (int)in.index / group)] < (unsigned)active) return 0;
+        counters[dataflow_counter_merge(p, l)]++;
+        return 1;
+    case DATAFLOW_OPROJ:
+        if (counters[dataflow_counter_merge(p, l)] < (unsigned)s->n_heads) return 0;
+        counters[dataflow_counter_oproj(p, l)]++;
+        return 1;
+    case DATAFLOW_GATEUP:
+        if (counters[dataflow_counter_oproj(p, l)] < (unsigned)p->oproj_tiles) return 0;
+        counters[dataflow_counter_gateup(p, l)]++;
+        return 1;
+    case DATAFLOW_DOWN:
+        if (counters[dataflow_counter_gateup(p, l)] < (unsigned)p->gateup_tiles) return 0;
+        counters[dataflow_counter_down(p, l)]++;
+        return 1;
+    case DATAFLOW_LMHEAD:
+        return counters[dataflow_counter_down(p, s->n_layers - 1)] >= (unsigned)p->down_tiles;
+    case DATAFLOW_LMPARTIAL:
+        counters[dataflow_counter_lmhead(p)]++;
+        return 1;
+    case DATAFLOW_ARGMAX:
+        return counters[dataflow_counter_lmhead(p)] >= (unsigned)s->n_blocks;
+    }
+    return 0;
+}
+
+static void check_runs_to_completion(const DataflowProgram *p, int position) {
+    const DataflowShape *s = &p->shape;
+    unsigned *counters = calloc((size_t)p->n_counters, sizeof *counters);
+    int *next = malloc((size_t)s->n_blocks * sizeof *next);
+    cr_assert(counters && next);
+    for (int b = 0; b < s->n_blocks; b++) next[b] = p->offsets[b];
+    int remaining = p->n_instructions, progress = 1;
+    while (remaining && progress) {
+        progress = 0;
+        for (int b = 0; b < s->n_blocks; b++)
+            while (next[b] < p->offsets[b + 1] && try_run(p, p->instructions[next[b]], position, counters)) {
+                next[b]++;
+                remaining--;
+                progress = 1;
+            }
+    }
+    cr_assert_eq(remaining, 0, "position %d: %d instructions can never run (deadlock)", position, remaining);
+    int active = (position + 1 + p->chunk - 1) / p->chunk;
+    for (int l = 0; l < s->n_layers; l++) {
+        for (int h = 0; h < s->n_kv_heads; h++) {
+            cr_assert_eq(counters[dataflow_counter_qkv(p, l, h)], (unsigned)p->qkv_tiles_per_kv_head, "layer %d head %d", l, h);
+            cr_assert_eq(counters[dataflow_counter_attn(p, l, h)], (unsigned)active, "layer %d head %d", l, h);
+        }
+        cr_assert_eq(counters[dataflow_counter_merge(p, l)], (unsigned)s->n_heads);
+        cr_assert_eq(counters[dataflow_counter_oproj(p, l)], (unsigned)p->oproj_tiles);
+        cr_assert_eq(counters[dataflow_counter_gateup(p, l)], (unsigned)p->gateup_tiles);
+        cr_assert_eq(counters[dataflow_counter_down(p, l)], (unsigned)p->down_tiles);
+    }
+    cr_assert_eq(counters[dataflow_counter_lmhead(p)], (unsigned)s->n_blocks);
+    free(counters);
+    free(next);
+}
+
+static void check_program(DataflowShape shape) {
+    DataflowProgram p;
+    ErrorMessage err;
+    cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+    const DataflowShape *s = &p.shape;
+    // Every tile exactly once.
+    int per_layer[DATAFLOW_N_OPS] = {p.qkv_tiles, p.max_chunks * s->n_kv_heads, s->n_heads, p.oproj_tiles,
+                                     p.gateup_tiles, p.down_tiles, 0, 0, 0};
+    for (int op = 0; op < DATAFLOW_LMHEAD; op++)
+        for (int l = 0; l < s->n_layers; l++) {
+            char *seen = calloc((size_t)per_layer[op], 1);
+            cr_assert_not_null(seen);
+            for (int i = 0; i < p.n_instructions; i++)
+                if (p.instructions[i].op == op && p.instructions[i].layer == l) {
+                    cr_assert_lt(p.instructions[i].index, (unsigned)per_layer[op]);
+                    cr_assert_eq(seen[p.instructions[i].index]++, 0, "op %d layer %d tile %u twice", op, l,
+                                 p.instructions[i].index);
+                }
+            for (int t = 0; t < per_layer[op]; t++) cr_assert_eq(seen[t], 1, "op %d layer %d tile %d missing", op, l, t);
+            free(seen);
+        }
+    // The rows of each projection are covered exactly (tiles x rows >= rows, one tile fewer would not).
+    int qkv_width = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim;
+    cr_assert(p.qkv_tiles * p.qkv_rows >= qkv_width && (p.qkv_tiles - 1) * p.qkv_rows < qkv_width);
+    cr_assert(p.down_tiles * p.down_rows >= s->hidden && (p.down_tiles - 1) * p.down_rows < s->hidden);
+    cr_assert(p.lmhead_tiles * p.lmhead_rows >= s->vocab && (p.lmhead_tiles - 1) * p.lmhead_rows < s->vocab);
+    cr_assert_eq(s->head_dim % p.qkv_rows, 0);
+    int positions[] = {0, 1, p.chunk - 1, p.chunk, p.chunk + 1, s->max_context / 2, s->max_context - 1};
+    for (size_t k = 0; k < sizeof positions / sizeof positions[0]; k++) {
+        int position = positions[k];
+        for (int i = 0; i < p.n_instructions; i++)
+            cr_assert_leq(dataflow_page_bytes(&p, p.instructions[i], position), (size_t)s->page_bytes);
+        check_runs_to_completion(&p, position);
+    }
+    dataflow_program_free(&p);
+}
+
+Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
+    check_program((DataflowShape){1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 32768});
+}
+
+Test(dataflow_schedule, qwen3_8b_on_132_sms) {
+    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 32768});
+}
+
+Test(dataflow_schedule, small_on_an_odd_grid) {
+    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 32768});
+}
+
+Test(dataflow_schedule, refuses_shapes_without_an_instance) {
+    DataflowProgram p;
+    ErrorMessage err;
+    DataflowShape tiny = {64, 192, 4, 2, 16, 256, 2, 64, 132, 32768};
+    cr_assert_eq(dataflow_program_build(&tiny, &p, &err), -1);
+    cr_assert(strstr(err.text, "head_dim 16"), "%s", err.text);
+    DataflowShape odd_group = {1024, 3072, 12, 8, 128, 1000, 2, 64, 132, 32768};
+    cr_assert_eq(dataflow_program_build(&odd_group, &p, &err), -1);
+    cr_assert(strstr(err.text, "12 q heads over 8 kv heads"), "%s", err.text);
+    DataflowShape wide = {1024, 20480, 16, 8, 128, 1000, 2, 64, 132, 32768};
+    cr_assert_eq(dataflow_program_build(&wide, &p, &err), -1);
+    cr_assert(strstr(err.text, "intermediate_size 20480"), "%s", err.text);
+}
