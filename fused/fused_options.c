@@ -19,12 +19,13 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     *options = fused_options_defaults();
     if (env_switch("FUSECHECK_PDL", &options->pdl, err) ||
         env_switch("FUSECHECK_SYNC_KERNELS", &options->sync_kernels, err) ||
-        env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err))
+        env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err) ||
+        env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
     const char *groups_text = getenv("FUSECHECK_DATAFLOW_GROUPS");
     if (groups_text && *groups_text) {
-        if (strcmp(groups_text, "1") && strcmp(groups_text, "2") && strcmp(groups_text, "4"))
-            return fail(err, "FUSECHECK_DATAFLOW_GROUPS=%s: expected 1, 2 or 4", groups_text);
+        if (strcmp(groups_text, "1") && strcmp(groups_text, "2"))
+            return fail(err, "FUSECHECK_DATAFLOW_GROUPS=%s: expected 1 or 2", groups_text);
         options->dataflow_groups = atoi(groups_text);
     }
     const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");

@@ -13,9 +13,12 @@
 // dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   the dataflow engine's kernel does every wait,
 //                            (0 or 1)                      page, load, store and signal but no arithmetic
 //                                                          (wrong results): its structure's floor
-// dataflow_groups   2        FUSECHECK_DATAFLOW_GROUPS     groups per block of the dataflow kernel (1, 2
-//                            (1, 2 or 4)                   or 4): independent consumer groups per SM that
+// dataflow_groups   1        FUSECHECK_DATAFLOW_GROUPS     groups per block of the dataflow kernel: one,
+//                            (1 or 2)                      or two independent consumer groups per SM that
 //                                                          overlap one another's waits
+// dataflow_timeline 0        FUSECHECK_DATAFLOW_TIMELINE   the dataflow kernel records when each tile starts,
+//                            (0 or 1)                      has its page and ends; the last launch's summary
+//                                                          goes to stderr when the engine is destroyed
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring
@@ -37,12 +40,13 @@ typedef struct {
     int pdl;               // 0 or 1
     int sync_kernels;      // 0 or 1
     int dataflow_skeleton; // 0 or 1
-    int dataflow_groups;   // 1, 2 or 4
+    int dataflow_groups;   // 1 or 2
+    int dataflow_timeline; // 0 or 1
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 2, 0};
+    FusedOptions options = {1, 0, 0, 1, 0, 0};
     return options;
 }
 

@@ -21,6 +21,7 @@ struct DataflowDecode {
     float *d_partial_o, *d_partial_ml, *d_best_value;
     int *d_best_index, *d_control;
     int *h_control;  // pinned [2]: the last values uploaded
+    unsigned long long *d_timeline;
 };
 
 #define DECODE_ALLOC(ptr, bytes, what)                                                                        \
@@ -66,6 +67,13 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     DECODE_ALLOC(d->d_best_value, (size_t)shape.n_blocks * sizeof(float), "argmax partials");
     DECODE_ALLOC(d->d_best_index, (size_t)shape.n_blocks * sizeof(int), "argmax partials");
     DECODE_ALLOC(d->d_control, 2 * sizeof(int), "control");
+    if (b->timeline) {
+        DECODE_ALLOC(d->d_timeline, (size_t)p->n_instructions * 3 * sizeof(unsigned long long), "the timeline");
+        if (cudaMemset(d->d_timeline, 0, (size_t)p->n_instructions * 3 * sizeof(unsigned long long))) {
+            fail(err, "dataflow engine: clearing the timeline failed");
+            goto fail_cleanup;
+        }
+    }
     if (cudaMallocHost((void **)&d->h_control, 2 * sizeof(int)) != cudaSuccess) {
         fail(err, "dataflow engine: cudaMallocHost of the control words failed");
         goto fail_cleanup;
@@ -100,6 +108,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     P->block_best_value = d->d_best_value;
     P->block_best_index = d->d_best_index;
     P->counters = d->d_counters;
+    P->timeline = d->d_timeline;
     P->eps = b->eps;
     P->skeleton = b->skeleton;
     return d;
@@ -108,10 +117,71 @@ fail_cleanup:
     return NULL;
 }
 
+// The last launch's timeline, per op, averaged over the layers but the first and the last: when the
+// op's first tile had its page, when its last tile ended, and the mean time a tile spent from page to
+// end and waiting for its page, all relative to the end of the previous layer's last down tile.
+static void print_timeline(const DataflowDecode *d) {
+    const DataflowProgram *p = &d->program;
+    size_t n = (size_t)p->n_instructions * 3;
+    unsigned long long *t = malloc(n * sizeof *t);
+    if (!t || cudaMemcpy(t, d->d_timeline, n * sizeof *t, cudaMemcpyDeviceToHost) != cudaSuccess) {
+        fprintf(stderr, "dataflow timeline: cannot read it back\n");
+        free(t);
+        return;
+    }
+    int L = p->shape.n_layers;
+    enum { FIRST, LAST, BUSY, PAGE_WAIT, COUNT, N_STATS };
+    double *stat = calloc((size_t)L * DATAFLOW_N_OPS * N_STATS, sizeof *stat);
+    double *layer_done = calloc((size_t)L, sizeof *layer_done);
+    unsigned long long start = ~0ull, end = 0;
+    if (!stat || !layer_done) { free(t); free(stat); free(layer_done); return; }
+    for (int i = 0; i < p->n_instructions; i++)
+        if (t[3 * i]) {
+            if (t[3 * i] < start) start = t[3 * i];
+            if (t[3 * i + 2] > end) end = t[3 * i + 2];
+        }
+    for (int i = 0; i < p->n_instructions; i++) {
+        DataflowInstruction in = p->instructions[i];
+        if (in.op == DATAFLOW_DOWN && t[3 * i] && t[3 * i + 2] - start > layer_done[in.layer])
+            layer_done[in.layer] = (double)(t[3 * i + 2] - start);
+    }
+    for (int i = 0; i < p->n_instructions; i++) {
+        DataflowInstruction in = p->instructions[i];
+        if (!t[3 * i] || in.op > DATAFLOW_DOWN) continue;
+        double *s = stat + ((size_t)in.layer * DATAFLOW_N_OPS + in.op) * N_STATS;
+        double ref = in.layer > 0 ? layer_done[in.layer - 1] : 0.0;
+        double ready = (double)(t[3 * i + 1] - start) - ref, done = (double)(t[3 * i + 2] - start) - ref;
+        if (!s[COUNT] || ready < s[FIRST]) s[FIRST] = ready;
+        if (!s[COUNT] || done > s[LAST]) s[LAST] = done;
+        s[BUSY] += (double)(t[3 * i + 2] - t[3 * i + 1]);
+        s[PAGE_WAIT] += (double)(t[3 * i + 1] - t[3 * i]);
+        s[COUNT] += 1;
+    }
+    static const char *names[] = {"qkv", "attention", "merge", "o_proj", "gate_up", "down"};
+    fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
+                    "previous layer's last down tile:\n", "ns from %globaltimer", (end - start) / 1e3, L - 2);
+    fprintf(stderr, "  %-10s %8s %8s %10s %10s %6s\n", "op", "first", "last", "busy/tile", "page wait", "tiles");
+    for (int op = 0; op <= DATAFLOW_DOWN && L > 2; op++) {
+        double a[N_STATS] = {0};
+        for (int l = 1; l < L - 1; l++)
+            for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
+        double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
+        fprintf(stderr, "  %-10s %8.2f %8.2f %10.2f %10.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
+                a[LAST] / layers / 1e3, a[BUSY] / count / 1e3, a[PAGE_WAIT] / count / 1e3, a[COUNT] / layers);
+    }
+    if (L > 1)
+        fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer\n", L - 2,
+                (layer_done[L - 2] - layer_done[0]) / (L - 2) / 1e3, ((double)(end - start) - layer_done[L - 1]) / 1e3);
+    free(t);
+    free(stat);
+    free(layer_done);
+}
+
 void dataflow_decode_destroy(DataflowDecode *d) {
     if (!d) return;
+    if (d->d_timeline) print_timeline(d);
     void *ptrs[] = {d->d_layers, d->d_instructions, d->d_offsets, d->d_counters, d->d_partial_o,
-                    d->d_partial_ml, d->d_best_value, d->d_best_index, d->d_control};
+                    d->d_partial_ml, d->d_best_value, d->d_best_index, d->d_control, d->d_timeline};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
     if (d->h_control) cudaFreeHost(d->h_control);
     dataflow_program_free(&d->program);

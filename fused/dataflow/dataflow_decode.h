@@ -29,7 +29,9 @@ typedef struct {
     float *embed_out, *final_norm, *logits;
     int *next_token;
     int skeleton;  // DataflowParams.skeleton
-    int groups;    // groups per block (dataflow_kernel.h): 1, 2 or 4
+    int groups;    // groups per block (dataflow_kernel.h): 1 or 2
+    int timeline;  // 1: every launch records when each instruction starts, has its page and ends; the
+                   // last launch's is summarized on stderr when the decode state is destroyed
 } DataflowBuffers;
 
 // Builds the program for this device (one block per SM, `groups` virtual blocks each) and allocates its device state. NULL and one

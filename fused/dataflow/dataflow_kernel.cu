@@ -1,6 +1,6 @@
 // The dataflow decode kernel (contract in dataflow_kernel.h, the program in dataflow_schedule.h).
 //
-// One block per SM, split into GROUPS independent groups (1, 2 or 4), each a "virtual block" of the
+// One block per SM, split into GROUPS independent groups (1 or 2), each a "virtual block" of the
 // program (virtual block = block x GROUPS + group) with its own consumer warps (8 / GROUPS), its own
 // loader warp, its own pages and staging buffers, and its own named barrier: while one group waits
 // for a counter or a round trip, another computes. The loader walks its group's instruction list and, for every instruction that streams bytes (a projection tile's weights,
@@ -100,6 +100,12 @@ __device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, 
                  : "memory");
 }
 
+__device__ __forceinline__ unsigned long long global_time() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
 __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
     unsigned v;
     asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
@@ -117,12 +123,6 @@ __device__ __forceinline__ void wait_counter(const Group &g, const unsigned *cou
         while (load_acquire(counters + index) < target) {
         }
     group_sync(g);
-}
-
-// A group's consumers: every consumer's stores are issued; thread 0 publishes them with one release add.
-__device__ __forceinline__ void signal_counter(const Group &g, unsigned *counters, int index) {
-    group_sync(g);
-    if (g.tid == 0) red_release_add(counters + index, 1u);
 }
 
 // Sum over a group's consumers in a fixed order; every consumer gets the total. scratch: 8 floats.
@@ -225,6 +225,8 @@ struct Consumer {
     int satisfied_index;        // the last counter waited for, and the value it was seen to reach
     unsigned satisfied_value;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
+    int pending_index;          // a deferred signal: counter (-1: none) and how many to add
+    unsigned pending_count;
     float best_value;           // the group's running argmax (meaningful in thread 0)
     int best_index;
 };
@@ -236,6 +238,39 @@ __device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned targe
     wait_counter(c.g, c.P.counters, index, target);
     c.satisfied_index = index;
     c.satisfied_value = target;
+}
+
+// Signals are coalesced: consecutive instructions of a group that add to the same counter (e.g. its
+// gate/up tiles of one layer) add once, with their count, when the next instruction adds elsewhere or
+// waits, or the list ends (run_consumers flushes before every instruction with another counter, so a
+// deferred add never waits behind a wait). Fewer adds to one hot address: they serialize in L2.
+__device__ __forceinline__ void flush_signal(Consumer &c) {
+    if (c.pending_index >= 0 && c.g.tid == 0) red_release_add(c.P.counters + c.pending_index, c.pending_count);
+    c.pending_index = -1;
+    c.pending_count = 0;
+}
+
+// After an instruction's last stores: every consumer has issued them (the barrier), so thread 0's later
+// release add publishes them.
+__device__ __forceinline__ void defer_signal(Consumer &c, int index) {
+    group_sync(c.g);
+    if (c.pending_index != index) flush_signal(c);
+    c.pending_index = index;
+    c.pending_count++;
+}
+
+// The counter instruction `in` adds to (-1: none).
+__device__ __forceinline__ int signal_index(const DataflowProgram &p, DataflowInstruction in) {
+    switch (in.op) {
+    case DATAFLOW_QKV: return dataflow_counter_qkv(&p, in.layer, dataflow_qkv_tile_kv_head(&p, (int)in.index));
+    case DATAFLOW_ATTN: return dataflow_counter_attn(&p, in.layer, (int)in.index % p.shape.n_kv_heads);
+    case DATAFLOW_MERGE: return dataflow_counter_merge(&p, in.layer);
+    case DATAFLOW_OPROJ: return dataflow_counter_oproj(&p, in.layer);
+    case DATAFLOW_GATEUP: return dataflow_counter_gateup(&p, in.layer);
+    case DATAFLOW_DOWN: return dataflow_counter_down(&p, in.layer);
+    case DATAFLOW_LMPARTIAL: return dataflow_counter_lmhead(&p);
+    default: return -1;
+    }
 }
 
 // Whether vec already holds the input of (op, layer); if not, records that it will after staging.
@@ -265,7 +300,7 @@ __device__ void run_qkv(Consumer &c, int layer, int tile, const uint16_t *page) 
     int rows = min(p.qkv_rows, qkv_width - first);
     tile_gemv(c.g, page, rows, s.hidden, c.vec, c.row_sums, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
-    signal_counter(c.g, c.P.counters, dataflow_counter_qkv(&p, layer, dataflow_qkv_tile_kv_head(&p, tile)));
+    defer_signal(c, dataflow_counter_qkv(&p, layer, dataflow_qkv_tile_kv_head(&p, tile)));
 }
 
 // One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
@@ -325,27 +360,49 @@ __device__ void run_attention(Consumer &c, int layer, int index, const uint16_t 
     const float scale = rsqrtf((float)hd);
     float *scores = c.scores;  // [group][p.chunk]
     const uint16_t *k_page = page, *v_page = page + (size_t)p.chunk * hd;
-    for (int t = warp; t < n; t += c.g.n_warps) {
-        float k4[4];  // this lane's per_lane (2 or 4) dimensions of the key
-        if (begin + t == c.position) {
-            for (int e = 0; e < per_lane; e++) k4[e] = newest[lane * per_lane + e];
-        } else if (per_lane == 4) {
-            uint2 bits = *(const uint2 *)(k_page + (size_t)t * hd + lane * 4);
-            k4[0] = __uint_as_float(bits.x << 16);
-            k4[1] = __uint_as_float(bits.x & 0xffff0000u);
-            k4[2] = __uint_as_float(bits.y << 16);
-            k4[3] = __uint_as_float(bits.y & 0xffff0000u);
-        } else {
-            uint32_t bits = *(const uint32_t *)(k_page + (size_t)t * hd + lane * 2);
-            k4[0] = __uint_as_float(bits << 16);
-            k4[1] = __uint_as_float(bits & 0xffff0000u);
+    // Warp w scores positions [8 w, 8 w + 8), then [8 (w + W), ...): the 8 dot products of a head are
+    // reduced across the warp together, so their shuffles overlap.
+    for (int t0 = warp * 8; t0 < n; t0 += c.g.n_warps * 8) {
+        float key[8][4];  // this lane's per_lane (2 or 4) dimensions of 8 keys
+#pragma unroll
+        for (int u = 0; u < 8; u++) {
+            int t = t0 + u;
+            if (t >= n) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) key[u][e] = 0.0f;
+            } else if (begin + t == c.position) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) key[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
+            } else if (per_lane == 4) {
+                uint2 bits = *(const uint2 *)(k_page + (size_t)t * hd + lane * 4);
+                key[u][0] = __uint_as_float(bits.x << 16);
+                key[u][1] = __uint_as_float(bits.x & 0xffff0000u);
+                key[u][2] = __uint_as_float(bits.y << 16);
+                key[u][3] = __uint_as_float(bits.y & 0xffff0000u);
+            } else {
+                uint32_t bits = *(const uint32_t *)(k_page + (size_t)t * hd + lane * 2);
+                key[u][0] = __uint_as_float(bits << 16);
+                key[u][1] = __uint_as_float(bits & 0xffff0000u);
+            }
         }
         for (int j = 0; j < group; j++) {
-            float dot = 0.0f;
-            if (!c.P.skeleton)
-                for (int e = 0; e < per_lane; e++) dot = fmaf(heads[j * hd + lane * per_lane + e], k4[e], dot);
-            dot = warp_sum(dot);
-            if (lane == 0) scores[j * p.chunk + t] = dot * scale;
+            float dot[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                dot[u] = 0.0f;
+                if (!c.P.skeleton)
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        if (e < per_lane) dot[u] = fmaf(heads[j * hd + lane * per_lane + e], key[u][e], dot[u]);
+            }
+#pragma unroll
+            for (int offset = WARP / 2; offset > 0; offset >>= 1)
+#pragma unroll
+                for (int u = 0; u < 8; u++) dot[u] += __shfl_xor_sync(0xffffffffu, dot[u], offset);
+            if (lane == 0)
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    if (t0 + u < n) scores[j * p.chunk + t0 + u] = dot[u] * scale;
         }
     }
     group_sync(c.g);
@@ -372,39 +429,71 @@ __device__ void run_attention(Consumer &c, int layer, int index, const uint16_t 
     for (int i = c.g.tid; i < group * hd; i += c.g.n_threads) {
         int j = i / hd, d = i % hd;
         float o = 0.0f;
-        if (!c.P.skeleton)
-            for (int t = 0; t < n; t++) {
-                float v = begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_page[(size_t)t * hd + d]);
-                o = fmaf(scores[j * p.chunk + t], v, o);
+        // 8 positions' loads issued before their products, which stay in position order.
+        for (int t0 = 0; !c.P.skeleton && t0 < n; t0 += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                int t = t0 + u;
+                v[u] = t >= n ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_page[(size_t)t * hd + d]);
             }
+#pragma unroll
+            for (int u = 0; u < 8; u++)
+                if (t0 + u < n) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
+        }
         size_t slot = slot_base + (size_t)j * p.max_chunks;
         c.P.partial_o[slot * hd + d] = o;
         if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
     }
-    signal_counter(c.g, c.P.counters, dataflow_counter_attn(&p, layer, kv_head));
+    defer_signal(c, dataflow_counter_attn(&p, layer, kv_head));
 }
 
-// q head j's attention output from the active chunks' partial sums, in chunk order.
+// q head j's attention output from the active chunks' partial sums, in chunk order. The chunks' (m, l)
+// pairs are loaded by all threads at once and their weights exp(m - M) computed once per chunk, in
+// batches through shared memory; each dimension's thread then issues its chunks' o loads 8 at a time.
 __device__ void run_merge(Consumer &c, int layer, int j) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
     const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
     wait_once(c, dataflow_counter_attn(&p, layer, j / group), active);
-    size_t slot0 = (size_t)j * p.max_chunks;
-    if (c.g.tid < hd) {
-        int d = c.g.tid;
-        float m = -INFINITY;
-        for (int k = 0; k < active; k++) m = fmaxf(m, __ldcg(c.P.partial_ml + (slot0 + k) * 2));
-        float l = 0.0f, o = 0.0f;
-        for (int k = 0; k < active; k++) {
-            float w = c.P.skeleton ? 0.0f : expf(__ldcg(c.P.partial_ml + (slot0 + k) * 2) - m);
-            l = fmaf(__ldcg(c.P.partial_ml + (slot0 + k) * 2 + 1), w, l);
-            o = fmaf(__ldcg(c.P.partial_o + (slot0 + k) * hd + d), w, o);
+    const size_t slot0 = (size_t)j * p.max_chunks;
+    const float *ml = c.P.partial_ml + slot0 * 2;
+    float m = -INFINITY;
+    for (int k = c.g.tid; k < active; k += c.g.n_threads) m = fmaxf(m, __ldcg(ml + 2 * k));
+    m = warp_max(m);
+    if (c.g.lane == 0) c.misc[c.g.warp] = m;
+    group_sync(c.g);
+    float top = -INFINITY;
+    for (int w = 0; w < c.g.n_warps; w++) top = fmaxf(top, c.misc[w]);
+    const int batch = min(64, group * p.chunk / 2);
+    float *weight = c.scores, *weighted_l = c.scores + batch;  // [batch] each
+    float l = 0.0f, o = 0.0f;
+    const int d = c.g.tid;
+    for (int k0 = 0; k0 < active; k0 += batch) {
+        int n = min(batch, active - k0);
+        group_sync(c.g);  // the previous batch's weights are read
+        for (int k = c.g.tid; k < n; k += c.g.n_threads) {
+            float w = c.P.skeleton ? 0.0f : expf(__ldcg(ml + 2 * (k0 + k)) - top);
+            weight[k] = w;
+            weighted_l[k] = __ldcg(ml + 2 * (k0 + k) + 1) * w;
         }
-        c.P.layers[layer].attn[(size_t)j * hd + d] = c.P.skeleton ? o : o / l;
+        group_sync(c.g);
+        if (d < hd) {
+            for (int k = 0; k < n; k++) l += weighted_l[k];
+            for (int u0 = 0; u0 < n; u0 += 8) {
+                float v[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    v[u] = u0 + u < n ? __ldcg(c.P.partial_o + (slot0 + k0 + u0 + u) * hd + d) : 0.0f;
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    if (u0 + u < n) o = fmaf(v[u], weight[u0 + u], o);
+            }
+        }
     }
-    signal_counter(c.g, c.P.counters, dataflow_counter_merge(&p, layer));
+    if (d < hd) c.P.layers[layer].attn[(size_t)j * hd + d] = c.P.skeleton ? o : o / l;
+    defer_signal(c, dataflow_counter_merge(&p, layer));
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
@@ -425,7 +514,7 @@ __device__ void run_oproj(Consumer &c, int layer, int tile, const uint16_t *page
         if (c.trace) Ly.attn_out[row] = out;
         Ly.resid_attn[row] = x + out;
     }
-    signal_counter(c.g, c.P.counters, dataflow_counter_oproj(&p, layer));
+    defer_signal(c, dataflow_counter_oproj(&p, layer));
 }
 
 // gate and up rows of the same indices, act = silu(gate) * up.
@@ -450,7 +539,7 @@ __device__ void run_gateup(Consumer &c, int layer, int tile, const uint16_t *pag
             Ly.up[i] = u;
         }
     }
-    signal_counter(c.g, c.P.counters, dataflow_counter_gateup(&p, layer));
+    defer_signal(c, dataflow_counter_gateup(&p, layer));
 }
 
 // Rows of down_proj with the residual: resid_mlp = resid_attn + act · W_downᵀ.
@@ -468,7 +557,7 @@ __device__ void run_down(Consumer &c, int layer, int tile, const uint16_t *page)
         if (c.trace) Ly.mlp_out[row] = out;
         Ly.resid_mlp[row] = __ldcg(Ly.resid_attn + row) + out;
     }
-    signal_counter(c.g, c.P.counters, dataflow_counter_down(&p, layer));
+    defer_signal(c, dataflow_counter_down(&p, layer));
 }
 
 // Rows of the LM head: logits, and this block's running argmax (its tiles come in increasing row order,
@@ -500,7 +589,7 @@ __device__ void run_lmpartial(Consumer &c) {
         c.P.block_best_value[c.g.virtual_block] = c.best_value;
         c.P.block_best_index[c.g.virtual_block] = c.best_index;
     }
-    signal_counter(c.g, c.P.counters, dataflow_counter_lmhead(&c.p));
+    defer_signal(c, dataflow_counter_lmhead(&c.p));
 }
 
 __device__ void run_argmax(Consumer &c) {
@@ -583,6 +672,9 @@ __device__ void run_consumers(Consumer &c, unsigned char *base, const SharedLayo
     for (int i = c.P.offsets[c.g.virtual_block]; i < c.P.offsets[c.g.virtual_block + 1]; i++) {
         DataflowInstruction in = c.P.instructions[i];
         if (in.op == DATAFLOW_ATTN && (int)(in.index / p.shape.n_kv_heads) * p.chunk > c.position) continue;
+        // Timeline marks go straight to memory, so no value stays live across the op's call.
+        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3] = global_time();
+        if (signal_index(p, in) != c.pending_index) flush_signal(c);
         size_t bytes = dataflow_page_bytes(&p, in, c.position);
         const uint16_t *page = NULL;
         int page_index = slot % n_pages;
@@ -590,6 +682,7 @@ __device__ void run_consumers(Consumer &c, unsigned char *base, const SharedLayo
             mbarrier_wait(full + page_index, (slot / n_pages) & 1);
             page = (const uint16_t *)(base + L.pages + (size_t)page_index * p.shape.page_bytes);
         }
+        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 1] = global_time();
         switch (in.op) {
         case DATAFLOW_QKV: run_qkv(c, in.layer, in.index, page); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index, page); break;
@@ -602,12 +695,14 @@ __device__ void run_consumers(Consumer &c, unsigned char *base, const SharedLayo
         case DATAFLOW_ARGMAX: run_argmax(c); break;
         default: break;
         }
+        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 2] = global_time();
         if (bytes) {
             // Every op ends with a group barrier, so every read of the page is done.
             if (c.g.tid == 0) mbarrier_arrive(empty + page_index);
             slot++;
         }
     }
+    flush_signal(c);
 }
 
 // GROUPS groups per block; group g owns warps [g (W + 1), (g + 1)(W + 1)) with W = 8 / GROUPS: W
@@ -648,6 +743,8 @@ __global__ void __launch_bounds__(CONSUMER_WARPS * WARP + GROUPS * WARP, 1)
         c.satisfied_value = 0;
         c.staged_op = -1;
         c.staged_layer = -1;
+        c.pending_index = -1;
+        c.pending_count = 0;
         c.best_value = 0.0f;
         c.best_index = -1;
         run_consumers(c, base, L, n_pages);
@@ -673,7 +770,6 @@ static DataflowKernel kernel_for(int groups) {
     switch (groups) {
     case 1: return dataflow_decode_kernel<1>;
     case 2: return dataflow_decode_kernel<2>;
-    case 4: return dataflow_decode_kernel<4>;
     default: return NULL;
     }
 }
@@ -685,7 +781,7 @@ extern "C" size_t dataflow_shared_bytes(const DataflowProgram *program, int grou
 extern "C" int dataflow_block_threads(int groups) { return CONSUMER_WARPS * WARP + groups * WARP; }
 
 extern "C" int dataflow_max_pages(const DataflowProgram *program, int groups, int *n_pages, ErrorMessage *err) {
-    if (!kernel_for(groups)) return fail(err, "dataflow engine: %d groups per block (1, 2 or 4)", groups);
+    if (!kernel_for(groups)) return fail(err, "dataflow engine: %d groups per block (1 or 2)", groups);
     int device, limit;
     CUDA_CHECK(cudaGetDevice(&device), "dataflow engine");
     CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "dataflow engine");
@@ -701,7 +797,7 @@ extern "C" int dataflow_max_pages(const DataflowProgram *program, int groups, in
 extern "C" int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int groups,
                                       int n_pages, cudaStream_t stream, ErrorMessage *err) {
     DataflowKernel kernel = kernel_for(groups);
-    if (!kernel) return fail(err, "dataflow engine: %d groups per block (1, 2 or 4)", groups);
+    if (!kernel) return fail(err, "dataflow engine: %d groups per block (1 or 2)", groups);
     if (n_pages < 1 || n_pages > MAX_PAGES) return fail(err, "dataflow engine: %d pages outside [1, %d]", n_pages, MAX_PAGES);
     if (program->shape.n_blocks % groups)
         return fail(err, "dataflow engine: a program of %d virtual blocks for %d groups a block", program->shape.n_blocks,

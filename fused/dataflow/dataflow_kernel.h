@@ -42,12 +42,14 @@ typedef struct {
     int *block_best_index;                      // [n_blocks]
     unsigned *counters;                         // [n_counters], zero before the first launch; every launch
                                                 // leaves them zero (its last block to finish resets them)
+    unsigned long long *timeline;  // NULL, or [n_instructions][3] %globaltimer ns: the instruction's start,
+                                   // its page ready, its end (inactive attention chunks: zeros)
     float eps;
     int skeleton;  // 1: every wait, page, load, store and signal, but no arithmetic (wrong results):
                    // the floor of the structure, for measurement only
 } DataflowParams;
 
-// A block runs `groups` (1, 2 or 4) groups, each a virtual block of the program (program->shape.n_blocks
+// A block runs `groups` (1 or 2) groups, each a virtual block of the program (program->shape.n_blocks
 // = blocks x groups) with its own pages; n_pages is per group.
 // Dynamic shared memory of one block, and the most pages per group that fit the device.
 size_t dataflow_shared_bytes(const DataflowProgram *program, int groups, int n_pages);
