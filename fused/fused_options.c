@@ -1,6 +1,7 @@
 // The fused engine's options from the environment (contract in fused_options.h).
 #include "fused_options.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,23 @@ static int env_switch(const char *name, int *value, ErrorMessage *err) {
     return 0;
 }
 
+// One of `allowed` (a 0-terminated list): unset or empty leaves *value as it is.
+static int env_choice(const char *name, const int *allowed, int *value, ErrorMessage *err) {
+    const char *text = getenv(name);
+    if (!text || !*text) return 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    for (int i = 0; allowed[i] && !*end; i++)
+        if (v == allowed[i]) {
+            *value = (int)v;
+            return 0;
+        }
+    char list[64] = "";
+    for (int i = 0; allowed[i]; i++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "", allowed[i]);
+    return fail(err, "%s=%s: expected one of %s", name, text, list);
+}
+
 int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     *options = fused_options_defaults();
     if (env_switch("FUSECHECK_PDL", &options->pdl, err) ||
@@ -22,12 +40,11 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
         env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err) ||
         env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
-    const char *groups_text = getenv("FUSECHECK_DATAFLOW_GROUPS");
-    if (groups_text && *groups_text) {
-        if (strcmp(groups_text, "1") && strcmp(groups_text, "2"))
-            return fail(err, "FUSECHECK_DATAFLOW_GROUPS=%s: expected 1 or 2", groups_text);
-        options->dataflow_groups = atoi(groups_text);
-    }
+    static const int groups[] = {1, 2, 0}, page_kb[] = {16, 32, 64, 0}, pieces[] = {1, 2, 4, 8, 0};
+    if (env_choice("FUSECHECK_DATAFLOW_GROUPS", groups, &options->dataflow_groups, err) ||
+        env_choice("FUSECHECK_DATAFLOW_PAGE_KB", page_kb, &options->dataflow_page_kb, err) ||
+        env_choice("FUSECHECK_DATAFLOW_COPY_PIECES", pieces, &options->dataflow_copy_pieces, err))
+        return -1;
     const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
     if (splits_text && *splits_text) {
         char *end;

@@ -16,6 +16,10 @@
 // dataflow_groups   1        FUSECHECK_DATAFLOW_GROUPS     groups per block of the dataflow kernel: one,
 //                            (1 or 2)                      or two independent consumer groups per SM that
 //                                                          overlap one another's waits
+// dataflow_page_kb  32       FUSECHECK_DATAFLOW_PAGE_KB    the dataflow kernel's shared-memory page (16, 32
+//                            (16, 32 or 64)                or 64 KB): the bytes of one tile
+// dataflow_copy_    1        FUSECHECK_DATAFLOW_COPY_      bulk copy requests a page is loaded with (1, 2, 4
+//   pieces                   PIECES (1, 2, 4 or 8)         or 8)
 // dataflow_timeline 0        FUSECHECK_DATAFLOW_TIMELINE   the dataflow kernel records when each tile starts,
 //                            (0 or 1)                      has its page and ends; the last launch's summary
 //                                                          goes to stderr when the engine is destroyed
@@ -42,11 +46,13 @@ typedef struct {
     int dataflow_skeleton; // 0 or 1
     int dataflow_groups;   // 1 or 2
     int dataflow_timeline; // 0 or 1
+    int dataflow_page_kb;  // 16, 32 or 64
+    int dataflow_copy_pieces;  // 1, 2, 4 or 8
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 1, 0, 0};
+    FusedOptions options = {1, 0, 0, 1, 0, 32, 1, 0};
     return options;
 }
 

@@ -345,7 +345,7 @@ Test(bench_cli, an_unknown_engine_is_refused_in_one_line) {
     char *output;
     int status = test_run_cli("bench --engine tpu --preset tiny", &output);
     cr_expect_eq(status, 2, "%s", output);
-    cr_expect(strstr(output, "fusecheck bench: --engine: 'tpu' is not one of reference, fused, cublas"), "%s", output);
+    cr_expect(strstr(output, "fusecheck bench: --engine: 'tpu' is not one of reference, fused, cublas, dataflow"), "%s", output);
     cr_expect_eq(count_lines(output), 1, "%s", output);
     free(output);
     status = test_run_cli("bench --engine reference,reference --preset tiny", &output);
@@ -364,7 +364,7 @@ Test(bench_cli, a_gpu_engine_without_a_device_says_so) {
     free(output);
     status = test_run_cli("bench --preset tiny", &output);
     cr_expect_eq(status, 4, "%s", output);
-    cr_expect(strstr(output, "--engine all (fused, cublas) needs a GPU: no CUDA device found"), "%s", output);
+    cr_expect(strstr(output, "--engine all (fused, cublas, dataflow) needs a GPU: no CUDA device found"), "%s", output);
     cr_expect_eq(count_lines(output), 1, "%s", output);
     free(output);
 }

@@ -16,14 +16,16 @@
 #include "test_support.h"
 
 Test(engine_registry, finds_every_engine_by_name) {
-    const char *names[] = {"reference", "fused", "cublas"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"reference", "fused", "cublas", "dataflow"};
+    for (int i = 0; i < 4; i++) {
         ErrorMessage err = {{0}};
         const EngineKind *kind = engine_find(names[i], &err);
         cr_assert_not_null(kind, "%s: %s", names[i], err.text);
         cr_expect_str_eq(kind->name, names[i]);
         cr_expect(kind->create && kind->forward && kind->destroy, "%s lacks a required function", names[i]);
-        cr_expect(kind->capabilities & ENGINE_KV_F32 && kind->capabilities & ENGINE_KV_BF16, "%s", names[i]);
+        cr_expect(kind->capabilities & ENGINE_KV_BF16, "%s", names[i]);
+        // The dataflow kernel keeps its cache in bf16 only; the others both ways.
+        cr_expect_eq((kind->capabilities & ENGINE_KV_F32) != 0, strcmp(names[i], "dataflow") != 0, "%s", names[i]);
         // A kind offers force_kv exactly when it says it can.
         cr_expect_eq(kind->force_kv != NULL, (kind->capabilities & ENGINE_CAN_FORCE_KV) != 0, "%s", names[i]);
         cr_expect_eq((kind->capabilities & ENGINE_NEEDS_GPU) != 0, strcmp(names[i], "reference") != 0, "%s", names[i]);
@@ -35,15 +37,15 @@ Test(engine_registry, finds_every_engine_by_name) {
     }
     size_t n;
     engine_list(&n);
-    cr_expect_eq(n, 3);
+    cr_expect_eq(n, 4);
     char known[128];
-    cr_expect_str_eq(engine_names(known, sizeof known, "|"), "reference|fused|cublas");
+    cr_expect_str_eq(engine_names(known, sizeof known, "|"), "reference|fused|cublas|dataflow");
 }
 
 Test(engine_registry, refuses_an_unknown_name_with_one_line) {
     ErrorMessage err = {{0}};
     cr_assert_null(engine_find("tpu", &err));
-    cr_expect_str_eq(err.text, "unknown engine 'tpu' (known: reference, fused, cublas)");
+    cr_expect_str_eq(err.text, "unknown engine 'tpu' (known: reference, fused, cublas, dataflow)");
     cr_expect_null(strchr(err.text, '\n'));
 }
 
@@ -238,6 +240,6 @@ Test(engine_interface, run_refuses_an_unknown_engine_with_one_line) {
     int status = test_run_cli("run --engine tpu --model /nonexistent --golden golden/tiny-kv-f32.h5 --out /tmp/never.h5",
                               &output);
     cr_expect_eq(status, 2);
-    cr_expect_str_eq(output, "fusecheck run: --engine: 'tpu' is not one of reference, fused, cublas\n");
+    cr_expect_str_eq(output, "fusecheck run: --engine: 'tpu' is not one of reference, fused, cublas, dataflow\n");
     free(output);
 }

@@ -196,7 +196,7 @@ Test(gate_cli, an_unknown_engine_is_refused_in_one_line_before_any_work) {
     char *output;
     int status = test_run_cli("gate --engine tpu --preset tiny --steps 2", &output);
     cr_expect_eq(status, 2, "%s", output);
-    cr_expect(strstr(output, "fusecheck gate: --engine: 'tpu' is not one of reference, fused, cublas"), "%s", output);
+    cr_expect(strstr(output, "fusecheck gate: --engine: 'tpu' is not one of reference, fused, cublas, dataflow"), "%s", output);
     cr_expect_eq(count_lines(output), 1, "%s", output);
     free(output);
 }

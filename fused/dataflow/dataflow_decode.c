@@ -7,8 +7,6 @@
 
 #include "../cuda_check.h"
 
-// A page: 32 KB holds 16 rows of a 1,024-wide projection, or 64 positions of one kv head's K and V.
-#define DATAFLOW_PAGE_BYTES 32768
 
 struct DataflowDecode {
     DataflowProgram program;
@@ -49,7 +47,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     }
     d->groups = b->groups;
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
-                           b->n_layers, b->max_context, n_sms * b->groups, DATAFLOW_PAGE_BYTES};
+                           b->n_layers, b->max_context, n_sms * b->groups, b->page_kb * 1024};
     if (dataflow_program_build(&shape, &d->program, err) ||
         dataflow_max_pages(&d->program, d->groups, &d->n_pages, err)) {
         dataflow_program_free(&d->program);
@@ -109,6 +107,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     P->block_best_index = d->d_best_index;
     P->counters = d->d_counters;
     P->timeline = d->d_timeline;
+    P->copy_piece = (unsigned)(b->page_kb * 1024 / b->copy_pieces) & ~15u;
     P->eps = b->eps;
     P->skeleton = b->skeleton;
     return d;

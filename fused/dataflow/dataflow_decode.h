@@ -32,6 +32,8 @@ typedef struct {
     int groups;    // groups per block (dataflow_kernel.h): 1 or 2
     int timeline;  // 1: every launch records when each instruction starts, has its page and ends; the
                    // last launch's is summarized on stderr when the decode state is destroyed
+    int page_kb;   // shared-memory page size in KB: 16, 32 or 64
+    int copy_pieces;  // bulk copy requests per page (1, 2, 4 or 8)
 } DataflowBuffers;
 
 // Builds the program for this device (one block per SM, `groups` virtual blocks each) and allocates its device state. NULL and one

@@ -24,8 +24,8 @@
 #include "dataflow_kernel.h"
 
 #define CONSUMER_WARPS 8  // per block, over all groups
-#define MAX_PAGES 8       // per group
-#define MAX_ROWS 16  // rows of one tile (2 x gateup_rows for GATEUP)
+#define MAX_PAGES 16      // per group
+#define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
 #define MAX_GROUP 8
 
@@ -94,7 +94,7 @@ __device__ __forceinline__ void mbarrier_wait(uint64_t *bar, unsigned parity) {
 
 // bytes (a multiple of 16, both addresses 16-byte aligned) from global src into shared dst; completion
 // is counted on bar's transaction count.
-__device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, unsigned bytes, uint64_t *bar) {
+__device__ __forceinline__ void bulk_copy_piece(void *dst, const void *src, unsigned bytes, uint64_t *bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                  ::"r"(shared_address(dst)), "l"(src), "r"(bytes), "r"(shared_address(bar))
                  : "memory");
@@ -134,6 +134,14 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
     float total = 0.0f;
     for (int w = 0; w < g.n_warps; w++) total += scratch[w];
     return total;
+}
+
+// The copy in requests of at most `piece` bytes (a multiple of 16; 0: one request).
+__device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, unsigned bytes, unsigned piece,
+                                                    uint64_t *bar) {
+    if (!piece) piece = bytes;
+    for (unsigned done = 0; done < bytes; done += piece)
+        bulk_copy_piece((char *)dst + done, (const char *)src + done, min(piece, bytes - done), bar);
 }
 
 // ---- the consumers' building blocks ---------------------------------------------------------------
@@ -629,33 +637,33 @@ __device__ void run_loader(const DataflowProgram &p, const DataflowParams &P, un
         const DataflowLayer &Ly = P.layers[in.layer];
         switch (in.op) {
         case DATAFLOW_QKV:
-            bulk_copy_to_shared(page, Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, bytes, full + page_index);
+            bulk_copy_to_shared(page, Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, bytes, P.copy_piece, full + page_index);
             break;
         case DATAFLOW_ATTN: {
             int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
             size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
-            bulk_copy_to_shared(page, Ly.k_cache + row * s.head_dim, bytes / 2, full + page_index);
+            bulk_copy_to_shared(page, Ly.k_cache + row * s.head_dim, bytes / 2, P.copy_piece, full + page_index);
             bulk_copy_to_shared(page + (size_t)p.chunk * s.head_dim * 2, Ly.v_cache + row * s.head_dim, bytes / 2,
-                                full + page_index);
+                                P.copy_piece, full + page_index);
             break;
         }
         case DATAFLOW_OPROJ:
             bulk_copy_to_shared(page, Ly.w_o + (size_t)in.index * p.oproj_rows * s.n_heads * s.head_dim, bytes,
-                                full + page_index);
+                                P.copy_piece, full + page_index);
             break;
         case DATAFLOW_GATEUP: {
             size_t first = (size_t)in.index * p.gateup_rows;
-            bulk_copy_to_shared(page, Ly.w_gate_up + first * s.hidden, bytes / 2, full + page_index);
+            bulk_copy_to_shared(page, Ly.w_gate_up + first * s.hidden, bytes / 2, P.copy_piece, full + page_index);
             bulk_copy_to_shared(page + bytes / 2, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, bytes / 2,
-                                full + page_index);
+                                P.copy_piece, full + page_index);
             break;
         }
         case DATAFLOW_DOWN:
             bulk_copy_to_shared(page, Ly.w_down + (size_t)in.index * p.down_rows * s.intermediate, bytes,
-                                full + page_index);
+                                P.copy_piece, full + page_index);
             break;
         case DATAFLOW_LMHEAD:
-            bulk_copy_to_shared(page, P.lm_head + (size_t)in.index * p.lmhead_rows * s.hidden, bytes, full + page_index);
+            bulk_copy_to_shared(page, P.lm_head + (size_t)in.index * p.lmhead_rows * s.hidden, bytes, P.copy_piece, full + page_index);
             break;
         default:
             break;

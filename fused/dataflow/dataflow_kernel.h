@@ -44,6 +44,7 @@ typedef struct {
                                                 // leaves them zero (its last block to finish resets them)
     unsigned long long *timeline;  // NULL, or [n_instructions][3] %globaltimer ns: the instruction's start,
                                    // its page ready, its end (inactive attention chunks: zeros)
+    unsigned copy_piece;  // bytes per bulk copy request (a multiple of 16; 0: a page's copy in one request)
     float eps;
     int skeleton;  // 1: every wait, page, load, store and signal, but no arithmetic (wrong results):
                    // the floor of the structure, for measurement only

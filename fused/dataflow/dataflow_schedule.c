@@ -71,12 +71,12 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     const DataflowShape *s = shape;
     p->shape = *s;
     int q_width = s->n_heads * s->head_dim, qkv_width = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim;
-    // At most 16 rows a tile: each consumer thread keeps one accumulator per row.
-    p->qkv_rows = floor_power_of_two(min_int(16, s->page_bytes / (2 * s->hidden)));
-    p->oproj_rows = min_int(16, s->page_bytes / (2 * q_width));
-    p->gateup_rows = min_int(8, s->page_bytes / (4 * s->hidden));
-    p->down_rows = min_int(16, s->page_bytes / (2 * s->intermediate));
-    p->lmhead_rows = min_int(16, s->page_bytes / (2 * s->hidden));
+    const int most = DATAFLOW_MAX_TILE_ROWS;
+    p->qkv_rows = floor_power_of_two(min_int(most, s->page_bytes / (2 * s->hidden)));
+    p->oproj_rows = min_int(most, s->page_bytes / (2 * q_width));
+    p->gateup_rows = min_int(most / 2, s->page_bytes / (4 * s->hidden));
+    p->down_rows = min_int(most, s->page_bytes / (2 * s->intermediate));
+    p->lmhead_rows = min_int(most, s->page_bytes / (2 * s->hidden));
     p->qkv_tiles = (qkv_width + p->qkv_rows - 1) / p->qkv_rows;
     p->oproj_tiles = (s->hidden + p->oproj_rows - 1) / p->oproj_rows;
     p->gateup_tiles = (s->intermediate + p->gateup_rows - 1) / p->gateup_rows;

@@ -119,6 +119,9 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowP
 // a row of any projection larger than a page, or a head_dim that is not a multiple of qkv_rows.
 // On success the program owns its arrays (dataflow_program_free).
 #define DATAFLOW_MAX_VECTOR 16384
+// Rows of one tile at most (a gate/up tile: half as many pairs): each consumer thread keeps one
+// accumulator per row.
+#define DATAFLOW_MAX_TILE_ROWS 32
 int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program, ErrorMessage *err);
 void dataflow_program_free(DataflowProgram *program);
 
