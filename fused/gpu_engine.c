@@ -785,28 +785,6 @@ static int wait_for_step(GpuEngine *e, int graphed, int position, ErrorMessage *
     return 0;
 }
 
-// One decode step of the fused or dataflow engine: the captured graph, or its kernels launched one by
-// one when forcing (fused: the host writes the forced K/V between kernels) or FUSECHECK_SYNC_KERNELS
-// asks for it. The dataflow engine takes the forced rows before its single launch, so it stays graphed.
-static int enqueue_decode_step(GpuEngine *e, int traced, int position, int *graphed, ErrorMessage *err) {
-    int ungraphed = e->options.sync_kernels;
-    if (e->kind == GPU_ENGINE_DATAFLOW) {
-        int forced = e->forcing;
-        for (int l = 0; forced && l < e->n_layers; l++)
-            if (store_forced_kv(e, l, position, 1, err)) return -1;
-        if (dataflow_decode_set_control(e->dataflow, traced, forced, e->stream, err)) return -1;
-    } else {
-        ungraphed |= e->forcing;
-    }
-    if (ungraphed)
-        return e->kind == GPU_ENGINE_DATAFLOW ? dataflow_decode_enqueue(e->dataflow, e->stream, err)
-                                              : enqueue_fused_decode(e, err);
-    if (ensure_graph(e, err)) return -1;
-    CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
-    *graphed = 1;
-    return 0;
-}
-
 int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int position, const EngineTap *trace,
                        int32_t *next_token, ErrorMessage *err) {
     if (stage_tokens(e, tokens, n_tokens, position, err)) return -1;
@@ -816,8 +794,33 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
         return fail(err, "gpu engine: kv forced for %d tokens, but the forward runs %d", e->forced_tokens, n_tokens);
     }
     int graphed = 0;  // the step ran as the decode graph: a fault can only be named as the graph's
-    if (n_tokens == 1 && e->kind != GPU_ENGINE_CUBLAS) {
-        if (enqueue_decode_step(e, trace != NULL, position, &graphed, err)) return -1;
+    if (e->kind == GPU_ENGINE_FUSED && n_tokens == 1) {
+        if (e->forcing || e->options.sync_kernels) {
+            if (enqueue_fused_decode(e, err)) return -1;  // the graph's kernels, launched one by one
+        } else {
+            if (ensure_graph(e, err)) return -1;
+            CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+            graphed = 1;
+        }
+        if (trace) {
+            if (wait_for_step(e, graphed, position, err)) return -1;
+            if (write_device_tensor(trace, -1, "embed", e->decode_embed, 1, d->hidden, err)) return -1;
+            for (int l = 0; l < e->n_layers; l++)
+                if (write_layer_trace(e, trace, l, &e->decode_acts[l], 1, err)) return -1;
+        }
+    } else if (e->kind == GPU_ENGINE_DATAFLOW && n_tokens == 1) {
+        // Storage forcing writes this token's K/V rows before the launch; the kernel then reads them.
+        int forced = e->forcing;
+        for (int l = 0; forced && l < e->n_layers; l++)
+            if (store_forced_kv(e, l, position, 1, err)) return -1;
+        if (dataflow_decode_set_control(e->dataflow, trace != NULL, forced, e->stream, err)) return -1;
+        if (e->options.sync_kernels) {
+            if (dataflow_decode_enqueue(e->dataflow, e->stream, err)) return -1;
+        } else {
+            if (ensure_graph(e, err)) return -1;
+            CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
+            graphed = 1;
+        }
         if (trace) {
             if (wait_for_step(e, graphed, position, err)) return -1;
             if (write_device_tensor(trace, -1, "embed", e->decode_embed, 1, d->hidden, err)) return -1;
