@@ -37,11 +37,11 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     *options = fused_options_defaults();
     if (env_switch("FUSECHECK_PDL", &options->pdl, err) ||
         env_switch("FUSECHECK_SYNC_KERNELS", &options->sync_kernels, err) ||
+        env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err) ||
         env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
-    static const int skeleton[] = {1, 2, 0}, groups[] = {1, 2, 0}, page_kb[] = {16, 32, 64, 0}, pieces[] = {1, 2, 4, 8, 0};
-    if (env_choice("FUSECHECK_DATAFLOW_SKELETON", skeleton, &options->dataflow_skeleton, err) ||
-        env_choice("FUSECHECK_DATAFLOW_GROUPS", groups, &options->dataflow_groups, err) ||
+    static const int groups[] = {1, 2, 0}, page_kb[] = {16, 32, 64, 0}, pieces[] = {1, 2, 4, 8, 0};
+    if (env_choice("FUSECHECK_DATAFLOW_GROUPS", groups, &options->dataflow_groups, err) ||
         env_choice("FUSECHECK_DATAFLOW_PAGE_KB", page_kb, &options->dataflow_page_kb, err) ||
         env_choice("FUSECHECK_DATAFLOW_COPY_PIECES", pieces, &options->dataflow_copy_pieces, err))
         return -1;

@@ -10,11 +10,9 @@
 // sync_kernels      0        FUSECHECK_SYNC_KERNELS (0/1)  the fused decode step runs without its graph and
 //                                                          waits after every kernel, so a fault names the
 //                                                          kernel and layer (slow; for locating a fault)
-// dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   1: the dataflow kernel does every wait, page,
-//                            (1 or 2)                      load, store and signal but no arithmetic; 2: its
-//                                                          consumers only take and release pages (no waits,
-//                                                          no work): the page stream alone. Wrong results:
-//                                                          for measuring the structure's floors
+// dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   the dataflow engine's kernel does every wait,
+//                            (0 or 1)                      page, load, store and signal but no arithmetic
+//                                                          (wrong results): its structure's floor
 // dataflow_groups   1        FUSECHECK_DATAFLOW_GROUPS     groups per block of the dataflow kernel: one,
 //                            (1 or 2)                      or two independent consumer groups per SM that
 //                                                          overlap one another's waits
@@ -45,7 +43,7 @@ extern "C" {
 typedef struct {
     int pdl;               // 0 or 1
     int sync_kernels;      // 0 or 1
-    int dataflow_skeleton; // 0, 1 or 2
+    int dataflow_skeleton; // 0 or 1
     int dataflow_groups;   // 1 or 2
     int dataflow_timeline; // 0 or 1
     int dataflow_page_kb;  // 16, 32 or 64

@@ -691,7 +691,7 @@ __device__ void run_consumers(Consumer &c, unsigned char *base, const SharedLayo
             page = (const uint16_t *)(base + L.pages + (size_t)page_index * p.shape.page_bytes);
         }
         if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 1] = global_time();
-        switch (c.P.skeleton == 2 ? -1 : in.op) {
+        switch (in.op) {
         case DATAFLOW_QKV: run_qkv(c, in.layer, in.index, page); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index, page); break;
         case DATAFLOW_MERGE: run_merge(c, in.layer, in.index); break;
@@ -704,7 +704,6 @@ __device__ void run_consumers(Consumer &c, unsigned char *base, const SharedLayo
         default: break;
         }
         if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 2] = global_time();
-        if (c.P.skeleton == 2) group_sync(c.g);
         if (bytes) {
             // Every op ends with a group barrier, so every read of the page is done.
             if (c.g.tid == 0) mbarrier_arrive(empty + page_index);

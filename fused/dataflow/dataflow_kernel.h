@@ -46,8 +46,8 @@ typedef struct {
                                    // its page ready, its end (inactive attention chunks: zeros)
     unsigned copy_piece;  // bytes per bulk copy request (a multiple of 16; 0: a page's copy in one request)
     float eps;
-    int skeleton;  // 1: every wait, page, load, store and signal, but no arithmetic; 2: consumers only
-                   // take and release pages. Wrong results: the structure's floors, for measurement only
+    int skeleton;  // 1: every wait, page, load, store and signal, but no arithmetic (wrong results):
+                   // the floor of the structure, for measurement only
 } DataflowParams;
 
 // A block runs `groups` (1 or 2) groups, each a virtual block of the program (program->shape.n_blocks
