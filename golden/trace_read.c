@@ -8,14 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
+#include "file_sandbox.h"
 #include "trace.h"
 #include "trace_internal.h"
 
@@ -469,77 +467,38 @@ static void read_every_dataset(const TraceReader *reader) {
     }
 }
 
-// Bytes of address space mapped now (inherited mappings included), from /proc/self/statm; 0 if unknown.
-static unsigned long long address_space_bytes(void) {
-    FILE *file = fopen("/proc/self/statm", "r");
-    unsigned long long pages = 0;
-    if (file && fscanf(file, "%llu", &pages) != 1) pages = 0;
-    if (file) fclose(file);
-    long page_size = sysconf(_SC_PAGESIZE);
-    return page_size > 0 ? pages * (unsigned long long)page_size : 0;
-}
-
 // HDF5 1.10 trusts lengths stored in the file: a corrupt heap or object header can make the library
 // read out of bounds and crash, loop forever, or allocate gigabytes (tests/fuzz found all three
 // within a minute, in H5HG_read, H5C_protect and H5T__conv_vlen). So the file is first opened and
-// every dataset read in a child process, by the code paths the caller will take, under limits far
-// above what a real trace needs: CPU 10 s plus 1 s per 16 MB (a 2 MB golden takes milliseconds),
-// address space 1 GB plus twice the file beyond what is mapped already. A file that kills the
-// child is refused and the caller's process never touches it; a file the child refused cleanly is
+// every dataset read in a child process (file_sandbox.h, with its limits), by the code paths the
+// caller will take; a 2 MB golden takes milliseconds. A file that kills the child is refused and the caller's process never touches it; a file the child refused cleanly is
 // refused with the child's message (so an allocation the limit stopped is never retried here).
+static int read_in_child(void *context, int fd) {
+    const char *path = context;
+    ErrorMessage child_err = {{0}};
+    TraceReader *reader = trace_open_unguarded(path, &child_err);
+    if (reader) read_every_dataset(reader);
+    else if (write(fd, child_err.text, strlen(child_err.text)) < 0) return -1;
+    trace_close(reader);
+    return 0;
+}
+
 static int survives_full_read(const char *path, ErrorMessage *err) {
     struct stat info;
     if (stat(path, &info) != 0) return 0;  // trace_open_unguarded names the problem
-    rlim_t cpu_seconds = 10 + (rlim_t)(info.st_size / (16 << 20));
-    unsigned long long mapped = address_space_bytes();
-    int message_pipe[2];
-    if (pipe(message_pipe) != 0) return fail(err, "%s: cannot check the file: pipe: %s", path, strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t child = fork();
-    if (child < 0) {
-        close(message_pipe[0]);
-        close(message_pipe[1]);
-        return fail(err, "%s: cannot fork to check the file: %s", path, strerror(errno));
+    SandboxResult child;
+    if (sandbox_run(path, info.st_size, "check the file", read_in_child, (void *)path, &child, err)) return -1;
+    int rc = 0;
+    if (child.end == SANDBOX_EXITED_CLEANLY) {
+        if (child.output_size) rc = fail(err, "%s", child.output);
+    } else if (child.end == SANDBOX_HUNG) {
+        rc = fail(err, "%s: corrupt HDF5 file (reading it hung the HDF5 library for %lu s of CPU)", path,
+                  child.cpu_seconds);
+    } else {
+        rc = fail(err, "%s: corrupt HDF5 file (reading it crashed the HDF5 library)", path);
     }
-    if (child == 0) {
-        close(message_pipe[0]);
-        // What a crashing library prints is not the caller's one-line message.
-        if (!freopen("/dev/null", "w", stderr)) _exit(1);
-        struct rlimit cpu = {cpu_seconds, cpu_seconds + 5};  // SIGXCPU at the soft limit, SIGKILL at the hard
-        if (setrlimit(RLIMIT_CPU, &cpu) != 0) _exit(1);
-        if (mapped) {
-            rlim_t bytes = (rlim_t)(mapped + (1ull << 30) + 2 * (unsigned long long)info.st_size);
-            struct rlimit memory = {bytes, bytes};
-            if (setrlimit(RLIMIT_AS, &memory) != 0) _exit(1);
-        }
-        ErrorMessage child_err = {{0}};
-        TraceReader *reader = trace_open_unguarded(path, &child_err);
-        if (reader) read_every_dataset(reader);
-        else if (write(message_pipe[1], child_err.text, strlen(child_err.text)) < 0) _exit(1);
-        trace_close(reader);
-        _exit(0);  // no atexit handlers or stdio flushes of the parent's buffers
-    }
-    close(message_pipe[1]);
-    char message[sizeof err->text] = "";
-    size_t used = 0;
-    for (;;) {
-        ssize_t got = read(message_pipe[0], message + used, sizeof message - 1 - used);
-        if (got > 0 && (used += (size_t)got) < sizeof message - 1) continue;
-        if (got < 0 && errno == EINTR) continue;
-        break;
-    }
-    message[used] = '\0';
-    close(message_pipe[0]);
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR) return fail(err, "%s: cannot wait for the file check: %s", path, strerror(errno));
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return used ? fail(err, "%s", message) : 0;
-    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
-        return fail(err, "%s: corrupt HDF5 file (reading it hung the HDF5 library for %lu s of CPU)", path,
-                    (unsigned long)cpu_seconds);
-    return fail(err, "%s: corrupt HDF5 file (reading it crashed the HDF5 library)", path);
+    free(child.output);
+    return rc;
 }
 
 TraceReader *trace_open(const char *path, ErrorMessage *err) {

@@ -3,18 +3,16 @@
 // so the validator and the reader never disagree on what a trace holds.
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hdf5.h>
 
+#include "file_sandbox.h"
 #include "trace.h"
 #include "trace_internal.h"
 #include "trace_validate.h"
@@ -696,23 +694,14 @@ static int validate_unguarded(const char *path, TraceValidation *result, ErrorMe
     return 0;
 }
 
-// Bytes of address space mapped now, from /proc/self/statm; 0 if unknown (then no memory limit).
-static unsigned long long address_space_bytes(void) {
-    FILE *file = fopen("/proc/self/statm", "r");
-    unsigned long long pages = 0;
-    if (file && fscanf(file, "%llu", &pages) != 1) pages = 0;
-    if (file) fclose(file);
-    long page_size = sysconf(_SC_PAGESIZE);
-    return page_size > 0 ? pages * (unsigned long long)page_size : 0;
-}
-
 // The child's whole answer, as one text: "E message\n" when unreadable, else a header line
 // "R version n_steps n_layers n_datasets problems_dropped producer\n" and one "P object\tmessage\n" per problem.
-static void child_report(int fd, const char *path) {
+static int child_report(void *context, int fd) {
+    const char *path = context;
     TraceValidation result = {0};
     ErrorMessage err = {{0}};
     FILE *out = fdopen(fd, "w");
-    if (!out) _exit(1);
+    if (!out) return -1;
     if (validate_unguarded(path, &result, &err) < 0) {
         flatten(err.text);
         fprintf(out, "E %s\n", err.text);
@@ -722,7 +711,7 @@ static void child_report(int fd, const char *path) {
         for (int i = 0; i < result.n_problems; i++)
             fprintf(out, "P %s\t%s\n", result.problems[i].object, result.problems[i].message);
     }
-    _exit(fclose(out) == 0 ? 0 : 1);
+    return fclose(out) == 0 ? 0 : -1;
 }
 
 // Rebuilds the result from the child's text (see child_report).
@@ -757,75 +746,23 @@ static int parse_report(const char *path, char *text, TraceValidation *result, E
 }
 
 // HDF5 1.10 trusts lengths stored in the file; a corrupt one can crash it, hang it or make it allocate
-// gigabytes (see trace_read.c's survives_full_read, from which these limits come). So the checks run in
-// a child under CPU and address-space limits, and only their text comes back.
+// gigabytes. So the checks run in a sandboxed child (file_sandbox.h) and only their text comes back.
 int trace_validate(const char *path, TraceValidation *result, ErrorMessage *err) {
     memset(result, 0, sizeof *result);
     if (!path || !*path) return fail(err, "validate: empty path");
     struct stat info;
     if (stat(path, &info) != 0) return fail(err, "%s: cannot open: %s", path, strerror(errno));
-    rlim_t cpu_seconds = 10 + (rlim_t)(info.st_size / (16 << 20));
-    unsigned long long mapped = address_space_bytes();
-    int pipe_fds[2];
-    if (pipe(pipe_fds) != 0) return fail(err, "%s: cannot validate: pipe: %s", path, strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t child = fork();
-    if (child < 0) {
-        close(pipe_fds[0]);
-        close(pipe_fds[1]);
-        return fail(err, "%s: cannot fork to validate: %s", path, strerror(errno));
-    }
-    if (child == 0) {
-        close(pipe_fds[0]);
-        if (!freopen("/dev/null", "w", stderr)) _exit(1);  // a crashing library's output is not ours
-        struct rlimit cpu = {cpu_seconds, cpu_seconds + 5};
-        if (setrlimit(RLIMIT_CPU, &cpu) != 0) _exit(1);
-        if (mapped) {
-            rlim_t bytes = (rlim_t)(mapped + (1ull << 30) + 2 * (unsigned long long)info.st_size);
-            struct rlimit memory = {bytes, bytes};
-            if (setrlimit(RLIMIT_AS, &memory) != 0) _exit(1);
-        }
-        child_report(pipe_fds[1], path);
-    }
-    close(pipe_fds[1]);
-    char *text = NULL;
-    size_t used = 0, capacity = 0;
-    int out_of_memory = 0;
-    for (;;) {
-        if (used + 4096 + 1 > capacity) {
-            char *grown = realloc(text, capacity = capacity * 2 + 8192);
-            if (!grown) {
-                out_of_memory = 1;
-                break;
-            }
-            text = grown;
-        }
-        ssize_t got = read(pipe_fds[0], text + used, capacity - used - 1);
-        if (got > 0) used += (size_t)got;
-        else if (got < 0 && errno == EINTR) continue;
-        else break;
-    }
-    close(pipe_fds[0]);
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR) {
-            free(text);
-            return fail(err, "%s: cannot wait for the validating process: %s", path, strerror(errno));
-        }
-    }
+    SandboxResult child;
+    if (sandbox_run(path, info.st_size, "validate", child_report, (void *)path, &child, err)) return -1;
     int result_status;
-    if (out_of_memory) result_status = fail(err, "%s: out of memory reading the validation", path);
-    else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+    if (child.end == SANDBOX_HUNG)
         result_status = fail(err, "%s: corrupt HDF5 file (reading it hung the HDF5 library for %lu s of CPU)", path,
-                             (unsigned long)cpu_seconds);
-    else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !text)
+                             child.cpu_seconds);
+    else if (child.end == SANDBOX_CRASHED)
         result_status = fail(err, "%s: corrupt HDF5 file (reading it crashed the HDF5 library)", path);
-    else {
-        text[used] = '\0';
-        result_status = parse_report(path, text, result, err);
-    }
-    free(text);
+    else
+        result_status = parse_report(path, child.output, result, err);
+    free(child.output);
     if (result_status < 0) trace_validation_free(result);
     return result_status;
 }
