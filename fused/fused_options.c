@@ -16,19 +16,19 @@ static int env_switch(const char *name, int *value, ErrorMessage *err) {
     return 0;
 }
 
-// One of `allowed` (a 0-terminated list): unset or empty leaves *value as it is.
+// One of `allowed` (a -1-terminated list): unset or empty leaves *value as it is.
 static int env_choice(const char *name, const int *allowed, int *value, ErrorMessage *err) {
     const char *text = getenv(name);
     if (!text || !*text) return 0;
     char *end;
     long v = strtol(text, &end, 10);
-    for (int i = 0; allowed[i] && !*end; i++)
+    for (int i = 0; allowed[i] >= 0 && !*end; i++)
         if (v == allowed[i]) {
             *value = (int)v;
             return 0;
         }
     char list[64] = "";
-    for (int i = 0; allowed[i]; i++)
+    for (int i = 0; allowed[i] >= 0; i++)
         snprintf(list + strlen(list), sizeof list - strlen(list), "%s%d", i ? ", " : "", allowed[i]);
     return fail(err, "%s=%s: expected one of %s", name, text, list);
 }
@@ -40,10 +40,9 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
         env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err) ||
         env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
-    static const int groups[] = {1, 2, 0}, page_kb[] = {16, 32, 64, 0}, pieces[] = {1, 2, 4, 8, 0};
-    if (env_choice("FUSECHECK_DATAFLOW_GROUPS", groups, &options->dataflow_groups, err) ||
-        env_choice("FUSECHECK_DATAFLOW_PAGE_KB", page_kb, &options->dataflow_page_kb, err) ||
-        env_choice("FUSECHECK_DATAFLOW_COPY_PIECES", pieces, &options->dataflow_copy_pieces, err))
+    static const int tile_kb[] = {32, 64, 96, -1}, prefetch[] = {0, 1, 2, 4, 8, 16, -1};
+    if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err) ||
+        env_choice("FUSECHECK_DATAFLOW_PREFETCH", prefetch, &options->dataflow_prefetch, err))
         return -1;
     const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
     if (splits_text && *splits_text) {

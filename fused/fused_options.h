@@ -11,17 +11,14 @@
 //                                                          waits after every kernel, so a fault names the
 //                                                          kernel and layer (slow; for locating a fault)
 // dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   the dataflow engine's kernel does every wait,
-//                            (0 or 1)                      page, load, store and signal but no arithmetic
+//                            (0 or 1)                      load, store and signal but no arithmetic
 //                                                          (wrong results): its structure's floor
-// dataflow_groups   1        FUSECHECK_DATAFLOW_GROUPS     groups per block of the dataflow kernel: one,
-//                            (1 or 2)                      or two independent consumer groups per SM that
-//                                                          overlap one another's waits
-// dataflow_page_kb  32       FUSECHECK_DATAFLOW_PAGE_KB    the dataflow kernel's shared-memory page (16, 32
-//                            (16, 32 or 64)                or 64 KB): the bytes of one tile
-// dataflow_copy_    1        FUSECHECK_DATAFLOW_COPY_      bulk copy requests a page is loaded with (1, 2, 4
-//   pieces                   PIECES (1, 2, 4 or 8)         or 8)
+// dataflow_tile_kb  96       FUSECHECK_DATAFLOW_TILE_KB    most weight bytes of one dataflow projection tile
+//                            (32, 64 or 96)                (the block holds a tile in registers)
+// dataflow_prefetch 4        FUSECHECK_DATAFLOW_PREFETCH   how many instructions ahead the dataflow kernel
+//                            (0, 1, 2, 4, 8 or 16)         asks L2 to prefetch (0: no prefetch)
 // dataflow_timeline 0        FUSECHECK_DATAFLOW_TIMELINE   the dataflow kernel records when each tile starts,
-//                            (0 or 1)                      has its page and ends; the last launch's summary
+//                            (0 or 1)                      has its inputs and ends; the last launch's summary
 //                                                          goes to stderr when the engine is destroyed
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
@@ -44,15 +41,14 @@ typedef struct {
     int pdl;               // 0 or 1
     int sync_kernels;      // 0 or 1
     int dataflow_skeleton; // 0 or 1
-    int dataflow_groups;   // 1 or 2
+    int dataflow_tile_kb;  // 32, 64 or 96
+    int dataflow_prefetch; // 0, 1, 2, 4, 8 or 16
     int dataflow_timeline; // 0 or 1
-    int dataflow_page_kb;  // 16, 32 or 64
-    int dataflow_copy_pieces;  // 1, 2, 4 or 8
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 1, 0, 32, 1, 0};
+    FusedOptions options = {1, 0, 0, 96, 4, 0, 0};
     return options;
 }
 

@@ -1,7 +1,7 @@
 // The dataflow engine's program (fused/dataflow/dataflow_schedule.h), checked on the CPU: every tile
 // of every op and layer appears exactly once; executing every block's list in order, with each
 // instruction waiting on the counters the kernel waits on, finishes (no deadlock) at every position;
-// every counter then holds exactly its target; no instruction streams more than a page; and shapes
+// every counter then holds exactly its target; no instruction streams more than a tile; and shapes
 // the kernel cannot run are refused with one line.
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -117,34 +117,45 @@ static void check_program(DataflowShape shape) {
     for (size_t k = 0; k < sizeof positions / sizeof positions[0]; k++) {
         int position = positions[k];
         for (int i = 0; i < p.n_instructions; i++)
-            cr_assert_leq(dataflow_page_bytes(&p, p.instructions[i], position), (size_t)s->page_bytes);
+            cr_assert_leq(dataflow_tile_bytes(&p, p.instructions[i], position), (size_t)s->tile_bytes);
         check_runs_to_completion(&p, position);
     }
     dataflow_program_free(&p);
 }
 
 Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
-    check_program((DataflowShape){1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 32768});
+    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304};
+    check_program(shape);
+    // A small model's layer is about one tile of each projection per SM: no SM runs two tiles of one
+    // op while another idles.
+    DataflowProgram p;
+    ErrorMessage err;
+    cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+    int tiles[4] = {p.qkv_tiles, p.oproj_tiles, p.gateup_tiles, p.down_tiles};
+    for (int op = 0; op < 4; op++) cr_assert_leq(tiles[op], 132, "projection %d: %d tiles for 132 SMs", op, tiles[op]);
+    cr_assert_eq(p.qkv_rows, 32);
+    cr_assert_eq(p.gateup_rows, 24);
+    dataflow_program_free(&p);
 }
 
 Test(dataflow_schedule, qwen3_8b_on_132_sms) {
-    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 32768});
+    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304});
 }
 
 Test(dataflow_schedule, small_on_an_odd_grid) {
-    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 32768});
+    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304});
 }
 
 Test(dataflow_schedule, refuses_shapes_without_an_instance) {
     DataflowProgram p;
     ErrorMessage err;
-    DataflowShape tiny = {64, 192, 4, 2, 16, 256, 2, 64, 132, 32768};
+    DataflowShape tiny = {64, 192, 4, 2, 16, 256, 2, 64, 132, 98304};
     cr_assert_eq(dataflow_program_build(&tiny, &p, &err), -1);
     cr_assert(strstr(err.text, "head_dim 16"), "%s", err.text);
-    DataflowShape odd_group = {1024, 3072, 12, 8, 128, 1000, 2, 64, 132, 32768};
+    DataflowShape odd_group = {1024, 3072, 12, 8, 128, 1000, 2, 64, 132, 98304};
     cr_assert_eq(dataflow_program_build(&odd_group, &p, &err), -1);
     cr_assert(strstr(err.text, "12 q heads over 8 kv heads"), "%s", err.text);
-    DataflowShape wide = {1024, 20480, 16, 8, 128, 1000, 2, 64, 132, 32768};
+    DataflowShape wide = {1024, 20480, 16, 8, 128, 1000, 2, 64, 132, 98304};
     cr_assert_eq(dataflow_program_build(&wide, &p, &err), -1);
     cr_assert(strstr(err.text, "intermediate_size 20480"), "%s", err.text);
 }

@@ -11,7 +11,6 @@
 struct DataflowDecode {
     DataflowProgram program;
     DataflowParams params;
-    int groups, n_pages;
     DataflowLayer *d_layers;
     DataflowInstruction *d_instructions;
     int *d_offsets;
@@ -45,11 +44,9 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         free(d);
         return NULL;
     }
-    d->groups = b->groups;
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
-                           b->n_layers, b->max_context, n_sms * b->groups, b->page_kb * 1024};
-    if (dataflow_program_build(&shape, &d->program, err) ||
-        dataflow_max_pages(&d->program, d->groups, &d->n_pages, err)) {
+                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024};
+    if (dataflow_program_build(&shape, &d->program, err)) {
         dataflow_program_free(&d->program);
         free(d);
         return NULL;
@@ -107,7 +104,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     P->block_best_index = d->d_best_index;
     P->counters = d->d_counters;
     P->timeline = d->d_timeline;
-    P->copy_piece = (unsigned)(b->page_kb * 1024 / b->copy_pieces) & ~15u;
+    P->prefetch_distance = b->prefetch_distance;
     P->eps = b->eps;
     P->skeleton = b->skeleton;
     return d;
@@ -117,8 +114,8 @@ fail_cleanup:
 }
 
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
-// op's first tile had its page, when its last tile ended, and the mean time a tile spent from page to
-// end and waiting for its page, all relative to the end of the previous layer's last down tile.
+// op's first tile had its inputs, when its last tile ended, and the mean time a tile spent from inputs
+// to end and waiting for its inputs, all relative to the end of the previous layer's last down tile.
 static void print_timeline(const DataflowDecode *d) {
     const DataflowProgram *p = &d->program;
     size_t n = (size_t)p->n_instructions * 3;
@@ -129,7 +126,7 @@ static void print_timeline(const DataflowDecode *d) {
         return;
     }
     int L = p->shape.n_layers;
-    enum { FIRST, LAST, BUSY, PAGE_WAIT, COUNT, N_STATS };
+    enum { FIRST, LAST, BUSY, INPUT_WAIT, COUNT, N_STATS };
     double *stat = calloc((size_t)L * DATAFLOW_N_OPS * N_STATS, sizeof *stat);
     double *layer_done = calloc((size_t)L, sizeof *layer_done);
     unsigned long long start = ~0ull, end = 0;
@@ -153,20 +150,20 @@ static void print_timeline(const DataflowDecode *d) {
         if (!s[COUNT] || ready < s[FIRST]) s[FIRST] = ready;
         if (!s[COUNT] || done > s[LAST]) s[LAST] = done;
         s[BUSY] += (double)(t[3 * i + 2] - t[3 * i + 1]);
-        s[PAGE_WAIT] += (double)(t[3 * i + 1] - t[3 * i]);
+        s[INPUT_WAIT] += (double)(t[3 * i + 1] - t[3 * i]);
         s[COUNT] += 1;
     }
     static const char *names[] = {"qkv", "attention", "merge", "o_proj", "gate_up", "down"};
     fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
                     "previous layer's last down tile:\n", "ns from %globaltimer", (end - start) / 1e3, L - 2);
-    fprintf(stderr, "  %-10s %8s %8s %10s %10s %6s\n", "op", "first", "last", "busy/tile", "page wait", "tiles");
+    fprintf(stderr, "  %-10s %8s %8s %10s %10s %6s\n", "op", "first", "last", "busy/tile", "input wait", "tiles");
     for (int op = 0; op <= DATAFLOW_DOWN && L > 2; op++) {
         double a[N_STATS] = {0};
         for (int l = 1; l < L - 1; l++)
             for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
         double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
         fprintf(stderr, "  %-10s %8.2f %8.2f %10.2f %10.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
-                a[LAST] / layers / 1e3, a[BUSY] / count / 1e3, a[PAGE_WAIT] / count / 1e3, a[COUNT] / layers);
+                a[LAST] / layers / 1e3, a[BUSY] / count / 1e3, a[INPUT_WAIT] / count / 1e3, a[COUNT] / layers);
     }
     if (L > 1)
         fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer\n", L - 2,
@@ -201,12 +198,12 @@ int dataflow_decode_set_control(DataflowDecode *d, int trace, int forced, cudaSt
 }
 
 int dataflow_decode_enqueue(DataflowDecode *d, cudaStream_t stream, ErrorMessage *err) {
-    return launch_dataflow_decode(&d->program, &d->params, d->groups, d->n_pages, stream, err);
+    return launch_dataflow_decode(&d->program, &d->params, stream, err);
 }
 
 void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
-    snprintf(out, size, "dataflow: %d blocks x %d groups x %d pages of %d KB, %d instructions a token%s",
-             d->program.shape.n_blocks / d->groups, d->groups, d->n_pages, d->program.shape.page_bytes / 1024,
-             d->program.n_instructions,
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, L2 prefetch %d instructions ahead, %d "
+             "instructions a token%s", d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024,
+             d->params.prefetch_distance, d->program.n_instructions,
              d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

@@ -29,14 +29,13 @@ typedef struct {
     float *embed_out, *final_norm, *logits;
     int *next_token;
     int skeleton;  // DataflowParams.skeleton
-    int groups;    // groups per block (dataflow_kernel.h): 1 or 2
-    int timeline;  // 1: every launch records when each instruction starts, has its page and ends; the
+    int timeline;  // 1: every launch records when each instruction starts, has its inputs and ends; the
                    // last launch's is summarized on stderr when the decode state is destroyed
-    int page_kb;   // shared-memory page size in KB: 16, 32 or 64
-    int copy_pieces;  // bulk copy requests per page (1, 2, 4 or 8)
+    int tile_kb;   // most weight bytes of a projection tile, in KB (DataflowShape.tile_bytes / 1024)
+    int prefetch_distance;  // DataflowParams.prefetch_distance
 } DataflowBuffers;
 
-// Builds the program for this device (one block per SM, `groups` virtual blocks each) and allocates its device state. NULL and one
+// Builds the program for this device (one block per SM) and allocates its device state. NULL and one
 // line in err when the shape has no instance (dataflow_program_build) or an allocation fails.
 DataflowDecode *dataflow_decode_create(const DataflowBuffers *buffers, ErrorMessage *err);
 void dataflow_decode_destroy(DataflowDecode *decode);
@@ -49,7 +48,8 @@ int dataflow_decode_set_control(DataflowDecode *decode, int trace, int forced, c
 // Enqueues one decode token (one kernel launch); capturable into a CUDA graph.
 int dataflow_decode_enqueue(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);
 
-// Instructions, pages and blocks, for reports ("dataflow: 132 blocks x 6 pages of 32 KB, 40210 instructions").
+// Blocks, tiles and instructions, for reports ("dataflow: 132 blocks, tiles of at most 96 KB, L2 prefetch 4
+// instructions ahead, 8200 instructions a token").
 void dataflow_decode_describe(const DataflowDecode *decode, char *out, size_t size);
 
 #ifdef __cplusplus

@@ -1,19 +1,16 @@
 // The dataflow decode kernel (contract in dataflow_kernel.h, the program in dataflow_schedule.h).
 //
-// One block per SM, split into GROUPS independent groups (1 or 2), each a "virtual block" of the
-// program (virtual block = block x GROUPS + group) with its own consumer warps (8 / GROUPS), its own
-// loader warp, its own pages and staging buffers, and its own named barrier: while one group waits
-// for a counter or a round trip, another computes. The loader walks its group's instruction list and, for every instruction that streams bytes (a projection tile's weights,
-// an attention chunk's K/V history), waits for a free page, then asks the bulk copy engine
-// (cp.async.bulk) for the bytes with the page's `full` mbarrier as completion. Nothing it loads
-// depends on this token, so it runs ahead of the consumers by as many pages as the ring holds. The
-// consumers walk the same list: wait for the counters of the tiles whose outputs the instruction reads
-// (one thread spins on an acquire load; the named barrier then releases the others), stage the small
-// activation vector from L2, wait for the page, compute, store, release the page to the loader, and
-// add one to their own counter (release). A group's consumers synchronize among themselves with named
-// barrier 1 + group; __syncthreads is never used inside the loop, since the loaders are elsewhere.
-// A wait that an earlier instruction of the group already satisfied is skipped, and so is staging a
-// vector the group already holds (consecutive tiles of one projection share their input).
+// One block of WARPS warps per SM walks the block's instruction list. For a projection tile the block
+// first issues the tile's weight loads into registers (each warp a few 16-byte loads per lane: the tile,
+// at most DATAFLOW_MAX_TILE_BYTES, is held by the block as a whole), then waits for the counters of the
+// tiles whose outputs it reads (thread 0 spins on an acquire load; a block barrier releases the rest),
+// stages the small activation vector from L2 into shared memory, and only then uses the weights: the
+// weight stream does not wait for the dependency chain, and the chain does not wait for the weights
+// beyond one tile's latency. Further ahead, one thread asks L2 to prefetch (cp.async.bulk.prefetch.L2)
+// the bytes of the instruction `prefetch_distance` places down the list, so the tiles' loads mostly
+// hit L2. The block then stores its outputs and adds one to its op's counter (release).
+// A wait that an earlier instruction already satisfied is skipped, and so is staging a vector the
+// block already holds (consecutive tiles of one projection share their input).
 //
 // Activations written by other blocks in this launch are read with ld.global.cg (L2), never through
 // L1, which may hold the same addresses from an earlier token.
@@ -23,82 +20,51 @@
 #include "../device_common.cuh"
 #include "dataflow_kernel.h"
 
-#define CONSUMER_WARPS 8  // per block, over all groups
-#define MAX_PAGES 16      // per group
+#define WARPS 16
+#define THREADS (WARPS * WARP)
+#define SLOT_BYTES (WARP * 16)  // one warp-wide 16-byte load
+#define SLOTS_PER_WARP (DATAFLOW_MAX_TILE_BYTES / SLOT_BYTES / WARPS)
+#define MAX_SLOTS (SLOTS_PER_WARP * WARPS)
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
 #define MAX_GROUP 8
 
+static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
+static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
+
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t pages, vec, heads, scores, row_sums, tile_out, misc, barriers, total;
+    size_t vec, heads, scores, partials, tile_out, misc, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
-__host__ __device__ static inline SharedLayout shared_layout(const DataflowProgram &p, int n_pages) {
+__host__ __device__ static inline SharedLayout shared_layout(const DataflowProgram &p) {
     const DataflowShape &s = p.shape;
     int group = s.n_heads / s.n_kv_heads;
     int vec = s.hidden;
     if (s.intermediate > vec) vec = s.intermediate;
     if (s.n_heads * s.head_dim > vec) vec = s.n_heads * s.head_dim;
     SharedLayout L;
-    L.pages = 0;
-    L.vec = align_up(L.pages + (size_t)n_pages * s.page_bytes, 128);
+    L.vec = 0;
     L.heads = align_up(L.vec + (size_t)vec * 4, 128);                         // [group + 2][head_dim] + newest [2][head_dim]
     L.scores = align_up(L.heads + (size_t)(group + 4) * MAX_HEAD_DIM * 4, 128);  // [group][chunk], then weights
-    L.row_sums = align_up(L.scores + (size_t)group * p.chunk * 4, 128);      // [warps][MAX_ROWS]
-    L.tile_out = align_up(L.row_sums + (size_t)CONSUMER_WARPS * MAX_ROWS * 4, 128);  // [MAX_ROWS]
+    L.partials = align_up(L.scores + (size_t)group * p.chunk * 4, 128);      // [MAX_SLOTS]
+    L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
-    L.barriers = align_up(L.misc + 64 * 4, 128);                             // full[n_pages], empty[n_pages]
-    L.total = L.barriers + (size_t)2 * MAX_PAGES * 8;
+    L.total = L.misc + 64 * 4;
     return L;
 }
 
 // ---- synchronization primitives -------------------------------------------------------------------
 
-// A group's consumers: named barrier 1 + group over its consumer threads.
+// The block's threads as the ops see them.
 struct Group {
-    int tid, lane, warp, n_threads, n_warps, barrier, virtual_block;
+    int tid, lane, warp, n_threads, n_warps, virtual_block;
 };
 
-__device__ __forceinline__ void group_sync(const Group &g) {
-    asm volatile("bar.sync %0, %1;" ::"r"(g.barrier), "r"(g.n_threads) : "memory");
-}
-
-__device__ __forceinline__ uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mbarrier_init(uint64_t *bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(bar)), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(uint64_t *bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)), "r"(bytes)
-                 : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_arrive(uint64_t *bar) {
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(shared_address(bar)) : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_wait(uint64_t *bar, unsigned parity) {
-    uint32_t done = 0;
-    while (!done)
-        asm volatile(
-            "{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-            : "=r"(done)
-            : "r"(shared_address(bar)), "r"(parity)
-            : "memory");
-}
-
-// bytes (a multiple of 16, both addresses 16-byte aligned) from global src into shared dst; completion
-// is counted on bar's transaction count.
-__device__ __forceinline__ void bulk_copy_piece(void *dst, const void *src, unsigned bytes, uint64_t *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(shared_address(dst)), "l"(src), "r"(bytes), "r"(shared_address(bar))
-                 : "memory");
-}
+__device__ __forceinline__ void group_sync(const Group &) { __syncthreads(); }
 
 __device__ __forceinline__ unsigned long long global_time() {
     unsigned long long t;
@@ -116,8 +82,12 @@ __device__ __forceinline__ void red_release_add(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-// A group's consumers: wait until counters[index] >= target (thread 0 spins; the barrier releases the
-// rest).
+// Asks L2 to fetch [p, p + bytes) (bytes a multiple of 16, p 16-byte aligned); returns at once.
+__device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+}
+
+// The block: wait until counters[index] >= target (thread 0 spins; the barrier releases the rest).
 __device__ __forceinline__ void wait_counter(const Group &g, const unsigned *counters, int index, unsigned target) {
     if (g.tid == 0)
         while (load_acquire(counters + index) < target) {
@@ -125,7 +95,7 @@ __device__ __forceinline__ void wait_counter(const Group &g, const unsigned *cou
     group_sync(g);
 }
 
-// Sum over a group's consumers in a fixed order; every consumer gets the total. scratch: 8 floats.
+// Sum over the block in a fixed order; every thread gets the total. scratch: WARPS floats.
 __device__ __forceinline__ float group_sum(const Group &g, float v, float *scratch) {
     v = warp_sum(v);
     group_sync(g);
@@ -134,14 +104,6 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
     float total = 0.0f;
     for (int w = 0; w < g.n_warps; w++) total += scratch[w];
     return total;
-}
-
-// The copy in requests of at most `piece` bytes (a multiple of 16; 0: one request).
-__device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, unsigned bytes, unsigned piece,
-                                                    uint64_t *bar) {
-    if (!piece) piece = bytes;
-    for (unsigned done = 0; done < bytes; done += piece)
-        bulk_copy_piece((char *)dst + done, (const char *)src + done, min(piece, bytes - done), bar);
 }
 
 // ---- the consumers' building blocks ---------------------------------------------------------------
@@ -179,35 +141,62 @@ __device__ void stage_vector(const Group &g, const float *x, int n, float *vec) 
     group_sync(g);
 }
 
-// out[r] = page row r · vec for r < rows (rows <= MAX_ROWS, row length n bf16, n % 8 == 0), the result
-// in tile_out[r] for every consumer to read after the call. Each consumer sums its 8-column blocks in
-// order, each warp in a fixed shuffle tree, then the warps in order: deterministic.
-__device__ void tile_gemv(const Group &g, const uint16_t *page, int rows, int n, const float *vec, float *row_sums,
-                          float *tile_out, int skeleton) {
-    float acc[MAX_ROWS];
+// A projection tile: rows_a rows of n bf16 weights from a, then rows_b rows from b (a gate/up tile:
+// its gate rows, then its up rows), each row contiguous. n % 256 == 0, so a slot (one warp-wide load:
+// 32 lanes x 16 bytes, 256 weights) never straddles two rows; rows_a + rows_b <= MAX_ROWS and the
+// tile's bytes <= DATAFLOW_MAX_TILE_BYTES (the program guarantees both).
+struct TileSpec {
+    const uint16_t *a, *b;
+    int rows_a, rows_b, n;
+};
+
+// A tile's weights in registers: warp w holds slots w, w + WARPS, ... (each lane 16 bytes of each).
+struct TileRegs {
+    uint4 w[SLOTS_PER_WARP];
+};
+
+// Issues the tile's weight loads. Nothing waits for them here: the caller waits for the tile's input
+// (a counter, then staging) while they are in flight, then calls tile_finish.
+__device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, TileRegs &r) {
+    const int per_row = t.n / 256, slots = (t.rows_a + t.rows_b) * per_row;
 #pragma unroll
-    for (int r = 0; r < MAX_ROWS; r++) acc[r] = 0.0f;
-    if (!skeleton) {
-        const uint4 *w4 = (const uint4 *)page;
-        const float4 *x4 = (const float4 *)vec;
-        int n8 = n / 8;
-        for (int c = g.tid; c < n8; c += g.n_threads) {
-            float4 a = x4[2 * c], b = x4[2 * c + 1];
-#pragma unroll
-            for (int r = 0; r < MAX_ROWS; r++)
-                if (r < rows) acc[r] = dot8_bf16(w4[(size_t)r * n8 + c], a, b, acc[r]);
+    for (int k = 0; k < SLOTS_PER_WARP; k++) {
+        int slot = g.warp + k * WARPS;
+        r.w[k] = make_uint4(0u, 0u, 0u, 0u);  // every register defined on every path, or the array goes to local memory
+        if (slot < slots) {
+            int row = slot / per_row, part = slot - row * per_row;
+            const uint16_t *base = row < t.rows_a ? t.a + (size_t)row * t.n : t.b + (size_t)(row - t.rows_a) * t.n;
+            r.w[k] = load_weights_16((const uint4 *)(base + part * 256) + g.lane);
         }
     }
+}
+
+// tile_out[r] = row r · vec (vec: n fp32 in shared memory) for every row of the tile, readable by every
+// consumer after the call. Each slot is summed by its warp in a fixed shuffle tree, then a row's slots in
+// order by one thread: deterministic.
+__device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec, float *partials,
+                            float *tile_out, int skeleton) {
+    const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
 #pragma unroll
-    for (int r = 0; r < MAX_ROWS; r++)
-        if (r < rows) {
-            float v = warp_sum(acc[r]);
-            if (g.lane == 0) row_sums[g.warp * MAX_ROWS + r] = v;
+    for (int k = 0; k < SLOTS_PER_WARP; k++) {
+        int slot = g.warp + k * WARPS;
+        if (slot < slots) {
+            int part = slot % per_row;
+            float acc = 0.0f;
+            if (!skeleton) {
+                const float4 *x4 = (const float4 *)(vec + part * 256) + 2 * g.lane;
+                acc = dot8_bf16(r.w[k], x4[0], x4[1], 0.0f);
+            } else {
+                acc = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
+            }
+            acc = warp_sum(acc);
+            if (g.lane == 0) partials[slot] = acc;
         }
+    }
     group_sync(g);
     if (g.tid < rows) {
         float total = 0.0f;
-        for (int w = 0; w < g.n_warps; w++) total += row_sums[w * MAX_ROWS + g.tid];
+        for (int q = 0; q < per_row; q++) total += partials[g.tid * per_row + q];
         tile_out[g.tid] = total;
     }
     group_sync(g);
@@ -222,6 +211,9 @@ __device__ __forceinline__ int better(float v, int i, float best_v, int best_i) 
 
 // ---- the kernel -----------------------------------------------------------------------------------
 
+// The ops are __noinline__: each gets its own register allocation, so a tile's weights (up to 48
+// registers a thread) stay in registers across its wait and staging.
+
 // One group's consumers: what they share while walking their list. Uniform across the group.
 struct Consumer {
     const DataflowProgram &p;
@@ -229,7 +221,8 @@ struct Consumer {
     Group g;
     int n_virtual_blocks;
     int position, token, trace, forced;
-    float *vec, *heads, *scores, *row_sums, *tile_out, *misc;
+    float *vec, *heads, *scores, *partials, *tile_out, *misc;
+    int current;                // the instruction being run (timeline marks)
     int satisfied_index;        // the last counter waited for, and the value it was seen to reach
     unsigned satisfied_value;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
@@ -244,6 +237,7 @@ struct Consumer {
 __device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned target) {
     if (index == c.satisfied_index && c.satisfied_value >= target) return;
     wait_counter(c.g, c.P.counters, index, target);
+    if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * 3 + 1] = global_time();
     c.satisfied_index = index;
     c.satisfied_value = target;
 }
@@ -289,10 +283,15 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
     return 0;
 }
 
-__device__ void run_qkv(Consumer &c, int layer, int tile, const uint16_t *page) {
+__device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer &Ly = c.P.layers[layer];
+    int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
+    int rows = min(p.qkv_rows, qkv_width - first);
+    TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
     const float *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
@@ -304,18 +303,18 @@ __device__ void run_qkv(Consumer &c, int layer, int tile, const uint16_t *page) 
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads)
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
-    int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
-    int rows = min(p.qkv_rows, qkv_width - first);
-    tile_gemv(c.g, page, rows, s.hidden, c.vec, c.row_sums, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
     defer_signal(c, dataflow_counter_qkv(&p, layer, dataflow_qkv_tile_kv_head(&p, tile)));
 }
 
 // One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
 // the token's position (every chunk recomputes them from qkv_raw: 4 heads of 128 floats), scores
-// against the chunk's keys (history from the page, the newest row from this step), and the partial
-// softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge.
-__device__ void run_attention(Consumer &c, int layer, int index, const uint16_t *page) {
+// against the chunk's keys (history from the cache, the newest row from this step), and the partial
+// softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge. The
+// history rows were stored by earlier launches (or by the host, forced): read through L2, where the
+// block's prefetch has asked for them.
+__device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer &Ly = c.P.layers[layer];
@@ -367,7 +366,8 @@ __device__ void run_attention(Consumer &c, int layer, int index, const uint16_t 
     // Scores: warp w takes positions w, w + 8, ...; lane holds dimensions 4 lane .. 4 lane + 3.
     const float scale = rsqrtf((float)hd);
     float *scores = c.scores;  // [group][p.chunk]
-    const uint16_t *k_page = page, *v_page = page + (size_t)p.chunk * hd;
+    const uint16_t *k_history = Ly.k_cache + ((size_t)kv_head * s.max_context + begin) * hd;
+    const uint16_t *v_history = Ly.v_cache + ((size_t)kv_head * s.max_context + begin) * hd;
     // Warp w scores positions [8 w, 8 w + 8), then [8 (w + W), ...): the 8 dot products of a head are
     // reduced across the warp together, so their shuffles overlap.
     for (int t0 = warp * 8; t0 < n; t0 += c.g.n_warps * 8) {
@@ -382,13 +382,13 @@ __device__ void run_attention(Consumer &c, int layer, int index, const uint16_t 
 #pragma unroll
                 for (int e = 0; e < 4; e++) key[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
             } else if (per_lane == 4) {
-                uint2 bits = *(const uint2 *)(k_page + (size_t)t * hd + lane * 4);
+                uint2 bits = __ldcg((const uint2 *)(k_history + (size_t)t * hd + lane * 4));
                 key[u][0] = __uint_as_float(bits.x << 16);
                 key[u][1] = __uint_as_float(bits.x & 0xffff0000u);
                 key[u][2] = __uint_as_float(bits.y << 16);
                 key[u][3] = __uint_as_float(bits.y & 0xffff0000u);
             } else {
-                uint32_t bits = *(const uint32_t *)(k_page + (size_t)t * hd + lane * 2);
+                uint32_t bits = __ldcg((const unsigned *)(k_history + (size_t)t * hd + lane * 2));
                 key[u][0] = __uint_as_float(bits << 16);
                 key[u][1] = __uint_as_float(bits & 0xffff0000u);
             }
@@ -443,7 +443,7 @@ __device__ void run_attention(Consumer &c, int layer, int index, const uint16_t 
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 int t = t0 + u;
-                v[u] = t >= n ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_page[(size_t)t * hd + d]);
+                v[u] = t >= n ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(__ldcg((const unsigned short *)v_history + (size_t)t * hd + d));
             }
 #pragma unroll
             for (int u = 0; u < 8; u++)
@@ -459,7 +459,7 @@ __device__ void run_attention(Consumer &c, int layer, int index, const uint16_t 
 // q head j's attention output from the active chunks' partial sums, in chunk order. The chunks' (m, l)
 // pairs are loaded by all threads at once and their weights exp(m - M) computed once per chunk, in
 // batches through shared memory; each dimension's thread then issues its chunks' o loads 8 at a time.
-__device__ void run_merge(Consumer &c, int layer, int j) {
+__device__ __noinline__ void run_merge(Consumer &c, int layer, int j) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
@@ -505,15 +505,18 @@ __device__ void run_merge(Consumer &c, int layer, int j) {
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
-__device__ void run_oproj(Consumer &c, int layer, int tile, const uint16_t *page) {
+__device__ __noinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer &Ly = c.P.layers[layer];
     const int q_width = s.n_heads * s.head_dim;
+    int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
+    TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_merge(&p, layer), s.n_heads);
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn, q_width, c.vec);
-    int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
-    tile_gemv(c.g, page, rows, q_width, c.vec, c.row_sums, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float x = layer > 0 ? __ldcg(c.P.layers[layer - 1].resid_mlp + row)
@@ -526,18 +529,21 @@ __device__ void run_oproj(Consumer &c, int layer, int tile, const uint16_t *page
 }
 
 // gate and up rows of the same indices, act = silu(gate) * up.
-__device__ void run_gateup(Consumer &c, int layer, int tile, const uint16_t *page) {
+__device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer &Ly = c.P.layers[layer];
+    int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
+    TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
+                  rows, rows, s.hidden};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_oproj(&p, layer), p.oproj_tiles);
     if (!already_staged(c, DATAFLOW_GATEUP, layer))
         stage_rmsnorm(c.g, Ly.resid_attn, NULL, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.misc, c.P.skeleton);
     if (c.trace && tile == 0)
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
-    int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
-    // The page holds the tile's gate rows, then its up rows.
-    tile_gemv(c.g, page, 2 * rows, s.hidden, c.vec, c.row_sums, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int i = first + c.g.tid;
         float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
@@ -551,14 +557,17 @@ __device__ void run_gateup(Consumer &c, int layer, int tile, const uint16_t *pag
 }
 
 // Rows of down_proj with the residual: resid_mlp = resid_attn + act · W_downᵀ.
-__device__ void run_down(Consumer &c, int layer, int tile, const uint16_t *page) {
+__device__ __noinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer &Ly = c.P.layers[layer];
+    int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
+    TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_gateup(&p, layer), p.gateup_tiles);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act, s.intermediate, c.vec);
-    int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
-    tile_gemv(c.g, page, rows, s.intermediate, c.vec, c.row_sums, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float out = c.tile_out[c.g.tid];
@@ -568,11 +577,14 @@ __device__ void run_down(Consumer &c, int layer, int tile, const uint16_t *page)
     defer_signal(c, dataflow_counter_down(&p, layer));
 }
 
-// Rows of the LM head: logits, and this block's running argmax (its tiles come in increasing row order,
-// so a strictly greater value is needed to replace the best: the lowest index wins ties).
-__device__ void run_lmhead(Consumer &c, int tile, const uint16_t *page) {
+// Rows of the LM head: logits, and this block's running argmax (larger value, then lower index).
+__device__ __noinline__ void run_lmhead(Consumer &c, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
+    int first = tile * p.lmhead_rows, rows = min(p.lmhead_rows, s.vocab - first);
+    TileSpec t = {c.P.lm_head + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         wait_once(c, dataflow_counter_down(&p, s.n_layers - 1), p.down_tiles);
         stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp, NULL, c.P.final_norm_w, s.hidden, c.P.eps, c.vec, c.misc,
@@ -580,19 +592,35 @@ __device__ void run_lmhead(Consumer &c, int tile, const uint16_t *page) {
     }
     if (c.trace && tile == 0)
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) c.P.final_norm[i] = c.vec[i];
-    int first = tile * p.lmhead_rows, rows = min(p.lmhead_rows, s.vocab - first);
-    tile_gemv(c.g, page, rows, s.hidden, c.vec, c.row_sums, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) c.P.logits[first + c.g.tid] = c.tile_out[c.g.tid];
-    if (c.g.tid == 0)
-        for (int r = 0; r < rows; r++)
-            if (better(c.tile_out[r], first + r, c.best_value, c.best_index)) {
-                c.best_value = c.tile_out[r];
-                c.best_index = first + r;
+    if (c.g.warp == 0) {
+        // The tile's best row: each lane scans rows lane, lane + 32, ..., then a shuffle tree; `better`
+        // is a total order, so the result does not depend on the tree's shape.
+        float v = 0.0f;
+        int index = -1;
+        for (int r = c.g.lane; r < rows; r += WARP)
+            if (better(c.tile_out[r], first + r, v, index)) {
+                v = c.tile_out[r];
+                index = first + r;
             }
+        for (int offset = WARP / 2; offset > 0; offset >>= 1) {
+            float other_v = __shfl_xor_sync(0xffffffffu, v, offset);
+            int other_index = __shfl_xor_sync(0xffffffffu, index, offset);
+            if (better(other_v, other_index, v, index)) {
+                v = other_v;
+                index = other_index;
+            }
+        }
+        if (c.g.tid == 0 && better(v, index, c.best_value, c.best_index)) {
+            c.best_value = v;
+            c.best_index = index;
+        }
+    }
     group_sync(c.g);  // tile_out is rewritten by the next tile
 }
 
-__device__ void run_lmpartial(Consumer &c) {
+__device__ __noinline__ void run_lmpartial(Consumer &c) {
     if (c.g.tid == 0) {
         c.P.block_best_value[c.g.virtual_block] = c.best_value;
         c.P.block_best_index[c.g.virtual_block] = c.best_index;
@@ -600,7 +628,7 @@ __device__ void run_lmpartial(Consumer &c) {
     defer_signal(c, dataflow_counter_lmhead(&c.p));
 }
 
-__device__ void run_argmax(Consumer &c) {
+__device__ __noinline__ void run_argmax(Consumer &c) {
     wait_once(c, dataflow_counter_lmhead(&c.p), c.n_virtual_blocks);
     if (c.g.tid == 0) {
         float best_v = 0.0f;
@@ -618,145 +646,97 @@ __device__ void run_argmax(Consumer &c) {
     group_sync(c.g);
 }
 
-// The loader (one lane of the group's loader warp): for each instruction of the group's list that
-// streams bytes, the next page of the group's ring once its consumers have released it, then the bulk
-// copies.
-__device__ void run_loader(const DataflowProgram &p, const DataflowParams &P, unsigned char *base,
-                           const SharedLayout &L, int n_pages, int position, int virtual_block) {
+// Asks L2 for the bytes instruction `in` will read (its weights, or its chunk's K and V history).
+__device__ void prefetch_instruction(const DataflowProgram &p, const DataflowParams &P, DataflowInstruction in,
+                                     int position) {
     const DataflowShape &s = p.shape;
-    uint64_t *full = (uint64_t *)(base + L.barriers), *empty = full + MAX_PAGES;
-    int slot = 0;
-    for (int i = P.offsets[virtual_block]; i < P.offsets[virtual_block + 1]; i++) {
-        DataflowInstruction in = P.instructions[i];
-        unsigned bytes = (unsigned)dataflow_page_bytes(&p, in, position);
-        if (!bytes) continue;
-        int page_index = slot % n_pages, use = slot / n_pages;
-        if (use > 0) mbarrier_wait(empty + page_index, (use - 1) & 1);
-        unsigned char *page = base + L.pages + (size_t)page_index * s.page_bytes;
-        mbarrier_arrive_expect_tx(full + page_index, bytes);
-        const DataflowLayer &Ly = P.layers[in.layer];
-        switch (in.op) {
-        case DATAFLOW_QKV:
-            bulk_copy_to_shared(page, Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, bytes, P.copy_piece, full + page_index);
-            break;
-        case DATAFLOW_ATTN: {
-            int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
-            size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
-            bulk_copy_to_shared(page, Ly.k_cache + row * s.head_dim, bytes / 2, P.copy_piece, full + page_index);
-            bulk_copy_to_shared(page + (size_t)p.chunk * s.head_dim * 2, Ly.v_cache + row * s.head_dim, bytes / 2,
-                                P.copy_piece, full + page_index);
-            break;
-        }
-        case DATAFLOW_OPROJ:
-            bulk_copy_to_shared(page, Ly.w_o + (size_t)in.index * p.oproj_rows * s.n_heads * s.head_dim, bytes,
-                                P.copy_piece, full + page_index);
-            break;
-        case DATAFLOW_GATEUP: {
-            size_t first = (size_t)in.index * p.gateup_rows;
-            bulk_copy_to_shared(page, Ly.w_gate_up + first * s.hidden, bytes / 2, P.copy_piece, full + page_index);
-            bulk_copy_to_shared(page + bytes / 2, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, bytes / 2,
-                                P.copy_piece, full + page_index);
-            break;
-        }
-        case DATAFLOW_DOWN:
-            bulk_copy_to_shared(page, Ly.w_down + (size_t)in.index * p.down_rows * s.intermediate, bytes,
-                                P.copy_piece, full + page_index);
-            break;
-        case DATAFLOW_LMHEAD:
-            bulk_copy_to_shared(page, P.lm_head + (size_t)in.index * p.lmhead_rows * s.hidden, bytes, P.copy_piece, full + page_index);
-            break;
-        default:
-            break;
-        }
-        slot++;
+    size_t bytes = dataflow_tile_bytes(&p, in, position);
+    if (!bytes) return;
+    const DataflowLayer &Ly = P.layers[in.layer];
+    switch (in.op) {
+    case DATAFLOW_QKV: prefetch_l2(Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, (unsigned)bytes); break;
+    case DATAFLOW_ATTN: {
+        int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
+        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
+        prefetch_l2(Ly.k_cache + row * s.head_dim, (unsigned)(bytes / 2));
+        prefetch_l2(Ly.v_cache + row * s.head_dim, (unsigned)(bytes / 2));
+        break;
+    }
+    case DATAFLOW_OPROJ:
+        prefetch_l2(Ly.w_o + (size_t)in.index * p.oproj_rows * s.n_heads * s.head_dim, (unsigned)bytes);
+        break;
+    case DATAFLOW_GATEUP: {
+        size_t first = (size_t)in.index * p.gateup_rows;
+        prefetch_l2(Ly.w_gate_up + first * s.hidden, (unsigned)(bytes / 2));
+        prefetch_l2(Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, (unsigned)(bytes / 2));
+        break;
+    }
+    case DATAFLOW_DOWN: prefetch_l2(Ly.w_down + (size_t)in.index * p.down_rows * s.intermediate, (unsigned)bytes); break;
+    case DATAFLOW_LMHEAD: prefetch_l2(P.lm_head + (size_t)in.index * p.lmhead_rows * s.hidden, (unsigned)bytes); break;
+    default: break;
     }
 }
 
-// A group's consumers walk its list.
-__device__ void run_consumers(Consumer &c, unsigned char *base, const SharedLayout &L, int n_pages) {
+// The block walks its list. Lane 0 of the last warp keeps the L2 prefetch prefetch_distance
+// instructions ahead (thread 0, which polls the counters, never stalls on it).
+__device__ __noinline__ void run_consumers(Consumer &c) {
     const DataflowProgram &p = c.p;
-    uint64_t *full = (uint64_t *)(base + L.barriers), *empty = full + MAX_PAGES;
-    int slot = 0;
-    for (int i = c.P.offsets[c.g.virtual_block]; i < c.P.offsets[c.g.virtual_block + 1]; i++) {
+    const int begin = c.P.offsets[c.g.virtual_block], end = c.P.offsets[c.g.virtual_block + 1];
+    const int ahead = c.P.prefetch_distance;
+    const int prefetcher = c.g.tid == c.g.n_threads - WARP;
+    if (prefetcher)
+        for (int i = begin; i < begin + ahead && i < end; i++) prefetch_instruction(p, c.P, c.P.instructions[i], c.position);
+    for (int i = begin; i < end; i++) {
         DataflowInstruction in = c.P.instructions[i];
+        if (prefetcher && ahead > 0 && i + ahead < end)
+            prefetch_instruction(p, c.P, c.P.instructions[i + ahead], c.position);
         if (in.op == DATAFLOW_ATTN && (int)(in.index / p.shape.n_kv_heads) * p.chunk > c.position) continue;
+        c.current = i;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
-        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3] = global_time();
-        if (signal_index(p, in) != c.pending_index) flush_signal(c);
-        size_t bytes = dataflow_page_bytes(&p, in, c.position);
-        const uint16_t *page = NULL;
-        int page_index = slot % n_pages;
-        if (bytes) {
-            mbarrier_wait(full + page_index, (slot / n_pages) & 1);
-            page = (const uint16_t *)(base + L.pages + (size_t)page_index * p.shape.page_bytes);
+        if (c.P.timeline && c.g.tid == 0) {
+            unsigned long long now = global_time();
+            c.P.timeline[(size_t)i * 3] = now;
+            c.P.timeline[(size_t)i * 3 + 1] = now;
         }
-        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 1] = global_time();
+        if (signal_index(p, in) != c.pending_index) flush_signal(c);
         switch (in.op) {
-        case DATAFLOW_QKV: run_qkv(c, in.layer, in.index, page); break;
-        case DATAFLOW_ATTN: run_attention(c, in.layer, in.index, page); break;
+        case DATAFLOW_QKV: run_qkv(c, in.layer, in.index); break;
+        case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
         case DATAFLOW_MERGE: run_merge(c, in.layer, in.index); break;
-        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index, page); break;
-        case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index, page); break;
-        case DATAFLOW_DOWN: run_down(c, in.layer, in.index, page); break;
-        case DATAFLOW_LMHEAD: run_lmhead(c, in.index, page); break;
+        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index); break;
+        case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index); break;
+        case DATAFLOW_DOWN: run_down(c, in.layer, in.index); break;
+        case DATAFLOW_LMHEAD: run_lmhead(c, in.index); break;
         case DATAFLOW_LMPARTIAL: run_lmpartial(c); break;
         case DATAFLOW_ARGMAX: run_argmax(c); break;
         default: break;
         }
         if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 2] = global_time();
-        if (bytes) {
-            // Every op ends with a group barrier, so every read of the page is done.
-            if (c.g.tid == 0) mbarrier_arrive(empty + page_index);
-            slot++;
-        }
     }
     flush_signal(c);
 }
 
-// GROUPS groups per block; group g owns warps [g (W + 1), (g + 1)(W + 1)) with W = 8 / GROUPS: W
-// consumer warps, then its loader warp.
-template <int GROUPS>
-__global__ void __launch_bounds__(CONSUMER_WARPS * WARP + GROUPS * WARP, 1)
-    dataflow_decode_kernel(DataflowProgram p, DataflowParams P, int n_pages) {
-    constexpr int W = CONSUMER_WARPS / GROUPS;
+__global__ void __launch_bounds__(THREADS, 1) dataflow_decode_kernel(DataflowProgram p, DataflowParams P) {
     extern __shared__ __align__(128) unsigned char smem[];
-    SharedLayout L = shared_layout(p, n_pages);
-    const int warp = threadIdx.x / WARP, group = warp / (W + 1), warp_in_group = warp % (W + 1);
-    unsigned char *base = smem + (size_t)group * L.total;
-    const int virtual_block = blockIdx.x * GROUPS + group;
-    uint64_t *full = (uint64_t *)(base + L.barriers), *empty = full + MAX_PAGES;
-    const int position = P.io[0];
-    if (warp_in_group == W && threadIdx.x % WARP == 0) {
-        for (int i = 0; i < n_pages; i++) {
-            mbarrier_init(full + i, 1);
-            mbarrier_init(empty + i, 1);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    }
-    __syncthreads();
-    if (warp_in_group == W) {
-        if (threadIdx.x % WARP == 0) run_loader(p, P, base, L, n_pages, position, virtual_block);
-        __syncwarp();  // the loader warp reconverges before the block barrier below
-    } else {
-        Group g = {(int)threadIdx.x - group * (W + 1) * WARP, (int)threadIdx.x % WARP, warp_in_group, W * WARP, W,
-                   1 + group, virtual_block};
-        Consumer c = {p, P, g, (int)gridDim.x * GROUPS, position, P.io[1], P.control[0], P.control[1]};
-        c.vec = (float *)(base + L.vec);
-        c.heads = (float *)(base + L.heads);
-        c.scores = (float *)(base + L.scores);
-        c.row_sums = (float *)(base + L.row_sums);
-        c.tile_out = (float *)(base + L.tile_out);
-        c.misc = (float *)(base + L.misc);
-        c.satisfied_index = -1;
-        c.satisfied_value = 0;
-        c.staged_op = -1;
-        c.staged_layer = -1;
-        c.pending_index = -1;
-        c.pending_count = 0;
-        c.best_value = 0.0f;
-        c.best_index = -1;
-        run_consumers(c, base, L, n_pages);
-    }
+    SharedLayout L = shared_layout(p);
+    Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
+    Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], P.control[0], P.control[1]};
+    c.vec = (float *)(smem + L.vec);
+    c.heads = (float *)(smem + L.heads);
+    c.scores = (float *)(smem + L.scores);
+    c.partials = (float *)(smem + L.partials);
+    c.tile_out = (float *)(smem + L.tile_out);
+    c.misc = (float *)(smem + L.misc);
+    c.current = 0;
+    c.satisfied_index = -1;
+    c.satisfied_value = 0;
+    c.staged_op = -1;
+    c.staged_layer = -1;
+    c.pending_index = -1;
+    c.pending_count = 0;
+    c.best_value = 0.0f;
+    c.best_index = -1;
+    run_consumers(c);
     // The last block to finish leaves every counter zero for the next launch: by then every other
     // block has made its last wait and its last signal.
     __syncthreads();
@@ -772,57 +752,28 @@ __global__ void __launch_bounds__(CONSUMER_WARPS * WARP + GROUPS * WARP, 1)
 
 // ---- host side -------------------------------------------------------------------------------------
 
-typedef void (*DataflowKernel)(DataflowProgram, DataflowParams, int);
+extern "C" size_t dataflow_shared_bytes(const DataflowProgram *program) { return shared_layout(*program).total; }
 
-static DataflowKernel kernel_for(int groups) {
-    switch (groups) {
-    case 1: return dataflow_decode_kernel<1>;
-    case 2: return dataflow_decode_kernel<2>;
-    default: return NULL;
-    }
-}
-
-extern "C" size_t dataflow_shared_bytes(const DataflowProgram *program, int groups, int n_pages) {
-    return (size_t)groups * shared_layout(*program, n_pages).total;
-}
-
-extern "C" int dataflow_block_threads(int groups) { return CONSUMER_WARPS * WARP + groups * WARP; }
-
-extern "C" int dataflow_max_pages(const DataflowProgram *program, int groups, int *n_pages, ErrorMessage *err) {
-    if (!kernel_for(groups)) return fail(err, "dataflow engine: %d groups per block (1 or 2)", groups);
-    int device, limit;
-    CUDA_CHECK(cudaGetDevice(&device), "dataflow engine");
-    CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), "dataflow engine");
-    int pages = MAX_PAGES;
-    while (pages > 1 && dataflow_shared_bytes(program, groups, pages) > (size_t)limit) pages--;
-    if (dataflow_shared_bytes(program, groups, pages) > (size_t)limit)
-        return fail(err, "dataflow engine: %zu bytes of shared memory for %d groups of one page, the device allows %d",
-                    dataflow_shared_bytes(program, groups, pages), groups, limit);
-    *n_pages = pages;
-    return 0;
-}
-
-extern "C" int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int groups,
-                                      int n_pages, cudaStream_t stream, ErrorMessage *err) {
-    DataflowKernel kernel = kernel_for(groups);
-    if (!kernel) return fail(err, "dataflow engine: %d groups per block (1 or 2)", groups);
-    if (n_pages < 1 || n_pages > MAX_PAGES) return fail(err, "dataflow engine: %d pages outside [1, %d]", n_pages, MAX_PAGES);
-    if (program->shape.n_blocks % groups)
-        return fail(err, "dataflow engine: a program of %d virtual blocks for %d groups a block", program->shape.n_blocks,
-                    groups);
-    int blocks = program->shape.n_blocks / groups, threads = dataflow_block_threads(groups);
-    size_t shared_bytes = dataflow_shared_bytes(program, groups, n_pages);
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared_bytes),
+extern "C" int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params,
+                                      cudaStream_t stream, ErrorMessage *err) {
+    if (program->shape.tile_bytes > DATAFLOW_MAX_TILE_BYTES)
+        return fail(err, "dataflow engine: tiles of %d bytes, the kernel holds at most %d", program->shape.tile_bytes,
+                    DATAFLOW_MAX_TILE_BYTES);
+    int blocks = program->shape.n_blocks;
+    size_t shared_bytes = dataflow_shared_bytes(program);
+    CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)shared_bytes),
                "dataflow_decode_kernel");
     int per_sm = 0, n_sms = 0;
-    if (blocks_per_multiprocessor(kernel, threads, shared_bytes, "dataflow_decode_kernel", &per_sm, err) ||
+    if (blocks_per_multiprocessor(dataflow_decode_kernel, THREADS, shared_bytes, "dataflow_decode_kernel", &per_sm,
+                                  err) ||
         device_multiprocessors(&n_sms, "dataflow_decode_kernel", err))
         return -1;
     // Every block waits for others: they must all be resident at once.
     if (blocks > per_sm * n_sms)
         return fail(err, "dataflow_decode_kernel: %d blocks, but only %d fit on the device at once", blocks,
                     per_sm * n_sms);
-    kernel<<<blocks, threads, shared_bytes, stream>>>(*program, *params, n_pages);
+    dataflow_decode_kernel<<<blocks, THREADS, shared_bytes, stream>>>(*program, *params);
     CUDA_CHECK(cudaGetLastError(), "launch of dataflow_decode_kernel");
     return 0;
 }

@@ -43,26 +43,21 @@ typedef struct {
     unsigned *counters;                         // [n_counters], zero before the first launch; every launch
                                                 // leaves them zero (its last block to finish resets them)
     unsigned long long *timeline;  // NULL, or [n_instructions][3] %globaltimer ns: the instruction's start,
-                                   // its page ready, its end (inactive attention chunks: zeros)
-    unsigned copy_piece;  // bytes per bulk copy request (a multiple of 16; 0: a page's copy in one request)
+                                   // its inputs ready (after its counter wait; the start if it had none),
+                                   // its end (inactive attention chunks: zeros)
+    int prefetch_distance;  // instructions ahead of the current one whose bytes L2 is asked for (0: none)
     float eps;
-    int skeleton;  // 1: every wait, page, load, store and signal, but no arithmetic (wrong results):
-                   // the floor of the structure, for measurement only
+    int skeleton;  // 1: every wait, load, store and signal, but no arithmetic (wrong results): the
+                   // floor of the structure, for measurement only
 } DataflowParams;
 
-// A block runs `groups` (1 or 2) groups, each a virtual block of the program (program->shape.n_blocks
-// = blocks x groups) with its own pages; n_pages is per group.
-// Dynamic shared memory of one block, and the most pages per group that fit the device.
-size_t dataflow_shared_bytes(const DataflowProgram *program, int groups, int n_pages);
-int dataflow_max_pages(const DataflowProgram *program, int groups, int *n_pages, ErrorMessage *err);
+// Dynamic shared memory of one block (at most about 100 KB: vectors, heads, scores, partial sums).
+size_t dataflow_shared_bytes(const DataflowProgram *program);
 
-// Threads per block: 8 consumer warps over all groups, and one loader warp per group.
-int dataflow_block_threads(int groups);
-
-// Enqueues one decode token on `stream`: program->shape.n_blocks / groups blocks (all resident at
-// once: checked here), n_pages pages per group. 0, or -1 with one line in err.
-int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int groups, int n_pages,
-                           cudaStream_t stream, ErrorMessage *err);
+// Enqueues one decode token on `stream`: program->shape.n_blocks blocks of 512 threads, all resident
+// at once (checked here). 0, or -1 with one line in err.
+int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, cudaStream_t stream,
+                           ErrorMessage *err);
 
 #ifdef __cplusplus
 }

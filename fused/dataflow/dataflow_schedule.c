@@ -13,6 +13,14 @@ static int floor_power_of_two(int limit) {
     return p;
 }
 
+// Rows per tile of a projection with `rows` rows: enough that the op has at most one tile per block,
+// but no more than `most` (what tile_bytes and DATAFLOW_MAX_TILE_ROWS allow); at least 1.
+static int rows_per_tile(int rows, int n_blocks, int most) {
+    int r = (rows + n_blocks - 1) / n_blocks;
+    if (r > most) r = most;
+    return r < 1 ? 1 : r;
+}
+
 static int check_shape(const DataflowShape *s, ErrorMessage *err) {
     if (s->head_dim != 64 && s->head_dim != 128)
         return fail(err, "dataflow engine: head_dim %d (the kernel handles 64 and 128)", s->head_dim);
@@ -28,16 +36,17 @@ static int check_shape(const DataflowShape *s, ErrorMessage *err) {
     if (s->n_layers < 1 || s->vocab < 1 || s->max_context < 1 || s->n_blocks < 1)
         return fail(err, "dataflow engine: empty shape (%d layers, vocab %d, context %d, %d blocks)", s->n_layers,
                     s->vocab, s->max_context, s->n_blocks);
-    if (s->page_bytes < 4096 || s->page_bytes % 4096)
-        return fail(err, "dataflow engine: page of %d bytes (a multiple of 4096 expected)", s->page_bytes);
+    if (s->tile_bytes < 4096 || s->tile_bytes % 4096 || s->tile_bytes > DATAFLOW_MAX_TILE_BYTES)
+        return fail(err, "dataflow engine: tiles of %d bytes (a multiple of 4096 in [4096, %d] expected)",
+                    s->tile_bytes, DATAFLOW_MAX_TILE_BYTES);
     int widest = s->hidden > s->intermediate ? s->hidden : s->intermediate;
     if (s->n_heads * s->head_dim > widest) widest = s->n_heads * s->head_dim;
-    if ((size_t)widest * 2 > (size_t)s->page_bytes)
-        return fail(err, "dataflow engine: a row of %d bf16 weights does not fit a page of %d bytes", widest,
-                    s->page_bytes);
-    if ((size_t)4 * s->hidden > (size_t)s->page_bytes)
-        return fail(err, "dataflow engine: a gate row and its up row (hidden %d) do not fit a page of %d bytes",
-                    s->hidden, s->page_bytes);
+    if ((size_t)widest * 2 > (size_t)s->tile_bytes)
+        return fail(err, "dataflow engine: a row of %d bf16 weights does not fit a tile of %d bytes", widest,
+                    s->tile_bytes);
+    if ((size_t)4 * s->hidden > (size_t)s->tile_bytes)
+        return fail(err, "dataflow engine: a gate row and its up row (hidden %d) do not fit a tile of %d bytes",
+                    s->hidden, s->tile_bytes);
     return 0;
 }
 
@@ -71,18 +80,21 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     const DataflowShape *s = shape;
     p->shape = *s;
     int q_width = s->n_heads * s->head_dim, qkv_width = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim;
-    const int most = DATAFLOW_MAX_TILE_ROWS;
-    p->qkv_rows = floor_power_of_two(min_int(most, s->page_bytes / (2 * s->hidden)));
-    p->oproj_rows = min_int(most, s->page_bytes / (2 * q_width));
-    p->gateup_rows = min_int(most / 2, s->page_bytes / (4 * s->hidden));
-    p->down_rows = min_int(most, s->page_bytes / (2 * s->intermediate));
-    p->lmhead_rows = min_int(most, s->page_bytes / (2 * s->hidden));
+    const int most = DATAFLOW_MAX_TILE_ROWS, B = s->n_blocks, T = s->tile_bytes;
+    // QKV tiles never straddle a head: a power of two that divides head_dim.
+    int qkv_most = floor_power_of_two(min_int(min_int(most, T / (2 * s->hidden)), s->head_dim));
+    p->qkv_rows = 1;
+    while (p->qkv_rows < qkv_most && p->qkv_rows * B < qkv_width) p->qkv_rows *= 2;
+    p->oproj_rows = rows_per_tile(s->hidden, B, min_int(most, T / (2 * q_width)));
+    p->gateup_rows = rows_per_tile(s->intermediate, B, min_int(most / 2, T / (4 * s->hidden)));
+    p->down_rows = rows_per_tile(s->hidden, B, min_int(most, T / (2 * s->intermediate)));
+    p->lmhead_rows = min_int(most, T / (2 * s->hidden));
     p->qkv_tiles = (qkv_width + p->qkv_rows - 1) / p->qkv_rows;
     p->oproj_tiles = (s->hidden + p->oproj_rows - 1) / p->oproj_rows;
     p->gateup_tiles = (s->intermediate + p->gateup_rows - 1) / p->gateup_rows;
     p->down_tiles = (s->hidden + p->down_rows - 1) / p->down_rows;
     p->lmhead_tiles = (s->vocab + p->lmhead_rows - 1) / p->lmhead_rows;
-    p->chunk = min_int(128, s->page_bytes / (2 * s->head_dim * 2));
+    p->chunk = 64;
     p->max_chunks = (s->max_context + p->chunk - 1) / p->chunk;
     p->qkv_tiles_per_kv_head = qkv_width / s->n_kv_heads / p->qkv_rows;
     p->counters_per_layer = 2 * s->n_kv_heads + 4;

@@ -2,11 +2,12 @@
 // host when the engine is created, and the counters through which the SMs wait for each other.
 //
 // One decode token is cut into tiles. A tile is one instruction: rows of a projection (their weights
-// fit one shared-memory page), one kv head's attention over one chunk of positions (its K/V history
-// fits one page), the merge of one q head's chunks, the LM head's rows, and the argmax. Every SM runs
-// its own list of instructions in order; an instruction waits only for the counters of the tiles whose
-// outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation,
-// so each SM's loader streams the weights of its next instructions into pages while earlier ones wait.
+// at most tile_bytes, held in the block's registers), one kv head's attention over one chunk of
+// positions, the merge of one q head's chunks, the LM head's rows, and the argmax. Every SM runs its
+// own list of instructions in order; an instruction waits only for the counters of the tiles whose
+// outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation, so
+// a block issues a tile's weight loads before it waits for the tile's input, and asks L2 to prefetch
+// the bytes of the instructions a few places further down its list.
 //
 // Deadlock freedom: every SM's list is a subsequence of one global order in which each tile comes
 // after every tile it waits for (layer by layer: QKV, attention, merge, o_proj, gate/up, down; then the
@@ -14,7 +15,8 @@
 // its inputs done and nothing unfinished before it on its SM, so it can always run, provided every
 // block of the grid is resident at once (one block per SM, checked at launch).
 //
-// Tiles of a layer (R = rows per tile, chosen so a tile's weights fill at most one page):
+// Tiles of a layer (R = rows per tile: as few as give every SM one tile of the op, within tile_bytes,
+// so a layer is about one tile of each op per SM on a small model and several on a large one):
 //   QKV     rows of W_qkv = [Wq; Wk; Wv] (qkv_width x hidden); attn_norm computed by every tile
 //   ATTN    (kv head h, chunk c): positions [c*chunk, (c+1)*chunk) of the context; chunks past the
 //           context are skipped at run time (the program holds every chunk up to max_context)
@@ -67,7 +69,8 @@ typedef struct {
     int hidden, intermediate, n_heads, n_kv_heads, head_dim, vocab, n_layers;
     int max_context;  // positions the KV cache holds
     int n_blocks;     // SMs, one block each
-    int page_bytes;   // bytes of one shared-memory page
+    int tile_bytes;   // most weight bytes of one projection tile (a multiple of 4096, at most
+                      // DATAFLOW_MAX_TILE_BYTES): what a block holds in registers at once
 } DataflowShape;
 
 typedef struct {
@@ -116,12 +119,13 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowP
 // Builds the program for `shape`. Refuses (one line in err, returns -1) a shape the kernel has no
 // instance for: head_dim other than 64 or 128, n_heads not a multiple of n_kv_heads or more than 8 q heads
 // per kv head, hidden, q width or intermediate not a multiple of 256 or above DATAFLOW_MAX_VECTOR,
-// a row of any projection larger than a page, or a head_dim that is not a multiple of qkv_rows.
+// tile_bytes outside [4096, DATAFLOW_MAX_TILE_BYTES] or not a multiple of 4096, or a row of any
+// projection (a gate row with its up row) larger than tile_bytes.
 // On success the program owns its arrays (dataflow_program_free).
 #define DATAFLOW_MAX_VECTOR 16384
-// Rows of one tile at most (a gate/up tile: half as many pairs): each consumer thread keeps one
-// accumulator per row.
-#define DATAFLOW_MAX_TILE_ROWS 32
+// Rows of one tile at most (a gate/up tile: half as many pairs), and its bytes at most.
+#define DATAFLOW_MAX_TILE_ROWS 64
+#define DATAFLOW_MAX_TILE_BYTES (96 * 1024)
 int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program, ErrorMessage *err);
 void dataflow_program_free(DataflowProgram *program);
 
@@ -133,10 +137,8 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_chunk_history(const DataflowProg
     return end > begin ? end - begin : 0;
 }
 
-// Bytes of weights (or K/V history) instruction `in` streams into a page at `position`; 0: it takes
-// no page. The kernel's loader and its consumers both call this, so they agree on which instructions
-// take a page. An ATTN page holds K rows in its first half and V rows in its second (bf16 cache).
-static inline DATAFLOW_HOST_DEVICE size_t dataflow_page_bytes(const DataflowProgram *p, DataflowInstruction in,
+// Bytes of weights (or K and V history, bf16) instruction `in` streams at `position`; 0: none.
+static inline DATAFLOW_HOST_DEVICE size_t dataflow_tile_bytes(const DataflowProgram *p, DataflowInstruction in,
                                                               int position) {
     const DataflowShape *s = &p->shape;
     size_t row_bytes;
