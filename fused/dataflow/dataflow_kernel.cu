@@ -28,14 +28,18 @@
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
 #define MAX_GROUP 8
+#define MAX_CHUNK 64
+// Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
+#define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
+static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk's K history in whole rounds");
 
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t vec, heads, scores, partials, tile_out, misc, total;
+    size_t vec, heads, scores, partials, tile_out, misc, kv, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -53,7 +57,8 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.partials = align_up(L.scores + (size_t)group * p.chunk * 4, 128);      // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
-    L.total = L.misc + 64 * 4;
+    L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
+    L.total = L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2;
     return L;
 }
 
@@ -222,6 +227,7 @@ struct Consumer {
     int n_virtual_blocks;
     int position, token, trace, forced;
     float *vec, *heads, *scores, *partials, *tile_out, *misc;
+    uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
     int satisfied_index;        // the last counter waited for, and the value it was seen to reach
     unsigned satisfied_value;
@@ -312,8 +318,9 @@ __device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
 // the token's position (every chunk recomputes them from qkv_raw: 4 heads of 128 floats), scores
 // against the chunk's keys (history from the cache, the newest row from this step), and the partial
 // softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge. The
-// history rows were stored by earlier launches (or by the host, forced): read through L2, where the
-// block's prefetch has asked for them.
+// history rows were stored by earlier launches (or by the host, forced), so the block loads them into
+// registers before it waits for this token's q/k/v (one 16-byte load of K and one of V per thread per
+// round, all in flight at once), then parks them in shared memory for the scores and the weighted sum.
 __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
@@ -323,7 +330,28 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
     const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
+    const size_t history_row = (size_t)kv_head * s.max_context + begin;
+    const int history_16 = dataflow_chunk_history(&p, chunk, c.position) * hd / 8;  // 16-byte pieces of K (and of V)
+    uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
+#pragma unroll
+    for (int u = 0; u < KV_ROUNDS; u++) {
+        int i = c.g.tid + u * THREADS;
+        k_regs[u] = v_regs[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (i < history_16) {
+            k_regs[u] = __ldcg((const uint4 *)(Ly.k_cache + history_row * hd) + i);
+            v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + history_row * hd) + i);
+        }
+    }
     wait_once(c, dataflow_counter_qkv(&p, layer, kv_head), p.qkv_tiles_per_kv_head);
+    uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
+#pragma unroll
+    for (int u = 0; u < KV_ROUNDS; u++) {
+        int i = c.g.tid + u * THREADS;
+        if (i < history_16) {
+            ((uint4 *)k_history)[i] = k_regs[u];
+            ((uint4 *)v_history)[i] = v_regs[u];
+        }
+    }
     // heads: [0, group) the q heads, group: k, group + 1: v, group + 2 / group + 3: the newest K and V
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
@@ -366,8 +394,6 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
     // Scores: warp w takes positions w, w + 8, ...; lane holds dimensions 4 lane .. 4 lane + 3.
     const float scale = rsqrtf((float)hd);
     float *scores = c.scores;  // [group][p.chunk]
-    const uint16_t *k_history = Ly.k_cache + ((size_t)kv_head * s.max_context + begin) * hd;
-    const uint16_t *v_history = Ly.v_cache + ((size_t)kv_head * s.max_context + begin) * hd;
     // Warp w scores positions [8 w, 8 w + 8), then [8 (w + W), ...): the 8 dot products of a head are
     // reduced across the warp together, so their shuffles overlap.
     for (int t0 = warp * 8; t0 < n; t0 += c.g.n_warps * 8) {
@@ -382,13 +408,13 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
 #pragma unroll
                 for (int e = 0; e < 4; e++) key[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
             } else if (per_lane == 4) {
-                uint2 bits = __ldcg((const uint2 *)(k_history + (size_t)t * hd + lane * 4));
+                uint2 bits = *(const uint2 *)(k_history + (size_t)t * hd + lane * 4);
                 key[u][0] = __uint_as_float(bits.x << 16);
                 key[u][1] = __uint_as_float(bits.x & 0xffff0000u);
                 key[u][2] = __uint_as_float(bits.y << 16);
                 key[u][3] = __uint_as_float(bits.y & 0xffff0000u);
             } else {
-                uint32_t bits = __ldcg((const unsigned *)(k_history + (size_t)t * hd + lane * 2));
+                uint32_t bits = *(const uint32_t *)(k_history + (size_t)t * hd + lane * 2);
                 key[u][0] = __uint_as_float(bits << 16);
                 key[u][1] = __uint_as_float(bits & 0xffff0000u);
             }
@@ -443,7 +469,7 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 int t = t0 + u;
-                v[u] = t >= n ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(__ldcg((const unsigned short *)v_history + (size_t)t * hd + d));
+                v[u] = t >= n ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_history[(size_t)t * hd + d]);
             }
 #pragma unroll
             for (int u = 0; u < 8; u++)
@@ -727,6 +753,7 @@ __global__ void __launch_bounds__(THREADS, 1) dataflow_decode_kernel(DataflowPro
     c.partials = (float *)(smem + L.partials);
     c.tile_out = (float *)(smem + L.tile_out);
     c.misc = (float *)(smem + L.misc);
+    c.kv = (uint16_t *)(smem + L.kv);
     c.current = 0;
     c.satisfied_index = -1;
     c.satisfied_value = 0;
@@ -759,6 +786,9 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->shape.tile_bytes > DATAFLOW_MAX_TILE_BYTES)
         return fail(err, "dataflow engine: tiles of %d bytes, the kernel holds at most %d", program->shape.tile_bytes,
                     DATAFLOW_MAX_TILE_BYTES);
+    if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
+        return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
+                    program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
