@@ -92,6 +92,13 @@ __device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 }
 
+// Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
+// read through L1 right after a wait (a norm's weights), so the read after the wait hits.
+__device__ __forceinline__ void prefetch_l1(const Group &g, const void *p, size_t bytes) {
+    for (size_t line = g.tid; line * 128 < bytes; line += g.n_threads)
+        asm volatile("prefetch.global.L1 [%0];" ::"l"((const char *)p + line * 128));
+}
+
 // The block: wait until counters[index] >= target (thread 0 spins; the barrier releases the rest).
 __device__ __forceinline__ void wait_counter(const Group &g, const unsigned *counters, int index, unsigned target) {
     if (g.tid == 0)
@@ -298,6 +305,7 @@ __device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
     TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
     TileRegs w;
     tile_issue(c.g, t, w);
+    prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
     const float *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
@@ -564,6 +572,7 @@ __device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
                   rows, rows, s.hidden};
     TileRegs w;
     tile_issue(c.g, t, w);
+    prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     wait_once(c, dataflow_counter_oproj(&p, layer), p.oproj_tiles);
     if (!already_staged(c, DATAFLOW_GATEUP, layer))
         stage_rmsnorm(c.g, Ly.resid_attn, NULL, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.misc, c.P.skeleton);
