@@ -23,13 +23,10 @@ static int try_run(const DataflowProgram *p, DataflowInstruction in, int positio
         int chunk = (int)in.index / s->n_kv_heads, h = (int)in.index % s->n_kv_heads;
         if (chunk * p->chunk > position) return 1;
         if (counters[dataflow_counter_qkv(p, l, h)] < (unsigned)p->qkv_tiles_per_kv_head) return 0;
-        counters[dataflow_counter_attn(p, l, h)]++;
+        // The last active chunk of the head merges its q heads.
+        if (++counters[dataflow_counter_attn(p, l, h)] == (unsigned)active) counters[dataflow_counter_merge(p, l)] += group;
         return 1;
     }
-    case DATAFLOW_MERGE:
-        if (counters[dataflow_counter_attn(p, l, (int)in.index / group)] < (unsigned)active) return 0;
-        counters[dataflow_counter_merge(p, l)]++;
-        return 1;
     case DATAFLOW_OPROJ:
         if (counters[dataflow_counter_merge(p, l)] < (unsigned)s->n_heads) return 0;
         counters[dataflow_counter_oproj(p, l)]++;
@@ -92,8 +89,8 @@ static void check_program(DataflowShape shape) {
     cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
     const DataflowShape *s = &p.shape;
     // Every tile exactly once.
-    int per_layer[DATAFLOW_N_OPS] = {p.qkv_tiles, p.max_chunks * s->n_kv_heads, s->n_heads, p.oproj_tiles,
-                                     p.gateup_tiles, p.down_tiles, 0, 0, 0};
+    int per_layer[DATAFLOW_N_OPS] = {p.qkv_tiles, p.max_chunks * s->n_kv_heads, p.oproj_tiles, p.gateup_tiles,
+                                     p.down_tiles, 0, 0, 0};
     for (int op = 0; op < DATAFLOW_LMHEAD; op++)
         for (int l = 0; l < s->n_layers; l++) {
             char *seen = calloc((size_t)per_layer[op], 1);

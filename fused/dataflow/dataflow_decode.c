@@ -153,7 +153,7 @@ static void print_timeline(const DataflowDecode *d) {
         s[INPUT_WAIT] += (double)(t[3 * i + 1] - t[3 * i]);
         s[COUNT] += 1;
     }
-    static const char *names[] = {"qkv", "attention", "merge", "o_proj", "gate_up", "down"};
+    static const char *names[] = {"qkv", "attention", "o_proj", "gate_up", "down"};
     fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
                     "previous layer's last down tile:\n", "ns from %globaltimer", (end - start) / 1e3, L - 2);
     fprintf(stderr, "  %-10s %8s %8s %10s %10s %6s\n", "op", "first", "last", "busy/tile", "input wait", "tiles");

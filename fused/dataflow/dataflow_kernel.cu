@@ -29,6 +29,8 @@
 #define MAX_HEAD_DIM 128
 #define MAX_GROUP 8
 #define MAX_CHUNK 64
+// Dimensions of one q head each thread of a merge team keeps (a team: WARPS / group warps).
+#define MERGE_DIMS (MAX_HEAD_DIM / (WARPS / MAX_GROUP * WARP))
 // Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
 #define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
 
@@ -85,6 +87,14 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
 
 __device__ __forceinline__ void red_release_add(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+// Adds v to *p and returns the old value, acquiring what earlier releases of *p published and
+// releasing this thread's (and, after a block barrier, its block's) earlier writes.
+__device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned *p, unsigned v) {
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    return old;
 }
 
 // Asks L2 to fetch [p, p + bytes) (bytes a multiple of 16, p 16-byte aligned); returns at once.
@@ -278,8 +288,7 @@ __device__ __forceinline__ void defer_signal(Consumer &c, int index) {
 __device__ __forceinline__ int signal_index(const DataflowProgram &p, DataflowInstruction in) {
     switch (in.op) {
     case DATAFLOW_QKV: return dataflow_counter_qkv(&p, in.layer, dataflow_qkv_tile_kv_head(&p, (int)in.index));
-    case DATAFLOW_ATTN: return dataflow_counter_attn(&p, in.layer, (int)in.index % p.shape.n_kv_heads);
-    case DATAFLOW_MERGE: return dataflow_counter_merge(&p, in.layer);
+    case DATAFLOW_ATTN: return -1;  // its adds are immediate (run_attention)
     case DATAFLOW_OPROJ: return dataflow_counter_oproj(&p, in.layer);
     case DATAFLOW_GATEUP: return dataflow_counter_gateup(&p, in.layer);
     case DATAFLOW_DOWN: return dataflow_counter_down(&p, in.layer);
@@ -320,6 +329,64 @@ __device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
     defer_signal(c, dataflow_counter_qkv(&p, layer, dataflow_qkv_tile_kv_head(&p, tile)));
+}
+
+// The attention outputs of kv head kv_head's q heads, from the active chunks' partial sums in chunk
+// order; run by the block whose chunk finished last. The block splits into one team of warps per q head;
+// a team loads its chunks' (m, l) pairs at once and computes their weights exp(m - M) once per chunk, in
+// batches through shared memory, then each dimension's thread issues its chunks' o loads 8 at a time.
+__device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head, int active) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
+    const int team_warps = WARPS / group, team = c.g.warp / team_warps, team_threads = team_warps * WARP;
+    const int in_team = team < group, lt = c.g.tid - team * team_threads;
+    const int j = kv_head * group + team;
+    const float *ml = c.P.partial_ml + (size_t)j * p.max_chunks * 2;
+    const float *partial_o = c.P.partial_o + (size_t)j * p.max_chunks * hd;
+    float m = -INFINITY;
+    for (int k = lt; in_team && k < active; k += team_threads) m = fmaxf(m, __ldcg(ml + 2 * k));
+    m = warp_max(m);
+    if (c.g.lane == 0) c.misc[c.g.warp] = m;
+    group_sync(c.g);
+    float top = -INFINITY;
+    for (int w = team * team_warps; in_team && w < (team + 1) * team_warps; w++) top = fmaxf(top, c.misc[w]);
+    const int batch = p.chunk / 2;
+    float *weight = c.scores + team * p.chunk, *weighted_l = weight + batch;  // [batch] each, per team
+    float l = 0.0f, o[MERGE_DIMS];
+#pragma unroll
+    for (int q = 0; q < MERGE_DIMS; q++) o[q] = 0.0f;
+    for (int k0 = 0; k0 < active; k0 += batch) {
+        int n = min(batch, active - k0);
+        group_sync(c.g);  // the previous batch's weights are read
+        for (int k = lt; in_team && k < n; k += team_threads) {
+            float w = c.P.skeleton ? 0.0f : expf(__ldcg(ml + 2 * (k0 + k)) - top);
+            weight[k] = w;
+            weighted_l[k] = __ldcg(ml + 2 * (k0 + k) + 1) * w;
+        }
+        group_sync(c.g);
+        if (!in_team) continue;
+        for (int k = 0; k < n; k++) l += weighted_l[k];
+#pragma unroll
+        for (int q = 0; q < MERGE_DIMS; q++) {
+            int d = lt + q * team_threads;
+            if (d >= hd) continue;
+            for (int u0 = 0; u0 < n; u0 += 8) {
+                float v[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    v[u] = u0 + u < n ? __ldcg(partial_o + (size_t)(k0 + u0 + u) * hd + d) : 0.0f;
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    if (u0 + u < n) o[q] = fmaf(v[u], weight[u0 + u], o[q]);
+            }
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < MERGE_DIMS; q++) {
+        int d = lt + q * team_threads;
+        if (in_team && d < hd) c.P.layers[layer].attn[(size_t)j * hd + d] = c.P.skeleton ? o[q] : o[q] / l;
+    }
 }
 
 // One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
@@ -487,55 +554,18 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
         c.P.partial_o[slot * hd + d] = o;
         if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
     }
-    defer_signal(c, dataflow_counter_attn(&p, layer, kv_head));
-}
-
-// q head j's attention output from the active chunks' partial sums, in chunk order. The chunks' (m, l)
-// pairs are loaded by all threads at once and their weights exp(m - M) computed once per chunk, in
-// batches through shared memory; each dimension's thread then issues its chunks' o loads 8 at a time.
-__device__ __noinline__ void run_merge(Consumer &c, int layer, int j) {
-    const DataflowProgram &p = c.p;
-    const DataflowShape &s = p.shape;
-    const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
-    const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
-    wait_once(c, dataflow_counter_attn(&p, layer, j / group), active);
-    const size_t slot0 = (size_t)j * p.max_chunks;
-    const float *ml = c.P.partial_ml + slot0 * 2;
-    float m = -INFINITY;
-    for (int k = c.g.tid; k < active; k += c.g.n_threads) m = fmaxf(m, __ldcg(ml + 2 * k));
-    m = warp_max(m);
-    if (c.g.lane == 0) c.misc[c.g.warp] = m;
+    // The chunk's partials are out: count it (acquire and release, so the last block sees every
+    // chunk's partials); the last of the head's active chunks merges them at once.
     group_sync(c.g);
-    float top = -INFINITY;
-    for (int w = 0; w < c.g.n_warps; w++) top = fmaxf(top, c.misc[w]);
-    const int batch = min(64, group * p.chunk / 2);
-    float *weight = c.scores, *weighted_l = c.scores + batch;  // [batch] each
-    float l = 0.0f, o = 0.0f;
-    const int d = c.g.tid;
-    for (int k0 = 0; k0 < active; k0 += batch) {
-        int n = min(batch, active - k0);
-        group_sync(c.g);  // the previous batch's weights are read
-        for (int k = c.g.tid; k < n; k += c.g.n_threads) {
-            float w = c.P.skeleton ? 0.0f : expf(__ldcg(ml + 2 * (k0 + k)) - top);
-            weight[k] = w;
-            weighted_l[k] = __ldcg(ml + 2 * (k0 + k) + 1) * w;
-        }
+    const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
+    int *last = (int *)(c.misc + 63);
+    if (c.g.tid == 0) *last = atomic_add_acq_rel(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) == (unsigned)active - 1;
+    group_sync(c.g);
+    if (*last) {
+        merge_group(c, layer, kv_head, active);
         group_sync(c.g);
-        if (d < hd) {
-            for (int k = 0; k < n; k++) l += weighted_l[k];
-            for (int u0 = 0; u0 < n; u0 += 8) {
-                float v[8];
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    v[u] = u0 + u < n ? __ldcg(c.P.partial_o + (slot0 + k0 + u0 + u) * hd + d) : 0.0f;
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    if (u0 + u < n) o = fmaf(v[u], weight[u0 + u], o);
-            }
-        }
+        if (c.g.tid == 0) red_release_add(c.P.counters + dataflow_counter_merge(&p, layer), (unsigned)group);
     }
-    if (d < hd) c.P.layers[layer].attn[(size_t)j * hd + d] = c.P.skeleton ? o : o / l;
-    defer_signal(c, dataflow_counter_merge(&p, layer));
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
@@ -737,7 +767,6 @@ __device__ __noinline__ void run_consumers(Consumer &c) {
         switch (in.op) {
         case DATAFLOW_QKV: run_qkv(c, in.layer, in.index); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
-        case DATAFLOW_MERGE: run_merge(c, in.layer, in.index); break;
         case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index); break;
         case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index); break;
         case DATAFLOW_DOWN: run_down(c, in.layer, in.index); break;

@@ -100,7 +100,7 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     p->counters_per_layer = 2 * s->n_kv_heads + 4;
     p->n_counters = s->n_layers * p->counters_per_layer + 2;
 
-    int per_layer = p->qkv_tiles + p->max_chunks * s->n_kv_heads + s->n_heads + p->oproj_tiles + p->gateup_tiles +
+    int per_layer = p->qkv_tiles + p->max_chunks * s->n_kv_heads + p->oproj_tiles + p->gateup_tiles +
                     p->down_tiles;
     long total = (long)per_layer * s->n_layers + p->lmhead_tiles + s->n_blocks + 1;
     Lists lists = {0};
@@ -126,7 +126,7 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
                 }
         // Chunk-major, so the chunks every context uses (the first ones) spread over consecutive blocks.
         if (deal(&lists, DATAFLOW_ATTN, l, p->max_chunks * s->n_kv_heads, err) ||
-            deal(&lists, DATAFLOW_MERGE, l, s->n_heads, err) || deal(&lists, DATAFLOW_OPROJ, l, p->oproj_tiles, err) ||
+            deal(&lists, DATAFLOW_OPROJ, l, p->oproj_tiles, err) ||
             deal(&lists, DATAFLOW_GATEUP, l, p->gateup_tiles, err) || deal(&lists, DATAFLOW_DOWN, l, p->down_tiles, err))
             goto done;
     }

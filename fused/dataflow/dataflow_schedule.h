@@ -3,14 +3,15 @@
 //
 // One decode token is cut into tiles. A tile is one instruction: rows of a projection (their weights
 // at most tile_bytes, held in the block's registers), one kv head's attention over one chunk of
-// positions, the merge of one q head's chunks, the LM head's rows, and the argmax. Every SM runs its
+// positions (the block that finishes a kv head's last chunk also merges its q heads' chunks), the LM
+// head's rows, and the argmax. Every SM runs its
 // own list of instructions in order; an instruction waits only for the counters of the tiles whose
 // outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation, so
 // a block issues a tile's weight loads before it waits for the tile's input, and asks L2 to prefetch
 // the bytes of the instructions a few places further down its list.
 //
 // Deadlock freedom: every SM's list is a subsequence of one global order in which each tile comes
-// after every tile it waits for (layer by layer: QKV, attention, merge, o_proj, gate/up, down; then the
+// after every tile it waits for (layer by layer: QKV, attention, o_proj, gate/up, down; then the
 // LM head, the per-SM argmax partials, the argmax). The earliest unfinished tile in that order has all
 // its inputs done and nothing unfinished before it on its SM, so it can always run, provided every
 // block of the grid is resident at once (one block per SM, checked at launch).
@@ -20,7 +21,8 @@
 //   QKV     rows of W_qkv = [Wq; Wk; Wv] (qkv_width x hidden); attn_norm computed by every tile
 //   ATTN    (kv head h, chunk c): positions [c*chunk, (c+1)*chunk) of the context; chunks past the
 //           context are skipped at run time (the program holds every chunk up to max_context)
-//   MERGE   q head j: combines the active chunks' partial softmax sums into attn
+//           the block that counts a kv head's last active chunk (its add returns active - 1) combines
+//           the chunks' partial softmax sums of the head's q heads into attn, then adds group to merge
 //   OPROJ   rows of W_o (hidden x q_width), with the residual
 //   GATEUP  R gate rows and the R up rows with the same indices (act needs both), mlp_norm by every tile
 //   DOWN    rows of W_down (hidden x intermediate), with the residual
@@ -46,7 +48,6 @@ extern "C" {
 enum {
     DATAFLOW_QKV = 0,
     DATAFLOW_ATTN,
-    DATAFLOW_MERGE,
     DATAFLOW_OPROJ,
     DATAFLOW_GATEUP,
     DATAFLOW_DOWN,
@@ -57,7 +58,7 @@ enum {
 };
 
 // One instruction: 8 bytes. index: the tile's number within its op and layer (ATTN: chunk * n_kv_heads
-// + kv_head; MERGE: q head; LMPARTIAL, ARGMAX: 0).
+// + kv_head; LMPARTIAL, ARGMAX: 0).
 typedef struct {
     uint16_t op;
     uint16_t layer;
