@@ -780,7 +780,8 @@ __device__ __noinline__ void run_consumers(Consumer &c) {
     flush_signal(c);
 }
 
-__global__ void __launch_bounds__(THREADS, 1) dataflow_decode_kernel(DataflowProgram p, DataflowParams P) {
+__global__ void __launch_bounds__(THREADS, 1)
+    dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
     extern __shared__ __align__(128) unsigned char smem[];
     SharedLayout L = shared_layout(p);
     Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
