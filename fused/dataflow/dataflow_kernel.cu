@@ -85,6 +85,12 @@ __device__ __forceinline__ unsigned load_acquire(const unsigned *p) {
     return v;
 }
 
+__device__ __forceinline__ unsigned load_relaxed(const unsigned *p) {
+    unsigned v;
+    asm volatile("ld.relaxed.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+
 __device__ __forceinline__ void red_release_add(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
@@ -110,10 +116,14 @@ __device__ __forceinline__ void prefetch_l1(const Group &g, const void *p, size_
 }
 
 // The block: wait until counters[index] >= target (thread 0 spins; the barrier releases the rest).
+// The spin reads relaxed and only the last read acquires: an acquire also invalidates the SM's L1,
+// which the block's L1-cached reads (norm weights, its own locals) should survive.
 __device__ __forceinline__ void wait_counter(const Group &g, const unsigned *counters, int index, unsigned target) {
-    if (g.tid == 0)
-        while (load_acquire(counters + index) < target) {
+    if (g.tid == 0) {
+        while (load_relaxed(counters + index) < target) {
         }
+        (void)load_acquire(counters + index);  // counters only grow: this read also sees >= target
+    }
     group_sync(g);
 }
 
@@ -308,7 +318,7 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
 __device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.P.layers[layer];
+    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
     int rows = min(p.qkv_rows, qkv_width - first);
     TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
@@ -399,7 +409,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.P.layers[layer];
+    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
     const int chunk = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
     const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
@@ -572,7 +582,7 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
 __device__ __noinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.P.layers[layer];
+    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
     const int q_width = s.n_heads * s.head_dim;
     int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
     TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
@@ -596,7 +606,7 @@ __device__ __noinline__ void run_oproj(Consumer &c, int layer, int tile) {
 __device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.P.layers[layer];
+    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
     TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
                   rows, rows, s.hidden};
@@ -625,7 +635,7 @@ __device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
 __device__ __noinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.P.layers[layer];
+    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
     TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
     TileRegs w;
@@ -751,8 +761,11 @@ __device__ __noinline__ void run_consumers(Consumer &c) {
     const int prefetcher = c.g.tid == c.g.n_threads - WARP;
     if (prefetcher)
         for (int i = begin; i < begin + ahead && i < end; i++) prefetch_instruction(p, c.P, c.P.instructions[i], c.position);
+    DataflowInstruction next = c.P.instructions[begin < end ? begin : 0];
     for (int i = begin; i < end; i++) {
-        DataflowInstruction in = c.P.instructions[i];
+        // The next instruction is read now, so its load is not on the path after this one's wait.
+        DataflowInstruction in = next;
+        if (i + 1 < end) next = c.P.instructions[i + 1];
         if (prefetcher && ahead > 0 && i + ahead < end)
             prefetch_instruction(p, c.P, c.P.instructions[i + ahead], c.position);
         if (in.op == DATAFLOW_ATTN && (int)(in.index / p.shape.n_kv_heads) * p.chunk > c.position) continue;
