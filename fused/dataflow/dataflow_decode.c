@@ -14,7 +14,8 @@ struct DataflowDecode {
     DataflowLayer *d_layers;
     DataflowInstruction *d_instructions;
     int *d_offsets;
-    unsigned *d_counters;
+    unsigned *d_counters, *d_epoch;
+    unsigned long long *d_tagged;  // every layer's exchanged values (DataflowLayer's *_tagged)
     float *d_partial_o, *d_partial_ml, *d_best_value;
     int *d_best_index, *d_control;
     int *h_control;  // pinned [2]: the last values uploaded
@@ -32,6 +33,7 @@ struct DataflowDecode {
     } while (0)
 
 DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *err) {
+    DataflowLayer *layers = NULL;  // b->layers with the tagged buffers filled in
     DataflowDecode *d = calloc(1, sizeof *d);
     if (!d) {
         fail(err, "dataflow engine: out of memory");
@@ -57,6 +59,24 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     DECODE_ALLOC(d->d_instructions, (size_t)p->n_instructions * sizeof *d->d_instructions, "the program");
     DECODE_ALLOC(d->d_offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, "the program");
     DECODE_ALLOC(d->d_counters, (size_t)p->n_counters * sizeof *d->d_counters, "counters");
+    DECODE_ALLOC(d->d_epoch, sizeof *d->d_epoch, "the epoch");
+    const size_t qkv_width = (size_t)(b->n_heads + 2 * b->n_kv_heads) * b->head_dim, q_width = (size_t)b->n_heads * b->head_dim;
+    const size_t tagged_per_layer = qkv_width + q_width + 2 * (size_t)b->hidden + b->intermediate;
+    DECODE_ALLOC(d->d_tagged, tagged_per_layer * b->n_layers * sizeof *d->d_tagged, "exchanged values");
+    layers = malloc((size_t)b->n_layers * sizeof *layers);
+    if (!layers) {
+        fail(err, "dataflow engine: out of memory");
+        goto fail_cleanup;
+    }
+    for (int l = 0; l < b->n_layers; l++) {
+        layers[l] = b->layers[l];
+        unsigned long long *t = d->d_tagged + (size_t)l * tagged_per_layer;
+        layers[l].qkv_tagged = t;
+        layers[l].attn_tagged = t + qkv_width;
+        layers[l].resid_attn_tagged = t + qkv_width + q_width;
+        layers[l].act_tagged = t + qkv_width + q_width + b->hidden;
+        layers[l].resid_mlp_tagged = t + qkv_width + q_width + b->hidden + b->intermediate;
+    }
     DECODE_ALLOC(d->d_partial_o, slots * b->head_dim * sizeof(float), "attention partials");
     DECODE_ALLOC(d->d_partial_ml, slots * 2 * sizeof(float), "attention partials");
     DECODE_ALLOC(d->d_best_value, (size_t)shape.n_blocks * sizeof(float), "argmax partials");
@@ -74,7 +94,10 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         goto fail_cleanup;
     }
     d->h_control[0] = d->h_control[1] = 0;
-    if (cudaMemcpy(d->d_layers, b->layers, (size_t)b->n_layers * sizeof *d->d_layers, cudaMemcpyHostToDevice) ||
+    const unsigned first_epoch = 1;  // the tagged words start at zero: epoch 0 never matches
+    if (cudaMemcpy(d->d_layers, layers, (size_t)b->n_layers * sizeof *d->d_layers, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(d->d_epoch, &first_epoch, sizeof first_epoch, cudaMemcpyHostToDevice) ||
+        cudaMemset(d->d_tagged, 0, tagged_per_layer * b->n_layers * sizeof *d->d_tagged) ||
         cudaMemcpy(d->d_instructions, p->instructions, (size_t)p->n_instructions * sizeof *d->d_instructions,
                    cudaMemcpyHostToDevice) ||
         cudaMemcpy(d->d_offsets, p->offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, cudaMemcpyHostToDevice) ||
@@ -103,12 +126,15 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     P->block_best_value = d->d_best_value;
     P->block_best_index = d->d_best_index;
     P->counters = d->d_counters;
+    P->epoch = d->d_epoch;
     P->timeline = d->d_timeline;
     P->prefetch_distance = b->prefetch_distance;
     P->eps = b->eps;
     P->skeleton = b->skeleton;
+    free(layers);
     return d;
 fail_cleanup:
+    free(layers);
     dataflow_decode_destroy(d);
     return NULL;
 }
@@ -176,7 +202,7 @@ static void print_timeline(const DataflowDecode *d) {
 void dataflow_decode_destroy(DataflowDecode *d) {
     if (!d) return;
     if (d->d_timeline) print_timeline(d);
-    void *ptrs[] = {d->d_layers, d->d_instructions, d->d_offsets, d->d_counters, d->d_partial_o,
+    void *ptrs[] = {d->d_layers, d->d_instructions, d->d_offsets, d->d_counters, d->d_epoch, d->d_tagged, d->d_partial_o,
                     d->d_partial_ml, d->d_best_value, d->d_best_index, d->d_control, d->d_timeline};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++) cudaFree(ptrs[i]);
     if (d->h_control) cudaFreeHost(d->h_control);

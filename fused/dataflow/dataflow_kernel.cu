@@ -95,6 +95,42 @@ __device__ __forceinline__ void red_release_add(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
+__device__ __forceinline__ void red_relaxed_add(unsigned *p, unsigned v) {
+    asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+
+// ---- the activation exchange: values tagged with the launch's epoch -------------------------------
+//
+// A value one block writes and others read in the same launch travels as a 64-bit word: the launch's
+// epoch in the high half, the fp32 bits in the low half, stored and loaded whole (single-copy
+// atomic). A reader that sees its launch's epoch has the value, whatever order the writes reach L2
+// in, so a producer needs no release fence before its counter add and a consumer no acquire after
+// its wait: it polls the counter (cheap, one word), then reads the words and re-reads any that still
+// carry an older epoch (rare: the counter add can overtake the value's store).
+typedef unsigned long long Tagged;
+
+__device__ __forceinline__ void tagged_store(Tagged *dst, float v, unsigned epoch) {
+    __stcg(dst, ((Tagged)epoch << 32) | __float_as_uint(v));
+}
+
+__device__ __forceinline__ float tagged_load(const Tagged *src, unsigned epoch) {
+    Tagged t;
+    do {
+        asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(t) : "l"(src) : "memory");
+    } while ((unsigned)(t >> 32) != epoch);
+    return __uint_as_float((unsigned)t);
+}
+
+// Two consecutive tagged values (src 16-byte aligned) into out[0], out[1].
+__device__ __forceinline__ void tagged_load2(const Tagged *src, unsigned epoch, float *out) {
+    Tagged a, b;
+    do {
+        asm volatile("ld.relaxed.gpu.global.v2.u64 {%0, %1}, [%2];" : "=l"(a), "=l"(b) : "l"(src) : "memory");
+    } while ((unsigned)(a >> 32) != epoch || (unsigned)(b >> 32) != epoch);
+    out[0] = __uint_as_float((unsigned)a);
+    out[1] = __uint_as_float((unsigned)b);
+}
+
 // Adds v to *p and returns the old value, acquiring what earlier releases of *p published and
 // releasing this thread's (and, after a block barrier, its block's) earlier writes.
 __device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned *p, unsigned v) {
@@ -116,13 +152,14 @@ __device__ __forceinline__ void prefetch_l1(const Group &g, const void *p, size_
 }
 
 // The block: wait until counters[index] >= target (thread 0 spins; the barrier releases the rest).
-// The spin reads relaxed and only the last read acquires: an acquire also invalidates the SM's L1,
-// which the block's L1-cached reads (norm weights, its own locals) should survive.
-__device__ __forceinline__ void wait_counter(const Group &g, const unsigned *counters, int index, unsigned target) {
+// The spin reads relaxed; only a wait for untagged data (acquire = 1) ends with an acquiring read,
+// which also invalidates the SM's L1.
+__device__ __forceinline__ void wait_counter(const Group &g, const unsigned *counters, int index, unsigned target,
+                                             int acquire) {
     if (g.tid == 0) {
         while (load_relaxed(counters + index) < target) {
         }
-        (void)load_acquire(counters + index);  // counters only grow: this read also sees >= target
+        if (acquire) (void)load_acquire(counters + index);  // counters only grow: this read also sees >= target
     }
     group_sync(g);
 }
@@ -142,8 +179,8 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
 
 // vec[0, n) = rmsnorm(x) * w, x either fp32 in global memory (another block's output: read via L2) or,
 // when x_bf16 is set, a bf16 row (the embedding). n % 4 == 0.
-__device__ void stage_rmsnorm(const Group &g, const float *x, const uint16_t *x_bf16, const float *w, int n, float eps,
-                              float *vec, float *scratch, int skeleton) {
+__device__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x_bf16, unsigned epoch, const float *w,
+                              int n, float eps, float *vec, float *scratch, int skeleton) {
     float ss = 0.0f;
     for (int i = g.tid; i < n / 4; i += g.n_threads) {
         float4 v;
@@ -152,7 +189,10 @@ __device__ void stage_rmsnorm(const Group &g, const float *x, const uint16_t *x_
             v = make_float4(__uint_as_float(bits.x << 16), __uint_as_float(bits.x & 0xffff0000u),
                             __uint_as_float(bits.y << 16), __uint_as_float(bits.y & 0xffff0000u));
         } else {
-            v = __ldcg((const float4 *)x + i);
+            float4 pair;
+            tagged_load2(x + 4 * i, epoch, &pair.x);
+            tagged_load2(x + 4 * i + 2, epoch, &pair.z);
+            v = pair;
         }
         ((float4 *)vec)[i] = v;
         ss = fmaf(v.x, v.x, ss);
@@ -168,8 +208,8 @@ __device__ void stage_rmsnorm(const Group &g, const float *x, const uint16_t *x_
 }
 
 // vec[0, n) = x[0, n), x another block's output (read via L2). n % 4 == 0.
-__device__ void stage_vector(const Group &g, const float *x, int n, float *vec) {
-    for (int i = g.tid; i < n / 4; i += g.n_threads) ((float4 *)vec)[i] = __ldcg((const float4 *)x + i);
+__device__ void stage_vector(const Group &g, const Tagged *x, unsigned epoch, int n, float *vec) {
+    for (int i = g.tid; i < n / 2; i += g.n_threads) tagged_load2(x + 2 * i, epoch, vec + 2 * i);
     group_sync(g);
 }
 
@@ -256,6 +296,9 @@ struct Consumer {
     float *vec, *heads, *scores, *partials, *tile_out, *misc;
     uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
+    unsigned epoch;             // this launch's tag on exchanged values
+    int walk_end;               // the end of the block's list, and its next instruction (run_consumers)
+    DataflowInstruction walk_next;
     int satisfied_index;        // the last counter waited for, and the value it was seen to reach
     unsigned satisfied_value;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
@@ -269,7 +312,8 @@ struct Consumer {
 // during a launch).
 __device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned target) {
     if (index == c.satisfied_index && c.satisfied_value >= target) return;
-    wait_counter(c.g, c.P.counters, index, target);
+    // Only the argmax reads untagged values another block wrote after a counter add (its partials).
+    wait_counter(c.g, c.P.counters, index, target, index == dataflow_counter_lmhead(&c.p));
     if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * 3 + 1] = global_time();
     c.satisfied_index = index;
     c.satisfied_value = target;
@@ -280,7 +324,12 @@ __device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned targe
 // waits, or the list ends (run_consumers flushes before every instruction with another counter, so a
 // deferred add never waits behind a wait). Fewer adds to one hot address: they serialize in L2.
 __device__ __forceinline__ void flush_signal(Consumer &c) {
-    if (c.pending_index >= 0 && c.g.tid == 0) red_release_add(c.P.counters + c.pending_index, c.pending_count);
+    if (c.pending_index >= 0 && c.g.tid == 0) {
+        if (c.pending_index == dataflow_counter_lmhead(&c.p))
+            red_release_add(c.P.counters + c.pending_index, c.pending_count);  // the argmax partials are untagged
+        else
+            red_relaxed_add(c.P.counters + c.pending_index, c.pending_count);
+    }
     c.pending_index = -1;
     c.pending_count = 0;
 }
@@ -326,10 +375,10 @@ __device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
     tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
-    const float *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp : NULL;
+    const Tagged *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
     if (!already_staged(c, DATAFLOW_QKV, layer))
-        stage_rmsnorm(c.g, x, x_bf16, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.misc, c.P.skeleton);
+        stage_rmsnorm(c.g, x, x_bf16, c.epoch, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.misc, c.P.skeleton);
     if (c.trace && tile == 0) {
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.attn_norm[i] = c.vec[i];
         if (layer == 0)
@@ -337,7 +386,10 @@ __device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
-    if (c.g.tid < rows) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
+    if (c.g.tid < rows) {
+        tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
+        if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
+    }
     defer_signal(c, dataflow_counter_qkv(&p, layer, dataflow_qkv_tile_kv_head(&p, tile)));
 }
 
@@ -395,7 +447,11 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 #pragma unroll
     for (int q = 0; q < MERGE_DIMS; q++) {
         int d = lt + q * team_threads;
-        if (in_team && d < hd) c.P.layers[layer].attn[(size_t)j * hd + d] = c.P.skeleton ? o[q] : o[q] / l;
+        if (in_team && d < hd) {
+            float value = c.P.skeleton ? o[q] : o[q] / l;
+            tagged_store(c.P.layers[layer].attn_tagged + (size_t)j * hd + d, value, c.epoch);
+            if (c.trace) c.P.layers[layer].attn[(size_t)j * hd + d] = value;
+        }
     }
 }
 
@@ -445,7 +501,7 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
         int h = i / hd, d = i % hd;
         size_t src = h < group ? (size_t)(kv_head * group + h) * hd + d
                                : (size_t)q_width + (size_t)(h - group) * kv_width + (size_t)kv_head * hd + d;
-        heads[i] = __ldcg(Ly.qkv_raw + src);
+        heads[i] = tagged_load(Ly.qkv_tagged + src, c.epoch);
     }
     group_sync(c.g);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
@@ -574,7 +630,7 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
     if (*last) {
         merge_group(c, layer, kv_head, active);
         group_sync(c.g);
-        if (c.g.tid == 0) red_release_add(c.P.counters + dataflow_counter_merge(&p, layer), (unsigned)group);
+        if (c.g.tid == 0) red_relaxed_add(c.P.counters + dataflow_counter_merge(&p, layer), (unsigned)group);
     }
 }
 
@@ -589,15 +645,16 @@ __device__ __noinline__ void run_oproj(Consumer &c, int layer, int tile) {
     TileRegs w;
     tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_merge(&p, layer), s.n_heads);
-    if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn, q_width, c.vec);
+    if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
-        float x = layer > 0 ? __ldcg(c.P.layers[layer - 1].resid_mlp + row)
+        float x = layer > 0 ? tagged_load(c.P.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
                             : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
         float out = c.tile_out[c.g.tid];
         if (c.trace) Ly.attn_out[row] = out;
-        Ly.resid_attn[row] = x + out;
+        tagged_store(Ly.resid_attn_tagged + row, x + out, c.epoch);
+        if (c.trace) Ly.resid_attn[row] = x + out;
     }
     defer_signal(c, dataflow_counter_oproj(&p, layer));
 }
@@ -615,14 +672,17 @@ __device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     wait_once(c, dataflow_counter_oproj(&p, layer), p.oproj_tiles);
     if (!already_staged(c, DATAFLOW_GATEUP, layer))
-        stage_rmsnorm(c.g, Ly.resid_attn, NULL, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.misc, c.P.skeleton);
+        stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.misc,
+                      c.P.skeleton);
     if (c.trace && tile == 0)
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int i = first + c.g.tid;
         float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
-        Ly.act[i] = g / (1.0f + expf(-g)) * u;
+        float act = g / (1.0f + expf(-g)) * u;
+        tagged_store(Ly.act_tagged + i, act, c.epoch);
+        if (c.trace) Ly.act[i] = act;
         if (c.trace) {
             Ly.gate[i] = g;
             Ly.up[i] = u;
@@ -641,13 +701,15 @@ __device__ __noinline__ void run_down(Consumer &c, int layer, int tile) {
     TileRegs w;
     tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_gateup(&p, layer), p.gateup_tiles);
-    if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act, s.intermediate, c.vec);
+    if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float out = c.tile_out[c.g.tid];
         if (c.trace) Ly.mlp_out[row] = out;
-        Ly.resid_mlp[row] = __ldcg(Ly.resid_attn + row) + out;
+        float resid = tagged_load(Ly.resid_attn_tagged + row, c.epoch) + out;
+        tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
+        if (c.trace) Ly.resid_mlp[row] = resid;
     }
     defer_signal(c, dataflow_counter_down(&p, layer));
 }
@@ -662,7 +724,8 @@ __device__ __noinline__ void run_lmhead(Consumer &c, int tile) {
     tile_issue(c.g, t, w);
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         wait_once(c, dataflow_counter_down(&p, s.n_layers - 1), p.down_tiles);
-        stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp, NULL, c.P.final_norm_w, s.hidden, c.P.eps, c.vec, c.misc,
+        stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden, c.P.eps,
+                      c.vec, c.misc,
                       c.P.skeleton);
     }
     if (c.trace && tile == 0)
@@ -722,7 +785,7 @@ __device__ __noinline__ void run_argmax(Consumer &c) {
 }
 
 // Asks L2 for the bytes instruction `in` will read (its weights, or its chunk's K and V history).
-__device__ void prefetch_instruction(const DataflowProgram &p, const DataflowParams &P, DataflowInstruction in,
+__device__ __noinline__ void prefetch_instruction(const DataflowProgram &p, const DataflowParams &P, DataflowInstruction in,
                                      int position) {
     const DataflowShape &s = p.shape;
     size_t bytes = dataflow_tile_bytes(&p, in, position);
@@ -753,30 +816,31 @@ __device__ void prefetch_instruction(const DataflowProgram &p, const DataflowPar
 }
 
 // The block walks its list. Lane 0 of the last warp keeps the L2 prefetch prefetch_distance
-// instructions ahead (thread 0, which polls the counters, never stalls on it).
+// instructions ahead (thread 0, which polls the counters, never stalls on it). The walk's own state
+// lives in the Consumer (memory), not in registers: the ops are calls, and values kept in registers
+// across calls spill.
 __device__ __noinline__ void run_consumers(Consumer &c) {
-    const DataflowProgram &p = c.p;
-    const int begin = c.P.offsets[c.g.virtual_block], end = c.P.offsets[c.g.virtual_block + 1];
-    const int ahead = c.P.prefetch_distance;
-    const int prefetcher = c.g.tid == c.g.n_threads - WARP;
-    if (prefetcher)
-        for (int i = begin; i < begin + ahead && i < end; i++) prefetch_instruction(p, c.P, c.P.instructions[i], c.position);
-    DataflowInstruction next = c.P.instructions[begin < end ? begin : 0];
-    for (int i = begin; i < end; i++) {
+    c.walk_end = c.P.offsets[c.g.virtual_block + 1];
+    c.walk_next = c.P.instructions[c.P.offsets[c.g.virtual_block]];
+    if (c.g.tid == c.g.n_threads - WARP)
+        for (int i = c.P.offsets[c.g.virtual_block]; i < c.P.offsets[c.g.virtual_block] + c.P.prefetch_distance &&
+                                                     i < c.walk_end; i++)
+            prefetch_instruction(c.p, c.P, c.P.instructions[i], c.position);
+    for (c.current = c.P.offsets[c.g.virtual_block]; c.current < c.walk_end; c.current++) {
+        const int i = c.current;
         // The next instruction is read now, so its load is not on the path after this one's wait.
-        DataflowInstruction in = next;
-        if (i + 1 < end) next = c.P.instructions[i + 1];
-        if (prefetcher && ahead > 0 && i + ahead < end)
-            prefetch_instruction(p, c.P, c.P.instructions[i + ahead], c.position);
-        if (in.op == DATAFLOW_ATTN && (int)(in.index / p.shape.n_kv_heads) * p.chunk > c.position) continue;
-        c.current = i;
+        DataflowInstruction in = c.walk_next;
+        if (i + 1 < c.walk_end) c.walk_next = c.P.instructions[i + 1];
+        if (c.g.tid == c.g.n_threads - WARP && c.P.prefetch_distance > 0 && i + c.P.prefetch_distance < c.walk_end)
+            prefetch_instruction(c.p, c.P, c.P.instructions[i + c.P.prefetch_distance], c.position);
+        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
             c.P.timeline[(size_t)i * 3] = now;
             c.P.timeline[(size_t)i * 3 + 1] = now;
         }
-        if (signal_index(p, in) != c.pending_index) flush_signal(c);
+        if (signal_index(c.p, in) != c.pending_index) flush_signal(c);
         switch (in.op) {
         case DATAFLOW_QKV: run_qkv(c, in.layer, in.index); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
@@ -788,7 +852,7 @@ __device__ __noinline__ void run_consumers(Consumer &c) {
         case DATAFLOW_ARGMAX: run_argmax(c); break;
         default: break;
         }
-        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)i * 3 + 2] = global_time();
+        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * 3 + 2] = global_time();
     }
     flush_signal(c);
 }
@@ -807,6 +871,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.misc = (float *)(smem + L.misc);
     c.kv = (uint16_t *)(smem + L.kv);
     c.current = 0;
+    c.epoch = *P.epoch;
     c.satisfied_index = -1;
     c.satisfied_value = 0;
     c.staged_op = -1;
@@ -824,6 +889,7 @@ __global__ void __launch_bounds__(THREADS, 1)
         unsigned ticket = atomicAdd(P.counters + dataflow_counter_exit(&p), 1u);
         if (ticket == gridDim.x - 1) {
             for (int i = 0; i < p.n_counters; i++) P.counters[i] = 0;
+            *P.epoch += 1;  // every block read it when it started
             __threadfence();
         }
     }

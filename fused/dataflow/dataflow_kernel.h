@@ -22,7 +22,11 @@ typedef struct {
     const float *attn_norm_w, *q_norm_w, *k_norm_w, *mlp_norm_w;
     uint16_t *k_cache, *v_cache;
     float *attn_norm, *qkv_raw, *q, *k, *v, *attn, *attn_out, *resid_attn, *mlp_norm, *gate, *up, *act, *mlp_out,
-        *resid_mlp;
+        *resid_mlp;  // the engine's buffers: written in trace mode (the traced tensors), else untouched
+    // What blocks exchange within a launch, as 64-bit words (the launch's epoch, then the fp32 bits;
+    // dataflow_kernel.cu): [qkv width], [q width], [hidden], [intermediate], [hidden]. Owned by the
+    // DataflowDecode, zero when allocated.
+    unsigned long long *qkv_tagged, *attn_tagged, *resid_attn_tagged, *act_tagged, *resid_mlp_tagged;
 } DataflowLayer;
 
 // Everything one launch reads and writes (device pointers).
@@ -42,6 +46,8 @@ typedef struct {
     int *block_best_index;                      // [n_blocks]
     unsigned *counters;                         // [n_counters], zero before the first launch; every launch
                                                 // leaves them zero (its last block to finish resets them)
+    unsigned *epoch;                            // [1]: the launch's tag on exchanged values, 1 before the
+                                                // first launch; each launch's last block adds one
     unsigned long long *timeline;  // NULL, or [n_instructions][3] %globaltimer ns: the instruction's start,
                                    // its inputs ready (after its counter wait; the start if it had none),
                                    // its end (inactive attention chunks: zeros)
