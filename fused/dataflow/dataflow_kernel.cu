@@ -3,17 +3,19 @@
 // One block of WARPS warps per SM walks the block's instruction list. For a projection tile the block
 // first issues the tile's weight loads into registers (each warp a few 16-byte loads per lane: the tile,
 // at most DATAFLOW_MAX_TILE_BYTES, is held by the block as a whole), then waits for the counters of the
-// tiles whose outputs it reads (thread 0 spins on an acquire load; a block barrier releases the rest),
+// tiles whose outputs it reads (thread 0 spins on the counter; a block barrier releases the rest),
 // stages the small activation vector from L2 into shared memory, and only then uses the weights: the
 // weight stream does not wait for the dependency chain, and the chain does not wait for the weights
 // beyond one tile's latency. Further ahead, one thread asks L2 to prefetch (cp.async.bulk.prefetch.L2)
 // the bytes of the instruction `prefetch_distance` places down the list, so the tiles' loads mostly
-// hit L2. The block then stores its outputs and adds one to its op's counter (release).
+// hit L2. The block then stores its outputs and adds one to its op's counter.
 // A wait that an earlier instruction already satisfied is skipped, and so is staging a vector the
 // block already holds (consecutive tiles of one projection share their input).
 //
-// Activations written by other blocks in this launch are read with ld.global.cg (L2), never through
-// L1, which may hold the same addresses from an earlier token.
+// Activations other blocks wrote in this launch travel tagged with the launch's epoch (see "the
+// activation exchange" below) and are read from L2, never through L1, which may hold the same
+// addresses from an earlier token. The attention partials are untagged: the merge reads them after an
+// acquire-release ticket.
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -177,8 +179,8 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
 
 // ---- the consumers' building blocks ---------------------------------------------------------------
 
-// vec[0, n) = rmsnorm(x) * w, x either fp32 in global memory (another block's output: read via L2) or,
-// when x_bf16 is set, a bf16 row (the embedding). n % 4 == 0.
+// vec[0, n) = rmsnorm(x) * w, x either another block's tagged output of this launch (epoch) or, when
+// x_bf16 is set, a bf16 row (the embedding). n % 4 == 0.
 __device__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x_bf16, unsigned epoch, const float *w,
                               int n, float eps, float *vec, float *scratch, int skeleton) {
     float ss = 0.0f;
@@ -207,7 +209,7 @@ __device__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x
     group_sync(g);
 }
 
-// vec[0, n) = x[0, n), x another block's output (read via L2). n % 4 == 0.
+// vec[0, n) = x[0, n), x other blocks' tagged outputs of this launch (epoch). n % 2 == 0.
 __device__ void stage_vector(const Group &g, const Tagged *x, unsigned epoch, int n, float *vec) {
     for (int i = g.tid; i < n / 2; i += g.n_threads) tagged_load2(x + 2 * i, epoch, vec + 2 * i);
     group_sync(g);
