@@ -285,8 +285,8 @@ __device__ __forceinline__ int better(float v, int i, float best_v, int best_i) 
 
 // ---- the kernel -----------------------------------------------------------------------------------
 
-// The ops are __noinline__: each gets its own register allocation, so a tile's weights (up to 48
-// registers a thread) stay in registers across its wait and staging.
+// The ops are inlined into the walk: a call that took the Consumer's address would keep it in local
+// memory, and every field read after a store through any pointer would go back to it.
 
 // One group's consumers: what they share while walking their list. Uniform across the group.
 struct Consumer {
@@ -299,8 +299,7 @@ struct Consumer {
     uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
-    int walk_end;               // the end of the block's list, and its next instruction (run_consumers)
-    DataflowInstruction walk_next;
+    int walk_end;               // the end of the block's list (run_consumers)
     int satisfied_index;        // the last counter waited for, and the value it was seen to reach
     unsigned satisfied_value;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
@@ -366,7 +365,7 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
     return 0;
 }
 
-__device__ __noinline__ void run_qkv(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
@@ -464,7 +463,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 // history rows were stored by earlier launches (or by the host, forced), so the block loads them into
 // registers before it waits for this token's q/k/v (one 16-byte load of K and one of V per thread per
 // round, all in flight at once), then parks them in shared memory for the scores and the weighted sum.
-__device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
+__device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
@@ -637,7 +636,7 @@ __device__ __noinline__ void run_attention(Consumer &c, int layer, int index) {
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
-__device__ __noinline__ void run_oproj(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
@@ -662,7 +661,7 @@ __device__ __noinline__ void run_oproj(Consumer &c, int layer, int tile) {
 }
 
 // gate and up rows of the same indices, act = silu(gate) * up.
-__device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
@@ -694,7 +693,7 @@ __device__ __noinline__ void run_gateup(Consumer &c, int layer, int tile) {
 }
 
 // Rows of down_proj with the residual: resid_mlp = resid_attn + act · W_downᵀ.
-__device__ __noinline__ void run_down(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
@@ -717,7 +716,7 @@ __device__ __noinline__ void run_down(Consumer &c, int layer, int tile) {
 }
 
 // Rows of the LM head: logits, and this block's running argmax (larger value, then lower index).
-__device__ __noinline__ void run_lmhead(Consumer &c, int tile) {
+__device__ __forceinline__ void run_lmhead(Consumer &c, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     int first = tile * p.lmhead_rows, rows = min(p.lmhead_rows, s.vocab - first);
@@ -760,7 +759,7 @@ __device__ __noinline__ void run_lmhead(Consumer &c, int tile) {
     group_sync(c.g);  // tile_out is rewritten by the next tile
 }
 
-__device__ __noinline__ void run_lmpartial(Consumer &c) {
+__device__ __forceinline__ void run_lmpartial(Consumer &c) {
     if (c.g.tid == 0) {
         c.P.block_best_value[c.g.virtual_block] = c.best_value;
         c.P.block_best_index[c.g.virtual_block] = c.best_index;
@@ -768,7 +767,7 @@ __device__ __noinline__ void run_lmpartial(Consumer &c) {
     defer_signal(c, dataflow_counter_lmhead(&c.p));
 }
 
-__device__ __noinline__ void run_argmax(Consumer &c) {
+__device__ __forceinline__ void run_argmax(Consumer &c) {
     wait_once(c, dataflow_counter_lmhead(&c.p), c.n_virtual_blocks);
     if (c.g.tid == 0) {
         float best_v = 0.0f;
@@ -818,21 +817,16 @@ __device__ __noinline__ void prefetch_instruction(const DataflowProgram &p, cons
 }
 
 // The block walks its list. Lane 0 of the last warp keeps the L2 prefetch prefetch_distance
-// instructions ahead (thread 0, which polls the counters, never stalls on it). The walk's own state
-// lives in the Consumer (memory), not in registers: the ops are calls, and values kept in registers
-// across calls spill.
-__device__ __noinline__ void run_consumers(Consumer &c) {
+// instructions ahead (thread 0, which polls the counters, never stalls on it).
+__device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.P.offsets[c.g.virtual_block + 1];
-    c.walk_next = c.P.instructions[c.P.offsets[c.g.virtual_block]];
     if (c.g.tid == c.g.n_threads - WARP)
         for (int i = c.P.offsets[c.g.virtual_block]; i < c.P.offsets[c.g.virtual_block] + c.P.prefetch_distance &&
                                                      i < c.walk_end; i++)
             prefetch_instruction(c.p, c.P, c.P.instructions[i], c.position);
     for (c.current = c.P.offsets[c.g.virtual_block]; c.current < c.walk_end; c.current++) {
         const int i = c.current;
-        // The next instruction is read now, so its load is not on the path after this one's wait.
-        DataflowInstruction in = c.walk_next;
-        if (i + 1 < c.walk_end) c.walk_next = c.P.instructions[i + 1];
+        DataflowInstruction in = c.P.instructions[i];
         if (c.g.tid == c.g.n_threads - WARP && c.P.prefetch_distance > 0 && i + c.P.prefetch_distance < c.walk_end)
             prefetch_instruction(c.p, c.P, c.P.instructions[i + c.P.prefetch_distance], c.position);
         if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
