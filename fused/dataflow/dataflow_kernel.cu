@@ -31,6 +31,9 @@
 #define MAX_HEAD_DIM 128
 #define MAX_GROUP 8
 #define MAX_CHUNK 64
+// The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
+#define LM_GROUP_ROWS 4
+#define LM_GROUP_STEP 4
 // Dimensions of one q head each thread of a merge team keeps (a team: WARPS / group warps).
 #define MERGE_DIMS (MAX_HEAD_DIM / (WARPS / MAX_GROUP * WARP))
 // Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
@@ -715,48 +718,87 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     defer_signal(c, dataflow_counter_down(&p, layer));
 }
 
-// Rows of the LM head: logits, and this block's running argmax (larger value, then lower index).
-__device__ __forceinline__ void run_lmhead(Consumer &c, int tile) {
+// Rows of the LM head for the block's n_tiles consecutive LMHEAD instructions from list index
+// `first_instruction`: logits, and the block's argmax (larger value, then lower index) in thread 0's
+// best_value / best_index. Each warp streams its own rows with no block barrier between them: warp w
+// takes groups of LM_GROUP_ROWS row slots w, w + WARPS, ... (a slot: a row of one of the tiles), all of
+// a group's 16-byte loads for LM_GROUP_STEP column blocks in flight at once, so the SM always has
+// every warp's loads outstanding; the block's first group is issued before its wait for the last layer.
+__device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, int n_tiles) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    int first = tile * p.lmhead_rows, rows = min(p.lmhead_rows, s.vocab - first);
-    TileSpec t = {c.P.lm_head + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
-    TileRegs w;
-    tile_issue(c.g, t, w);
+    const int lr = p.lmhead_rows, per_lane = s.hidden / 256;  // 16-byte column blocks per lane per row
+    const int n_slots = n_tiles * lr, n_groups = (n_slots + LM_GROUP_ROWS - 1) / LM_GROUP_ROWS;
+    auto slot_row = [&](int slot) {  // the vocabulary row of a slot, or -1 past the vocabulary / the tiles
+        if (slot >= n_slots) return -1;
+        int row = (int)c.P.instructions[first_instruction + slot / lr].index * lr + slot % lr;
+        return row < s.vocab ? row : -1;
+    };
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         wait_once(c, dataflow_counter_down(&p, s.n_layers - 1), p.down_tiles);
-        stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden, c.P.eps,
-                      c.vec, c.misc,
-                      c.P.skeleton);
+        stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
+                      c.P.eps, c.vec, c.misc, c.P.skeleton);
     }
-    if (c.trace && tile == 0)
-        for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) c.P.final_norm[i] = c.vec[i];
-    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
-    if (c.g.tid < rows) c.P.logits[first + c.g.tid] = c.tile_out[c.g.tid];
-    if (c.g.warp == 0) {
-        // The tile's best row: each lane scans rows lane, lane + 32, ..., then a shuffle tree; `better`
-        // is a total order, so the result does not depend on the tree's shape.
-        float v = 0.0f;
-        int index = -1;
-        for (int r = c.g.lane; r < rows; r += WARP)
-            if (better(c.tile_out[r], first + r, v, index)) {
-                v = c.tile_out[r];
-                index = first + r;
-            }
-        for (int offset = WARP / 2; offset > 0; offset >>= 1) {
-            float other_v = __shfl_xor_sync(0xffffffffu, v, offset);
-            int other_index = __shfl_xor_sync(0xffffffffu, index, offset);
-            if (better(other_v, other_index, v, index)) {
-                v = other_v;
-                index = other_index;
+    for (int k = 0; k < n_tiles; k++)
+        if (c.trace && c.P.instructions[first_instruction + k].index == 0)
+            for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) c.P.final_norm[i] = c.vec[i];
+    float best_v = 0.0f;
+    int best_i = -1;
+    for (int group = c.g.warp; group < n_groups; group += WARPS) {
+        int rows[LM_GROUP_ROWS];
+        float acc[LM_GROUP_ROWS];
+#pragma unroll
+        for (int r = 0; r < LM_GROUP_ROWS; r++) {
+            rows[r] = slot_row(group * LM_GROUP_ROWS + r);
+            acc[r] = 0.0f;
+        }
+        for (int c0 = 0; c0 < per_lane; c0 += LM_GROUP_STEP) {
+            uint4 w[LM_GROUP_STEP][LM_GROUP_ROWS];
+#pragma unroll
+            for (int u = 0; u < LM_GROUP_STEP; u++)
+#pragma unroll
+                for (int r = 0; r < LM_GROUP_ROWS; r++) {
+                    int block16 = (c0 + u) * WARP + c.g.lane;  // this lane's 16-byte column block
+                    w[u][r] = make_uint4(0u, 0u, 0u, 0u);
+                    if (rows[r] >= 0 && c0 + u < per_lane)
+                        w[u][r] = load_weights_16((const uint4 *)(c.P.lm_head + (size_t)rows[r] * s.hidden) + block16);
+                }
+#pragma unroll
+            for (int u = 0; u < LM_GROUP_STEP; u++) {
+                if (c0 + u >= per_lane) continue;
+                const float4 *x4 = (const float4 *)c.vec + 2 * ((c0 + u) * WARP + c.g.lane);
+#pragma unroll
+                for (int r = 0; r < LM_GROUP_ROWS; r++)
+                    acc[r] = c.P.skeleton ? acc[r] + __uint_as_float(w[u][r].x & 1u) : dot8_bf16(w[u][r], x4[0], x4[1], acc[r]);
             }
         }
-        if (c.g.tid == 0 && better(v, index, c.best_value, c.best_index)) {
-            c.best_value = v;
-            c.best_index = index;
+#pragma unroll
+        for (int r = 0; r < LM_GROUP_ROWS; r++) {
+            float v = warp_sum(acc[r]);
+            if (rows[r] >= 0 && c.g.lane == 0) {
+                c.P.logits[rows[r]] = v;
+                if (better(v, rows[r], best_v, best_i)) {
+                    best_v = v;
+                    best_i = rows[r];
+                }
+            }
         }
     }
-    group_sync(c.g);  // tile_out is rewritten by the next tile
+    // The warps' bests (lane 0 of each), reduced by thread 0 in warp order.
+    float *warp_v = c.partials;
+    int *warp_i = (int *)(c.partials + WARPS);
+    if (c.g.lane == 0) {
+        warp_v[c.g.warp] = best_v;
+        warp_i[c.g.warp] = best_i;
+    }
+    group_sync(c.g);
+    if (c.g.tid == 0)
+        for (int w = 0; w < WARPS; w++)
+            if (better(warp_v[w], warp_i[w], c.best_value, c.best_index)) {
+                c.best_value = warp_v[w];
+                c.best_index = warp_i[w];
+            }
+    group_sync(c.g);
 }
 
 __device__ __forceinline__ void run_lmpartial(Consumer &c) {
@@ -843,7 +885,14 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
         case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index); break;
         case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index); break;
         case DATAFLOW_DOWN: run_down(c, in.layer, in.index); break;
-        case DATAFLOW_LMHEAD: run_lmhead(c, in.index); break;
+        case DATAFLOW_LMHEAD: {
+            // The block's LM head tiles are consecutive in its list: one stream over all of them.
+            int n_tiles = 1;
+            while (c.current + n_tiles < c.walk_end && c.P.instructions[c.current + n_tiles].op == DATAFLOW_LMHEAD) n_tiles++;
+            run_lmhead(c, c.current, n_tiles);
+            c.current += n_tiles - 1;
+            break;
+        }
         case DATAFLOW_LMPARTIAL: run_lmpartial(c); break;
         case DATAFLOW_ARGMAX: run_argmax(c); break;
         default: break;
