@@ -40,10 +40,8 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
         env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err) ||
         env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
-    static const int tile_kb[] = {32, 64, 96, -1}, prefetch[] = {0, 1, 2, 4, 8, 16, -1};
-    if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err) ||
-        env_choice("FUSECHECK_DATAFLOW_PREFETCH", prefetch, &options->dataflow_prefetch, err))
-        return -1;
+    static const int tile_kb[] = {32, 64, 96, -1};
+    if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err)) return -1;
     const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
     if (splits_text && *splits_text) {
         char *end;

@@ -15,8 +15,6 @@
 //                                                          (wrong results): its structure's floor
 // dataflow_tile_kb  96       FUSECHECK_DATAFLOW_TILE_KB    most weight bytes of one dataflow projection tile
 //                            (32, 64 or 96)                (the block holds a tile in registers)
-// dataflow_prefetch 4        FUSECHECK_DATAFLOW_PREFETCH   how many instructions ahead the dataflow kernel
-//                            (0, 1, 2, 4, 8 or 16)         asks L2 to prefetch (0: no prefetch)
 // dataflow_timeline 0        FUSECHECK_DATAFLOW_TIMELINE   the dataflow kernel records when each tile starts,
 //                            (0 or 1)                      has its inputs and ends; the last launch's summary
 //                                                          goes to stderr when the engine is destroyed
@@ -42,13 +40,12 @@ typedef struct {
     int sync_kernels;      // 0 or 1
     int dataflow_skeleton; // 0 or 1
     int dataflow_tile_kb;  // 32, 64 or 96
-    int dataflow_prefetch; // 0, 1, 2, 4, 8 or 16
     int dataflow_timeline; // 0 or 1
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 96, 4, 0, 0};
+    FusedOptions options = {1, 0, 0, 96, 0, 0};
     return options;
 }
 

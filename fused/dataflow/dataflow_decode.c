@@ -128,7 +128,6 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     P->counters = d->d_counters;
     P->epoch = d->d_epoch;
     P->timeline = d->d_timeline;
-    P->prefetch_distance = b->prefetch_distance;
     P->eps = b->eps;
     P->skeleton = b->skeleton;
     free(layers);
@@ -228,8 +227,7 @@ int dataflow_decode_enqueue(DataflowDecode *d, cudaStream_t stream, ErrorMessage
 }
 
 void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
-    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, L2 prefetch %d instructions ahead, %d "
-             "instructions a token%s", d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024,
-             d->params.prefetch_distance, d->program.n_instructions,
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token%s",
+             d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024, d->program.n_instructions,
              d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

@@ -32,7 +32,6 @@ typedef struct {
     int timeline;  // 1: every launch records when each instruction starts, has its inputs and ends; the
                    // last launch's is summarized on stderr when the decode state is destroyed
     int tile_kb;   // most weight bytes of a projection tile, in KB (DataflowShape.tile_bytes / 1024)
-    int prefetch_distance;  // DataflowParams.prefetch_distance
 } DataflowBuffers;
 
 // Builds the program for this device (one block per SM) and allocates its device state. NULL and one
@@ -48,8 +47,8 @@ int dataflow_decode_set_control(DataflowDecode *decode, int trace, int forced, c
 // Enqueues one decode token (one kernel launch); capturable into a CUDA graph.
 int dataflow_decode_enqueue(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);
 
-// Blocks, tiles and instructions, for reports ("dataflow: 132 blocks, tiles of at most 96 KB, L2 prefetch 4
-// instructions ahead, 8200 instructions a token").
+// Blocks, tiles and instructions, for reports ("dataflow: 132 blocks, tiles of at most 96 KB, 8200
+// instructions a token").
 void dataflow_decode_describe(const DataflowDecode *decode, char *out, size_t size);
 
 #ifdef __cplusplus

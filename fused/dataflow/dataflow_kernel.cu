@@ -6,9 +6,7 @@
 // tiles whose outputs it reads (thread 0 spins on the counter; a block barrier releases the rest),
 // stages the small activation vector from L2 into shared memory, and only then uses the weights: the
 // weight stream does not wait for the dependency chain, and the chain does not wait for the weights
-// beyond one tile's latency. Further ahead, one thread asks L2 to prefetch (cp.async.bulk.prefetch.L2)
-// the bytes of the instruction `prefetch_distance` places down the list, so the tiles' loads mostly
-// hit L2. The block then stores its outputs and adds one to its op's counter.
+// beyond one tile's latency. The block then stores its outputs and adds one to its op's counter.
 // A wait that an earlier instruction already satisfied is skipped, and so is staging a vector the
 // block already holds (consecutive tiles of one projection share their input).
 //
@@ -142,11 +140,6 @@ __device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned *p, unsigned v) 
     unsigned old;
     asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
-}
-
-// Asks L2 to fetch [p, p + bytes) (bytes a multiple of 16, p 16-byte aligned); returns at once.
-__device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 }
 
 // Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
@@ -827,50 +820,12 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     group_sync(c.g);
 }
 
-// Asks L2 for the bytes instruction `in` will read (its weights, or its chunk's K and V history).
-__device__ __noinline__ void prefetch_instruction(const DataflowProgram &p, const DataflowParams &P, DataflowInstruction in,
-                                     int position) {
-    const DataflowShape &s = p.shape;
-    size_t bytes = dataflow_tile_bytes(&p, in, position);
-    if (!bytes) return;
-    const DataflowLayer &Ly = P.layers[in.layer];
-    switch (in.op) {
-    case DATAFLOW_QKV: prefetch_l2(Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, (unsigned)bytes); break;
-    case DATAFLOW_ATTN: {
-        int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
-        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
-        prefetch_l2(Ly.k_cache + row * s.head_dim, (unsigned)(bytes / 2));
-        prefetch_l2(Ly.v_cache + row * s.head_dim, (unsigned)(bytes / 2));
-        break;
-    }
-    case DATAFLOW_OPROJ:
-        prefetch_l2(Ly.w_o + (size_t)in.index * p.oproj_rows * s.n_heads * s.head_dim, (unsigned)bytes);
-        break;
-    case DATAFLOW_GATEUP: {
-        size_t first = (size_t)in.index * p.gateup_rows;
-        prefetch_l2(Ly.w_gate_up + first * s.hidden, (unsigned)(bytes / 2));
-        prefetch_l2(Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, (unsigned)(bytes / 2));
-        break;
-    }
-    case DATAFLOW_DOWN: prefetch_l2(Ly.w_down + (size_t)in.index * p.down_rows * s.intermediate, (unsigned)bytes); break;
-    case DATAFLOW_LMHEAD: prefetch_l2(P.lm_head + (size_t)in.index * p.lmhead_rows * s.hidden, (unsigned)bytes); break;
-    default: break;
-    }
-}
-
-// The block walks its list. Lane 0 of the last warp keeps the L2 prefetch prefetch_distance
-// instructions ahead (thread 0, which polls the counters, never stalls on it).
+// The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.P.offsets[c.g.virtual_block + 1];
-    if (c.g.tid == c.g.n_threads - WARP)
-        for (int i = c.P.offsets[c.g.virtual_block]; i < c.P.offsets[c.g.virtual_block] + c.P.prefetch_distance &&
-                                                     i < c.walk_end; i++)
-            prefetch_instruction(c.p, c.P, c.P.instructions[i], c.position);
     for (c.current = c.P.offsets[c.g.virtual_block]; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.P.instructions[i];
-        if (c.g.tid == c.g.n_threads - WARP && c.P.prefetch_distance > 0 && i + c.P.prefetch_distance < c.walk_end)
-            prefetch_instruction(c.p, c.P, c.P.instructions[i + c.P.prefetch_distance], c.position);
         if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {

@@ -51,7 +51,6 @@ typedef struct {
     unsigned long long *timeline;  // NULL, or [n_instructions][3] %globaltimer ns: the instruction's start,
                                    // its inputs ready (after its counter wait; the start if it had none),
                                    // its end (inactive attention chunks: zeros)
-    int prefetch_distance;  // instructions ahead of the current one whose bytes L2 is asked for (0: none)
     float eps;
     int skeleton;  // 1: every wait, load, store and signal, but no arithmetic (wrong results): the
                    // floor of the structure, for measurement only

@@ -7,8 +7,7 @@
 // head's rows, and the argmax. Every SM runs its
 // own list of instructions in order; an instruction waits only for the counters of the tiles whose
 // outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation, so
-// a block issues a tile's weight loads before it waits for the tile's input, and asks L2 to prefetch
-// the bytes of the instructions a few places further down its list.
+// a block issues a tile's weight loads before it waits for the tile's input.
 //
 // Deadlock freedom: every SM's list is a subsequence of one global order in which each tile comes
 // after every tile it waits for (layer by layer: QKV, attention, o_proj, gate/up, down; then the
