@@ -46,30 +46,12 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         free(d);
         return NULL;
     }
-    int shared_limit = 0;
-    if (cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
-        fail(err, "dataflow engine: cannot query the device's shared memory per block");
-        free(d);
-        return NULL;
-    }
-    // The block's ring holds two tiles: a wide model takes smaller tiles than asked, down to 32 KB.
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
                            b->n_layers, b->max_context, n_sms, b->tile_kb * 1024};
-    for (;;) {
-        if (dataflow_program_build(&shape, &d->program, err)) {
-            free(d);
-            return NULL;
-        }
-        size_t needed = dataflow_shared_bytes(&d->program);
-        if (needed <= (size_t)shared_limit) break;
+    if (dataflow_program_build(&shape, &d->program, err)) {
         dataflow_program_free(&d->program);
-        if (shape.tile_bytes <= 32 * 1024) {
-            fail(err, "dataflow engine: %zu bytes of shared memory with tiles of 32 KB, the device allows %d", needed,
-                 shared_limit);
-            free(d);
-            return NULL;
-        }
-        shape.tile_bytes = shape.tile_bytes > 64 * 1024 ? 64 * 1024 : 32 * 1024;
+        free(d);
+        return NULL;
     }
     const DataflowProgram *p = &d->program;
     size_t slots = (size_t)b->n_heads * p->max_chunks;

@@ -1,12 +1,12 @@
 // The dataflow decode kernel (contract in dataflow_kernel.h, the program in dataflow_schedule.h).
 //
-// One block of WARPS warps per SM walks the block's instruction list. While the block runs one
-// instruction, it copies the bytes of the next (a projection tile's weights, an attention chunk's K/V
-// history) into the other tile of a two-tile shared-memory ring (cp.async, 16 bytes a thread a round),
-// so the weight stream runs one instruction ahead of the dependency chain. An instruction waits for the
-// counters of the tiles whose outputs it reads (thread 0 spins on the counter; a block barrier
-// releases the rest), stages the small activation vector from L2 into shared memory, then uses its
-// tile. The block then stores its outputs and adds one to its op's counter.
+// One block of WARPS warps per SM walks the block's instruction list. For a projection tile the block
+// first issues the tile's weight loads into registers (each warp a few 16-byte loads per lane: the tile,
+// at most DATAFLOW_MAX_TILE_BYTES, is held by the block as a whole), then waits for the counters of the
+// tiles whose outputs it reads (thread 0 spins on the counter; a block barrier releases the rest),
+// stages the small activation vector from L2 into shared memory, and only then uses the weights: the
+// weight stream does not wait for the dependency chain, and the chain does not wait for the weights
+// beyond one tile's latency. The block then stores its outputs and adds one to its op's counter.
 // A wait that an earlier instruction already satisfied is skipped, and so is staging a vector the
 // block already holds (consecutive tiles of one projection share their input).
 //
@@ -34,15 +34,17 @@
 #define LM_GROUP_STEP 4
 // Dimensions of one q head each thread of a merge team keeps (a team: WARPS / group warps).
 #define MERGE_DIMS (MAX_HEAD_DIM / (WARPS / MAX_GROUP * WARP))
+// Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
+#define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
-static_assert(2 * MAX_CHUNK * MAX_HEAD_DIM * 2 <= 32768, "a chunk's K and V history fit the smallest tile");
+static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk's K history in whole rounds");
 
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t vec, heads, scores, partials, tile_out, misc, ring, total;
+    size_t vec, heads, scores, partials, tile_out, misc, kv, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -60,8 +62,8 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.partials = align_up(L.scores + (size_t)group * p.chunk * 4, 128);      // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
-    L.ring = align_up(L.misc + 64 * 4, 128);                                  // 2 tiles: the current one, the next
-    L.total = L.ring + (size_t)2 * s.tile_bytes;
+    L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
+    L.total = L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2;
     return L;
 }
 
@@ -218,25 +220,32 @@ struct TileSpec {
     int rows_a, rows_b, n;
 };
 
-// The bytes of an instruction are copied ahead into one of two shared-memory tiles of the block's
-// ring, 16 bytes per cp.async: piece p of the instruction's bytes (its ranges back to back) by thread
-// p % THREADS. A projection tile's slot k of warp w (one warp-wide 16-byte load: 32 pieces) is then
-// exactly the pieces thread (w, lane) copied itself, so it reads its weights back without a barrier;
-// attention reads every thread's pieces, after a barrier.
-__device__ __forceinline__ void copy_async_16(void *dst, const void *src) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"((uint32_t)__cvta_generic_to_shared(dst)), "l"(src)
-                 : "memory");
+// A tile's weights in registers: warp w holds slots w, w + WARPS, ... (each lane 16 bytes of each).
+struct TileRegs {
+    uint4 w[SLOTS_PER_WARP];
+};
+
+// Issues the tile's weight loads. Nothing waits for them here: the caller waits for the tile's input
+// (a counter, then staging) while they are in flight, then calls tile_finish.
+__device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, TileRegs &r) {
+    const int per_row = t.n / 256, slots = (t.rows_a + t.rows_b) * per_row;
+#pragma unroll
+    for (int k = 0; k < SLOTS_PER_WARP; k++) {
+        int slot = g.warp + k * WARPS;
+        r.w[k] = make_uint4(0u, 0u, 0u, 0u);  // every register defined on every path, or the array goes to local memory
+        if (slot < slots) {
+            int row = slot / per_row, part = slot - row * per_row;
+            const uint16_t *base = row < t.rows_a ? t.a + (size_t)row * t.n : t.b + (size_t)(row - t.rows_a) * t.n;
+            r.w[k] = load_weights_16((const uint4 *)(base + part * 256) + g.lane);
+        }
+    }
 }
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits for this thread's copies of every group but the newest (the next instruction's).
-__device__ __forceinline__ void copy_async_wait_all_but_newest() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
 
 // tile_out[r] = row r · vec (vec: n fp32 in shared memory) for every row of the tile, readable by every
 // consumer after the call. Each slot is summed by its warp in a fixed shuffle tree, then a row's slots in
 // order by one thread: deterministic.
-__device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const uint4 *tile, const float *vec,
-                                            float *partials, float *tile_out, int skeleton) {
-    copy_async_wait_all_but_newest();
+__device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec, float *partials,
+                            float *tile_out, int skeleton) {
     const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
 #pragma unroll
     for (int k = 0; k < SLOTS_PER_WARP; k++) {
@@ -246,7 +255,9 @@ __device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, c
             float acc = 0.0f;
             if (!skeleton) {
                 const float4 *x4 = (const float4 *)(vec + part * 256) + 2 * g.lane;
-                acc = dot8_bf16(tile[slot * WARP + g.lane], x4[0], x4[1], 0.0f);
+                acc = dot8_bf16(r.w[k], x4[0], x4[1], 0.0f);
+            } else {
+                acc = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
             }
             acc = warp_sum(acc);
             if (g.lane == 0) partials[slot] = acc;
@@ -281,8 +292,7 @@ struct Consumer {
     int n_virtual_blocks;
     int position, token, trace, forced;
     float *vec, *heads, *scores, *partials, *tile_out, *misc;
-    unsigned char *ring;        // two tiles of tile_bytes: instruction i's bytes in tile (i - first) % 2
-    unsigned char *tile_now;    // the current instruction's tile of the ring
+    uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
@@ -358,6 +368,8 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
     int rows = min(p.qkv_rows, qkv_width - first);
     TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
     const Tagged *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp_tagged : NULL;
@@ -370,7 +382,7 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads)
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
-    tile_finish(c.g, t, (const uint4 *)c.tile_now, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
         if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
@@ -444,8 +456,9 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 // the token's position (every chunk recomputes them from qkv_raw: 4 heads of 128 floats), scores
 // against the chunk's keys (history from the cache, the newest row from this step), and the partial
 // softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge. The
-// history rows were stored by earlier launches (or by the host, forced), so the block copied them
-// into its ring while it ran the instruction before this one.
+// history rows were stored by earlier launches (or by the host, forced), so the block loads them into
+// registers before it waits for this token's q/k/v (one 16-byte load of K and one of V per thread per
+// round, all in flight at once), then parks them in shared memory for the scores and the weighted sum.
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
@@ -455,12 +468,28 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
+    const size_t history_row = (size_t)kv_head * s.max_context + begin;
+    const int history_16 = dataflow_chunk_history(&p, chunk, c.position) * hd / 8;  // 16-byte pieces of K (and of V)
+    uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
+#pragma unroll
+    for (int u = 0; u < KV_ROUNDS; u++) {
+        int i = c.g.tid + u * THREADS;
+        k_regs[u] = v_regs[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (i < history_16) {
+            k_regs[u] = __ldcg((const uint4 *)(Ly.k_cache + history_row * hd) + i);
+            v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + history_row * hd) + i);
+        }
+    }
     wait_once(c, dataflow_counter_qkv(&p, layer, kv_head), p.qkv_tiles_per_kv_head);
-    // The ring's tile holds the chunk's K history, then its V history (ring_issue); every thread's
-    // pieces are read after the barriers below.
-    const int history = dataflow_chunk_history(&p, chunk, c.position);
-    const uint16_t *k_history = (const uint16_t *)c.tile_now, *v_history = k_history + (size_t)history * hd;
-    copy_async_wait_all_but_newest();
+    uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
+#pragma unroll
+    for (int u = 0; u < KV_ROUNDS; u++) {
+        int i = c.g.tid + u * THREADS;
+        if (i < history_16) {
+            ((uint4 *)k_history)[i] = k_regs[u];
+            ((uint4 *)v_history)[i] = v_regs[u];
+        }
+    }
     // heads: [0, group) the q heads, group: k, group + 1: v, group + 2 / group + 3: the newest K and V
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
@@ -610,9 +639,11 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const int q_width = s.n_heads * s.head_dim;
     int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
     TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_merge(&p, layer), s.n_heads);
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
-    tile_finish(c.g, t, (const uint4 *)c.tile_now, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float x = layer > 0 ? tagged_load(c.P.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
@@ -633,6 +664,8 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
     TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
                   rows, rows, s.hidden};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     wait_once(c, dataflow_counter_oproj(&p, layer), p.oproj_tiles);
     if (!already_staged(c, DATAFLOW_GATEUP, layer))
@@ -640,7 +673,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
                       c.P.skeleton);
     if (c.trace && tile == 0)
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
-    tile_finish(c.g, t, (const uint4 *)c.tile_now, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int i = first + c.g.tid;
         float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
@@ -662,9 +695,11 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
     TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
+    TileRegs w;
+    tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_gateup(&p, layer), p.gateup_tiles);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
-    tile_finish(c.g, t, (const uint4 *)c.tile_now, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float out = c.tile_out[c.g.tid];
@@ -785,78 +820,12 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     group_sync(c.g);
 }
 
-// Copies the bytes instruction `in` will read (a projection tile's weights, an active attention
-// chunk's K history then V history) into `tile` of the ring, one 16-byte piece per thread per round,
-// and commits them as one group; an instruction with no bytes commits an empty group, so every
-// instruction has exactly one.
-__device__ __forceinline__ void ring_issue(const Consumer &c, DataflowInstruction in, unsigned char *tile) {
-    const DataflowProgram &p = c.p;
-    const DataflowShape &s = p.shape;
-    const char *src0 = NULL, *src1 = NULL;
-    size_t bytes0 = 0, bytes1 = 0;
-    const DataflowLayer &Ly = c.P.layers[in.layer];
-    const int q_width = s.n_heads * s.head_dim, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
-    int first, rows;
-    switch (in.op) {
-    case DATAFLOW_QKV:
-        first = (int)in.index * p.qkv_rows;
-        rows = min(p.qkv_rows, qkv_width - first);
-        src0 = (const char *)(Ly.w_qkv + (size_t)first * s.hidden);
-        bytes0 = (size_t)rows * s.hidden * 2;
-        break;
-    case DATAFLOW_ATTN: {
-        int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
-        if (chunk * p.chunk > c.position) break;
-        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
-        src0 = (const char *)(Ly.k_cache + row * s.head_dim);
-        src1 = (const char *)(Ly.v_cache + row * s.head_dim);
-        bytes0 = bytes1 = (size_t)dataflow_chunk_history(&p, chunk, c.position) * s.head_dim * 2;
-        break;
-    }
-    case DATAFLOW_OPROJ:
-        first = (int)in.index * p.oproj_rows;
-        rows = min(p.oproj_rows, s.hidden - first);
-        src0 = (const char *)(Ly.w_o + (size_t)first * q_width);
-        bytes0 = (size_t)rows * q_width * 2;
-        break;
-    case DATAFLOW_GATEUP:
-        first = (int)in.index * p.gateup_rows;
-        rows = min(p.gateup_rows, s.intermediate - first);
-        src0 = (const char *)(Ly.w_gate_up + (size_t)first * s.hidden);
-        src1 = (const char *)(Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden);
-        bytes0 = bytes1 = (size_t)rows * s.hidden * 2;
-        break;
-    case DATAFLOW_DOWN:
-        first = (int)in.index * p.down_rows;
-        rows = min(p.down_rows, s.hidden - first);
-        src0 = (const char *)(Ly.w_down + (size_t)first * s.intermediate);
-        bytes0 = (size_t)rows * s.intermediate * 2;
-        break;
-    default:
-        break;
-    }
-    const unsigned pieces0 = (unsigned)(bytes0 / 16), pieces = pieces0 + (unsigned)(bytes1 / 16);
-    for (unsigned piece = c.g.tid; piece < pieces; piece += c.g.n_threads)
-        copy_async_16(tile + (size_t)piece * 16, piece < pieces0 ? src0 + (size_t)piece * 16 : src1 + (size_t)(piece - pieces0) * 16);
-    copy_async_commit();
-}
-
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
-    const int first = c.P.offsets[c.g.virtual_block];
-    const size_t tile_bytes = (size_t)c.p.shape.tile_bytes;
     c.walk_end = c.P.offsets[c.g.virtual_block + 1];
-    if (first < c.walk_end) ring_issue(c, c.P.instructions[first], c.ring);
-    for (c.current = first; c.current < c.walk_end; c.current++) {
+    for (c.current = c.P.offsets[c.g.virtual_block]; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.P.instructions[i];
-        // The next instruction's bytes go into the other tile while this one waits and runs: its
-        // tile was the previous instruction's, which ended with a block barrier.
-        if (i + 1 < c.walk_end)
-            ring_issue(c, c.P.instructions[i + 1], c.ring + (size_t)((i + 1 - first) & 1) * tile_bytes);
-        else
-            copy_async_commit();
-        c.tile_now = c.ring + (size_t)((i - first) & 1) * tile_bytes;
         if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
@@ -900,8 +869,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.partials = (float *)(smem + L.partials);
     c.tile_out = (float *)(smem + L.tile_out);
     c.misc = (float *)(smem + L.misc);
-    c.ring = smem + L.ring;
-    c.tile_now = c.ring;
+    c.kv = (uint16_t *)(smem + L.kv);
     c.current = 0;
     c.epoch = *P.epoch;
     c.satisfied_index = -1;

@@ -56,8 +56,7 @@ typedef struct {
                    // floor of the structure, for measurement only
 } DataflowParams;
 
-// Dynamic shared memory of one block: two tiles of program->shape.tile_bytes (the ring) and the
-// vectors, heads, scores and partial sums (0.6B with 96 KB tiles: about 210 KB).
+// Dynamic shared memory of one block (at most about 100 KB: vectors, heads, scores, partial sums).
 size_t dataflow_shared_bytes(const DataflowProgram *program);
 
 // Enqueues one decode token on `stream`: program->shape.n_blocks blocks of 512 threads, all resident

@@ -2,11 +2,12 @@
 // host when the engine is created, and the counters through which the SMs wait for each other.
 //
 // One decode token is cut into tiles. A tile is one instruction: rows of a projection (their weights
-// at most tile_bytes), one kv head's attention over one chunk of positions (the block that finishes a
-// kv head's last chunk also merges its q heads' chunks), the LM head's rows, and the argmax. Every SM
-// runs its own list of instructions in order; an instruction waits only for the counters of the tiles
-// whose outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no
-// activation, so a block copies the next instruction's weights into shared memory while it runs one.
+// at most tile_bytes, held in the block's registers), one kv head's attention over one chunk of
+// positions (the block that finishes a kv head's last chunk also merges its q heads' chunks), the LM
+// head's rows, and the argmax. Every SM runs its
+// own list of instructions in order; an instruction waits only for the counters of the tiles whose
+// outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation, so
+// a block issues a tile's weight loads before it waits for the tile's input.
 //
 // Deadlock freedom: every SM's list is a subsequence of one global order in which each tile comes
 // after every tile it waits for (layer by layer: QKV, attention, o_proj, gate/up, down; then the
@@ -69,7 +70,7 @@ typedef struct {
     int max_context;  // positions the KV cache holds
     int n_blocks;     // SMs, one block each
     int tile_bytes;   // most weight bytes of one projection tile (a multiple of 4096, at most
-                      // DATAFLOW_MAX_TILE_BYTES): one of the two tiles of a block's shared-memory ring
+                      // DATAFLOW_MAX_TILE_BYTES): what a block holds in registers at once
 } DataflowShape;
 
 typedef struct {
