@@ -208,6 +208,9 @@ int cmd_bench(int argc, char **argv) {
         if (synth_preset(preset, &config, &err)) goto done;
         if (!mkdtemp(temp_dir)) { fail(&err, "%s: cannot create a temporary directory", temp_dir); goto done; }
         made_temp = 1;
+        // An interrupt, or an engine plugin's crash, must not leave a model of up to 16 GB behind.
+        static const char *const model_files[] = {"model.safetensors", "config.json"};
+        if (interrupt_cleanup_directory("bench", temp_dir, model_files, 2, &err)) goto done;
         fprintf(stderr, "fusecheck bench: synthesizing %s into %s\n", preset, temp_dir);
         if (synth_write(&config, 0, temp_dir, &err)) goto done;
         model_dir = temp_dir;
@@ -256,6 +259,7 @@ done:
         snprintf(path, sizeof path, "%s/config.json", temp_dir);
         remove(path);
         rmdir(temp_dir);
+        interrupt_forget_directory();
     }
     return status;
 usage_error:

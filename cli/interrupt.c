@@ -18,6 +18,10 @@
 static char command_name[64];
 static char temp_paths[INTERRUPT_MAX_OUTPUTS][PATH_BYTES];
 static volatile sig_atomic_t n_outputs;
+// A temporary directory (interrupt_cleanup_directory): its files, then the directory itself.
+static char temp_dir[PATH_BYTES];
+static char temp_dir_files[INTERRUPT_MAX_DIRECTORY_FILES][PATH_BYTES];
+static volatile sig_atomic_t n_temp_dir_files, have_temp_dir;
 static int stderr_is_terminal;
 
 // The guarded call in progress (interrupt_guard_enter): set before the foreign code runs.
@@ -63,6 +67,13 @@ static void remove_temporaries(void) {
         write_text(removed++ ? ", " : ", removed ");
         write_text(temp_paths[i]);
     }
+    if (have_temp_dir) {
+        for (int i = 0; i < n_temp_dir_files; i++) unlink(temp_dir_files[i]);  // those not yet written fail
+        if (rmdir(temp_dir) == 0) {
+            write_text(removed++ ? ", " : ", removed ");
+            write_text(temp_dir);
+        }
+    }
 }
 
 static void on_signal(int signal_number) {
@@ -107,14 +118,7 @@ static void on_crash(int signal_number, siginfo_t *info, void *context) {
 
 void interrupt_set_command(const char *command) { snprintf(command_name, sizeof command_name, "%s", command); }
 
-int interrupt_cleanup_on_signal(const char *command, const char *out_path, ErrorMessage *err) {
-    if (n_outputs >= INTERRUPT_MAX_OUTPUTS)
-        return fail(err, "%s: more than %d outputs to clean up on interrupt", out_path, INTERRUPT_MAX_OUTPUTS);
-    // The writers' own temporary name (model/file_util.h), so the handler removes exactly what they made.
-    if (temp_path_for(out_path, temp_paths[n_outputs], PATH_BYTES, err)) return -1;
-    interrupt_set_command(command);
-    stderr_is_terminal = isatty(STDERR_FILENO);
-    n_outputs++;
+static int install_interrupt_handlers(ErrorMessage *err) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_signal;
@@ -126,6 +130,36 @@ int interrupt_cleanup_on_signal(const char *command, const char *out_path, Error
         return fail(err, "installing the SIGINT/SIGTERM handler failed");
     return 0;
 }
+
+int interrupt_cleanup_on_signal(const char *command, const char *out_path, ErrorMessage *err) {
+    if (n_outputs >= INTERRUPT_MAX_OUTPUTS)
+        return fail(err, "%s: more than %d outputs to clean up on interrupt", out_path, INTERRUPT_MAX_OUTPUTS);
+    // The writers' own temporary name (model/file_util.h), so the handler removes exactly what they made.
+    if (temp_path_for(out_path, temp_paths[n_outputs], PATH_BYTES, err)) return -1;
+    interrupt_set_command(command);
+    stderr_is_terminal = isatty(STDERR_FILENO);
+    n_outputs++;
+    return install_interrupt_handlers(err);
+}
+
+int interrupt_cleanup_directory(const char *command, const char *dir, const char *const *files, int n_files,
+                                ErrorMessage *err) {
+    if (n_files < 0 || n_files > INTERRUPT_MAX_DIRECTORY_FILES)
+        return fail(err, "%s: %d files to clean up on interrupt, at most %d", dir, n_files, INTERRUPT_MAX_DIRECTORY_FILES);
+    if (have_temp_dir) return fail(err, "%s: a temporary directory (%s) is already registered", dir, temp_dir);
+    if (snprintf(temp_dir, sizeof temp_dir, "%s", dir) >= (int)sizeof temp_dir)
+        return fail(err, "%s: path too long to clean up on interrupt", dir);
+    for (int i = 0; i < n_files; i++)
+        if (snprintf(temp_dir_files[i], PATH_BYTES, "%s/%s", dir, files[i]) >= PATH_BYTES)
+            return fail(err, "%s/%s: path too long to clean up on interrupt", dir, files[i]);
+    interrupt_set_command(command);
+    stderr_is_terminal = isatty(STDERR_FILENO);
+    n_temp_dir_files = n_files;
+    have_temp_dir = 1;
+    return install_interrupt_handlers(err);
+}
+
+void interrupt_forget_directory(void) { have_temp_dir = 0; }
 
 int interrupt_guard_install(ErrorMessage *err) {
     if (guard_installed) return 0;

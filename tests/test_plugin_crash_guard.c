@@ -7,12 +7,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "../cli/interrupt.h"
+#include "test_support.h"
 
-typedef enum { RAISE_SEGV_GUARDED, FPE_GUARDED, RAISE_ABRT_OUTSIDE, FAULT_OUTSIDE, FAULT_AFTER_LEAVE } Scenario;
+typedef enum {
+    RAISE_SEGV_GUARDED,
+    FPE_GUARDED,
+    RAISE_ABRT_OUTSIDE,
+    FAULT_OUTSIDE,
+    FAULT_AFTER_LEAVE,
+    SEGV_GUARDED_WITH_DIRECTORY,
+    INTERRUPT_WITH_DIRECTORY,
+} Scenario;
+
+// The temporary directory the directory scenarios register: made by the parent, with a model's two
+// files in it (bench's synthesized model).
+static char scenario_dir[256];
 
 static void run_scenario(Scenario scenario) {
     ErrorMessage err;
@@ -29,6 +43,15 @@ static void run_scenario(Scenario scenario) {
     case RAISE_ABRT_OUTSIDE:
         raise(SIGABRT);
         break;
+    case SEGV_GUARDED_WITH_DIRECTORY:
+    case INTERRUPT_WITH_DIRECTORY: {
+        static const char *const files[] = {"model.safetensors", "config.json"};
+        if (interrupt_cleanup_directory("bench", scenario_dir, files, 2, &err)) _exit(97);
+        if (scenario == INTERRUPT_WITH_DIRECTORY) raise(SIGINT);
+        interrupt_guard_enter("engine plugin ./libtest.so", "forward");
+        raise(SIGSEGV);
+        break;
+    }
     case FAULT_AFTER_LEAVE:
         interrupt_guard_enter("engine plugin ./libtest.so", "forward");
         interrupt_guard_leave();
@@ -91,4 +114,34 @@ Test(crash_guard, outside_a_guarded_call_the_signal_keeps_its_action) {
         cr_expect(killed || sanitizer, "scenario %d: status 0x%x: %s", (int)faults[i], status, text);
         cr_expect_null(strstr(text, "crashed ("), "%s", text);
     }
+}
+
+// A directory holding model.safetensors and config.json, for the directory scenarios.
+static void make_model_directory(void) {
+    char *dir = test_make_temp_dir("crash-guard");
+    snprintf(scenario_dir, sizeof scenario_dir, "%s", dir);
+    free(dir);
+    char *a = test_path_join(scenario_dir, "model.safetensors"), *b = test_path_join(scenario_dir, "config.json");
+    test_write_file(a, "weights", 7);
+    test_write_file(b, "{}", 2);
+    free(a);
+    free(b);
+}
+
+Test(crash_guard, a_registered_temporary_directory_is_removed_on_a_crash_or_an_interrupt) {
+    char text[4096], expected[512];
+    struct stat info;
+    make_model_directory();
+    int status = in_child(SEGV_GUARDED_WITH_DIRECTORY, text, sizeof text);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status 0x%x: %s", status, text);
+    snprintf(expected, sizeof expected,
+             "fusecheck bench: engine plugin ./libtest.so crashed (SIGSEGV) during forward, removed %s\n", scenario_dir);
+    cr_expect_str_eq(text, expected);
+    cr_expect_neq(stat(scenario_dir, &info), 0, "%s is still there", scenario_dir);
+    make_model_directory();
+    status = in_child(INTERRUPT_WITH_DIRECTORY, text, sizeof text);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGINT, "status 0x%x: %s", status, text);
+    snprintf(expected, sizeof expected, "fusecheck bench: interrupted, removed %s\n", scenario_dir);
+    cr_expect_str_eq(text, expected);
+    cr_expect_neq(stat(scenario_dir, &info), 0, "%s is still there", scenario_dir);
 }

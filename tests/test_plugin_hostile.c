@@ -246,3 +246,22 @@ Test(plugin_hostile, bad_specs) {
         free(output);
     }
 }
+
+Test(plugin_hostile, segfault_during_bench_removes_the_synthesized_model) {
+    char *output = NULL, path[1024], args[2048], expected[4096];
+    plugin_path("segfault_in_forward", path, sizeof path);
+    snprintf(args, sizeof args, "bench --preset tiny --engine 'plugin:%s' --context 16 --tokens 2 --repeat 1", path);
+    int status = test_run_cli(args, &output);
+    cr_expect_eq(status, 2, "exit %d: %s", status, output);
+    // "fusecheck bench: synthesizing tiny into DIR", then the crash's line naming DIR as removed.
+    const char *said = strstr(output, "synthesizing tiny into ");
+    cr_assert_not_null(said, "%s", output);
+    char dir[512];
+    cr_assert_eq(sscanf(said, "synthesizing tiny into %511s", dir), 1, "%s", output);
+    snprintf(expected, sizeof expected,
+             "fusecheck bench: engine plugin %s crashed (SIGSEGV) during forward, removed %s\n", path, dir);
+    size_t n = strlen(output), m = strlen(expected);
+    cr_expect(n >= m && strcmp(output + n - m, expected) == 0, "the last line is not \"%s\": %s", expected, output);
+    cr_expect_neq(access(dir, F_OK), 0, "%s is left behind", dir);
+    free(output);
+}
