@@ -15,6 +15,12 @@
 // "/step_0003/logits". Returns 0, or -1 when the result would not fit `size`.
 int trace_build_path(char *out, size_t size, int step, int layer, const char *name);
 
+// "step_0003" -> 3 and "layer_07" -> 7, in their canonical spellings only (step_%04d, layer_%02d, at
+// most 6 digits); anything else -> -1. A group name that trace_build_path would not make is not a step
+// or a layer.
+int trace_parse_step_name(const char *name);
+int trace_parse_layer_name(const char *name);
+
 // 1 when `name` is a usable dataset name: 1..63 characters of [A-Za-z0-9_].
 int trace_valid_name(const char *name);
 

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "trace.h"
@@ -100,6 +101,25 @@ int trace_build_path(char *out, size_t size, int step, int layer, const char *na
     else length = snprintf(out, size, "/step_%04d", step);
     return (length < 0 || (size_t)length >= size) ? -1 : 0;
 }
+
+// The number after `prefix` when `name` is exactly prefix + that number spelled with at least
+// `min_digits` digits (zero-padded), as trace_build_path spells it; else -1.
+static int parse_numbered_name(const char *name, const char *prefix, int min_digits) {
+    size_t prefix_length = strlen(prefix);
+    if (strncmp(name, prefix, prefix_length) != 0) return -1;
+    const char *digits = name + prefix_length;
+    size_t length = strlen(digits);
+    if (length < (size_t)min_digits || length > 6) return -1;  // 6 digits keep atoi in range
+    for (size_t i = 0; i < length; i++)
+        if (digits[i] < '0' || digits[i] > '9') return -1;
+    int number = atoi(digits);
+    char canonical[32];
+    snprintf(canonical, sizeof canonical, "%s%0*d", prefix, min_digits, number);
+    return strcmp(canonical, name) == 0 ? number : -1;
+}
+
+int trace_parse_step_name(const char *name) { return parse_numbered_name(name, "step_", 4); }
+int trace_parse_layer_name(const char *name) { return parse_numbered_name(name, "layer_", 2); }
 
 int trace_valid_name(const char *name) {
     size_t length = name ? strlen(name) : 0;

@@ -224,20 +224,6 @@ void trace_free_names(char **names, int n_names) {
     free(names);
 }
 
-// "layer_07" -> 7; anything not of exactly that form -> -1.
-static int parse_layer_name(const char *name) {
-    if (strncmp(name, "layer_", 6) != 0) return -1;
-    const char *digits = name + 6;
-    size_t length = strlen(digits);
-    if (length < 2 || length > 6) return -1;
-    for (size_t i = 0; i < length; i++)
-        if (digits[i] < '0' || digits[i] > '9') return -1;
-    int layer = atoi(digits);
-    char canonical[32];
-    snprintf(canonical, sizeof canonical, "layer_%02d", layer);
-    return strcmp(canonical, name) == 0 ? layer : -1;
-}
-
 // ---------------------------------------------------------------------------------------------
 // open and validate
 
@@ -288,7 +274,7 @@ static int check_tree(const TraceReader *reader, const char *group_path, int dep
                               data_type < 0 ? "type" : "shape");
             if (data_type >= 0) H5Tclose(data_type);
             if (space >= 0) H5Sclose(space);
-        } else if (type == H5I_GROUP && depth == 0 && parse_layer_name(names[i]) >= 0) {
+        } else if (type == H5I_GROUP && depth == 0 && trace_parse_layer_name(names[i]) >= 0) {
             status = check_tree(reader, object_path, depth + 1, err);
         }
         H5Oclose(object);
@@ -332,11 +318,8 @@ static int read_steps(TraceReader *reader, ErrorMessage *err) {
     int status = 0;
     for (int i = 0; i < n_names && status == 0; i++) {
         if (strncmp(names[i], "step_", 5) != 0) continue;
-        // At most 6 digits keeps atoi in range; the canonical spelling check catches the rest.
-        int step = strlen(names[i] + 5) <= 6 ? atoi(names[i] + 5) : -1;
-        char expected[TRACE_PATH_MAX];
-        trace_build_path(expected, sizeof expected, step, -1, NULL);
-        if (step < 0 || step >= n_steps || strcmp(expected + 1, names[i]) != 0)
+        int step = trace_parse_step_name(names[i]);
+        if (step < 0 || step >= n_steps)
             status = fail(err, "%s: unexpected group /%s (n_steps is %d: step_0000..step_%04d)", reader->path,
                           names[i], n_steps, n_steps - 1);
     }
@@ -460,7 +443,7 @@ static void read_every_dataset(const TraceReader *reader) {
         int n_links = 0;
         if (list_links(reader, group_path, &links, &n_links, NULL) < 0) continue;
         for (int i = 0; i < n_links; i++) {
-            int layer = parse_layer_name(links[i]);
+            int layer = trace_parse_layer_name(links[i]);
             if (layer >= 0) read_group(reader, step, layer);
         }
         trace_free_names(links, n_links);
@@ -550,7 +533,7 @@ int trace_n_layers(const TraceReader *reader, int step) {
     if (list_links(reader, group_path, &names, &n_names, NULL) < 0) return 0;
     int n_layers = 0;
     for (int i = 0; i < n_names; i++) {
-        int layer = parse_layer_name(names[i]);
+        int layer = trace_parse_layer_name(names[i]);
         if (layer >= n_layers) n_layers = layer + 1;
     }
     trace_free_names(names, n_names);

@@ -444,34 +444,6 @@ static int is_openable_group(Validator *v, const char *object_path) {
     return type == H5I_GROUP;
 }
 
-// "layer_07" -> 7 (canonical spelling only: layer_%02d); anything else -> -1.
-static int parse_layer_name(const char *name) {
-    if (strncmp(name, "layer_", 6) != 0) return -1;
-    const char *digits = name + 6;
-    size_t length = strlen(digits);
-    if (length < 2 || length > 6) return -1;
-    for (size_t i = 0; i < length; i++)
-        if (digits[i] < '0' || digits[i] > '9') return -1;
-    int layer = atoi(digits);
-    char canonical[32];
-    snprintf(canonical, sizeof canonical, "layer_%02d", layer);
-    return strcmp(canonical, name) == 0 ? layer : -1;
-}
-
-// "step_0003" -> 3 (canonical spelling only: step_%04d); anything else -> -1.
-static int parse_step_name(const char *name) {
-    if (strncmp(name, "step_", 5) != 0) return -1;
-    const char *digits = name + 5;
-    size_t length = strlen(digits);
-    if (length < 4 || length > 6) return -1;
-    for (size_t i = 0; i < length; i++)
-        if (digits[i] < '0' || digits[i] > '9') return -1;
-    int step = atoi(digits);
-    char canonical[32];
-    snprintf(canonical, sizeof canonical, "step_%04d", step);
-    return strcmp(canonical, name) == 0 ? step : -1;
-}
-
 static int compare_ints(const void *a, const void *b) {
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
@@ -598,7 +570,7 @@ static void check_step(Validator *v, int step) {
         const char *name = names[i];
         char object_path[TRACE_PATH_MAX];
         if (join_path(v, object_path, sizeof object_path, step_path, name) < 0) continue;
-        int layer = parse_layer_name(name);
+        int layer = trace_parse_layer_name(name);
         hid_t dataset = -1;
         if (!strcmp(name, "embed")) {
             seen_embed = 1;
@@ -645,7 +617,7 @@ static void check_steps(Validator *v) {
     if (list_links(v, "/", &names, &n_names) < 0) return;
     int highest = -1;
     for (int i = 0; i < n_names; i++) {
-        int step = parse_step_name(names[i]);
+        int step = trace_parse_step_name(names[i]);
         if (step > highest && (!v->n_steps || step < v->n_steps)) highest = step;
     }
     int n_steps = v->n_steps ? v->n_steps : highest + 1;  // without a usable n_steps, the groups present
@@ -656,7 +628,7 @@ static void check_steps(Validator *v) {
         return;
     }
     for (int i = 0; i < n_names; i++) {
-        int step = parse_step_name(names[i]);
+        int step = trace_parse_step_name(names[i]);
         char object_path[TRACE_PATH_MAX];
         if (!strcmp(names[i], "tokens") || join_path(v, object_path, sizeof object_path, "/", names[i]) < 0) continue;
         if (step < 0)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "../golden/trace.h"
+#include "../golden/trace_internal.h"
 #include "test_support.h"
 
 #define HIDDEN 8
@@ -735,4 +736,20 @@ Test(trace, readers_refuse_a_bad_declaration_and_accept_version_1) {
     assert_open_refused(path, "format_version 0");
     free(path);
     free(dir);
+}
+
+// Group names are steps and layers only in the spelling trace_build_path makes: a reader or validator
+// that took "step_00001" for step 1 would read a group the writer never made.
+Test(trace, step_and_layer_names_in_their_canonical_spelling_only) {
+    cr_expect_eq(trace_parse_step_name("step_0003"), 3);
+    cr_expect_eq(trace_parse_step_name("step_123456"), 123456);
+    cr_expect_eq(trace_parse_layer_name("layer_07"), 7);
+    cr_expect_eq(trace_parse_layer_name("layer_100"), 100);
+    const char *not_steps[] = {"step_003", "step_00003", "step_0003x", "step_-001", "step_1234567", "step_", "Step_0003",
+                               "layer_07"};
+    for (size_t i = 0; i < sizeof not_steps / sizeof not_steps[0]; i++)
+        cr_expect_eq(trace_parse_step_name(not_steps[i]), -1, "%s", not_steps[i]);
+    const char *not_layers[] = {"layer_7", "layer_007", "layer_0a", "layer_", "layer_+1", "step_0001"};
+    for (size_t i = 0; i < sizeof not_layers / sizeof not_layers[0]; i++)
+        cr_expect_eq(trace_parse_layer_name(not_layers[i]), -1, "%s", not_layers[i]);
 }
