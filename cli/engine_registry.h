@@ -7,7 +7,7 @@
 
 #include "../model/engine.h"
 
-// The engine called `name`, or NULL with "unknown engine 'NAME' (known: reference, fused, cublas)" in err.
+// The engine called `name`, or NULL with "unknown engine 'NAME' (known: reference, fused, cublas, dataflow)" in err.
 // "plugin:PATH[:KEY=VALUE,...]" loads an engine plugin (cli/plugin_engine.h: the syntax, and every check
 // a plugin must pass); its failures are one line naming the plugin ("engine plugin ./x.so: missing
 // symbol fusecheck_engine_forward ..."), to be printed as they are.
