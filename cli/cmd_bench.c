@@ -200,6 +200,9 @@ int cmd_bench(int argc, char **argv) {
     int status = 2;
     char temp_dir[] = "/tmp/fusecheck-bench-XXXXXX";
     int made_temp = 0;
+    // What synth_write puts in temp_dir: removed at the end, or by the interrupt and crash handlers.
+    static const char *const model_files[] = {"model.safetensors", "config.json"};
+    const int n_model_files = (int)(sizeof model_files / sizeof model_files[0]);
     Checkpoint ck = {0};
     BenchResult *results = NULL;
     char model_name[256];
@@ -209,8 +212,7 @@ int cmd_bench(int argc, char **argv) {
         if (!mkdtemp(temp_dir)) { fail(&err, "%s: cannot create a temporary directory", temp_dir); goto done; }
         made_temp = 1;
         // An interrupt, or an engine plugin's crash, must not leave a model of up to 16 GB behind.
-        static const char *const model_files[] = {"model.safetensors", "config.json"};
-        if (interrupt_cleanup_directory("bench", temp_dir, model_files, 2, &err)) goto done;
+        if (interrupt_cleanup_directory("bench", temp_dir, model_files, n_model_files, &err)) goto done;
         fprintf(stderr, "fusecheck bench: synthesizing %s into %s\n", preset, temp_dir);
         if (synth_write(&config, 0, temp_dir, &err)) goto done;
         model_dir = temp_dir;
@@ -254,10 +256,10 @@ done:
     checkpoint_close(&ck);
     if (made_temp) {
         char path[512];
-        snprintf(path, sizeof path, "%s/model.safetensors", temp_dir);
-        remove(path);
-        snprintf(path, sizeof path, "%s/config.json", temp_dir);
-        remove(path);
+        for (int i = 0; i < n_model_files; i++) {
+            snprintf(path, sizeof path, "%s/%s", temp_dir, model_files[i]);
+            remove(path);
+        }
         rmdir(temp_dir);
         interrupt_forget_directory();
     }
