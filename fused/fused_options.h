@@ -16,8 +16,9 @@
 // dataflow_tile_kb  96       FUSECHECK_DATAFLOW_TILE_KB    most weight bytes of one dataflow projection tile
 //                            (32, 64 or 96)                (the block holds a tile in registers)
 // dataflow_timeline 0        FUSECHECK_DATAFLOW_TIMELINE   the dataflow kernel records when each tile starts,
-//                            (0 or 1)                      has its inputs and ends; the last launch's summary
-//                                                          goes to stderr when the engine is destroyed
+//                            (0 or 1)                      has its inputs, has staged them, has computed and
+//                                                          ends; the last launch's summary goes to stderr
+//                                                          when the engine is destroyed
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring

@@ -83,8 +83,8 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     DECODE_ALLOC(d->d_best_index, (size_t)shape.n_blocks * sizeof(int), "argmax partials");
     DECODE_ALLOC(d->d_control, 2 * sizeof(int), "control");
     if (b->timeline) {
-        DECODE_ALLOC(d->d_timeline, (size_t)p->n_instructions * 3 * sizeof(unsigned long long), "the timeline");
-        if (cudaMemset(d->d_timeline, 0, (size_t)p->n_instructions * 3 * sizeof(unsigned long long))) {
+        DECODE_ALLOC(d->d_timeline, (size_t)p->n_instructions * DATAFLOW_TIMELINE_MARKS * sizeof(unsigned long long), "the timeline");
+        if (cudaMemset(d->d_timeline, 0, (size_t)p->n_instructions * DATAFLOW_TIMELINE_MARKS * sizeof(unsigned long long))) {
             fail(err, "dataflow engine: clearing the timeline failed");
             goto fail_cleanup;
         }
@@ -139,56 +139,65 @@ fail_cleanup:
 }
 
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
-// op's first tile had its inputs, when its last tile ended, and the mean time a tile spent from inputs
-// to end and waiting for its inputs, all relative to the end of the previous layer's last down tile.
+// op's first tile had its inputs and when its last tile ended, relative to the end of the previous
+// layer's last down tile, and the mean time a tile spent in each of its steps (DataflowMark).
 static void print_timeline(const DataflowDecode *d) {
     const DataflowProgram *p = &d->program;
-    size_t n = (size_t)p->n_instructions * 3;
+    const int M = DATAFLOW_TIMELINE_MARKS;
+    size_t n = (size_t)p->n_instructions * M;
     unsigned long long *t = malloc(n * sizeof *t);
     if (!t || cudaMemcpy(t, d->d_timeline, n * sizeof *t, cudaMemcpyDeviceToHost) != cudaSuccess) {
         fprintf(stderr, "dataflow timeline: cannot read it back\n");
         free(t);
         return;
     }
+    // A mark an instruction has no step for keeps the time of the one before it.
+    for (int i = 0; i < p->n_instructions; i++)
+        for (int k = 1; k < M; k++)
+            if (t[(size_t)i * M + k] < t[(size_t)i * M + k - 1]) t[(size_t)i * M + k] = t[(size_t)i * M + k - 1];
     int L = p->shape.n_layers;
-    enum { FIRST, LAST, BUSY, INPUT_WAIT, COUNT, N_STATS };
+    enum { FIRST, LAST, STEP0, COUNT = STEP0 + DATAFLOW_TIMELINE_MARKS - 1, N_STATS };
     double *stat = calloc((size_t)L * DATAFLOW_N_OPS * N_STATS, sizeof *stat);
     double *layer_done = calloc((size_t)L, sizeof *layer_done);
     unsigned long long start = ~0ull, end = 0;
     if (!stat || !layer_done) { free(t); free(stat); free(layer_done); return; }
     for (int i = 0; i < p->n_instructions; i++)
-        if (t[3 * i]) {
-            if (t[3 * i] < start) start = t[3 * i];
-            if (t[3 * i + 2] > end) end = t[3 * i + 2];
+        if (t[(size_t)i * M]) {
+            if (t[(size_t)i * M] < start) start = t[(size_t)i * M];
+            if (t[(size_t)i * M + M - 1] > end) end = t[(size_t)i * M + M - 1];
         }
     for (int i = 0; i < p->n_instructions; i++) {
         DataflowInstruction in = p->instructions[i];
-        if (in.op == DATAFLOW_DOWN && t[3 * i] && t[3 * i + 2] - start > layer_done[in.layer])
-            layer_done[in.layer] = (double)(t[3 * i + 2] - start);
+        const unsigned long long *m = t + (size_t)i * M;
+        if (in.op == DATAFLOW_DOWN && m[0] && m[M - 1] - start > layer_done[in.layer])
+            layer_done[in.layer] = (double)(m[M - 1] - start);
     }
     for (int i = 0; i < p->n_instructions; i++) {
         DataflowInstruction in = p->instructions[i];
-        if (!t[3 * i] || in.op > DATAFLOW_DOWN) continue;
+        const unsigned long long *m = t + (size_t)i * M;
+        if (!m[0] || in.op > DATAFLOW_DOWN) continue;
         double *s = stat + ((size_t)in.layer * DATAFLOW_N_OPS + in.op) * N_STATS;
         double ref = in.layer > 0 ? layer_done[in.layer - 1] : 0.0;
-        double ready = (double)(t[3 * i + 1] - start) - ref, done = (double)(t[3 * i + 2] - start) - ref;
+        double ready = (double)(m[DATAFLOW_MARK_INPUTS] - start) - ref, done = (double)(m[M - 1] - start) - ref;
         if (!s[COUNT] || ready < s[FIRST]) s[FIRST] = ready;
         if (!s[COUNT] || done > s[LAST]) s[LAST] = done;
-        s[BUSY] += (double)(t[3 * i + 2] - t[3 * i + 1]);
-        s[INPUT_WAIT] += (double)(t[3 * i + 1] - t[3 * i]);
+        for (int k = 1; k < M; k++) s[STEP0 + k - 1] += (double)(m[k] - m[k - 1]);
         s[COUNT] += 1;
     }
     static const char *names[] = {"qkv", "attention", "o_proj", "gate_up", "down"};
     fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
-                    "previous layer's last down tile:\n", "ns from %globaltimer", (end - start) / 1e3, L - 2);
-    fprintf(stderr, "  %-10s %8s %8s %10s %10s %6s\n", "op", "first", "last", "busy/tile", "input wait", "tiles");
+                    "previous layer's last down tile; then us a tile spends in each step:\n", "ns from %globaltimer",
+            (end - start) / 1e3, L - 2);
+    fprintf(stderr, "  %-10s %8s %8s %10s %8s %8s %8s %6s\n", "op", "first", "last", "input wait", "staging",
+            "compute", "finish", "tiles");
     for (int op = 0; op <= DATAFLOW_DOWN && L > 2; op++) {
         double a[N_STATS] = {0};
         for (int l = 1; l < L - 1; l++)
             for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
         double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
-        fprintf(stderr, "  %-10s %8.2f %8.2f %10.2f %10.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
-                a[LAST] / layers / 1e3, a[BUSY] / count / 1e3, a[INPUT_WAIT] / count / 1e3, a[COUNT] / layers);
+        fprintf(stderr, "  %-10s %8.2f %8.2f %10.2f %8.2f %8.2f %8.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
+                a[LAST] / layers / 1e3, a[STEP0] / count / 1e3, a[STEP0 + 1] / count / 1e3, a[STEP0 + 2] / count / 1e3,
+                a[STEP0 + 3] / count / 1e3, a[COUNT] / layers);
     }
     if (L > 1)
         fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer\n", L - 2,

@@ -29,7 +29,7 @@ typedef struct {
     float *embed_out, *final_norm, *logits;
     int *next_token;
     int skeleton;  // DataflowParams.skeleton
-    int timeline;  // 1: every launch records when each instruction starts, has its inputs and ends; the
+    int timeline;  // 1: every launch records when each instruction reaches each step (DataflowMark); the
                    // last launch's is summarized on stderr when the decode state is destroyed
     int tile_kb;   // most weight bytes of a projection tile, in KB (DataflowShape.tile_bytes / 1024)
 } DataflowBuffers;

@@ -305,13 +305,18 @@ struct Consumer {
     int best_index;
 };
 
+// Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
+__device__ __forceinline__ void mark(const Consumer &c, int k) {
+    if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = global_time();
+}
+
 // wait_counter, skipped when this group already saw the counter reach the target (counters only grow
 // during a launch).
 __device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned target) {
     if (index == c.satisfied_index && c.satisfied_value >= target) return;
     // Only the argmax reads untagged values another block wrote after a counter add (its partials).
     wait_counter(c.g, c.P.counters, index, target, index == dataflow_counter_lmhead(&c.p));
-    if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * 3 + 1] = global_time();
+    mark(c, DATAFLOW_MARK_INPUTS);
     c.satisfied_index = index;
     c.satisfied_value = target;
 }
@@ -382,7 +387,9 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads)
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
+    mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
         tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
         if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
@@ -506,6 +513,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     for (int h = warp; !c.P.skeleton && h <= group; h += c.g.n_warps)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
+    mark(c, DATAFLOW_MARK_STAGED);
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
@@ -620,6 +628,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     // The chunk's partials are out: count it (acquire and release, so the last block sees every
     // chunk's partials); the last of the head's active chunks merges them at once.
     group_sync(c.g);
+    mark(c, DATAFLOW_MARK_COMPUTED);
     const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
     int *last = (int *)(c.misc + 63);
     if (c.g.tid == 0) *last = atomic_add_acq_rel(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) == (unsigned)active - 1;
@@ -643,7 +652,9 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_merge(&p, layer), s.n_heads);
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
+    mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float x = layer > 0 ? tagged_load(c.P.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
@@ -673,7 +684,9 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
                       c.P.skeleton);
     if (c.trace && tile == 0)
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
+    mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
         int i = first + c.g.tid;
         float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
@@ -699,7 +712,9 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     tile_issue(c.g, t, w);
     wait_once(c, dataflow_counter_gateup(&p, layer), p.gateup_tiles);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
+    mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float out = c.tile_out[c.g.tid];
@@ -830,8 +845,7 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
-            c.P.timeline[(size_t)i * 3] = now;
-            c.P.timeline[(size_t)i * 3 + 1] = now;
+            for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.P.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
         }
         if (signal_index(c.p, in) != c.pending_index) flush_signal(c);
         switch (in.op) {
@@ -852,7 +866,7 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
         case DATAFLOW_ARGMAX: run_argmax(c); break;
         default: break;
         }
-        if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * 3 + 2] = global_time();
+        mark(c, DATAFLOW_MARK_END);
     }
     flush_signal(c);
 }

@@ -15,6 +15,16 @@
 extern "C" {
 #endif
 
+// What the timeline records for each instruction, in order.
+typedef enum {
+    DATAFLOW_MARK_START,     // the block reaches the instruction (its weight loads are issued next)
+    DATAFLOW_MARK_INPUTS,    // its counter wait is over (the start if it had none)
+    DATAFLOW_MARK_STAGED,    // its input vector (attention: the normed, rotated heads) is in shared memory
+    DATAFLOW_MARK_COMPUTED,  // its tile's products (attention: its partial sums) are done
+    DATAFLOW_MARK_END,       // its outputs are stored and its signal is made (attention: merged, if last)
+    DATAFLOW_TIMELINE_MARKS
+} DataflowMark;
+
 // One layer's device buffers. Weights bf16 as in GpuLayer (w_qkv = [Wq; Wk; Wv], w_gate_up = [Wg; Wu]);
 // the KV cache bf16 [n_kv_heads][max_context][head_dim]; activations fp32, one token each.
 typedef struct {
@@ -48,9 +58,9 @@ typedef struct {
                                                 // leaves them zero (its last block to finish resets them)
     unsigned *epoch;                            // [1]: the launch's tag on exchanged values, 1 before the
                                                 // first launch; each launch's last block adds one
-    unsigned long long *timeline;  // NULL, or [n_instructions][3] %globaltimer ns: the instruction's start,
-                                   // its inputs ready (after its counter wait; the start if it had none),
-                                   // its end (inactive attention chunks: zeros)
+    unsigned long long *timeline;  // NULL, or [n_instructions][DATAFLOW_TIMELINE_MARKS] %globaltimer ns
+                                   // (DataflowMark; a mark the instruction has no step for keeps the one
+                                   // before it; inactive attention chunks: zeros)
     float eps;
     int skeleton;  // 1: every wait, load, store and signal, but no arithmetic (wrong results): the
                    // floor of the structure, for measurement only
