@@ -21,6 +21,9 @@
 #include "dataflow_kernel.h"
 
 #define WARPS 16
+#ifndef DATAFLOW_POLL_DATA
+#define DATAFLOW_POLL_DATA 1
+#endif
 #define THREADS (WARPS * WARP)
 #define SLOT_BYTES (WARP * 16)  // one warp-wide 16-byte load
 #define SLOTS_PER_WARP (DATAFLOW_MAX_TILE_BYTES / SLOT_BYTES / WARPS)
@@ -44,7 +47,7 @@ static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t vec, heads, scores, partials, tile_out, misc, kv, total;
+    size_t vec, resid, heads, scores, partials, tile_out, misc, kv, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -57,7 +60,8 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     if (s.n_heads * s.head_dim > vec) vec = s.n_heads * s.head_dim;
     SharedLayout L;
     L.vec = 0;
-    L.heads = align_up(L.vec + (size_t)vec * 4, 128);                         // [group + 2][head_dim] + newest [2][head_dim]
+    L.resid = align_up(L.vec + (size_t)vec * 4, 128);                        // [hidden]
+    L.heads = align_up(L.resid + (size_t)s.hidden * 4, 128);                         // [group + 2][head_dim] + newest [2][head_dim]
     L.scores = align_up(L.heads + (size_t)(group + 4) * MAX_HEAD_DIM * 4, 128);  // [group][chunk], then weights
     L.partials = align_up(L.scores + (size_t)group * p.chunk * 4, 128);      // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
@@ -116,23 +120,45 @@ __device__ __forceinline__ void tagged_store(Tagged *dst, float v, unsigned epoc
     __stcg(dst, ((Tagged)epoch << 32) | __float_as_uint(v));
 }
 
+// A re-read waits a little first: many threads may be polling values that are not yet written.
+#define TAGGED_RETRY_NS 32
+
 __device__ __forceinline__ float tagged_load(const Tagged *src, unsigned epoch) {
     Tagged t;
-    do {
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(t) : "l"(src) : "memory");
+    while ((unsigned)(t >> 32) != epoch) {
+        __nanosleep(TAGGED_RETRY_NS);
         asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(t) : "l"(src) : "memory");
-    } while ((unsigned)(t >> 32) != epoch);
+    }
     return __uint_as_float((unsigned)t);
+}
+
+// Two consecutive tagged words (16-byte aligned), loaded at once; tagged_wait2 re-reads them until
+// both carry the epoch, then returns their values. Split so a thread can issue several loads before
+// it waits for any.
+__device__ __forceinline__ void tagged_issue2(const Tagged *src, Tagged *a, Tagged *b) {
+    asm volatile("ld.relaxed.gpu.global.v2.u64 {%0, %1}, [%2];" : "=l"(*a), "=l"(*b) : "l"(src) : "memory");
+}
+
+__device__ __forceinline__ float2 tagged_wait2(const Tagged *src, unsigned epoch, Tagged a, Tagged b) {
+    while ((unsigned)(a >> 32) != epoch || (unsigned)(b >> 32) != epoch) {
+        __nanosleep(TAGGED_RETRY_NS);
+        tagged_issue2(src, &a, &b);
+    }
+    return make_float2(__uint_as_float((unsigned)a), __uint_as_float((unsigned)b));
 }
 
 // Two consecutive tagged values (src 16-byte aligned) into out[0], out[1].
 __device__ __forceinline__ void tagged_load2(const Tagged *src, unsigned epoch, float *out) {
     Tagged a, b;
-    do {
-        asm volatile("ld.relaxed.gpu.global.v2.u64 {%0, %1}, [%2];" : "=l"(a), "=l"(b) : "l"(src) : "memory");
-    } while ((unsigned)(a >> 32) != epoch || (unsigned)(b >> 32) != epoch);
-    out[0] = __uint_as_float((unsigned)a);
-    out[1] = __uint_as_float((unsigned)b);
+    tagged_issue2(src, &a, &b);
+    float2 v = tagged_wait2(src, epoch, a, b);
+    out[0] = v.x;
+    out[1] = v.y;
 }
+
+// Pairs each thread of a block loads at once when it stages a tagged vector.
+#define STAGE_PAIRS 4
 
 // Adds v to *p and returns the old value, acquiring what earlier releases of *p published and
 // releasing this thread's (and, after a block barrier, its block's) earlier writes.
@@ -175,24 +201,46 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
 
 // ---- the consumers' building blocks ---------------------------------------------------------------
 
+// vec[0, n) = x[0, n), x other blocks' tagged outputs of this launch (epoch). n % 2 == 0. Each thread
+// issues up to STAGE_PAIRS loads before it waits for any, so a vector costs one trip to L2, not one
+// per pair; a value not yet written is re-read until it is (the staging is the wait for its producers).
+__device__ __forceinline__ void stage_vector(const Group &g, const Tagged *x, unsigned epoch, int n, float *vec) {
+    for (int base = 0; base < n / 2; base += STAGE_PAIRS * g.n_threads) {
+        Tagged a[STAGE_PAIRS], b[STAGE_PAIRS];
+#pragma unroll
+        for (int k = 0; k < STAGE_PAIRS; k++) {
+            int i = base + g.tid + k * g.n_threads;
+            a[k] = b[k] = 0;
+            if (i < n / 2) tagged_issue2(x + 2 * i, &a[k], &b[k]);
+        }
+#pragma unroll
+        for (int k = 0; k < STAGE_PAIRS; k++) {
+            int i = base + g.tid + k * g.n_threads;
+            if (i < n / 2) *(float2 *)(vec + 2 * i) = tagged_wait2(x + 2 * i, epoch, a[k], b[k]);
+        }
+    }
+    group_sync(g);
+}
+
 // vec[0, n) = rmsnorm(x) * w, x either another block's tagged output of this launch (epoch) or, when
-// x_bf16 is set, a bf16 row (the embedding). n % 4 == 0.
-__device__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x_bf16, unsigned epoch, const float *w,
-                              int n, float eps, float *vec, float *scratch, int skeleton) {
+// x_bf16 is set, a bf16 row (the embedding); raw[0, n) = x (the residual the block adds later). n % 4 == 0.
+__device__ __forceinline__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x_bf16, unsigned epoch,
+                                              const float *w, int n, float eps, float *vec, float *raw, float *scratch,
+                                              int skeleton) {
+    if (x_bf16) {
+        for (int i = g.tid; i < n / 4; i += g.n_threads) {
+            uint2 bits = *((const uint2 *)x_bf16 + i);
+            ((float4 *)vec)[i] = make_float4(__uint_as_float(bits.x << 16), __uint_as_float(bits.x & 0xffff0000u),
+                                             __uint_as_float(bits.y << 16), __uint_as_float(bits.y & 0xffff0000u));
+        }
+        group_sync(g);
+    } else {
+        stage_vector(g, x, epoch, n, vec);
+    }
     float ss = 0.0f;
     for (int i = g.tid; i < n / 4; i += g.n_threads) {
-        float4 v;
-        if (x_bf16) {
-            uint2 bits = *((const uint2 *)x_bf16 + i);
-            v = make_float4(__uint_as_float(bits.x << 16), __uint_as_float(bits.x & 0xffff0000u),
-                            __uint_as_float(bits.y << 16), __uint_as_float(bits.y & 0xffff0000u));
-        } else {
-            float4 pair;
-            tagged_load2(x + 4 * i, epoch, &pair.x);
-            tagged_load2(x + 4 * i + 2, epoch, &pair.z);
-            v = pair;
-        }
-        ((float4 *)vec)[i] = v;
+        float4 v = ((const float4 *)vec)[i];
+        ((float4 *)raw)[i] = v;
         ss = fmaf(v.x, v.x, ss);
         ss = fmaf(v.y, v.y, ss);
         ss = fmaf(v.z, v.z, ss);
@@ -202,12 +250,6 @@ __device__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x
     float inv = rsqrtf(total / (float)n + eps);
     if (!skeleton)
         for (int i = g.tid; i < n; i += g.n_threads) vec[i] = vec[i] * inv * __ldg(w + i);
-    group_sync(g);
-}
-
-// vec[0, n) = x[0, n), x other blocks' tagged outputs of this launch (epoch). n % 2 == 0.
-__device__ void stage_vector(const Group &g, const Tagged *x, unsigned epoch, int n, float *vec) {
-    for (int i = g.tid; i < n / 2; i += g.n_threads) tagged_load2(x + 2 * i, epoch, vec + 2 * i);
     group_sync(g);
 }
 
@@ -292,6 +334,8 @@ struct Consumer {
     int n_virtual_blocks;
     int position, token, trace, forced;
     float *vec, *heads, *scores, *partials, *tile_out, *misc;
+    float *resid;               // the raw input of the block's last rmsnorm staging: the residual its
+    int resid_op, resid_layer;  // o_proj / down tiles add; and whose input that was (op -1: none)
     uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
@@ -315,6 +359,9 @@ __device__ __forceinline__ void mark(const Consumer &c, int k) {
 __device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned target) {
     if (index == c.satisfied_index && c.satisfied_value >= target) return;
     // Only the argmax reads untagged values another block wrote after a counter add (its partials).
+    // Tagged inputs need no counter wait: their staging re-reads each value until it carries the
+    // launch's epoch, one trip to L2 after it lands instead of a counter's trip and then the value's.
+    if (DATAFLOW_POLL_DATA && index != dataflow_counter_lmhead(&c.p)) return;
     wait_counter(c.g, c.P.counters, index, target, index == dataflow_counter_lmhead(&c.p));
     mark(c, DATAFLOW_MARK_INPUTS);
     c.satisfied_index = index;
@@ -379,8 +426,12 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
     const Tagged *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
-    if (!already_staged(c, DATAFLOW_QKV, layer))
-        stage_rmsnorm(c.g, x, x_bf16, c.epoch, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.misc, c.P.skeleton);
+    if (!already_staged(c, DATAFLOW_QKV, layer)) {
+        stage_rmsnorm(c.g, x, x_bf16, c.epoch, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.resid, c.misc,
+                      c.P.skeleton);
+        c.resid_op = DATAFLOW_QKV;
+        c.resid_layer = layer;
+    }
     if (c.trace && tile == 0) {
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.attn_norm[i] = c.vec[i];
         if (layer == 0)
@@ -487,6 +538,12 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + history_row * hd) + i);
         }
     }
+    const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
+    const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
+    prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
+    prefetch_l1(c.g, Ly.k_norm_w, (size_t)hd * 4);
+    prefetch_l1(c.g, cos_row, (size_t)hd / 2 * 4);
+    prefetch_l1(c.g, sin_row, (size_t)hd / 2 * 4);
     wait_once(c, dataflow_counter_qkv(&p, layer, kv_head), p.qkv_tiles_per_kv_head);
     uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
 #pragma unroll
@@ -501,15 +558,13 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
     const int q_width = s.n_heads * hd, kv_width = s.n_kv_heads * hd;
-    for (int i = c.g.tid; i < (group + 2) * hd; i += c.g.n_threads) {
+    for (int i = 2 * c.g.tid; i < (group + 2) * hd; i += 2 * c.g.n_threads) {  // pairs: hd is even
         int h = i / hd, d = i % hd;
         size_t src = h < group ? (size_t)(kv_head * group + h) * hd + d
                                : (size_t)q_width + (size_t)(h - group) * kv_width + (size_t)kv_head * hd + d;
-        heads[i] = tagged_load(Ly.qkv_tagged + src, c.epoch);
+        tagged_load2(Ly.qkv_tagged + src, c.epoch, heads + i);
     }
     group_sync(c.g);
-    const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
-    const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     for (int h = warp; !c.P.skeleton && h <= group; h += c.g.n_warps)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
@@ -657,8 +712,9 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
-        float x = layer > 0 ? tagged_load(c.P.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
-                            : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
+        float x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
+                  : layer > 0 ? tagged_load(c.P.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
+                              : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
         float out = c.tile_out[c.g.tid];
         if (c.trace) Ly.attn_out[row] = out;
         tagged_store(Ly.resid_attn_tagged + row, x + out, c.epoch);
@@ -679,9 +735,12 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     wait_once(c, dataflow_counter_oproj(&p, layer), p.oproj_tiles);
-    if (!already_staged(c, DATAFLOW_GATEUP, layer))
-        stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.misc,
-                      c.P.skeleton);
+    if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
+        stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
+                      c.misc, c.P.skeleton);
+        c.resid_op = DATAFLOW_GATEUP;
+        c.resid_layer = layer;
+    }
     if (c.trace && tile == 0)
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
     mark(c, DATAFLOW_MARK_STAGED);
@@ -719,7 +778,9 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
         int row = first + c.g.tid;
         float out = c.tile_out[c.g.tid];
         if (c.trace) Ly.mlp_out[row] = out;
-        float resid = tagged_load(Ly.resid_attn_tagged + row, c.epoch) + out;
+        float x = c.resid_op == DATAFLOW_GATEUP && c.resid_layer == layer ? c.resid[row]
+                                                                          : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
+        float resid = x + out;
         tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
         if (c.trace) Ly.resid_mlp[row] = resid;
     }
@@ -745,7 +806,9 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         wait_once(c, dataflow_counter_down(&p, s.n_layers - 1), p.down_tiles);
         stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
-                      c.P.eps, c.vec, c.misc, c.P.skeleton);
+                      c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
+        c.resid_op = DATAFLOW_LMHEAD;
+        c.resid_layer = 0;
     }
     for (int k = 0; k < n_tiles; k++)
         if (c.trace && c.P.instructions[first_instruction + k].index == 0)
@@ -878,6 +941,9 @@ __global__ void __launch_bounds__(THREADS, 1)
     Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
     Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], P.control[0], P.control[1]};
     c.vec = (float *)(smem + L.vec);
+    c.resid = (float *)(smem + L.resid);
+    c.resid_op = -1;
+    c.resid_layer = -1;
     c.heads = (float *)(smem + L.heads);
     c.scores = (float *)(smem + L.scores);
     c.partials = (float *)(smem + L.partials);
