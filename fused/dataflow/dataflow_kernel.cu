@@ -41,13 +41,14 @@
 #define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
+static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-byte words");
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk's K history in whole rounds");
 
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t vec, resid, heads, scores, partials, tile_out, misc, kv, total;
+    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -59,11 +60,14 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     if (s.intermediate > vec) vec = s.intermediate;
     if (s.n_heads * s.head_dim > vec) vec = s.n_heads * s.head_dim;
     SharedLayout L;
-    L.vec = 0;
+    L.list = 0;                                                                // the block's instructions
+    L.layers = align_up(L.list + (size_t)p.max_block_instructions * sizeof(DataflowInstruction), 128);  // [n_layers]
+    L.vec = align_up(L.layers + (size_t)s.n_layers * sizeof(DataflowLayer), 128);
     L.resid = align_up(L.vec + (size_t)vec * 4, 128);                        // [hidden]
     L.heads = align_up(L.resid + (size_t)s.hidden * 4, 128);                         // [group + 2][head_dim] + newest [2][head_dim]
     L.scores = align_up(L.heads + (size_t)(group + 4) * MAX_HEAD_DIM * 4, 128);  // [group][chunk], then weights
-    L.partials = align_up(L.scores + (size_t)group * p.chunk * 4, 128);      // [MAX_SLOTS]
+    L.split_sums = align_up(L.scores + (size_t)group * p.chunk * 4, 128);    // [THREADS]
+    L.partials = align_up(L.split_sums + (size_t)THREADS * 4, 128);          // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
     L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
@@ -171,6 +175,7 @@ __device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned *p, unsigned v) 
 // Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
 // read through L1 right after a wait (a norm's weights), so the read after the wait hits.
 __device__ __forceinline__ void prefetch_l1(const Group &g, const void *p, size_t bytes) {
+    #pragma unroll 1
     for (size_t line = g.tid; line * 128 < bytes; line += g.n_threads)
         asm volatile("prefetch.global.L1 [%0];" ::"l"((const char *)p + line * 128));
 }
@@ -228,6 +233,7 @@ __device__ __forceinline__ void stage_rmsnorm(const Group &g, const Tagged *x, c
                                               const float *w, int n, float eps, float *vec, float *raw, float *scratch,
                                               int skeleton) {
     if (x_bf16) {
+        #pragma unroll 1
         for (int i = g.tid; i < n / 4; i += g.n_threads) {
             uint2 bits = *((const uint2 *)x_bf16 + i);
             ((float4 *)vec)[i] = make_float4(__uint_as_float(bits.x << 16), __uint_as_float(bits.x & 0xffff0000u),
@@ -238,6 +244,7 @@ __device__ __forceinline__ void stage_rmsnorm(const Group &g, const Tagged *x, c
         stage_vector(g, x, epoch, n, vec);
     }
     float ss = 0.0f;
+    #pragma unroll 1
     for (int i = g.tid; i < n / 4; i += g.n_threads) {
         float4 v = ((const float4 *)vec)[i];
         ((float4 *)raw)[i] = v;
@@ -249,6 +256,7 @@ __device__ __forceinline__ void stage_rmsnorm(const Group &g, const Tagged *x, c
     float total = group_sum(g, ss, scratch);
     float inv = rsqrtf(total / (float)n + eps);
     if (!skeleton)
+        #pragma unroll 1
         for (int i = g.tid; i < n; i += g.n_threads) vec[i] = vec[i] * inv * __ldg(w + i);
     group_sync(g);
 }
@@ -268,48 +276,80 @@ struct TileRegs {
 };
 
 // Issues the tile's weight loads. Nothing waits for them here: the caller waits for the tile's input
-// (a counter, then staging) while they are in flight, then calls tile_finish.
+// (staging) while they are in flight, then calls tile_finish. A tile's slots are the consecutive
+// 512-byte pieces of a's rows, then of b's, so slot warp + k WARPS lies k WARPS pieces past the warp's
+// first: one address a warp, and a constant offset a load.
 __device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, TileRegs &r) {
-    const int per_row = t.n / 256, slots = (t.rows_a + t.rows_b) * per_row;
+    const int per_row = t.n / 256, slots_a = t.rows_a * per_row, slots = slots_a + t.rows_b * per_row;
+    const uint4 *pa = (const uint4 *)t.a + g.warp * 32 + g.lane;
+    const uint4 *pb = t.b ? (const uint4 *)t.b + (g.warp * 32 + g.lane) - (ptrdiff_t)slots_a * 32 : pa;
 #pragma unroll
     for (int k = 0; k < SLOTS_PER_WARP; k++) {
         int slot = g.warp + k * WARPS;
         r.w[k] = make_uint4(0u, 0u, 0u, 0u);  // every register defined on every path, or the array goes to local memory
-        if (slot < slots) {
-            int row = slot / per_row, part = slot - row * per_row;
-            const uint16_t *base = row < t.rows_a ? t.a + (size_t)row * t.n : t.b + (size_t)(row - t.rows_a) * t.n;
-            r.w[k] = load_weights_16((const uint4 *)(base + part * 256) + g.lane);
-        }
+        if (slot < slots) r.w[k] = load_weights_16((slot < slots_a ? pa : pb) + k * WARPS * 32);
     }
 }
 
+// Sums each of v[0, 16) over the warp at once, a transposed butterfly (16 shuffles in all, not 5 a
+// value), and returns the total of value (lane >> 1) & 15 (both lanes of a pair hold it). Each total
+// is added in warp_sum's order (own value + partner's, offsets 16 to 1), so it is bitwise warp_sum's.
+// One stage of warp_sum16_transposed: lanes with bit `2 width` set keep values [width, 2 width), the
+// others [0, width); each adds its partner's value of the kept index. (A template, so every index is
+// a constant and v stays in registers.)
+template <int WIDTH>
+__device__ __forceinline__ void transposed_stage(float (&v)[16], int lane) {
+    const bool upper = lane & (2 * WIDTH);
+#pragma unroll
+    for (int i = 0; i < WIDTH; i++) {
+        float send = upper ? v[i] : v[i + WIDTH];
+        float keep = upper ? v[i + WIDTH] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 2 * WIDTH);
+    }
+}
+
+__device__ __forceinline__ float warp_sum16_transposed(float (&v)[16], int lane) {
+    transposed_stage<8>(v, lane);
+    transposed_stage<4>(v, lane);
+    transposed_stage<2>(v, lane);
+    transposed_stage<1>(v, lane);
+    return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
+}
+
 // tile_out[r] = row r · vec (vec: n fp32 in shared memory) for every row of the tile, readable by every
-// consumer after the call. Each slot is summed by its warp in a fixed shuffle tree, then a row's slots in
-// order by one thread: deterministic.
-__device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec, float *partials,
-                            float *tile_out, int skeleton) {
+// consumer after the call. A warp's slots are summed over its lanes together (warp_sum16_transposed),
+// then a row's slots in order by one thread: deterministic.
+__device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec,
+                                            float *partials, float *tile_out, int skeleton) {
+    static_assert(SLOTS_PER_WARP <= 16, "warp_sum16_transposed sums at most 16 slots");
     const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
+    const int step = WARPS % per_row;  // slot s + WARPS is part (part of s + step) mod per_row of its row
+    int part = g.warp % per_row;
+    float v[16];
+#pragma unroll
+    for (int k = 0; k < 16; k++) v[k] = 0.0f;
 #pragma unroll
     for (int k = 0; k < SLOTS_PER_WARP; k++) {
-        int slot = g.warp + k * WARPS;
-        if (slot < slots) {
-            int part = slot % per_row;
-            float acc = 0.0f;
+        if (g.warp + k * WARPS < slots) {
             if (!skeleton) {
                 const float4 *x4 = (const float4 *)(vec + part * 256) + 2 * g.lane;
-                acc = dot8_bf16(r.w[k], x4[0], x4[1], 0.0f);
+                v[k] = dot8_bf16(r.w[k], x4[0], x4[1], 0.0f);
             } else {
-                acc = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
+                v[k] = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
             }
-            acc = warp_sum(acc);
-            if (g.lane == 0) partials[slot] = acc;
         }
+        part += step;
+        if (part >= per_row) part -= per_row;
     }
+    float total = warp_sum16_transposed(v, g.lane);
+    const int k = (g.lane >> 1) & 15, slot = g.warp + k * WARPS;
+    if ((g.lane & 1) == 0 && k < SLOTS_PER_WARP && slot < slots) partials[slot] = total;
     group_sync(g);
     if (g.tid < rows) {
-        float total = 0.0f;
-        for (int q = 0; q < per_row; q++) total += partials[g.tid * per_row + q];
-        tile_out[g.tid] = total;
+        float sum = 0.0f;
+#pragma unroll 1
+        for (int q = 0; q < per_row; q++) sum += partials[g.tid * per_row + q];
+        tile_out[g.tid] = sum;
     }
     group_sync(g);
 }
@@ -333,13 +373,17 @@ struct Consumer {
     Group g;
     int n_virtual_blocks;
     int position, token, trace, forced;
-    float *vec, *heads, *scores, *partials, *tile_out, *misc;
+    const DataflowInstruction *list;  // the block's instructions in shared memory, list[i - list_first]
+    int list_first;
+    const DataflowLayer *layers;      // P.layers, copied to shared memory
+    float *vec, *heads, *scores, *split_sums, *partials, *tile_out, *misc;
     float *resid;               // the raw input of the block's last rmsnorm staging: the residual its
     int resid_op, resid_layer;  // o_proj / down tiles add; and whose input that was (op -1: none)
     uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
+    int list_count;
     int satisfied_index;        // the last counter waited for, and the value it was seen to reach
     unsigned satisfied_value;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
@@ -416,7 +460,7 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
 __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
     int rows = min(p.qkv_rows, qkv_width - first);
     TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
@@ -424,7 +468,7 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
-    const Tagged *x = layer > 0 ? c.P.layers[layer - 1].resid_mlp_tagged : NULL;
+    const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
     if (!already_staged(c, DATAFLOW_QKV, layer)) {
         stage_rmsnorm(c.g, x, x_bf16, c.epoch, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.resid, c.misc,
@@ -433,8 +477,10 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
         c.resid_layer = layer;
     }
     if (c.trace && tile == 0) {
+        #pragma unroll 1
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.attn_norm[i] = c.vec[i];
         if (layer == 0)
+            #pragma unroll 1
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads)
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
@@ -462,6 +508,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     const float *ml = c.P.partial_ml + (size_t)j * p.max_chunks * 2;
     const float *partial_o = c.P.partial_o + (size_t)j * p.max_chunks * hd;
     float m = -INFINITY;
+    #pragma unroll 1
     for (int k = lt; in_team && k < active; k += team_threads) m = fmaxf(m, __ldcg(ml + 2 * k));
     m = warp_max(m);
     if (c.g.lane == 0) c.misc[c.g.warp] = m;
@@ -476,6 +523,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     for (int k0 = 0; k0 < active; k0 += batch) {
         int n = min(batch, active - k0);
         group_sync(c.g);  // the previous batch's weights are read
+        #pragma unroll 1
         for (int k = lt; in_team && k < n; k += team_threads) {
             float w = c.P.skeleton ? 0.0f : expf(__ldcg(ml + 2 * (k0 + k)) - top);
             weight[k] = w;
@@ -504,8 +552,8 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         int d = lt + q * team_threads;
         if (in_team && d < hd) {
             float value = c.P.skeleton ? o[q] : o[q] / l;
-            tagged_store(c.P.layers[layer].attn_tagged + (size_t)j * hd + d, value, c.epoch);
-            if (c.trace) c.P.layers[layer].attn[(size_t)j * hd + d] = value;
+            tagged_store(c.layers[layer].attn_tagged + (size_t)j * hd + d, value, c.epoch);
+            if (c.trace) c.layers[layer].attn[(size_t)j * hd + d] = value;
         }
     }
 }
@@ -520,7 +568,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
     const int chunk = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
     const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
@@ -558,6 +606,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
     const int q_width = s.n_heads * hd, kv_width = s.n_kv_heads * hd;
+    #pragma unroll 1
     for (int i = 2 * c.g.tid; i < (group + 2) * hd; i += 2 * c.g.n_threads) {  // pairs: hd is even
         int h = i / hd, d = i % hd;
         size_t src = h < group ? (size_t)(kv_head * group + h) * hd + d
@@ -572,6 +621,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
+        #pragma unroll 1
         for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads) {
             uint16_t *cache = i < hd ? Ly.k_cache : Ly.v_cache;
             int d = i % hd;
@@ -584,7 +634,9 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
         }
         if (c.trace) {
+            #pragma unroll 1
             for (int i = c.g.tid; i < group * hd; i += c.g.n_threads) Ly.q[(size_t)kv_head * group * hd + i] = heads[i];
+            #pragma unroll 1
             for (int i = c.g.tid; i < hd; i += c.g.n_threads) {
                 Ly.k[(size_t)kv_head * hd + i] = heads[group * hd + i];
                 Ly.v[(size_t)kv_head * hd + i] = heads[(group + 1) * hd + i];
@@ -592,15 +644,15 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         }
     }
     group_sync(c.g);
-    // Scores: warp w takes positions w, w + 8, ...; lane holds dimensions 4 lane .. 4 lane + 3.
+    // Scores: warp w takes positions [4 w, 4 w + 4), then [4 (w + WARPS), ...); a lane holds per_lane
+    // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over its
+    // lanes together (warp_sum16_transposed).
     const float scale = rsqrtf((float)hd);
     float *scores = c.scores;  // [group][p.chunk]
-    // Warp w scores positions [8 w, 8 w + 8), then [8 (w + W), ...): the 8 dot products of a head are
-    // reduced across the warp together, so their shuffles overlap.
-    for (int t0 = warp * 8; t0 < n; t0 += c.g.n_warps * 8) {
-        float key[8][4];  // this lane's per_lane (2 or 4) dimensions of 8 keys
+    for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
+        float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 keys
 #pragma unroll
-        for (int u = 0; u < 8; u++) {
+        for (int u = 0; u < 4; u++) {
             int t = t0 + u;
             if (t >= n) {
 #pragma unroll
@@ -618,26 +670,31 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
                 uint32_t bits = *(const uint32_t *)(k_history + (size_t)t * hd + lane * 2);
                 key[u][0] = __uint_as_float(bits << 16);
                 key[u][1] = __uint_as_float(bits & 0xffff0000u);
+                key[u][2] = key[u][3] = 0.0f;
             }
         }
-        for (int j = 0; j < group; j++) {
-            float dot[8];
+#pragma unroll 1
+        for (int j0 = 0; j0 < group; j0 += 4) {
+            float v[16];  // v[4 q + u]: head j0 + q, position t0 + u
 #pragma unroll
-            for (int u = 0; u < 8; u++) {
-                dot[u] = 0.0f;
-                if (!c.P.skeleton)
+            for (int q = 0; q < 4; q++) {
+                float h[4];
 #pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        if (e < per_lane) dot[u] = fmaf(heads[j * hd + lane * per_lane + e], key[u][e], dot[u]);
+                for (int e = 0; e < 4; e++)
+                    h[e] = j0 + q < group && e < per_lane ? heads[(j0 + q) * hd + lane * per_lane + e] : 0.0f;
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    float dot = 0.0f;
+                    if (!c.P.skeleton)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
+                    v[4 * q + u] = dot;
+                }
             }
-#pragma unroll
-            for (int offset = WARP / 2; offset > 0; offset >>= 1)
-#pragma unroll
-                for (int u = 0; u < 8; u++) dot[u] += __shfl_xor_sync(0xffffffffu, dot[u], offset);
-            if (lane == 0)
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    if (t0 + u < n) scores[j * p.chunk + t0 + u] = dot[u] * scale;
+            float total = warp_sum16_transposed(v, lane);
+            const int q = (lane >> 3) & 3, u = (lane >> 1) & 3;  // value (lane >> 1) & 15 = 4 q + u
+            if ((lane & 1) == 0 && j0 + q < group && t0 + u < n) scores[(j0 + q) * p.chunk + t0 + u] = total * scale;
         }
     }
     group_sync(c.g);
@@ -660,25 +717,48 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         }
     }
     group_sync(c.g);
+    // Weighted sums: o[j][d] = sum over positions of weight[j][t] v[t][d]. With fewer (j, d) than threads,
+    // the positions are split into `splits` consecutive ranges, one thread each, added in range order.
     size_t slot_base = (size_t)kv_head * group * p.max_chunks + chunk;  // q head j's slot: + j * max_chunks
-    for (int i = c.g.tid; i < group * hd; i += c.g.n_threads) {
-        int j = i / hd, d = i % hd;
+    const int combos = group * hd, splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
+    const int span = (n + splits - 1) / splits;
+#pragma unroll 1
+    for (int i = c.g.tid; i < combos * splits; i += c.g.n_threads) {
+        const int combo = i % combos, j = combo / hd, d = combo % hd, t_begin = i / combos * span;
+        const int t_end = min(n, t_begin + span);
         float o = 0.0f;
         // 8 positions' loads issued before their products, which stay in position order.
-        for (int t0 = 0; !c.P.skeleton && t0 < n; t0 += 8) {
+#pragma unroll 1
+        for (int t0 = t_begin; !c.P.skeleton && t0 < t_end; t0 += 8) {
             float v[8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 int t = t0 + u;
-                v[u] = t >= n ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_history[(size_t)t * hd + d]);
+                v[u] = t >= t_end ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_history[(size_t)t * hd + d]);
             }
 #pragma unroll
             for (int u = 0; u < 8; u++)
-                if (t0 + u < n) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
+                if (t0 + u < t_end) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
         }
-        size_t slot = slot_base + (size_t)j * p.max_chunks;
-        c.P.partial_o[slot * hd + d] = o;
-        if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
+        if (splits > 1) {
+            c.split_sums[i] = o;
+        } else {
+            size_t slot = slot_base + (size_t)j * p.max_chunks;
+            c.P.partial_o[slot * hd + d] = o;
+            if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
+        }
+    }
+    if (splits > 1) {
+        group_sync(c.g);
+        if (c.g.tid < combos) {
+            const int j = c.g.tid / hd, d = c.g.tid % hd;
+            float o = 0.0f;
+#pragma unroll 1
+            for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            size_t slot = slot_base + (size_t)j * p.max_chunks;
+            c.P.partial_o[slot * hd + d] = o;
+            if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
+        }
     }
     // The chunk's partials are out: count it (acquire and release, so the last block sees every
     // chunk's partials); the last of the head's active chunks merges them at once.
@@ -699,7 +779,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     const int q_width = s.n_heads * s.head_dim;
     int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
     TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
@@ -713,7 +793,7 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     if (c.g.tid < rows) {
         int row = first + c.g.tid;
         float x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
-                  : layer > 0 ? tagged_load(c.P.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
+                  : layer > 0 ? tagged_load(c.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
                               : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
         float out = c.tile_out[c.g.tid];
         if (c.trace) Ly.attn_out[row] = out;
@@ -727,7 +807,7 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
 __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
     TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
                   rows, rows, s.hidden};
@@ -742,6 +822,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
         c.resid_layer = layer;
     }
     if (c.trace && tile == 0)
+        #pragma unroll 1
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
     mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
@@ -764,7 +845,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
 __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.P.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
     TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
     TileRegs w;
@@ -800,18 +881,19 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
     const int n_slots = n_tiles * lr, n_groups = (n_slots + LM_GROUP_ROWS - 1) / LM_GROUP_ROWS;
     auto slot_row = [&](int slot) {  // the vocabulary row of a slot, or -1 past the vocabulary / the tiles
         if (slot >= n_slots) return -1;
-        int row = (int)c.P.instructions[first_instruction + slot / lr].index * lr + slot % lr;
+        int row = (int)c.list[first_instruction - c.list_first + slot / lr].index * lr + slot % lr;
         return row < s.vocab ? row : -1;
     };
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         wait_once(c, dataflow_counter_down(&p, s.n_layers - 1), p.down_tiles);
-        stage_rmsnorm(c.g, c.P.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
+        stage_rmsnorm(c.g, c.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
                       c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
         c.resid_op = DATAFLOW_LMHEAD;
         c.resid_layer = 0;
     }
     for (int k = 0; k < n_tiles; k++)
-        if (c.trace && c.P.instructions[first_instruction + k].index == 0)
+        if (c.trace && c.list[first_instruction - c.list_first + k].index == 0)
+            #pragma unroll 1
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) c.P.final_norm[i] = c.vec[i];
     float best_v = 0.0f;
     int best_i = -1;
@@ -900,10 +982,10 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
 
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
-    c.walk_end = c.P.offsets[c.g.virtual_block + 1];
-    for (c.current = c.P.offsets[c.g.virtual_block]; c.current < c.walk_end; c.current++) {
+    c.walk_end = c.list_first + c.list_count;
+    for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
-        DataflowInstruction in = c.P.instructions[i];
+        DataflowInstruction in = c.list[i - c.list_first];
         if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
@@ -920,7 +1002,8 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
         case DATAFLOW_LMHEAD: {
             // The block's LM head tiles are consecutive in its list: one stream over all of them.
             int n_tiles = 1;
-            while (c.current + n_tiles < c.walk_end && c.P.instructions[c.current + n_tiles].op == DATAFLOW_LMHEAD) n_tiles++;
+            while (c.current + n_tiles < c.walk_end && c.list[c.current - c.list_first + n_tiles].op == DATAFLOW_LMHEAD)
+                n_tiles++;
             run_lmhead(c, c.current, n_tiles);
             c.current += n_tiles - 1;
             break;
@@ -940,12 +1023,26 @@ __global__ void __launch_bounds__(THREADS, 1)
     SharedLayout L = shared_layout(p);
     Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
     Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], P.control[0], P.control[1]};
+    // The block's instructions and the layer table, read at every instruction: from shared memory, not
+    // an L2 trip each (two dependent ones before a tile's weight loads could issue).
+    c.list_first = P.offsets[blockIdx.x];
+    c.list_count = P.offsets[blockIdx.x + 1] - c.list_first;
+    DataflowInstruction *list = (DataflowInstruction *)(smem + L.list);
+    for (int i = threadIdx.x; i < c.list_count; i += THREADS) list[i] = P.instructions[c.list_first + i];
+    unsigned long long *layer_words = (unsigned long long *)(smem + L.layers);
+    const unsigned long long *layer_source = (const unsigned long long *)P.layers;
+    for (int i = threadIdx.x; i < (int)(p.shape.n_layers * sizeof(DataflowLayer) / 8); i += THREADS)
+        layer_words[i] = layer_source[i];
+    __syncthreads();
+    c.list = list;
+    c.layers = (const DataflowLayer *)layer_words;
     c.vec = (float *)(smem + L.vec);
     c.resid = (float *)(smem + L.resid);
     c.resid_op = -1;
     c.resid_layer = -1;
     c.heads = (float *)(smem + L.heads);
     c.scores = (float *)(smem + L.scores);
+    c.split_sums = (float *)(smem + L.split_sums);
     c.partials = (float *)(smem + L.partials);
     c.tile_out = (float *)(smem + L.tile_out);
     c.misc = (float *)(smem + L.misc);

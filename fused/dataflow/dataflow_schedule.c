@@ -135,11 +135,13 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
         if (push(&lists, b, DATAFLOW_LMPARTIAL, 0, 0, err)) goto done;
     if (push(&lists, 0, DATAFLOW_ARGMAX, 0, 0, err)) goto done;
     p->n_instructions = 0;
+    p->max_block_instructions = 0;
     for (int b = 0; b < s->n_blocks; b++) {
         p->offsets[b] = p->n_instructions;
         memcpy(p->instructions + p->n_instructions, lists.items + (size_t)b * lists.capacity,
                (size_t)lists.count[b] * sizeof *p->instructions);
         p->n_instructions += lists.count[b];
+        if (lists.count[b] > p->max_block_instructions) p->max_block_instructions = lists.count[b];
     }
     p->offsets[s->n_blocks] = p->n_instructions;
     rc = 0;

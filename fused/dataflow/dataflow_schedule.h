@@ -87,6 +87,7 @@ typedef struct {
     DataflowInstruction *instructions;
     int *offsets;  // [n_blocks + 1]
     int n_instructions;
+    int max_block_instructions;  // the longest block's list (the kernel copies a block's list to shared memory)
 } DataflowProgram;
 
 // Counter indices.
