@@ -16,7 +16,8 @@ struct DataflowDecode {
     int *d_offsets;
     unsigned *d_counters, *d_epoch;
     unsigned long long *d_tagged;  // every layer's exchanged values (DataflowLayer's *_tagged)
-    float *d_partial_o, *d_partial_ml, *d_best_value;
+    unsigned long long *d_partial_o, *d_partial_ml;  // tagged (dataflow_kernel.h)
+    float *d_best_value;
     int *d_best_index, *d_control;
     int *h_control;  // pinned [2]: the last values uploaded
     unsigned long long *d_timeline;
@@ -77,8 +78,8 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         layers[l].act_tagged = t + qkv_width + q_width + b->hidden;
         layers[l].resid_mlp_tagged = t + qkv_width + q_width + b->hidden + b->intermediate;
     }
-    DECODE_ALLOC(d->d_partial_o, slots * b->head_dim * sizeof(float), "attention partials");
-    DECODE_ALLOC(d->d_partial_ml, slots * 2 * sizeof(float), "attention partials");
+    DECODE_ALLOC(d->d_partial_o, slots * b->head_dim * sizeof *d->d_partial_o, "attention partials");
+    DECODE_ALLOC(d->d_partial_ml, slots * 2 * sizeof *d->d_partial_ml, "attention partials");
     DECODE_ALLOC(d->d_best_value, (size_t)shape.n_blocks * sizeof(float), "argmax partials");
     DECODE_ALLOC(d->d_best_index, (size_t)shape.n_blocks * sizeof(int), "argmax partials");
     DECODE_ALLOC(d->d_control, 2 * sizeof(int), "control");
@@ -98,6 +99,8 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     if (cudaMemcpy(d->d_layers, layers, (size_t)b->n_layers * sizeof *d->d_layers, cudaMemcpyHostToDevice) ||
         cudaMemcpy(d->d_epoch, &first_epoch, sizeof first_epoch, cudaMemcpyHostToDevice) ||
         cudaMemset(d->d_tagged, 0, tagged_per_layer * b->n_layers * sizeof *d->d_tagged) ||
+        cudaMemset(d->d_partial_o, 0, slots * b->head_dim * sizeof *d->d_partial_o) ||
+        cudaMemset(d->d_partial_ml, 0, slots * 2 * sizeof *d->d_partial_ml) ||
         cudaMemcpy(d->d_instructions, p->instructions, (size_t)p->n_instructions * sizeof *d->d_instructions,
                    cudaMemcpyHostToDevice) ||
         cudaMemcpy(d->d_offsets, p->offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, cudaMemcpyHostToDevice) ||

@@ -2,18 +2,20 @@
 //
 // One block of WARPS warps per SM walks the block's instruction list. For a projection tile the block
 // first issues the tile's weight loads into registers (each warp a few 16-byte loads per lane: the tile,
-// at most DATAFLOW_MAX_TILE_BYTES, is held by the block as a whole), then waits for the counters of the
-// tiles whose outputs it reads (thread 0 spins on the counter; a block barrier releases the rest),
-// stages the small activation vector from L2 into shared memory, and only then uses the weights: the
+// at most DATAFLOW_MAX_TILE_BYTES, is held by the block as a whole), then stages the small activation
+// vector it multiplies from L2 into shared memory, which is also its wait: the values travel tagged
+// (below) and a value not yet written is re-read until it is. Only then does it use the weights: the
 // weight stream does not wait for the dependency chain, and the chain does not wait for the weights
-// beyond one tile's latency. The block then stores its outputs and adds one to its op's counter.
-// A wait that an earlier instruction already satisfied is skipped, and so is staging a vector the
-// block already holds (consecutive tiles of one projection share their input).
+// beyond one tile's latency. Staging a vector the block already holds is skipped (consecutive tiles of
+// one projection share their input).
 //
-// Activations other blocks wrote in this launch travel tagged with the launch's epoch (see "the
-// activation exchange" below) and are read from L2, never through L1, which may hold the same
-// addresses from an earlier token. The attention partials are untagged: the merge reads them after an
-// acquire-release ticket.
+// Counters remain only where a block must know something the data cannot tell it: which chunk of a
+// head's attention ends last (a ticket: that block merges the head), when every block's argmax partial
+// is out (untagged, so release and acquire), and which block finishes the launch (it resets them).
+//
+// The kernel is bound by the instructions it issues (16 warps share 4 schedulers; a tile's bytes take
+// far less time than its bookkeeping), so the per-tile code is kept lean: constant offsets, no division
+// per slot, reductions batched across a warp's slots, small loops not unrolled.
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -21,9 +23,6 @@
 #include "dataflow_kernel.h"
 
 #define WARPS 16
-#ifndef DATAFLOW_POLL_DATA
-#define DATAFLOW_POLL_DATA 1
-#endif
 #define THREADS (WARPS * WARP)
 #define SLOT_BYTES (WARP * 16)  // one warp-wide 16-byte load
 #define SLOTS_PER_WARP (DATAFLOW_MAX_TILE_BYTES / SLOT_BYTES / WARPS)
@@ -35,8 +34,6 @@
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
 #define LM_GROUP_STEP 4
-// Dimensions of one q head each thread of a merge team keeps (a team: WARPS / group warps).
-#define MERGE_DIMS (MAX_HEAD_DIM / (WARPS / MAX_GROUP * WARP))
 // Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
 #define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
 
@@ -59,6 +56,7 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     int vec = s.hidden;
     if (s.intermediate > vec) vec = s.intermediate;
     if (s.n_heads * s.head_dim > vec) vec = s.n_heads * s.head_dim;
+    if (group * p.max_chunks * 2 > vec) vec = group * p.max_chunks * 2;  // a merge's (m, l) pairs
     SharedLayout L;
     L.list = 0;                                                                // the block's instructions
     L.layers = align_up(L.list + (size_t)p.max_block_instructions * sizeof(DataflowInstruction), 128);  // [n_layers]
@@ -106,18 +104,15 @@ __device__ __forceinline__ void red_release_add(unsigned *p, unsigned v) {
     asm volatile("red.release.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
 
-__device__ __forceinline__ void red_relaxed_add(unsigned *p, unsigned v) {
-    asm volatile("red.relaxed.gpu.global.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
-}
-
 // ---- the activation exchange: values tagged with the launch's epoch -------------------------------
 //
 // A value one block writes and others read in the same launch travels as a 64-bit word: the launch's
 // epoch in the high half, the fp32 bits in the low half, stored and loaded whole (single-copy
 // atomic). A reader that sees its launch's epoch has the value, whatever order the writes reach L2
-// in, so a producer needs no release fence before its counter add and a consumer no acquire after
-// its wait: it polls the counter (cheap, one word), then reads the words and re-reads any that still
-// carry an older epoch (rare: the counter add can overtake the value's store).
+// in, so a producer needs no fence and signals nothing, and a consumer needs no counter and no
+// acquire: it loads the words and re-reads any that still carry an older epoch, one trip to L2 after
+// the value lands. The words are read from L2, never through L1, which may hold the same addresses
+// from an earlier token. The attention partials are tagged with (epoch, layer): every layer reuses them.
 typedef unsigned long long Tagged;
 
 __device__ __forceinline__ void tagged_store(Tagged *dst, float v, unsigned epoch) {
@@ -161,14 +156,28 @@ __device__ __forceinline__ void tagged_load2(const Tagged *src, unsigned epoch, 
     out[1] = v.y;
 }
 
+__device__ __forceinline__ Tagged tagged_issue(const Tagged *src) {
+    Tagged t;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(t) : "l"(src) : "memory");
+    return t;
+}
+
+// The value of t, a word loaded from src, once it carries `tag` (re-read until it does).
+__device__ __forceinline__ float tagged_wait(const Tagged *src, unsigned tag, Tagged t) {
+    while ((unsigned)(t >> 32) != tag) {
+        __nanosleep(TAGGED_RETRY_NS);
+        t = tagged_issue(src);
+    }
+    return __uint_as_float((unsigned)t);
+}
+
 // Pairs each thread of a block loads at once when it stages a tagged vector.
 #define STAGE_PAIRS 4
 
-// Adds v to *p and returns the old value, acquiring what earlier releases of *p published and
-// releasing this thread's (and, after a block barrier, its block's) earlier writes.
-__device__ __forceinline__ unsigned atomic_add_acq_rel(unsigned *p, unsigned v) {
+// Adds v to *p and returns the old value; orders nothing else (what it counts travels tagged).
+__device__ __forceinline__ unsigned atomic_add_relaxed(unsigned *p, unsigned v) {
     unsigned old;
-    asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
+    asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
 }
 
@@ -384,11 +393,7 @@ struct Consumer {
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
     int list_count;
-    int satisfied_index;        // the last counter waited for, and the value it was seen to reach
-    unsigned satisfied_value;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
-    int pending_index;          // a deferred signal: counter (-1: none) and how many to add
-    unsigned pending_count;
     float best_value;           // the group's running argmax (meaningful in thread 0)
     int best_index;
 };
@@ -396,57 +401,6 @@ struct Consumer {
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
 __device__ __forceinline__ void mark(const Consumer &c, int k) {
     if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = global_time();
-}
-
-// wait_counter, skipped when this group already saw the counter reach the target (counters only grow
-// during a launch).
-__device__ __forceinline__ void wait_once(Consumer &c, int index, unsigned target) {
-    if (index == c.satisfied_index && c.satisfied_value >= target) return;
-    // Only the argmax reads untagged values another block wrote after a counter add (its partials).
-    // Tagged inputs need no counter wait: their staging re-reads each value until it carries the
-    // launch's epoch, one trip to L2 after it lands instead of a counter's trip and then the value's.
-    if (DATAFLOW_POLL_DATA && index != dataflow_counter_lmhead(&c.p)) return;
-    wait_counter(c.g, c.P.counters, index, target, index == dataflow_counter_lmhead(&c.p));
-    mark(c, DATAFLOW_MARK_INPUTS);
-    c.satisfied_index = index;
-    c.satisfied_value = target;
-}
-
-// Signals are coalesced: consecutive instructions of a group that add to the same counter (e.g. its
-// gate/up tiles of one layer) add once, with their count, when the next instruction adds elsewhere or
-// waits, or the list ends (run_consumers flushes before every instruction with another counter, so a
-// deferred add never waits behind a wait). Fewer adds to one hot address: they serialize in L2.
-__device__ __forceinline__ void flush_signal(Consumer &c) {
-    if (c.pending_index >= 0 && c.g.tid == 0) {
-        if (c.pending_index == dataflow_counter_lmhead(&c.p))
-            red_release_add(c.P.counters + c.pending_index, c.pending_count);  // the argmax partials are untagged
-        else
-            red_relaxed_add(c.P.counters + c.pending_index, c.pending_count);
-    }
-    c.pending_index = -1;
-    c.pending_count = 0;
-}
-
-// After an instruction's last stores: every consumer has issued them (the barrier), so thread 0's later
-// release add publishes them.
-__device__ __forceinline__ void defer_signal(Consumer &c, int index) {
-    group_sync(c.g);
-    if (c.pending_index != index) flush_signal(c);
-    c.pending_index = index;
-    c.pending_count++;
-}
-
-// The counter instruction `in` adds to (-1: none).
-__device__ __forceinline__ int signal_index(const DataflowProgram &p, DataflowInstruction in) {
-    switch (in.op) {
-    case DATAFLOW_QKV: return dataflow_counter_qkv(&p, in.layer, dataflow_qkv_tile_kv_head(&p, (int)in.index));
-    case DATAFLOW_ATTN: return -1;  // its adds are immediate (run_attention)
-    case DATAFLOW_OPROJ: return dataflow_counter_oproj(&p, in.layer);
-    case DATAFLOW_GATEUP: return dataflow_counter_gateup(&p, in.layer);
-    case DATAFLOW_DOWN: return dataflow_counter_down(&p, in.layer);
-    case DATAFLOW_LMPARTIAL: return dataflow_counter_lmhead(&p);
-    default: return -1;
-    }
 }
 
 // Whether vec already holds the input of (op, layer); if not, records that it will after staging.
@@ -467,7 +421,6 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     TileRegs w;
     tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
-    if (layer > 0) wait_once(c, dataflow_counter_down(&p, layer - 1), p.down_tiles);
     const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
     if (!already_staged(c, DATAFLOW_QKV, layer)) {
@@ -491,71 +444,112 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
         tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
         if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
     }
-    defer_signal(c, dataflow_counter_qkv(&p, layer, dataflow_qkv_tile_kv_head(&p, tile)));
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
 
+// The tag of the attention partials of `layer` in this launch: every layer reuses the partial buffers,
+// so a merge must not take an earlier layer's value (the launch checks n_layers <= 256).
+__device__ __forceinline__ unsigned partial_tag(const Consumer &c, int layer) { return c.epoch << 8 | (unsigned)layer; }
+
+// Chunks whose o values a merging thread loads at once.
+#define MERGE_BATCH 8
+
 // The attention outputs of kv head kv_head's q heads, from the active chunks' partial sums in chunk
-// order; run by the block whose chunk finished last. The block splits into one team of warps per q head;
-// a team loads its chunks' (m, l) pairs at once and computes their weights exp(m - M) once per chunk, in
-// batches through shared memory, then each dimension's thread issues its chunks' o loads 8 at a time.
+// order; run by the block that took the head's last ticket. Other chunks' partials may still be landing:
+// every load is re-read until it carries this layer's tag, and the first batch of o values is issued
+// together with the (m, l) pairs, so the merge costs one trip to L2. A thread takes one (q head,
+// dimension) and a range of chunks (with fewer pairs than threads, the chunks split into `splits`
+// ranges added in order).
 __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head, int active) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
-    const int team_warps = WARPS / group, team = c.g.warp / team_warps, team_threads = team_warps * WARP;
-    const int in_team = team < group, lt = c.g.tid - team * team_threads;
-    const int j = kv_head * group + team;
-    const float *ml = c.P.partial_ml + (size_t)j * p.max_chunks * 2;
-    const float *partial_o = c.P.partial_o + (size_t)j * p.max_chunks * hd;
-    float m = -INFINITY;
-    #pragma unroll 1
-    for (int k = lt; in_team && k < active; k += team_threads) m = fmaxf(m, __ldcg(ml + 2 * k));
-    m = warp_max(m);
-    if (c.g.lane == 0) c.misc[c.g.warp] = m;
+    const unsigned tag = partial_tag(c, layer);
+    const Tagged *ml_src = c.P.partial_ml + (size_t)kv_head * group * p.max_chunks * 2;  // [group][max_chunks][2]
+    const Tagged *o_src = c.P.partial_o + (size_t)kv_head * group * p.max_chunks * hd;   // [group][max_chunks][hd]
+    const int combos = group * hd, splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
+    const int span = (active + splits - 1) / splits, items = combos * splits;
+    Tagged first[MERGE_BATCH];  // the first batch of this thread's first item
+    {
+        const int i = c.g.tid, combo = i % combos, k_begin = i / combos * span;
+        const int k_end = min(active, k_begin + span);
+        const Tagged *src = o_src + (size_t)(combo / hd) * p.max_chunks * hd + combo % hd;
+#pragma unroll
+        for (int u = 0; u < MERGE_BATCH; u++) {
+            first[u] = 0;
+            if (i < items && k_begin + u < k_end) first[u] = tagged_issue(src + (size_t)(k_begin + u) * hd);
+        }
+    }
+    float2 *ml_shared = (float2 *)c.vec;  // [group][active] (m, l); vec's staged input is given up
+    c.staged_op = -1;
+#pragma unroll 1
+    for (int i = c.g.tid; i < group * active; i += c.g.n_threads) {
+        const int j = i / active, k = i % active;
+        float pair[2];
+        tagged_load2(ml_src + ((size_t)j * p.max_chunks + k) * 2, tag, pair);
+        ml_shared[i] = make_float2(pair[0], pair[1]);
+    }
     group_sync(c.g);
-    float top = -INFINITY;
-    for (int w = team * team_warps; in_team && w < (team + 1) * team_warps; w++) top = fmaxf(top, c.misc[w]);
-    const int batch = p.chunk / 2;
-    float *weight = c.scores + team * p.chunk, *weighted_l = weight + batch;  // [batch] each, per team
-    float l = 0.0f, o[MERGE_DIMS];
-#pragma unroll
-    for (int q = 0; q < MERGE_DIMS; q++) o[q] = 0.0f;
-    for (int k0 = 0; k0 < active; k0 += batch) {
-        int n = min(batch, active - k0);
-        group_sync(c.g);  // the previous batch's weights are read
-        #pragma unroll 1
-        for (int k = lt; in_team && k < n; k += team_threads) {
-            float w = c.P.skeleton ? 0.0f : expf(__ldcg(ml + 2 * (k0 + k)) - top);
-            weight[k] = w;
-            weighted_l[k] = __ldcg(ml + 2 * (k0 + k) + 1) * w;
+    // Per q head (warp j): the largest m; each chunk's weight exp(m - M) replaces its m; L = sum of l w.
+    float *total_l = c.misc + 40;  // [group]
+    for (int j = c.g.warp; j < group; j += c.g.n_warps) {
+        float m = -INFINITY;
+#pragma unroll 1
+        for (int k = c.g.lane; k < active; k += WARP) m = fmaxf(m, ml_shared[j * active + k].x);
+        m = warp_max(m);
+        float l = 0.0f;
+#pragma unroll 1
+        for (int k = c.g.lane; k < active; k += WARP) {
+            float w = c.P.skeleton ? 0.0f : expf(ml_shared[j * active + k].x - m);
+            l = fmaf(ml_shared[j * active + k].y, w, l);
+            ml_shared[j * active + k].x = w;
         }
-        group_sync(c.g);
-        if (!in_team) continue;
-        for (int k = 0; k < n; k++) l += weighted_l[k];
+        l = warp_sum(l);
+        if (c.g.lane == 0) total_l[j] = l;
+    }
+    group_sync(c.g);
+    const DataflowLayer &Ly = c.layers[layer];
+#pragma unroll 1
+    for (int i = c.g.tid; i < items; i += c.g.n_threads) {
+        const int combo = i % combos, j = combo / hd, d = combo % hd, k_begin = i / combos * span;
+        const int k_end = min(active, k_begin + span);
+        const Tagged *src = o_src + (size_t)j * p.max_chunks * hd + d;
+        float o = 0.0f;
+#pragma unroll 1
+        for (int k0 = k_begin; k0 < k_end; k0 += MERGE_BATCH) {
+            const int preloaded = i == c.g.tid && k0 == k_begin;
+            Tagged v[MERGE_BATCH];
 #pragma unroll
-        for (int q = 0; q < MERGE_DIMS; q++) {
-            int d = lt + q * team_threads;
-            if (d >= hd) continue;
-            for (int u0 = 0; u0 < n; u0 += 8) {
-                float v[8];
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    v[u] = u0 + u < n ? __ldcg(partial_o + (size_t)(k0 + u0 + u) * hd + d) : 0.0f;
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    if (u0 + u < n) o[q] = fmaf(v[u], weight[u0 + u], o[q]);
+            for (int u = 0; u < MERGE_BATCH; u++) {
+                v[u] = preloaded ? first[u] : 0;
+                if (!preloaded && k0 + u < k_end) v[u] = tagged_issue(src + (size_t)(k0 + u) * hd);
             }
-        }
-    }
 #pragma unroll
-    for (int q = 0; q < MERGE_DIMS; q++) {
-        int d = lt + q * team_threads;
-        if (in_team && d < hd) {
-            float value = c.P.skeleton ? o[q] : o[q] / l;
-            tagged_store(c.layers[layer].attn_tagged + (size_t)j * hd + d, value, c.epoch);
-            if (c.trace) c.layers[layer].attn[(size_t)j * hd + d] = value;
+            for (int u = 0; u < MERGE_BATCH; u++)
+                if (k0 + u < k_end)
+                    o = fmaf(tagged_wait(src + (size_t)(k0 + u) * hd, tag, v[u]), ml_shared[j * active + k0 + u].x, o);
+        }
+        if (splits > 1) {
+            c.split_sums[i] = o;
+        } else {
+            float value = c.P.skeleton ? o : o / total_l[j];
+            tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
+            if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
         }
     }
+    if (splits > 1) {
+        group_sync(c.g);
+        if (c.g.tid < combos) {
+            const int j = c.g.tid / hd, d = c.g.tid % hd;
+            float o = 0.0f;
+#pragma unroll 1
+            for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            float value = c.P.skeleton ? o : o / total_l[j];
+            tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
+            if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
+        }
+    }
+    group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
 // One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
@@ -592,7 +586,6 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     prefetch_l1(c.g, Ly.k_norm_w, (size_t)hd * 4);
     prefetch_l1(c.g, cos_row, (size_t)hd / 2 * 4);
     prefetch_l1(c.g, sin_row, (size_t)hd / 2 * 4);
-    wait_once(c, dataflow_counter_qkv(&p, layer, kv_head), p.qkv_tiles_per_kv_head);
     uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
 #pragma unroll
     for (int u = 0; u < KV_ROUNDS; u++) {
@@ -744,8 +737,8 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             c.split_sums[i] = o;
         } else {
             size_t slot = slot_base + (size_t)j * p.max_chunks;
-            c.P.partial_o[slot * hd + d] = o;
-            if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
+            tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
+            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
         }
     }
     if (splits > 1) {
@@ -756,8 +749,8 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll 1
             for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
             size_t slot = slot_base + (size_t)j * p.max_chunks;
-            c.P.partial_o[slot * hd + d] = o;
-            if (d < 2) c.P.partial_ml[slot * 2 + d] = ml[2 * j + d];
+            tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
+            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
         }
     }
     // The chunk's partials are out: count it (acquire and release, so the last block sees every
@@ -766,13 +759,9 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     mark(c, DATAFLOW_MARK_COMPUTED);
     const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
     int *last = (int *)(c.misc + 63);
-    if (c.g.tid == 0) *last = atomic_add_acq_rel(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) == (unsigned)active - 1;
+    if (c.g.tid == 0) *last = atomic_add_relaxed(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) == (unsigned)active - 1;
     group_sync(c.g);
-    if (*last) {
-        merge_group(c, layer, kv_head, active);
-        group_sync(c.g);
-        if (c.g.tid == 0) red_relaxed_add(c.P.counters + dataflow_counter_merge(&p, layer), (unsigned)group);
-    }
+    if (*last) merge_group(c, layer, kv_head, active);
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
@@ -785,7 +774,6 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
     TileRegs w;
     tile_issue(c.g, t, w);
-    wait_once(c, dataflow_counter_merge(&p, layer), s.n_heads);
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
@@ -800,7 +788,7 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
         tagged_store(Ly.resid_attn_tagged + row, x + out, c.epoch);
         if (c.trace) Ly.resid_attn[row] = x + out;
     }
-    defer_signal(c, dataflow_counter_oproj(&p, layer));
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
 
 // gate and up rows of the same indices, act = silu(gate) * up.
@@ -814,7 +802,6 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     TileRegs w;
     tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
-    wait_once(c, dataflow_counter_oproj(&p, layer), p.oproj_tiles);
     if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
         stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
                       c.misc, c.P.skeleton);
@@ -838,7 +825,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
             Ly.up[i] = u;
         }
     }
-    defer_signal(c, dataflow_counter_gateup(&p, layer));
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
 
 // Rows of down_proj with the residual: resid_mlp = resid_attn + act · W_downᵀ.
@@ -850,7 +837,6 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
     TileRegs w;
     tile_issue(c.g, t, w);
-    wait_once(c, dataflow_counter_gateup(&p, layer), p.gateup_tiles);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
@@ -865,7 +851,7 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
         tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
         if (c.trace) Ly.resid_mlp[row] = resid;
     }
-    defer_signal(c, dataflow_counter_down(&p, layer));
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
 
 // Rows of the LM head for the block's n_tiles consecutive LMHEAD instructions from list index
@@ -885,7 +871,6 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
         return row < s.vocab ? row : -1;
     };
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
-        wait_once(c, dataflow_counter_down(&p, s.n_layers - 1), p.down_tiles);
         stage_rmsnorm(c.g, c.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
                       c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
         c.resid_op = DATAFLOW_LMHEAD;
@@ -958,12 +943,14 @@ __device__ __forceinline__ void run_lmpartial(Consumer &c) {
     if (c.g.tid == 0) {
         c.P.block_best_value[c.g.virtual_block] = c.best_value;
         c.P.block_best_index[c.g.virtual_block] = c.best_index;
+        red_release_add(c.P.counters + dataflow_counter_lmhead(&c.p), 1u);  // publishes the two stores above
     }
-    defer_signal(c, dataflow_counter_lmhead(&c.p));
 }
 
 __device__ __forceinline__ void run_argmax(Consumer &c) {
-    wait_once(c, dataflow_counter_lmhead(&c.p), c.n_virtual_blocks);
+    // The partials are untagged: an acquiring read ends the wait.
+    wait_counter(c.g, c.P.counters, dataflow_counter_lmhead(&c.p), (unsigned)c.n_virtual_blocks, 1);
+    mark(c, DATAFLOW_MARK_INPUTS);
     if (c.g.tid == 0) {
         float best_v = 0.0f;
         int best_i = -1;
@@ -980,19 +967,61 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     group_sync(c.g);
 }
 
+#ifndef DATAFLOW_PREFETCH_AHEAD
+#define DATAFLOW_PREFETCH_AHEAD 0
+#endif
+
+__device__ __forceinline__ void prefetch_l2(const void *p, size_t bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((unsigned)bytes) : "memory");
+}
+
+// Asks L2 for the bytes instruction `in` will read (its weights, or its chunk's K and V history).
+__device__ __forceinline__ void prefetch_instruction(const Consumer &c, DataflowInstruction in) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    size_t bytes = dataflow_tile_bytes(&p, in, c.position);
+    if (!bytes) return;
+    const DataflowLayer &Ly = c.layers[in.layer];
+    switch (in.op) {
+    case DATAFLOW_QKV: prefetch_l2(Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, bytes); break;
+    case DATAFLOW_ATTN: {
+        int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
+        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
+        prefetch_l2(Ly.k_cache + row * s.head_dim, bytes / 2);
+        prefetch_l2(Ly.v_cache + row * s.head_dim, bytes / 2);
+        break;
+    }
+    case DATAFLOW_OPROJ: prefetch_l2(Ly.w_o + (size_t)in.index * p.oproj_rows * s.n_heads * s.head_dim, bytes); break;
+    case DATAFLOW_GATEUP: {
+        size_t first = (size_t)in.index * p.gateup_rows;
+        prefetch_l2(Ly.w_gate_up + first * s.hidden, bytes / 2);
+        prefetch_l2(Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, bytes / 2);
+        break;
+    }
+    case DATAFLOW_DOWN: prefetch_l2(Ly.w_down + (size_t)in.index * p.down_rows * s.intermediate, bytes); break;
+    default: break;
+    }
+}
+
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.list_first + c.list_count;
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
+        if (DATAFLOW_PREFETCH_AHEAD > 0 && c.g.tid == c.g.n_threads - WARP) {
+            if (i == c.list_first)
+                for (int k = 1; k < DATAFLOW_PREFETCH_AHEAD && i + k < c.walk_end; k++)
+                    prefetch_instruction(c, c.list[i + k - c.list_first]);
+            if (i + DATAFLOW_PREFETCH_AHEAD < c.walk_end)
+                prefetch_instruction(c, c.list[i + DATAFLOW_PREFETCH_AHEAD - c.list_first]);
+        }
         if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
             for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.P.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
         }
-        if (signal_index(c.p, in) != c.pending_index) flush_signal(c);
         switch (in.op) {
         case DATAFLOW_QKV: run_qkv(c, in.layer, in.index); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
@@ -1014,7 +1043,6 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
         }
         mark(c, DATAFLOW_MARK_END);
     }
-    flush_signal(c);
 }
 
 __global__ void __launch_bounds__(THREADS, 1)
@@ -1049,12 +1077,8 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.kv = (uint16_t *)(smem + L.kv);
     c.current = 0;
     c.epoch = *P.epoch;
-    c.satisfied_index = -1;
-    c.satisfied_value = 0;
     c.staged_op = -1;
     c.staged_layer = -1;
-    c.pending_index = -1;
-    c.pending_count = 0;
     c.best_value = 0.0f;
     c.best_index = -1;
     run_consumers(c);
@@ -1081,6 +1105,9 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->shape.tile_bytes > DATAFLOW_MAX_TILE_BYTES)
         return fail(err, "dataflow engine: tiles of %d bytes, the kernel holds at most %d", program->shape.tile_bytes,
                     DATAFLOW_MAX_TILE_BYTES);
+    if (program->shape.n_layers > 256)
+        return fail(err, "dataflow engine: %d layers, the attention partials' tags hold at most 256",
+                    program->shape.n_layers);
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);

@@ -51,7 +51,10 @@ typedef struct {
                          // written into the cache by the host (storage forcing): read them, do not store
     float *embed_out, *final_norm, *logits;     // [hidden], [hidden], [vocab]
     int *next_token;                            // [1]: argmax of logits, lowest index on ties, NaN never wins
-    float *partial_o, *partial_ml;              // [n_heads][max_chunks][head_dim], [n_heads][max_chunks][2]
+    // Attention partials, tagged like the exchanged values but with (epoch << 8 | layer), since every layer
+    // reuses them: [n_heads][max_chunks][head_dim] (o) and [n_heads][max_chunks][2] (m, l). Zero when
+    // allocated.
+    unsigned long long *partial_o, *partial_ml;
     float *block_best_value;                    // [n_blocks]
     int *block_best_index;                      // [n_blocks]
     unsigned *counters;                         // [n_counters], zero before the first launch; every launch

@@ -1,12 +1,12 @@
 // The dataflow decode engine's program: what each SM does for one decode token, computed once on the
-// host when the engine is created, and the counters through which the SMs wait for each other.
+// host when the engine is created, and the counters that model what each tile waits for.
 //
 // One decode token is cut into tiles. A tile is one instruction: rows of a projection (their weights
 // at most tile_bytes, held in the block's registers), one kv head's attention over one chunk of
 // positions (the block that finishes a kv head's last chunk also merges its q heads' chunks), the LM
 // head's rows, and the argmax. Every SM runs its
-// own list of instructions in order; an instruction waits only for the counters of the tiles whose
-// outputs it reads (dataflow_kernel.cu), never for a grid barrier. Weights depend on no activation, so
+// own list of instructions in order; an instruction waits only for the outputs of the tiles it reads
+// (dataflow_kernel.cu: they travel tagged, so the data is the signal), never for a grid barrier. Weights depend on no activation, so
 // a block issues a tile's weight loads before it waits for the tile's input.
 //
 // Deadlock freedom: every SM's list is a subsequence of one global order in which each tile comes
@@ -81,7 +81,9 @@ typedef struct {
     int chunk, max_chunks;  // max_chunks = ceil(max_context / chunk)
     int qkv_tiles_per_kv_head;
     // Counters (unsigned, in device memory, zero between tokens): per layer, then the LM head's and
-    // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4.
+    // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4. The kernel uses the attention tickets,
+    // the LM head's and the exit's; the others count tiles done in the CPU model of the schedule
+    // (tests/test_dataflow_schedule.c), standing for the tagged values the kernel waits on.
     int counters_per_layer, n_counters;
     // Instructions of every block, block b's at instructions[offsets[b] .. offsets[b + 1]).
     DataflowInstruction *instructions;
