@@ -30,11 +30,7 @@
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
 #define MAX_GROUP 8
-#ifndef DATAFLOW_ADAPTIVE_CHUNK
-#define DATAFLOW_ADAPTIVE_CHUNK 0
-#endif
-// Positions of one attention chunk at most (a token's chunks: attention_chunk).
-#define MAX_CHUNK (DATAFLOW_ADAPTIVE_CHUNK ? 128 : 64)
+#define MAX_CHUNK 64
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
 #define LM_GROUP_STEP 4
@@ -68,12 +64,12 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.resid = align_up(L.vec + (size_t)vec * 4, 128);                        // [hidden]
     L.heads = align_up(L.resid + (size_t)s.hidden * 4, 128);                         // [group + 2][head_dim] + newest [2][head_dim]
     L.scores = align_up(L.heads + (size_t)(group + 4) * MAX_HEAD_DIM * 4, 128);  // [group][chunk], then weights
-    L.split_sums = align_up(L.scores + (size_t)group * MAX_CHUNK * 4, 128);  // [THREADS]
+    L.split_sums = align_up(L.scores + (size_t)group * p.chunk * 4, 128);    // [THREADS]
     L.partials = align_up(L.split_sums + (size_t)THREADS * 4, 128);          // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
     L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
-    L.total = L.kv + (size_t)2 * MAX_CHUNK * MAX_HEAD_DIM * 2;
+    L.total = L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2;
     return L;
 }
 
@@ -376,15 +372,6 @@ __device__ __forceinline__ int better(float v, int i, float best_v, int best_i) 
 
 // ---- the kernel -----------------------------------------------------------------------------------
 
-// Positions of this token's attention chunks: the program's chunk, doubled (up to MAX_CHUNK) while the
-// active chunks of all kv heads outnumber the blocks, so no block runs two of them one after the other.
-// Chunk k of a kv head is instruction index k n_kv_heads + head: the active ones stay the first.
-__device__ __forceinline__ int attention_chunk(const DataflowProgram &p, int position, int n_blocks) {
-    int len = p.chunk;
-    while (2 * len <= MAX_CHUNK && (position + len) / len * p.shape.n_kv_heads > n_blocks) len *= 2;
-    return len;
-}
-
 // The ops are inlined into the walk: a call that took the Consumer's address would keep it in local
 // memory, and every field read after a store through any pointer would go back to it.
 
@@ -405,7 +392,6 @@ struct Consumer {
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
-    int chunk_len;              // positions of this token's attention chunks (attention_chunk)
     int list_count;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
     float best_value;           // the group's running argmax (meaningful in thread 0)
@@ -579,11 +565,11 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
     const int chunk = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
-    const int L = c.chunk_len, begin = chunk * L, end = min(begin + L, c.position + 1), n = end - begin;
+    const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
     const size_t history_row = (size_t)kv_head * s.max_context + begin;
-    const int history_16 = max(0, min(begin + L, c.position) - begin) * hd / 8;  // 16-byte pieces of K (and of V)
+    const int history_16 = dataflow_chunk_history(&p, chunk, c.position) * hd / 8;  // 16-byte pieces of K (and of V)
     uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
 #pragma unroll
     for (int u = 0; u < KV_ROUNDS; u++) {
@@ -600,7 +586,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     prefetch_l1(c.g, Ly.k_norm_w, (size_t)hd * 4);
     prefetch_l1(c.g, cos_row, (size_t)hd / 2 * 4);
     prefetch_l1(c.g, sin_row, (size_t)hd / 2 * 4);
-    uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)L * hd;
+    uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
 #pragma unroll
     for (int u = 0; u < KV_ROUNDS; u++) {
         int i = c.g.tid + u * THREADS;
@@ -655,7 +641,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over its
     // lanes together (warp_sum16_transposed).
     const float scale = rsqrtf((float)hd);
-    float *scores = c.scores;  // [group][L]
+    float *scores = c.scores;  // [group][p.chunk]
     for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
         float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 keys
 #pragma unroll
@@ -701,7 +687,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
             float total = warp_sum16_transposed(v, lane);
             const int q = (lane >> 3) & 3, u = (lane >> 1) & 3;  // value (lane >> 1) & 15 = 4 q + u
-            if ((lane & 1) == 0 && j0 + q < group && t0 + u < n) scores[(j0 + q) * L + t0 + u] = total * scale;
+            if ((lane & 1) == 0 && j0 + q < group && t0 + u < n) scores[(j0 + q) * p.chunk + t0 + u] = total * scale;
         }
     }
     group_sync(c.g);
@@ -709,12 +695,12 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     float *ml = c.misc + 16;  // [group][2]
     for (int j = warp; j < group; j += c.g.n_warps) {
         float m = -INFINITY;
-        for (int t = lane; t < n; t += WARP) m = fmaxf(m, scores[j * L + t]);
+        for (int t = lane; t < n; t += WARP) m = fmaxf(m, scores[j * p.chunk + t]);
         m = warp_max(m);
         float l = 0.0f;
         for (int t = lane; t < n; t += WARP) {
-            float e = c.P.skeleton ? 0.0f : expf(scores[j * L + t] - m);
-            scores[j * L + t] = e;
+            float e = c.P.skeleton ? 0.0f : expf(scores[j * p.chunk + t] - m);
+            scores[j * p.chunk + t] = e;
             l += e;
         }
         l = warp_sum(l);
@@ -745,7 +731,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
 #pragma unroll
             for (int u = 0; u < 8; u++)
-                if (t0 + u < t_end) o = fmaf(scores[j * L + t0 + u], v[u], o);
+                if (t0 + u < t_end) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
         }
         if (splits > 1) {
             c.split_sums[i] = o;
@@ -771,7 +757,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     // chunk's partials); the last of the head's active chunks merges them at once.
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_COMPUTED);
-    const int active = (c.position + L) / L;
+    const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
     int *last = (int *)(c.misc + 63);
     if (c.g.tid == 0) *last = atomic_add_relaxed(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) == (unsigned)active - 1;
     group_sync(c.g);
@@ -1000,7 +986,7 @@ __device__ __forceinline__ void prefetch_instruction(const Consumer &c, Dataflow
     case DATAFLOW_QKV: prefetch_l2(Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, bytes); break;
     case DATAFLOW_ATTN: {
         int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
-        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * c.chunk_len;
+        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
         prefetch_l2(Ly.k_cache + row * s.head_dim, bytes / 2);
         prefetch_l2(Ly.v_cache + row * s.head_dim, bytes / 2);
         break;
@@ -1030,7 +1016,7 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
             if (i + DATAFLOW_PREFETCH_AHEAD < c.walk_end)
                 prefetch_instruction(c, c.list[i + DATAFLOW_PREFETCH_AHEAD - c.list_first]);
         }
-        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.chunk_len > c.position) continue;
+        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
@@ -1091,7 +1077,6 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.kv = (uint16_t *)(smem + L.kv);
     c.current = 0;
     c.epoch = *P.epoch;
-    c.chunk_len = attention_chunk(p, c.position, (int)gridDim.x);
     c.staged_op = -1;
     c.staged_layer = -1;
     c.best_value = 0.0f;
@@ -1123,7 +1108,7 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->shape.n_layers > 256)
         return fail(err, "dataflow engine: %d layers, the attention partials' tags hold at most 256",
                     program->shape.n_layers);
-    if (program->chunk > 64 || program->shape.head_dim > MAX_HEAD_DIM)
+    if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
     int blocks = program->shape.n_blocks;
