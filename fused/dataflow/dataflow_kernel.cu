@@ -967,55 +967,12 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     group_sync(c.g);
 }
 
-#ifndef DATAFLOW_PREFETCH_AHEAD
-#define DATAFLOW_PREFETCH_AHEAD 0
-#endif
-
-__device__ __forceinline__ void prefetch_l2(const void *p, size_t bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((unsigned)bytes) : "memory");
-}
-
-// Asks L2 for the bytes instruction `in` will read (its weights, or its chunk's K and V history).
-__device__ __forceinline__ void prefetch_instruction(const Consumer &c, DataflowInstruction in) {
-    const DataflowProgram &p = c.p;
-    const DataflowShape &s = p.shape;
-    size_t bytes = dataflow_tile_bytes(&p, in, c.position);
-    if (!bytes) return;
-    const DataflowLayer &Ly = c.layers[in.layer];
-    switch (in.op) {
-    case DATAFLOW_QKV: prefetch_l2(Ly.w_qkv + (size_t)in.index * p.qkv_rows * s.hidden, bytes); break;
-    case DATAFLOW_ATTN: {
-        int chunk = (int)in.index / s.n_kv_heads, kv_head = (int)in.index % s.n_kv_heads;
-        size_t row = (size_t)kv_head * s.max_context + (size_t)chunk * p.chunk;
-        prefetch_l2(Ly.k_cache + row * s.head_dim, bytes / 2);
-        prefetch_l2(Ly.v_cache + row * s.head_dim, bytes / 2);
-        break;
-    }
-    case DATAFLOW_OPROJ: prefetch_l2(Ly.w_o + (size_t)in.index * p.oproj_rows * s.n_heads * s.head_dim, bytes); break;
-    case DATAFLOW_GATEUP: {
-        size_t first = (size_t)in.index * p.gateup_rows;
-        prefetch_l2(Ly.w_gate_up + first * s.hidden, bytes / 2);
-        prefetch_l2(Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, bytes / 2);
-        break;
-    }
-    case DATAFLOW_DOWN: prefetch_l2(Ly.w_down + (size_t)in.index * p.down_rows * s.intermediate, bytes); break;
-    default: break;
-    }
-}
-
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.list_first + c.list_count;
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
-        if (DATAFLOW_PREFETCH_AHEAD > 0 && c.g.tid == c.g.n_threads - WARP) {
-            if (i == c.list_first)
-                for (int k = 1; k < DATAFLOW_PREFETCH_AHEAD && i + k < c.walk_end; k++)
-                    prefetch_instruction(c, c.list[i + k - c.list_first]);
-            if (i + DATAFLOW_PREFETCH_AHEAD < c.walk_end)
-                prefetch_instruction(c, c.list[i + DATAFLOW_PREFETCH_AHEAD - c.list_first]);
-        }
         if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
