@@ -104,6 +104,23 @@ static void check_program(DataflowShape shape) {
             for (int t = 0; t < per_layer[op]; t++) cr_assert_eq(seen[t], 1, "op %d layer %d tile %d missing", op, l, t);
             free(seen);
         }
+    // What the kernel relies on in each block's list: max_block_instructions is the longest list (the
+    // kernel copies a list to shared memory of that size), and a run of attention instructions of one
+    // layer never goes down in chunk order (the kernel skips the rest of the run at the first chunk past the
+    // token's position).
+    int longest = 0;
+    for (int b = 0; b < s->n_blocks; b++) {
+        int length = p.offsets[b + 1] - p.offsets[b];
+        if (length > longest) longest = length;
+        for (int i = p.offsets[b] + 1; i < p.offsets[b + 1]; i++) {
+            DataflowInstruction prev = p.instructions[i - 1], in = p.instructions[i];
+            if (prev.op == DATAFLOW_ATTN && in.op == DATAFLOW_ATTN && prev.layer == in.layer)
+                cr_assert_geq(in.index / s->n_kv_heads, prev.index / s->n_kv_heads,
+                             "block %d: attention chunk %u after chunk %u in layer %d", b, in.index / s->n_kv_heads,
+                             prev.index / s->n_kv_heads, in.layer);
+        }
+    }
+    cr_assert_eq(p.max_block_instructions, longest);
     // The rows of each projection are covered exactly (tiles x rows >= rows, one tile fewer would not).
     int qkv_width = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim;
     cr_assert(p.qkv_tiles * p.qkv_rows >= qkv_width && (p.qkv_tiles - 1) * p.qkv_rows < qkv_width);

@@ -973,7 +973,15 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
-        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) continue;
+        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) {
+            // A chunk past the token's position. The block's next attention instructions of this layer
+            // hold later chunks still (dealt in chunk order), so they are skipped with it: up to
+            // max_context / chunk of them a layer, most of the list.
+            while (c.current + 1 < c.walk_end && c.list[c.current + 1 - c.list_first].op == DATAFLOW_ATTN &&
+                   c.list[c.current + 1 - c.list_first].layer == in.layer)
+                c.current++;
+            continue;
+        }
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
