@@ -411,119 +411,41 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
     return 0;
 }
 
-// One projection tile (QKV, OPROJ, GATEUP or DOWN): its weights, the vector they multiply (a tagged
-// vector, rmsnormed first for qkv and gate/up, whose raw values the block keeps as the residual its
-// o_proj and down tiles add), and what its rows' sums become:
-//   qkv      qkv_raw rows;
-//   o_proj   resid_attn = x + attn · W_oᵀ (x: the layer's input);
-//   gate/up  act = silu(gate) * up, gate and up rows of the same indices;
-//   down     resid_mlp = resid_attn + act · W_downᵀ.
-// One function for the four, so the tile's code is in the kernel once.
-__device__ __forceinline__ void run_projection(Consumer &c, int op, int layer, int tile) {
+__device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.layers[layer];
-    const int q_width = s.n_heads * s.head_dim, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
-    TileSpec t;
-    const Tagged *x = NULL;          // the tile's input vector
-    const uint16_t *x_bf16 = NULL;   // or, layer 0's qkv, the token's embedding row
-    const float *norm_w = NULL;      // the rmsnorm weights applied to it, if any
-    int n, first, rows;
-    switch (op) {
-    case DATAFLOW_QKV:
-        first = tile * p.qkv_rows, rows = min(p.qkv_rows, qkv_width - first), n = s.hidden;
-        t = TileSpec{Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
-        if (layer > 0) x = c.layers[layer - 1].resid_mlp_tagged;
-        else x_bf16 = c.P.embed + (size_t)c.token * s.hidden;
-        norm_w = Ly.attn_norm_w;
-        break;
-    case DATAFLOW_OPROJ:
-        first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first), n = q_width;
-        t = TileSpec{Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
-        x = Ly.attn_tagged;
-        break;
-    case DATAFLOW_GATEUP:
-        first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first), n = s.hidden;
-        t = TileSpec{Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
-                     rows, rows, s.hidden};
-        x = Ly.resid_attn_tagged;
-        norm_w = Ly.mlp_norm_w;
-        break;
-    default:  // DATAFLOW_DOWN
-        first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first), n = s.intermediate;
-        t = TileSpec{Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
-        x = Ly.act_tagged;
-        break;
-    }
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
+    int rows = min(p.qkv_rows, qkv_width - first);
+    TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
     TileRegs w;
     tile_issue(c.g, t, w);
-    if (norm_w) prefetch_l1(c.g, norm_w, (size_t)n * 4);
-    if (!already_staged(c, op, layer)) {
-        if (norm_w) {
-            stage_rmsnorm(c.g, x, x_bf16, c.epoch, norm_w, n, c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
-            c.resid_op = op;
-            c.resid_layer = layer;
-        } else {
-            stage_vector(c.g, x, c.epoch, n, c.vec);
-        }
+    prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
+    const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
+    const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
+    if (!already_staged(c, DATAFLOW_QKV, layer)) {
+        stage_rmsnorm(c.g, x, x_bf16, c.epoch, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.resid, c.misc,
+                      c.P.skeleton);
+        c.resid_op = DATAFLOW_QKV;
+        c.resid_layer = layer;
     }
-    if (c.trace && tile == 0 && norm_w) {
-        float *normed = op == DATAFLOW_QKV ? Ly.attn_norm : Ly.mlp_norm;
-#pragma unroll 1
-        for (int i = c.g.tid; i < n; i += c.g.n_threads) normed[i] = c.vec[i];
-        if (x_bf16)
-#pragma unroll 1
-            for (int i = c.g.tid; i < n; i += c.g.n_threads) c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
+    if (c.trace && tile == 0) {
+        #pragma unroll 1
+        for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.attn_norm[i] = c.vec[i];
+        if (layer == 0)
+            #pragma unroll 1
+            for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads)
+                c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
     mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
-        const int row = first + c.g.tid;
-        const float out = c.tile_out[c.g.tid];
-        switch (op) {
-        case DATAFLOW_QKV:
-            tagged_store(Ly.qkv_tagged + row, out, c.epoch);
-            if (c.trace) Ly.qkv_raw[row] = out;
-            break;
-        case DATAFLOW_OPROJ: {
-            float in = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
-                       : layer > 0 ? tagged_load(c.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
-                                   : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
-            tagged_store(Ly.resid_attn_tagged + row, in + out, c.epoch);
-            if (c.trace) {
-                Ly.attn_out[row] = out;
-                Ly.resid_attn[row] = in + out;
-            }
-            break;
-        }
-        case DATAFLOW_GATEUP: {
-            float g = out, u = c.tile_out[rows + c.g.tid];
-            float act = g / (1.0f + expf(-g)) * u;
-            tagged_store(Ly.act_tagged + row, act, c.epoch);
-            if (c.trace) {
-                Ly.act[row] = act;
-                Ly.gate[row] = g;
-                Ly.up[row] = u;
-            }
-            break;
-        }
-        default: {  // DATAFLOW_DOWN
-            float in = c.resid_op == DATAFLOW_GATEUP && c.resid_layer == layer
-                           ? c.resid[row]
-                           : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
-            tagged_store(Ly.resid_mlp_tagged + row, in + out, c.epoch);
-            if (c.trace) {
-                Ly.mlp_out[row] = out;
-                Ly.resid_mlp[row] = in + out;
-            }
-            break;
-        }
-        }
+        tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
+        if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
     }
     group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
-
 
 // The tag of the attention partials of `layer` in this launch: every layer reuses the partial buffers,
 // so a merge must not take an earlier layer's value (the launch checks n_layers <= 256).
@@ -631,16 +553,16 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 }
 
 // One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
-// the token's position (every chunk recomputes them from the tagged q/k/v), scores
+// the token's position (every chunk recomputes them from qkv_raw: 4 heads of 128 floats), scores
 // against the chunk's keys (history from the cache, the newest row from this step), and the partial
 // softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge. The
 // history rows were stored by earlier launches (or by the host, forced), so the block loads them into
-// registers before it stages this token's q/k/v (one 16-byte load of K and one of V per thread per
+// registers before it waits for this token's q/k/v (one 16-byte load of K and one of V per thread per
 // round, all in flight at once), then parks them in shared memory for the scores and the weighted sum.
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.layers[layer];
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
     const int chunk = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
     const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
@@ -842,8 +764,95 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     if (*last) merge_group(c, layer, kv_head, active);
 }
 
+// Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
+__device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const int q_width = s.n_heads * s.head_dim;
+    int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
+    TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
+    TileRegs w;
+    tile_issue(c.g, t, w);
+    if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
+    mark(c, DATAFLOW_MARK_STAGED);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
+    if (c.g.tid < rows) {
+        int row = first + c.g.tid;
+        float x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
+                  : layer > 0 ? tagged_load(c.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
+                              : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
+        float out = c.tile_out[c.g.tid];
+        if (c.trace) Ly.attn_out[row] = out;
+        tagged_store(Ly.resid_attn_tagged + row, x + out, c.epoch);
+        if (c.trace) Ly.resid_attn[row] = x + out;
+    }
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+}
 
+// gate and up rows of the same indices, act = silu(gate) * up.
+__device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
+    TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
+                  rows, rows, s.hidden};
+    TileRegs w;
+    tile_issue(c.g, t, w);
+    prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
+    if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
+        stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
+                      c.misc, c.P.skeleton);
+        c.resid_op = DATAFLOW_GATEUP;
+        c.resid_layer = layer;
+    }
+    if (c.trace && tile == 0)
+        #pragma unroll 1
+        for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
+    mark(c, DATAFLOW_MARK_STAGED);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
+    if (c.g.tid < rows) {
+        int i = first + c.g.tid;
+        float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
+        float act = g / (1.0f + expf(-g)) * u;
+        tagged_store(Ly.act_tagged + i, act, c.epoch);
+        if (c.trace) Ly.act[i] = act;
+        if (c.trace) {
+            Ly.gate[i] = g;
+            Ly.up[i] = u;
+        }
+    }
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+}
 
+// Rows of down_proj with the residual: resid_mlp = resid_attn + act · W_downᵀ.
+__device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
+    TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
+    TileRegs w;
+    tile_issue(c.g, t, w);
+    if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
+    mark(c, DATAFLOW_MARK_STAGED);
+    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
+    mark(c, DATAFLOW_MARK_COMPUTED);
+    if (c.g.tid < rows) {
+        int row = first + c.g.tid;
+        float out = c.tile_out[c.g.tid];
+        if (c.trace) Ly.mlp_out[row] = out;
+        float x = c.resid_op == DATAFLOW_GATEUP && c.resid_layer == layer ? c.resid[row]
+                                                                          : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
+        float resid = x + out;
+        tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
+        if (c.trace) Ly.resid_mlp[row] = resid;
+    }
+    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+}
 
 // Rows of the LM head for the block's n_tiles consecutive LMHEAD instructions from list index
 // `first_instruction`: logits, and the block's argmax (larger value, then lower index) in thread 0's
@@ -979,11 +988,11 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
             for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.P.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
         }
         switch (in.op) {
+        case DATAFLOW_QKV: run_qkv(c, in.layer, in.index); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
-        case DATAFLOW_QKV:
-        case DATAFLOW_OPROJ:
-        case DATAFLOW_GATEUP:
-        case DATAFLOW_DOWN: run_projection(c, in.op, in.layer, in.index); break;
+        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index); break;
+        case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index); break;
+        case DATAFLOW_DOWN: run_down(c, in.layer, in.index); break;
         case DATAFLOW_LMHEAD: {
             // The block's LM head tiles are consecutive in its list: one stream over all of them.
             int n_tiles = 1;
