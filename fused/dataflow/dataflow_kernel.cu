@@ -414,7 +414,7 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
 __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
     int rows = min(p.qkv_rows, qkv_width - first);
     TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
@@ -553,16 +553,16 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
 }
 
 // One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
-// the token's position (every chunk recomputes them from qkv_raw: 4 heads of 128 floats), scores
+// the token's position (every chunk recomputes them from the tagged q/k/v), scores
 // against the chunk's keys (history from the cache, the newest row from this step), and the partial
 // softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge. The
 // history rows were stored by earlier launches (or by the host, forced), so the block loads them into
-// registers before it waits for this token's q/k/v (one 16-byte load of K and one of V per thread per
+// registers before it stages this token's q/k/v (one 16-byte load of K and one of V per thread per
 // round, all in flight at once), then parks them in shared memory for the scores and the weighted sum.
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
     const int chunk = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
     const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
@@ -753,8 +753,8 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
         }
     }
-    // The chunk's partials are out: count it (acquire and release, so the last block sees every
-    // chunk's partials); the last of the head's active chunks merges them at once.
+    // The chunk's partials are out: take the head's ticket (relaxed: the partials travel tagged, and
+    // the merge re-reads any not yet landed); the last of the head's active chunks merges them at once.
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_COMPUTED);
     const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
@@ -768,7 +768,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const int q_width = s.n_heads * s.head_dim;
     int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
     TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
@@ -795,7 +795,7 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
 __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
     TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
                   rows, rows, s.hidden};
@@ -832,7 +832,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
 __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.layers[layer];  // by value: read before the wait, whose acquire drops L1
+    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
     TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
     TileRegs w;
