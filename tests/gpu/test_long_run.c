@@ -1,5 +1,5 @@
-// A long run: 8,192 greedy tokens with the fused engine on qwen3-0.6b. Device memory must not grow
-// after warm-up, host memory hardly; at sampled positions the fused engine's logits, after thousands
+// A long run: 8,192 greedy tokens with a GPU engine (fused, dataflow) on qwen3-0.6b. Device memory
+// must not grow after warm-up, host memory hardly; at sampled positions the engine's logits, after thousands
 // of its own decode steps, must agree with the reference's logits for the same tokens (a prefill of
 // all of them) within the gate, and the next token must agree unless the reference's top two are
 // a near tie. The reference's KV cache is not storage-forced here: at long context one flipped bf16
@@ -24,21 +24,21 @@ static double resident_megabytes(void) {
     return resident * (double)sysconf(_SC_PAGESIZE) / 1e6;
 }
 
-Test(long_run, fused_8192_tokens_stay_within_the_gate_and_memory_is_flat, .timeout = 900) {
-    SKIP_WITHOUT_GPU();
+static void long_run(GpuEngineKind kind) {
+    const char *engine = gpu_engine_kind_name(kind);
     char *model = test_synth_checkpoint("qwen3-0.6b", 0);
     ErrorMessage err;
     Checkpoint ck = {0};
     cr_assert_eq(checkpoint_open(model, &ck, &err), 0, "%s", err.text);
     int vocab = ck.config.vocab_size;
     int32_t *tokens = malloc((CONTEXT + 1) * sizeof *tokens);
-    float *fused_logits[3];
+    float *engine_logits[3];
     const int samples[3] = {1023, 4095, CONTEXT - 1};  // positions whose step's logits are compared
-    for (int i = 0; i < 3; i++) cr_assert_not_null(fused_logits[i] = malloc((size_t)vocab * sizeof(float)));
+    for (int i = 0; i < 3; i++) cr_assert_not_null(engine_logits[i] = malloc((size_t)vocab * sizeof(float)));
     cr_assert_not_null(tokens);
     random_prompt(tokens, PROMPT_LENGTH, vocab, 1);
 
-    GpuEngine *e = gpu_engine_create(&ck, GPU_ENGINE_FUSED, KV_BF16, CONTEXT, &err);
+    GpuEngine *e = gpu_engine_create(&ck, kind, KV_BF16, CONTEXT, &err);
     cr_assert_not_null(e, "%s", err.text);
     int32_t next;
     cr_assert_eq(gpu_engine_forward(e, tokens, PROMPT_LENGTH, 0, NULL, &next, &err), 0, "%s", err.text);
@@ -54,13 +54,13 @@ Test(long_run, fused_8192_tokens_stay_within_the_gate_and_memory_is_flat, .timeo
             rss_warm = resident_megabytes();
         }
         for (int i = 0; i < 3; i++)
-            if (position == samples[i]) cr_assert_eq(gpu_engine_logits(e, fused_logits[i], &err), 0, "%s", err.text);
+            if (position == samples[i]) cr_assert_eq(gpu_engine_logits(e, engine_logits[i], &err), 0, "%s", err.text);
     }
     CUDA_ASSERT(cudaMemGetInfo(&free_end, &total));
     double rss_end = resident_megabytes();
-    fprintf(stderr, "long run: %d tokens; device free memory %.1f MB after warm-up, %.1f MB at the end; host RSS "
-                    "%.1f MB -> %.1f MB\n",
-            CONTEXT - PROMPT_LENGTH, free_warm / 1e6, free_end / 1e6, rss_warm, rss_end);
+    fprintf(stderr, "long run (%s): %d tokens; device free memory %.1f MB after warm-up, %.1f MB at the end; host "
+                    "RSS %.1f MB -> %.1f MB\n",
+            engine, CONTEXT - PROMPT_LENGTH, free_warm / 1e6, free_end / 1e6, rss_warm, rss_end);
     cr_expect_eq(free_end, free_warm, "device memory grew by %zd bytes", (ssize_t)(free_warm - free_end));
     cr_expect_lt(rss_end - rss_warm, 64.0, "host memory grew by %.1f MB", rss_end - rss_warm);
     gpu_engine_destroy(e);
@@ -75,19 +75,30 @@ Test(long_run, fused_8192_tokens_stay_within_the_gate_and_memory_is_flat, .timeo
         int32_t reference_next;
         cr_assert_eq(reference_forward(ref, tokens, n, 0, NULL, &reference_next, &err), 0, "%s", err.text);
         TensorMetrics m;
-        metrics_compute(fused_logits[i], reference_logits(ref), (size_t)vocab, &tol, &m);
-        metrics_top1(fused_logits[i], reference_logits(ref), 1, vocab, &m);
+        metrics_compute(engine_logits[i], reference_logits(ref), (size_t)vocab, &tol, &m);
+        metrics_top1(engine_logits[i], reference_logits(ref), 1, vocab, &m);
         char why[256] = "";
         int pass = metrics_pass(&m, &tol, why, sizeof why);
-        fprintf(stderr, "long run, logits at position %d: rel_l2 %.3g, norm_max %.3g, max_abs %.3g, top-1 %s (fused %d, reference %d)\n",
-                samples[i], m.rel_l2, m.norm_max, m.max_abs,
-                m.top1_mismatches ? (m.top1_disagreements ? "DISAGREES" : "near tie") : "agrees", tokens[n],
+        fprintf(stderr, "long run (%s), logits at position %d: rel_l2 %.3g, norm_max %.3g, max_abs %.3g, top-1 %s (%s %d, "
+                        "reference %d)\n",
+                engine, samples[i], m.rel_l2, m.norm_max, m.max_abs,
+                m.top1_mismatches ? (m.top1_disagreements ? "DISAGREES" : "near tie") : "agrees", engine, tokens[n],
                 reference_next);
         cr_expect(pass, "logits at position %d: %s", samples[i], why);
         reference_destroy(ref);
     }
-    for (int i = 0; i < 3; i++) free(fused_logits[i]);
+    for (int i = 0; i < 3; i++) free(engine_logits[i]);
     free(tokens);
     free(model);
     checkpoint_close(&ck);
+}
+
+Test(long_run, fused_8192_tokens_stay_within_the_gate_and_memory_is_flat, .timeout = 900) {
+    SKIP_WITHOUT_GPU();
+    long_run(GPU_ENGINE_FUSED);
+}
+
+Test(long_run, dataflow_8192_tokens_stay_within_the_gate_and_memory_is_flat, .timeout = 900) {
+    SKIP_WITHOUT_GPU();
+    long_run(GPU_ENGINE_DATAFLOW);
 }
