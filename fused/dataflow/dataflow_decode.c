@@ -143,7 +143,9 @@ fail_cleanup:
 
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
 // op's first tile had its inputs and when its last tile ended, relative to the end of the previous
-// layer's last down tile, and the mean time a tile spent in each of its steps (DataflowMark).
+// layer's last down tile, and the mean time a tile spent in each of its steps (DataflowMark). Tiles
+// whose inputs travel tagged wait for them in their staging: their counter wait ("ctr wait") is 0,
+// and "first" is when the first tile started.
 static void print_timeline(const DataflowDecode *d) {
     const DataflowProgram *p = &d->program;
     const int M = DATAFLOW_TIMELINE_MARKS;
@@ -191,7 +193,7 @@ static void print_timeline(const DataflowDecode *d) {
     fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
                     "previous layer's last down tile; then us a tile spends in each step:\n", "ns from %globaltimer",
             (end - start) / 1e3, L - 2);
-    fprintf(stderr, "  %-10s %8s %8s %10s %8s %8s %8s %6s\n", "op", "first", "last", "input wait", "staging",
+    fprintf(stderr, "  %-10s %8s %8s %10s %8s %8s %8s %6s\n", "op", "first", "last", "ctr wait", "staging",
             "compute", "finish", "tiles");
     for (int op = 0; op <= DATAFLOW_DOWN && L > 2; op++) {
         double a[N_STATS] = {0};
