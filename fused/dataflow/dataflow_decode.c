@@ -144,7 +144,7 @@ fail_cleanup:
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
 // op's first tile had its inputs and when its last tile ended, relative to the end of the previous
 // layer's last down tile, and the mean time a tile spent in each of its steps (DataflowMark). Tiles
-// whose inputs travel tagged wait for them in their staging: their counter wait ("ctr wait") is 0,
+// whose inputs travel tagged wait for them in their staging: their counter wait is 0,
 // and "first" is when the first tile started.
 static void print_timeline(const DataflowDecode *d) {
     const DataflowProgram *p = &d->program;
@@ -193,14 +193,14 @@ static void print_timeline(const DataflowDecode *d) {
     fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
                     "previous layer's last down tile; then us a tile spends in each step:\n", "ns from %globaltimer",
             (end - start) / 1e3, L - 2);
-    fprintf(stderr, "  %-10s %8s %8s %10s %8s %8s %8s %6s\n", "op", "first", "last", "ctr wait", "staging",
+    fprintf(stderr, "  %-10s %8s %8s %12s %8s %8s %8s %6s\n", "op", "first", "last", "counter wait", "staging",
             "compute", "finish", "tiles");
     for (int op = 0; op <= DATAFLOW_DOWN && L > 2; op++) {
         double a[N_STATS] = {0};
         for (int l = 1; l < L - 1; l++)
             for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
         double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
-        fprintf(stderr, "  %-10s %8.2f %8.2f %10.2f %8.2f %8.2f %8.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
+        fprintf(stderr, "  %-10s %8.2f %8.2f %12.2f %8.2f %8.2f %8.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
                 a[LAST] / layers / 1e3, a[STEP0] / count / 1e3, a[STEP0 + 1] / count / 1e3, a[STEP0 + 2] / count / 1e3,
                 a[STEP0 + 3] / count / 1e3, a[COUNT] / layers);
     }
