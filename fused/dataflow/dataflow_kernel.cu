@@ -447,30 +447,6 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
 
-// A block-wide sum split over `splits` threads per (q head j, dimension d) pair, combos pairs in all
-// (attention's weighted sums, the merge). keep_or_emit takes item i's sum: with one range it hands it
-// on at once, emit(j, d, o); otherwise it keeps it in split_sums[i] (i = range combos + pair), and
-// emit_split_sums then adds each pair's kept sums in range order and hands them on.
-template <typename Emit>
-__device__ __forceinline__ void keep_or_emit(const Consumer &c, int i, int j, int d, float o, int splits, Emit emit) {
-    if (splits > 1)
-        c.split_sums[i] = o;
-    else
-        emit(j, d, o);
-}
-
-template <typename Emit>
-__device__ __forceinline__ void emit_split_sums(const Consumer &c, int combos, int splits, int hd, Emit emit) {
-    if (splits <= 1) return;
-    group_sync(c.g);
-    if (c.g.tid < combos) {
-        float o = 0.0f;
-#pragma unroll 1
-        for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
-        emit(c.g.tid / hd, c.g.tid % hd, o);
-    }
-}
-
 // The tag of the attention partials of `layer` in this launch: every layer reuses the partial buffers,
 // so a merge must not take an earlier layer's value (the launch checks n_layers <= 256).
 __device__ __forceinline__ unsigned partial_tag(const Consumer &c, int layer) { return c.epoch << 8 | (unsigned)layer; }
@@ -533,11 +509,6 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     }
     group_sync(c.g);
     const DataflowLayer &Ly = c.layers[layer];
-    auto emit = [&](int j, int d, float o) {
-        float value = c.P.skeleton ? o : o / total_l[j];
-        tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
-        if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
-    };
 #pragma unroll 1
     for (int i = c.g.tid; i < items; i += c.g.n_threads) {
         const int combo = i % combos, j = combo / hd, d = combo % hd, k_begin = i / combos * span;
@@ -558,9 +529,26 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
                 if (k0 + u < k_end)
                     o = fmaf(tagged_wait(src + (size_t)(k0 + u) * hd, tag, v[u]), ml_shared[j * active + k0 + u].x, o);
         }
-        keep_or_emit(c, i, j, d, o, splits, emit);
+        if (splits > 1) {
+            c.split_sums[i] = o;
+        } else {
+            float value = c.P.skeleton ? o : o / total_l[j];
+            tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
+            if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
+        }
     }
-    emit_split_sums(c, combos, splits, hd, emit);
+    if (splits > 1) {
+        group_sync(c.g);
+        if (c.g.tid < combos) {
+            const int j = c.g.tid / hd, d = c.g.tid % hd;
+            float o = 0.0f;
+#pragma unroll 1
+            for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            float value = c.P.skeleton ? o : o / total_l[j];
+            tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
+            if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
+        }
+    }
     group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
@@ -727,11 +715,6 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     size_t slot_base = (size_t)kv_head * group * p.max_chunks + chunk;  // q head j's slot: + j * max_chunks
     const int combos = group * hd, splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
     const int span = (n + splits - 1) / splits;
-    auto emit = [&](int j, int d, float o) {
-        size_t slot = slot_base + (size_t)j * p.max_chunks;
-        tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
-        if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
-    };
 #pragma unroll 1
     for (int i = c.g.tid; i < combos * splits; i += c.g.n_threads) {
         const int combo = i % combos, j = combo / hd, d = combo % hd, t_begin = i / combos * span;
@@ -750,9 +733,26 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             for (int u = 0; u < 8; u++)
                 if (t0 + u < t_end) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
         }
-        keep_or_emit(c, i, j, d, o, splits, emit);
+        if (splits > 1) {
+            c.split_sums[i] = o;
+        } else {
+            size_t slot = slot_base + (size_t)j * p.max_chunks;
+            tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
+            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
+        }
     }
-    emit_split_sums(c, combos, splits, hd, emit);
+    if (splits > 1) {
+        group_sync(c.g);
+        if (c.g.tid < combos) {
+            const int j = c.g.tid / hd, d = c.g.tid % hd;
+            float o = 0.0f;
+#pragma unroll 1
+            for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            size_t slot = slot_base + (size_t)j * p.max_chunks;
+            tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
+            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
+        }
+    }
     // The chunk's partials are out: take the head's ticket (relaxed: the partials travel tagged, and
     // the merge re-reads any not yet landed); the last of the head's active chunks merges them at once.
     group_sync(c.g);
