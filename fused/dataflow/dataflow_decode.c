@@ -63,7 +63,10 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     DECODE_ALLOC(d->d_epoch, sizeof *d->d_epoch, "the epoch");
     const size_t qkv_width = (size_t)(b->n_heads + 2 * b->n_kv_heads) * b->head_dim, q_width = (size_t)b->n_heads * b->head_dim;
     const size_t tagged_per_layer = qkv_width + q_width + 2 * (size_t)b->hidden + b->intermediate;
-    DECODE_ALLOC(d->d_tagged, tagged_per_layer * b->n_layers * sizeof *d->d_tagged, "exchanged values");
+    const size_t tagged_bytes = tagged_per_layer * b->n_layers * sizeof *d->d_tagged;
+    const size_t partial_o_bytes = slots * b->head_dim * sizeof *d->d_partial_o;
+    const size_t partial_ml_bytes = slots * 2 * sizeof *d->d_partial_ml;
+    DECODE_ALLOC(d->d_tagged, tagged_bytes, "exchanged values");
     layers = malloc((size_t)b->n_layers * sizeof *layers);
     if (!layers) {
         fail(err, "dataflow engine: out of memory");
@@ -78,14 +81,15 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         layers[l].act_tagged = t + qkv_width + q_width + b->hidden;
         layers[l].resid_mlp_tagged = t + qkv_width + q_width + b->hidden + b->intermediate;
     }
-    DECODE_ALLOC(d->d_partial_o, slots * b->head_dim * sizeof *d->d_partial_o, "attention partials");
-    DECODE_ALLOC(d->d_partial_ml, slots * 2 * sizeof *d->d_partial_ml, "attention partials");
+    DECODE_ALLOC(d->d_partial_o, partial_o_bytes, "attention partials");
+    DECODE_ALLOC(d->d_partial_ml, partial_ml_bytes, "attention partials");
     DECODE_ALLOC(d->d_best_value, (size_t)shape.n_blocks * sizeof(float), "argmax partials");
     DECODE_ALLOC(d->d_best_index, (size_t)shape.n_blocks * sizeof(int), "argmax partials");
     DECODE_ALLOC(d->d_control, 2 * sizeof(int), "control");
     if (b->timeline) {
-        DECODE_ALLOC(d->d_timeline, (size_t)p->n_instructions * DATAFLOW_TIMELINE_MARKS * sizeof(unsigned long long), "the timeline");
-        if (cudaMemset(d->d_timeline, 0, (size_t)p->n_instructions * DATAFLOW_TIMELINE_MARKS * sizeof(unsigned long long))) {
+        const size_t timeline_bytes = (size_t)p->n_instructions * DATAFLOW_TIMELINE_MARKS * sizeof *d->d_timeline;
+        DECODE_ALLOC(d->d_timeline, timeline_bytes, "the timeline");
+        if (cudaMemset(d->d_timeline, 0, timeline_bytes)) {
             fail(err, "dataflow engine: clearing the timeline failed");
             goto fail_cleanup;
         }
@@ -98,9 +102,8 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     const unsigned first_epoch = 1;  // the tagged words start at zero: epoch 0 never matches
     if (cudaMemcpy(d->d_layers, layers, (size_t)b->n_layers * sizeof *d->d_layers, cudaMemcpyHostToDevice) ||
         cudaMemcpy(d->d_epoch, &first_epoch, sizeof first_epoch, cudaMemcpyHostToDevice) ||
-        cudaMemset(d->d_tagged, 0, tagged_per_layer * b->n_layers * sizeof *d->d_tagged) ||
-        cudaMemset(d->d_partial_o, 0, slots * b->head_dim * sizeof *d->d_partial_o) ||
-        cudaMemset(d->d_partial_ml, 0, slots * 2 * sizeof *d->d_partial_ml) ||
+        cudaMemset(d->d_tagged, 0, tagged_bytes) || cudaMemset(d->d_partial_o, 0, partial_o_bytes) ||
+        cudaMemset(d->d_partial_ml, 0, partial_ml_bytes) ||
         cudaMemcpy(d->d_instructions, p->instructions, (size_t)p->n_instructions * sizeof *d->d_instructions,
                    cudaMemcpyHostToDevice) ||
         cudaMemcpy(d->d_offsets, p->offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, cudaMemcpyHostToDevice) ||
