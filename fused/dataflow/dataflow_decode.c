@@ -145,10 +145,11 @@ fail_cleanup:
 }
 
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
-// op's first tile had its inputs and when its last tile ended, relative to the end of the previous
-// layer's last down tile, and the mean time a tile spent in each of its steps (DataflowMark). Tiles
-// whose inputs travel tagged wait for them in their staging: their counter wait is 0,
-// and "first" is when the first tile started.
+// op's first tile had its inputs, when its last tile had staged them, had computed and ended, relative
+// to the end of the previous layer's last down tile (the chain: the gap from one op's "last" to the
+// next op's "staged" is the hand-off), and the mean time a tile spent in each of its steps
+// (DataflowMark). Tiles whose inputs travel tagged wait for them in their staging: their counter wait
+// is 0, and "first" is when the first tile started.
 static void print_timeline(const DataflowDecode *d) {
     const DataflowProgram *p = &d->program;
     const int M = DATAFLOW_TIMELINE_MARKS;
@@ -164,7 +165,7 @@ static void print_timeline(const DataflowDecode *d) {
         for (int k = 1; k < M; k++)
             if (t[(size_t)i * M + k] < t[(size_t)i * M + k - 1]) t[(size_t)i * M + k] = t[(size_t)i * M + k - 1];
     int L = p->shape.n_layers;
-    enum { FIRST, LAST, STEP0, COUNT = STEP0 + DATAFLOW_TIMELINE_MARKS - 1, N_STATS };
+    enum { FIRST, STAGED_LAST, COMPUTED_LAST, LAST, STEP0, COUNT = STEP0 + DATAFLOW_TIMELINE_MARKS - 1, N_STATS };
     double *stat = calloc((size_t)L * DATAFLOW_N_OPS * N_STATS, sizeof *stat);
     double *layer_done = calloc((size_t)L, sizeof *layer_done);
     unsigned long long start = ~0ull, end = 0;
@@ -189,6 +190,9 @@ static void print_timeline(const DataflowDecode *d) {
         double ready = (double)(m[DATAFLOW_MARK_INPUTS] - start) - ref, done = (double)(m[M - 1] - start) - ref;
         if (!s[COUNT] || ready < s[FIRST]) s[FIRST] = ready;
         if (!s[COUNT] || done > s[LAST]) s[LAST] = done;
+        double staged = (double)(m[DATAFLOW_MARK_STAGED] - start) - ref, computed = (double)(m[DATAFLOW_MARK_COMPUTED] - start) - ref;
+        if (!s[COUNT] || staged > s[STAGED_LAST]) s[STAGED_LAST] = staged;
+        if (!s[COUNT] || computed > s[COMPUTED_LAST]) s[COMPUTED_LAST] = computed;
         for (int k = 1; k < M; k++) s[STEP0 + k - 1] += (double)(m[k] - m[k - 1]);
         s[COUNT] += 1;
     }
@@ -196,14 +200,15 @@ static void print_timeline(const DataflowDecode *d) {
     fprintf(stderr, "dataflow timeline (last launch, %s): %.1f us a token; per layer (layers 1..%d), us after the "
                     "previous layer's last down tile; then us a tile spends in each step:\n", "ns from %globaltimer",
             (end - start) / 1e3, L - 2);
-    fprintf(stderr, "  %-10s %8s %8s %12s %8s %8s %8s %6s\n", "op", "first", "last", "counter wait", "staging",
-            "compute", "finish", "tiles");
+    fprintf(stderr, "  %-10s %8s %8s %8s %8s %12s %8s %8s %8s %6s\n", "op", "first", "staged", "computed", "last",
+            "counter wait", "staging", "compute", "finish", "tiles");
     for (int op = 0; op <= DATAFLOW_DOWN && L > 2; op++) {
         double a[N_STATS] = {0};
         for (int l = 1; l < L - 1; l++)
             for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
         double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
-        fprintf(stderr, "  %-10s %8.2f %8.2f %12.2f %8.2f %8.2f %8.2f %6.0f\n", names[op], a[FIRST] / layers / 1e3,
+        fprintf(stderr, "  %-10s %8.2f %8.2f %8.2f %8.2f %12.2f %8.2f %8.2f %8.2f %6.0f\n", names[op],
+                a[FIRST] / layers / 1e3, a[STAGED_LAST] / layers / 1e3, a[COMPUTED_LAST] / layers / 1e3,
                 a[LAST] / layers / 1e3, a[STEP0] / count / 1e3, a[STEP0 + 1] / count / 1e3, a[STEP0 + 2] / count / 1e3,
                 a[STEP0 + 3] / count / 1e3, a[COUNT] / layers);
     }
