@@ -10,20 +10,20 @@
 #include "../fused/dataflow/dataflow_schedule.h"
 
 // The wait and the signal of one instruction, as dataflow_kernel.cu does them. Returns 1 when it can
-// run (then applies its signal), 0 when it must wait; inactive attention chunks run and signal nothing.
+// run (then applies its signal), 0 when it must wait; inactive attention splits run and signal nothing.
 static int try_run(const DataflowProgram *p, DataflowInstruction in, int position, unsigned *counters) {
     const DataflowShape *s = &p->shape;
-    int group = s->n_heads / s->n_kv_heads, l = in.layer, active = (position + 1 + p->chunk - 1) / p->chunk;
+    int group = s->n_heads / s->n_kv_heads, l = in.layer, active = dataflow_active_splits(p, position);
     switch (in.op) {
     case DATAFLOW_QKV:
         if (l > 0 && counters[dataflow_counter_down(p, l - 1)] < (unsigned)p->down_tiles) return 0;
         counters[dataflow_counter_qkv(p, l, dataflow_qkv_tile_kv_head(p, (int)in.index))]++;
         return 1;
     case DATAFLOW_ATTN: {
-        int chunk = (int)in.index / s->n_kv_heads, h = (int)in.index % s->n_kv_heads;
-        if (chunk * p->chunk > position) return 1;
+        int split = (int)in.index / s->n_kv_heads, h = (int)in.index % s->n_kv_heads;
+        if (split >= active) return 1;
         if (counters[dataflow_counter_qkv(p, l, h)] < (unsigned)p->qkv_tiles_per_kv_head) return 0;
-        // The last active chunk of the head merges its q heads.
+        // The last active split of the head merges its q heads.
         if (++counters[dataflow_counter_attn(p, l, h)] == (unsigned)active) counters[dataflow_counter_merge(p, l)] += group;
         return 1;
     }
@@ -67,7 +67,7 @@ static void check_runs_to_completion(const DataflowProgram *p, int position) {
             }
     }
     cr_assert_eq(remaining, 0, "position %d: %d instructions can never run (deadlock)", position, remaining);
-    int active = (position + 1 + p->chunk - 1) / p->chunk;
+    int active = dataflow_active_splits(p, position);
     for (int l = 0; l < s->n_layers; l++) {
         for (int h = 0; h < s->n_kv_heads; h++) {
             cr_assert_eq(counters[dataflow_counter_qkv(p, l, h)], (unsigned)p->qkv_tiles_per_kv_head, "layer %d head %d", l, h);
@@ -89,7 +89,7 @@ static void check_program(DataflowShape shape) {
     cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
     const DataflowShape *s = &p.shape;
     // Every tile exactly once.
-    int per_layer[DATAFLOW_N_OPS] = {p.qkv_tiles, p.max_chunks * s->n_kv_heads, p.oproj_tiles, p.gateup_tiles,
+    int per_layer[DATAFLOW_N_OPS] = {p.qkv_tiles, p.splits * s->n_kv_heads, p.oproj_tiles, p.gateup_tiles,
                                      p.down_tiles, 0, 0, 0};
     for (int op = 0; op < DATAFLOW_LMHEAD; op++)
         for (int l = 0; l < s->n_layers; l++) {
@@ -106,7 +106,7 @@ static void check_program(DataflowShape shape) {
         }
     // What the kernel relies on in each block's list: max_block_instructions is the longest list (the
     // kernel copies a list to shared memory of that size), and a run of attention instructions of one
-    // layer never goes down in chunk order (the kernel skips the rest of the run at the first chunk past the
+    // layer never goes down in split order (the kernel skips the rest of the run at the first split past the
     // token's position).
     int longest = 0;
     for (int b = 0; b < s->n_blocks; b++) {
@@ -116,7 +116,7 @@ static void check_program(DataflowShape shape) {
             DataflowInstruction prev = p.instructions[i - 1], in = p.instructions[i];
             if (prev.op == DATAFLOW_ATTN && in.op == DATAFLOW_ATTN && prev.layer == in.layer)
                 cr_assert_geq(in.index / s->n_kv_heads, prev.index / s->n_kv_heads,
-                             "block %d: attention chunk %u after chunk %u in layer %d", b, in.index / s->n_kv_heads,
+                             "block %d: attention split %u after split %u in layer %d", b, in.index / s->n_kv_heads,
                              prev.index / s->n_kv_heads, in.layer);
         }
     }
@@ -130,6 +130,11 @@ static void check_program(DataflowShape shape) {
     int positions[] = {0, 1, p.chunk - 1, p.chunk, p.chunk + 1, s->max_context / 2, s->max_context - 1};
     for (size_t k = 0; k < sizeof positions / sizeof positions[0]; k++) {
         int position = positions[k];
+        // The active splits cover the context [0, position] exactly, each at most span positions.
+        int span = dataflow_split_span(&p, position), active = dataflow_active_splits(&p, position);
+        cr_assert(active >= 1 && active <= p.splits, "position %d: %d active splits of %d", position, active, p.splits);
+        cr_assert(active * span >= position + 1 && (active - 1) * span < position + 1,
+                  "position %d: %d splits of %d positions", position, active, span);
         for (int i = 0; i < p.n_instructions; i++)
             cr_assert_leq(dataflow_tile_bytes(&p, p.instructions[i], position), (size_t)s->tile_bytes);
         check_runs_to_completion(&p, position);

@@ -55,7 +55,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     const DataflowProgram *p = &d->program;
-    size_t slots = (size_t)b->n_heads * p->max_chunks;
+    size_t slots = (size_t)b->n_heads * p->splits;
     DECODE_ALLOC(d->d_layers, (size_t)b->n_layers * sizeof *d->d_layers, "layer pointers");
     DECODE_ALLOC(d->d_instructions, (size_t)p->n_instructions * sizeof *d->d_instructions, "the program");
     DECODE_ALLOC(d->d_offsets, ((size_t)shape.n_blocks + 1) * sizeof *d->d_offsets, "the program");

@@ -29,7 +29,6 @@
 #define MAX_SLOTS (SLOTS_PER_WARP * WARPS)
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
-#define MAX_GROUP 8
 #define MAX_CHUNK 64
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
@@ -56,7 +55,7 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     int vec = s.hidden;
     if (s.intermediate > vec) vec = s.intermediate;
     if (s.n_heads * s.head_dim > vec) vec = s.n_heads * s.head_dim;
-    if (group * p.max_chunks * 2 > vec) vec = group * p.max_chunks * 2;  // a merge's (m, l) pairs
+    if (group * p.splits * 2 > vec) vec = group * p.splits * 2;  // a merge's (m, l) pairs
     SharedLayout L;
     L.list = 0;                                                                // the block's instructions
     L.layers = align_up(L.list + (size_t)p.max_block_instructions * sizeof(DataflowInstruction), 128);  // [n_layers]
@@ -392,6 +391,7 @@ struct Consumer {
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
+    int split_span, active_splits;  // this token's attention splits (dataflow_split_span / _active_splits)
     int list_count;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
     float best_value;           // the group's running argmax (meaningful in thread 0)
@@ -465,15 +465,15 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     const DataflowShape &s = p.shape;
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
     const unsigned tag = partial_tag(c, layer);
-    const Tagged *ml_src = c.P.partial_ml + (size_t)kv_head * group * p.max_chunks * 2;  // [group][max_chunks][2]
-    const Tagged *o_src = c.P.partial_o + (size_t)kv_head * group * p.max_chunks * hd;   // [group][max_chunks][hd]
+    const Tagged *ml_src = c.P.partial_ml + (size_t)kv_head * group * p.splits * 2;  // [group][splits][2]
+    const Tagged *o_src = c.P.partial_o + (size_t)kv_head * group * p.splits * hd;   // [group][splits][hd]
     const int combos = group * hd, splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
     const int span = (active + splits - 1) / splits, items = combos * splits;
     Tagged first[MERGE_BATCH];  // the first batch of this thread's first item
     {
         const int i = c.g.tid, combo = i % combos, k_begin = i / combos * span;
         const int k_end = min(active, k_begin + span);
-        const Tagged *src = o_src + (size_t)(combo / hd) * p.max_chunks * hd + combo % hd;
+        const Tagged *src = o_src + (size_t)(combo / hd) * p.splits * hd + combo % hd;
 #pragma unroll
         for (int u = 0; u < MERGE_BATCH; u++) {
             first[u] = 0;
@@ -486,7 +486,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     for (int i = c.g.tid; i < group * active; i += c.g.n_threads) {
         const int j = i / active, k = i % active;
         float pair[2];
-        tagged_load2(ml_src + ((size_t)j * p.max_chunks + k) * 2, tag, pair);
+        tagged_load2(ml_src + ((size_t)j * p.splits + k) * 2, tag, pair);
         ml_shared[i] = make_float2(pair[0], pair[1]);
     }
     group_sync(c.g);
@@ -513,7 +513,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     for (int i = c.g.tid; i < items; i += c.g.n_threads) {
         const int combo = i % combos, j = combo / hd, d = combo % hd, k_begin = i / combos * span;
         const int k_end = min(active, k_begin + span);
-        const Tagged *src = o_src + (size_t)j * p.max_chunks * hd + d;
+        const Tagged *src = o_src + (size_t)j * p.splits * hd + d;
         float o = 0.0f;
 #pragma unroll 1
         for (int k0 = k_begin; k0 < k_end; k0 += MERGE_BATCH) {
@@ -552,34 +552,42 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
-// One kv head's attention over one chunk of positions: its q heads and k head normed and rotated at
-// the token's position (every chunk recomputes them from the tagged q/k/v), scores
-// against the chunk's keys (history from the cache, the newest row from this step), and the partial
-// softmax sums (max m, sum l of exp(score - m), o = sum of exp(score - m) * v) for the merge. The
-// history rows were stored by earlier launches (or by the host, forced), so the block loads them into
-// registers before it stages this token's q/k/v (one 16-byte load of K and one of V per thread per
-// round, all in flight at once), then parks them in shared memory for the scores and the weighted sum.
-__device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
-    const DataflowProgram &p = c.p;
-    const DataflowShape &s = p.shape;
-    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
-    const int chunk = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
-    const int begin = chunk * p.chunk, end = min(begin + p.chunk, c.position + 1), n = end - begin;
-    const int lane = c.g.lane, warp = c.g.warp;
-    const int newest_here = c.position >= begin && c.position < end;
-    const size_t history_row = (size_t)kv_head * s.max_context + begin;
-    const int history_16 = dataflow_chunk_history(&p, chunk, c.position) * hd / 8;  // 16-byte pieces of K (and of V)
-    uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
+// Issues the loads of the K and V history rows [begin, begin + history) of kv head kv_head into
+// registers (one 16-byte load of K and one of V per thread per round, all in flight at once).
+__device__ __forceinline__ void attention_issue_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
+                                                   int history, uint4 (&k_regs)[KV_ROUNDS], uint4 (&v_regs)[KV_ROUNDS]) {
+    const int hd = c.p.shape.head_dim, history_16 = history * hd / 8;  // 16-byte pieces of K (and of V)
+    const size_t row = (size_t)kv_head * c.p.shape.max_context + begin;
 #pragma unroll
     for (int u = 0; u < KV_ROUNDS; u++) {
         int i = c.g.tid + u * THREADS;
         k_regs[u] = v_regs[u] = make_uint4(0u, 0u, 0u, 0u);
         if (i < history_16) {
-            k_regs[u] = __ldcg((const uint4 *)(Ly.k_cache + history_row * hd) + i);
-            v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + history_row * hd) + i);
+            k_regs[u] = __ldcg((const uint4 *)(Ly.k_cache + row * hd) + i);
+            v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + row * hd) + i);
         }
     }
+}
+
+// One kv head's attention over one split of the context: its q heads and k head normed and rotated at
+// the token's position (every split recomputes them from the tagged q/k/v), then the split's positions
+// in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
+// this step), and an online softmax (running max m and sum l per q head; the running weighted sums
+// rescaled by exp(m_old - m_new) at each piece), whose (m, l, o) are the split's partials for the merge.
+// A piece's K/V history is loaded into registers while the previous piece is computed (the first one
+// before the q/k/v are staged), then parked in shared memory.
+__device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
+    const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
+    const int split = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
+    const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
+    const int lane = c.g.lane, warp = c.g.warp;
+    const int newest_here = c.position >= begin && c.position < end;
+    uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
+    attention_issue_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), k_regs,
+                       v_regs);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
@@ -587,19 +595,11 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     prefetch_l1(c.g, cos_row, (size_t)hd / 2 * 4);
     prefetch_l1(c.g, sin_row, (size_t)hd / 2 * 4);
     uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
-#pragma unroll
-    for (int u = 0; u < KV_ROUNDS; u++) {
-        int i = c.g.tid + u * THREADS;
-        if (i < history_16) {
-            ((uint4 *)k_history)[i] = k_regs[u];
-            ((uint4 *)v_history)[i] = v_regs[u];
-        }
-    }
     // heads: [0, group) the q heads, group: k, group + 1: v, group + 2 / group + 3: the newest K and V
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
     const int q_width = s.n_heads * hd, kv_width = s.n_kv_heads * hd;
-    #pragma unroll 1
+#pragma unroll 1
     for (int i = 2 * c.g.tid; i < (group + 2) * hd; i += 2 * c.g.n_threads) {  // pairs: hd is even
         int h = i / hd, d = i % hd;
         size_t src = h < group ? (size_t)(kv_head * group + h) * hd + d
@@ -614,7 +614,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
-        #pragma unroll 1
+#pragma unroll 1
         for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads) {
             uint16_t *cache = i < hd ? Ly.k_cache : Ly.v_cache;
             int d = i % hd;
@@ -627,141 +627,184 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
         }
         if (c.trace) {
-            #pragma unroll 1
+#pragma unroll 1
             for (int i = c.g.tid; i < group * hd; i += c.g.n_threads) Ly.q[(size_t)kv_head * group * hd + i] = heads[i];
-            #pragma unroll 1
+#pragma unroll 1
             for (int i = c.g.tid; i < hd; i += c.g.n_threads) {
                 Ly.k[(size_t)kv_head * hd + i] = heads[group * hd + i];
                 Ly.v[(size_t)kv_head * hd + i] = heads[(group + 1) * hd + i];
             }
         }
     }
-    group_sync(c.g);
-    // Scores: warp w takes positions [4 w, 4 w + 4), then [4 (w + WARPS), ...); a lane holds per_lane
-    // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over its
-    // lanes together (warp_sum16_transposed).
+    // The running softmax state of each q head: ml[2 j] = m, ml[2 j + 1] = l; alpha[j] rescales the
+    // running sums at the current piece.
+    float *ml = c.misc + 16;     // [group][2]
+    float *alpha = c.misc + 48;  // [group]
+    if (c.g.tid < group) {
+        ml[2 * c.g.tid] = -INFINITY;
+        ml[2 * c.g.tid + 1] = 0.0f;
+    }
+    // Weighted sums: o[j][d] = sum over positions of weight[j][t] v[t][d]. With fewer (j, d) than threads,
+    // each piece's positions are divided into `thread_splits` consecutive ranges, one thread each, whose
+    // running sums are added in range order at the end. A thread holds at most two (j, d) items.
+    const int combos = group * hd, thread_splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
+    const int items = combos * thread_splits;
+    float o_run[2] = {0.0f, 0.0f};
     const float scale = rsqrtf((float)hd);
     float *scores = c.scores;  // [group][p.chunk]
-    for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
-        float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 keys
+#pragma unroll 1
+    for (int piece = begin; piece < end; piece += p.chunk) {
+        const int n = min(p.chunk, end - piece), history_16 = dataflow_history(piece, n, c.position) * hd / 8;
+        group_sync(c.g);  // the last piece's K/V and weights are read (and, first, the newest row is written)
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            int t = t0 + u;
-            if (t >= n) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) key[u][e] = 0.0f;
-            } else if (begin + t == c.position) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) key[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
-            } else if (per_lane == 4) {
-                uint2 bits = *(const uint2 *)(k_history + (size_t)t * hd + lane * 4);
-                key[u][0] = __uint_as_float(bits.x << 16);
-                key[u][1] = __uint_as_float(bits.x & 0xffff0000u);
-                key[u][2] = __uint_as_float(bits.y << 16);
-                key[u][3] = __uint_as_float(bits.y & 0xffff0000u);
-            } else {
-                uint32_t bits = *(const uint32_t *)(k_history + (size_t)t * hd + lane * 2);
-                key[u][0] = __uint_as_float(bits << 16);
-                key[u][1] = __uint_as_float(bits & 0xffff0000u);
-                key[u][2] = key[u][3] = 0.0f;
+        for (int u = 0; u < KV_ROUNDS; u++) {
+            int i = c.g.tid + u * THREADS;
+            if (i < history_16) {
+                ((uint4 *)k_history)[i] = k_regs[u];
+                ((uint4 *)v_history)[i] = v_regs[u];
             }
         }
-#pragma unroll 1
-        for (int j0 = 0; j0 < group; j0 += 4) {
-            float v[16];  // v[4 q + u]: head j0 + q, position t0 + u
+        group_sync(c.g);
+        if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
+            const int next = piece + p.chunk;
+            attention_issue_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position), k_regs,
+                               v_regs);
+        }
+        // Scores: warp w takes positions [4 w, 4 w + 4), then [4 (w + WARPS), ...); a lane holds per_lane
+        // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over
+        // its lanes together (warp_sum16_transposed).
+        for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
+            float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 keys
 #pragma unroll
-            for (int q = 0; q < 4; q++) {
-                float h[4];
+            for (int u = 0; u < 4; u++) {
+                int t = t0 + u;
+                if (t >= n) {
 #pragma unroll
-                for (int e = 0; e < 4; e++)
-                    h[e] = j0 + q < group && e < per_lane ? heads[(j0 + q) * hd + lane * per_lane + e] : 0.0f;
+                    for (int e = 0; e < 4; e++) key[u][e] = 0.0f;
+                } else if (piece + t == c.position) {
 #pragma unroll
-                for (int u = 0; u < 4; u++) {
-                    float dot = 0.0f;
-                    if (!c.P.skeleton)
-#pragma unroll
-                        for (int e = 0; e < 4; e++)
-                            if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
-                    v[4 * q + u] = dot;
+                    for (int e = 0; e < 4; e++) key[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
+                } else if (per_lane == 4) {
+                    uint2 bits = *(const uint2 *)(k_history + (size_t)t * hd + lane * 4);
+                    key[u][0] = __uint_as_float(bits.x << 16);
+                    key[u][1] = __uint_as_float(bits.x & 0xffff0000u);
+                    key[u][2] = __uint_as_float(bits.y << 16);
+                    key[u][3] = __uint_as_float(bits.y & 0xffff0000u);
+                } else {
+                    uint32_t bits = *(const uint32_t *)(k_history + (size_t)t * hd + lane * 2);
+                    key[u][0] = __uint_as_float(bits << 16);
+                    key[u][1] = __uint_as_float(bits & 0xffff0000u);
+                    key[u][2] = key[u][3] = 0.0f;
                 }
             }
-            float total = warp_sum16_transposed(v, lane);
-            const int q = (lane >> 3) & 3, u = (lane >> 1) & 3;  // value (lane >> 1) & 15 = 4 q + u
-            if ((lane & 1) == 0 && j0 + q < group && t0 + u < n) scores[(j0 + q) * p.chunk + t0 + u] = total * scale;
-        }
-    }
-    group_sync(c.g);
-    // Per q head (warp j): m and l; the scores become weights exp(score - m).
-    float *ml = c.misc + 16;  // [group][2]
-    for (int j = warp; j < group; j += c.g.n_warps) {
-        float m = -INFINITY;
-        for (int t = lane; t < n; t += WARP) m = fmaxf(m, scores[j * p.chunk + t]);
-        m = warp_max(m);
-        float l = 0.0f;
-        for (int t = lane; t < n; t += WARP) {
-            float e = c.P.skeleton ? 0.0f : expf(scores[j * p.chunk + t] - m);
-            scores[j * p.chunk + t] = e;
-            l += e;
-        }
-        l = warp_sum(l);
-        if (lane == 0) {
-            ml[2 * j] = m;
-            ml[2 * j + 1] = l;
-        }
-    }
-    group_sync(c.g);
-    // Weighted sums: o[j][d] = sum over positions of weight[j][t] v[t][d]. With fewer (j, d) than threads,
-    // the positions are split into `splits` consecutive ranges, one thread each, added in range order.
-    size_t slot_base = (size_t)kv_head * group * p.max_chunks + chunk;  // q head j's slot: + j * max_chunks
-    const int combos = group * hd, splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
-    const int span = (n + splits - 1) / splits;
 #pragma unroll 1
-    for (int i = c.g.tid; i < combos * splits; i += c.g.n_threads) {
-        const int combo = i % combos, j = combo / hd, d = combo % hd, t_begin = i / combos * span;
-        const int t_end = min(n, t_begin + span);
-        float o = 0.0f;
-        // 8 positions' loads issued before their products, which stay in position order.
-#pragma unroll 1
-        for (int t0 = t_begin; !c.P.skeleton && t0 < t_end; t0 += 8) {
-            float v[8];
+            for (int j0 = 0; j0 < group; j0 += 4) {
+                float v[16];  // v[4 q + u]: head j0 + q, position t0 + u
 #pragma unroll
-            for (int u = 0; u < 8; u++) {
-                int t = t0 + u;
-                v[u] = t >= t_end ? 0.0f : begin + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_history[(size_t)t * hd + d]);
+                for (int q = 0; q < 4; q++) {
+                    float h[4];
+#pragma unroll
+                    for (int e = 0; e < 4; e++)
+                        h[e] = j0 + q < group && e < per_lane ? heads[(j0 + q) * hd + lane * per_lane + e] : 0.0f;
+#pragma unroll
+                    for (int u = 0; u < 4; u++) {
+                        float dot = 0.0f;
+                        if (!c.P.skeleton)
+#pragma unroll
+                            for (int e = 0; e < 4; e++)
+                                if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
+                        v[4 * q + u] = dot;
+                    }
+                }
+                float total = warp_sum16_transposed(v, lane);
+                const int q = (lane >> 3) & 3, u = (lane >> 1) & 3;  // value (lane >> 1) & 15 = 4 q + u
+                if ((lane & 1) == 0 && j0 + q < group && t0 + u < n) scores[(j0 + q) * p.chunk + t0 + u] = total * scale;
             }
-#pragma unroll
-            for (int u = 0; u < 8; u++)
-                if (t0 + u < t_end) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
         }
-        if (splits > 1) {
-            c.split_sums[i] = o;
-        } else {
-            size_t slot = slot_base + (size_t)j * p.max_chunks;
-            tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
-            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
+        group_sync(c.g);
+        // Per q head (warp j): the piece's largest score, the new running max, the weights exp(score - m)
+        // in place of the scores, and the running sum l rescaled.
+        for (int j = warp; j < group; j += c.g.n_warps) {
+            float m = -INFINITY;
+            for (int t = lane; t < n; t += WARP) m = fmaxf(m, scores[j * p.chunk + t]);
+            m = fmaxf(warp_max(m), ml[2 * j]);
+            const float rescale = c.P.skeleton ? 0.0f : expf(ml[2 * j] - m);  // 0 at the first piece
+            float l = 0.0f;
+            for (int t = lane; t < n; t += WARP) {
+                float e = c.P.skeleton ? 0.0f : expf(scores[j * p.chunk + t] - m);
+                scores[j * p.chunk + t] = e;
+                l += e;
+            }
+            l = warp_sum(l);
+            __syncwarp();  // every lane has read ml[2 j] before lane 0 rewrites it
+            if (lane == 0) {
+                ml[2 * j + 1] = ml[2 * j + 1] * rescale + l;
+                ml[2 * j] = m;
+                alpha[j] = rescale;
+            }
+        }
+        group_sync(c.g);
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int i = c.g.tid + r * c.g.n_threads;
+            if (i >= items) continue;
+            const int combo = i % combos, j = combo / hd, d = combo % hd;
+            const int range = (n + thread_splits - 1) / thread_splits, t_begin = i / combos * range;
+            const int t_end = min(n, t_begin + range);
+            float o = o_run[r] * alpha[j];
+            // 8 positions' loads issued before their products, which stay in position order.
+#pragma unroll 1
+            for (int t0 = t_begin; !c.P.skeleton && t0 < t_end; t0 += 8) {
+                float v[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    int t = t0 + u;
+                    v[u] = t >= t_end ? 0.0f : piece + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_history[(size_t)t * hd + d]);
+                }
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    if (t0 + u < t_end) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
+            }
+            o_run[r] = o;
         }
     }
-    if (splits > 1) {
+    // The split's partials: (m, l) per q head and o per (q head, dimension), the thread splits' running
+    // sums added in order.
+    const unsigned tag = partial_tag(c, layer);
+    const size_t slot_base = (size_t)kv_head * group * p.splits + split;  // q head j's slot: + j * splits
+    if (thread_splits > 1) {
+        c.split_sums[c.g.tid] = o_run[0];  // items == n_threads here: one item a thread
         group_sync(c.g);
         if (c.g.tid < combos) {
             const int j = c.g.tid / hd, d = c.g.tid % hd;
             float o = 0.0f;
 #pragma unroll 1
-            for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
-            size_t slot = slot_base + (size_t)j * p.max_chunks;
-            tagged_store(c.P.partial_o + slot * hd + d, o, partial_tag(c, layer));
-            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], partial_tag(c, layer));
+            for (int k = 0; k < thread_splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            size_t slot = slot_base + (size_t)j * p.splits;
+            tagged_store(c.P.partial_o + slot * hd + d, o, tag);
+            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
+        }
+    } else {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int i = c.g.tid + r * c.g.n_threads;
+            if (i >= items) continue;
+            const int j = i / hd, d = i % hd;
+            size_t slot = slot_base + (size_t)j * p.splits;
+            tagged_store(c.P.partial_o + slot * hd + d, o_run[r], tag);
+            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
         }
     }
-    // The chunk's partials are out: take the head's ticket (relaxed: the partials travel tagged, and
-    // the merge re-reads any not yet landed); the last of the head's active chunks merges them at once.
+    // The split's partials are out: take the head's ticket (relaxed: the partials travel tagged, and
+    // the merge re-reads any not yet landed); the last of the head's active splits merges them at once.
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_COMPUTED);
-    const int active = (c.position + 1 + p.chunk - 1) / p.chunk;
     int *last = (int *)(c.misc + 63);
-    if (c.g.tid == 0) *last = atomic_add_relaxed(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) == (unsigned)active - 1;
+    if (c.g.tid == 0)
+        *last = atomic_add_relaxed(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) ==
+                (unsigned)c.active_splits - 1;
     group_sync(c.g);
-    if (*last) merge_group(c, layer, kv_head, active);
+    if (*last) merge_group(c, layer, kv_head, c.active_splits);
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
@@ -973,10 +1016,9 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
-        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) * c.p.chunk > c.position) {
-            // A chunk past the token's position. The block's next attention instructions of this layer
-            // hold later chunks still (dealt in chunk order), so they are skipped with it: up to
-            // max_context / chunk of them a layer, most of the list.
+        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) >= c.active_splits) {
+            // A split past the token's position. The block's next attention instructions of this layer
+            // hold later splits still (dealt in split order), so they are skipped with it.
             while (c.current + 1 < c.walk_end && c.list[c.current + 1 - c.list_first].op == DATAFLOW_ATTN &&
                    c.list[c.current + 1 - c.list_first].layer == in.layer)
                 c.current++;
@@ -1042,6 +1084,8 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.kv = (uint16_t *)(smem + L.kv);
     c.current = 0;
     c.epoch = *P.epoch;
+    c.split_span = dataflow_split_span(&p, c.position);
+    c.active_splits = dataflow_active_splits(&p, c.position);
     c.staged_op = -1;
     c.staged_layer = -1;
     c.best_value = 0.0f;

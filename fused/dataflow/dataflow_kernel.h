@@ -52,7 +52,7 @@ typedef struct {
     float *embed_out, *final_norm, *logits;     // [hidden], [hidden], [vocab]
     int *next_token;                            // [1]: argmax of logits, lowest index on ties, NaN never wins
     // Attention partials, tagged like the exchanged values but with (epoch << 8 | layer), since every layer
-    // reuses them: [n_heads][max_chunks][head_dim] (o) and [n_heads][max_chunks][2] (m, l). Zero when
+    // reuses them: [n_heads][splits][head_dim] (o) and [n_heads][splits][2] (m, l). Zero when
     // allocated.
     unsigned long long *partial_o, *partial_ml;
     float *block_best_value;                    // [n_blocks]

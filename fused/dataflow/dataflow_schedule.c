@@ -95,12 +95,15 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     p->down_tiles = (s->hidden + p->down_rows - 1) / p->down_rows;
     p->lmhead_tiles = (s->vocab + p->lmhead_rows - 1) / p->lmhead_rows;
     p->chunk = 64;
-    p->max_chunks = (s->max_context + p->chunk - 1) / p->chunk;
+    // One split of every kv head on each SM at once: a block streams one range a layer, however long
+    // the context (a fixed chunk per tile made long contexts run many tiles an SM, each paying a
+    // tile's fixed costs).
+    p->splits = s->n_blocks / s->n_kv_heads > 1 ? s->n_blocks / s->n_kv_heads : 1;
     p->qkv_tiles_per_kv_head = qkv_width / s->n_kv_heads / p->qkv_rows;
     p->counters_per_layer = 2 * s->n_kv_heads + 4;
     p->n_counters = s->n_layers * p->counters_per_layer + 2;
 
-    int per_layer = p->qkv_tiles + p->max_chunks * s->n_kv_heads + p->oproj_tiles + p->gateup_tiles +
+    int per_layer = p->qkv_tiles + p->splits * s->n_kv_heads + p->oproj_tiles + p->gateup_tiles +
                     p->down_tiles;
     long total = (long)per_layer * s->n_layers + p->lmhead_tiles + s->n_blocks + 1;
     Lists lists = {0};
@@ -124,8 +127,8 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
                     if (push(&lists, lists.cursor, DATAFLOW_QKV, l, t, err)) goto done;
                     lists.cursor = (lists.cursor + 1) % s->n_blocks;
                 }
-        // Chunk-major, so the chunks every context uses (the first ones) spread over consecutive blocks.
-        if (deal(&lists, DATAFLOW_ATTN, l, p->max_chunks * s->n_kv_heads, err) ||
+        // Split-major, so the splits every context uses (the first ones) spread over consecutive blocks.
+        if (deal(&lists, DATAFLOW_ATTN, l, p->splits * s->n_kv_heads, err) ||
             deal(&lists, DATAFLOW_OPROJ, l, p->oproj_tiles, err) ||
             deal(&lists, DATAFLOW_GATEUP, l, p->gateup_tiles, err) || deal(&lists, DATAFLOW_DOWN, l, p->down_tiles, err))
             goto done;

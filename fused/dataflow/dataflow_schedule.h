@@ -18,10 +18,11 @@
 // Tiles of a layer (R = rows per tile: as few as give every SM one tile of the op, within tile_bytes,
 // so a layer is about one tile of each op per SM on a small model and several on a large one):
 //   QKV     rows of W_qkv = [Wq; Wk; Wv] (qkv_width x hidden); attn_norm computed by every tile
-//   ATTN    (kv head h, chunk c): positions [c*chunk, (c+1)*chunk) of the context; chunks past the
-//           context are skipped at run time (the program holds every chunk up to max_context)
-//           the block that counts a kv head's last active chunk (its add returns active - 1) combines
-//           the chunks' partial softmax sums of the head's q heads into attn, then adds group to merge
+//   ATTN    (kv head h, split k): the context [0, position] divided into `splits` ranges of span
+//           positions (dataflow_split_span), range k streamed in pieces of `chunk` positions with an
+//           online softmax; ranges past the context are skipped at run time. The block that counts a
+//           kv head's last active split (its add returns active - 1) combines the splits' partial
+//           softmax sums of the head's q heads into attn, then adds group to merge
 //   OPROJ   rows of W_o (hidden x q_width), with the residual
 //   GATEUP  R gate rows and the R up rows with the same indices (act needs both), mlp_norm by every tile
 //   DOWN    rows of W_down (hidden x intermediate), with the residual
@@ -56,7 +57,7 @@ enum {
     DATAFLOW_N_OPS
 };
 
-// One instruction: 8 bytes. index: the tile's number within its op and layer (ATTN: chunk * n_kv_heads
+// One instruction: 8 bytes. index: the tile's number within its op and layer (ATTN: split * n_kv_heads
 // + kv_head; LMPARTIAL, ARGMAX: 0).
 typedef struct {
     uint16_t op;
@@ -78,7 +79,8 @@ typedef struct {
     // Rows per tile and tiles per layer of each projection; attention chunk length in positions.
     int qkv_rows, oproj_rows, gateup_rows, down_rows, lmhead_rows;
     int qkv_tiles, oproj_tiles, gateup_tiles, down_tiles, lmhead_tiles;
-    int chunk, max_chunks;  // max_chunks = ceil(max_context / chunk)
+    int chunk;   // positions an attention tile streams at once (its K/V registers and shared memory)
+    int splits;  // attention tiles a kv head: every context is divided into this many ranges
     int qkv_tiles_per_kv_head;
     // Counters (unsigned, in device memory, zero between tokens): per layer, then the LM head's and
     // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4. The kernel uses the attention tickets,
@@ -132,11 +134,21 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowP
 int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program, ErrorMessage *err);
 void dataflow_program_free(DataflowProgram *program);
 
-// Positions of chunk `chunk` that come before `position` (the K/V history it streams; the newest row
-// comes from this step's QKV tiles), given context = position + 1.
-static inline DATAFLOW_HOST_DEVICE int dataflow_chunk_history(const DataflowProgram *p, int chunk, int position) {
-    int begin = chunk * p->chunk, end = begin + p->chunk;
-    if (end > position) end = position;
+// Positions each attention split covers when the context is [0, position]: ceil((position + 1) / splits).
+static inline DATAFLOW_HOST_DEVICE int dataflow_split_span(const DataflowProgram *p, int position) {
+    return (position + p->splits) / p->splits;
+}
+
+// Splits with at least one position: ceil((position + 1) / span). The others are skipped.
+static inline DATAFLOW_HOST_DEVICE int dataflow_active_splits(const DataflowProgram *p, int position) {
+    int span = dataflow_split_span(p, position);
+    return (position + span) / span;
+}
+
+// Positions of [begin, begin + n) that come before `position`: the K/V history a piece streams (the
+// newest row comes from this step's QKV tiles).
+static inline DATAFLOW_HOST_DEVICE int dataflow_history(int begin, int n, int position) {
+    int end = begin + n < position ? begin + n : position;
     return end > begin ? end - begin : 0;
 }
 
@@ -151,9 +163,15 @@ static inline DATAFLOW_HOST_DEVICE size_t dataflow_tile_bytes(const DataflowProg
         first = (int)in.index * p->qkv_rows;
         rows = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim - first;
         return (size_t)(rows < p->qkv_rows ? rows : p->qkv_rows) * s->hidden * 2;
-    case DATAFLOW_ATTN: {
-        int chunk = (int)in.index / s->n_kv_heads;
-        return (size_t)2 * dataflow_chunk_history(p, chunk, position) * s->head_dim * 2;
+    case DATAFLOW_ATTN: {  // its largest piece: K and V history of at most `chunk` positions at once
+        int span = dataflow_split_span(p, position), begin = (int)in.index / s->n_kv_heads * span;
+        if (begin > position) return 0;
+        int largest = 0;
+        for (int piece = begin; piece < begin + span && piece <= position; piece += p->chunk) {
+            int n = dataflow_history(piece, p->chunk < begin + span - piece ? p->chunk : begin + span - piece, position);
+            if (n > largest) largest = n;
+        }
+        return (size_t)2 * largest * s->head_dim * 2;
     }
     case DATAFLOW_OPROJ:
         first = (int)in.index * p->oproj_rows;
