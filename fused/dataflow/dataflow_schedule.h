@@ -92,11 +92,6 @@ typedef struct {
     int *offsets;  // [n_blocks + 1]
     int n_instructions;
     int max_block_instructions;  // the longest block's list (the kernel copies a block's list to shared memory)
-    // The projections (bit op, of DATAFLOW_QKV, DATAFLOW_GATEUP, DATAFLOW_DOWN) whose tiles the kernel
-    // copies into shared memory pages ahead of their turn (dataflow_kernel.cu); 0 after
-    // dataflow_program_build, set by the caller. Where the pages do not fit in shared memory beside
-    // the rest (large models), the kernel loads every tile into registers.
-    int page_ops;
 } DataflowProgram;
 
 // Counter indices.
