@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../golden/trace_run.h"
+#include "../model/median.h"
 #include "../model/progress.h"
 
 // Prefill chunk of the wall-clock path: bounds the engine's activation memory whatever the context.
@@ -41,17 +42,6 @@ const char *bench_cpu_name(char *out, size_t size) {
     }
     fclose(f);
     return out;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-// Sorts values (so values[0] is the minimum and values[n - 1] the maximum) and returns the median.
-static double median_of(double *values, int n) {
-    qsort(values, (size_t)n, sizeof *values, compare_doubles);
-    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 static double now_ms(void) {

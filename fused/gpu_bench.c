@@ -5,18 +5,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include "../model/median.h"
 #include "cuda_check.h"
 #include "gpu_bench.h"
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median_of(double *values, int n) {
-    qsort(values, (size_t)n, sizeof *values, compare_doubles);
-    return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
 
 int bench_gpu_name(char *out, size_t size, ErrorMessage *err) {
     if (gpu_device_available(err)) return -1;
