@@ -1,0 +1,50 @@
+// The dataflow kernel's shared memory layout (dataflow_shared_bytes), checked on the CPU: with any set
+// of weight pages a block's shared memory stays within what an sm_90 block may have, the pages are
+// used where they fit (qwen3-0.6b) and left out where they do not (qwen3-8b with every page), so no
+// model is refused for them. Built only where the CUDA library is; runs without a device.
+#include <criterion/criterion.h>
+
+#include "../fused/dataflow/dataflow_kernel.h"
+
+#define SM90_SHARED_LIMIT (227 * 1024)
+
+static const int page_sets[] = {0, 1 << DATAFLOW_GATEUP, (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN),
+                                (1 << DATAFLOW_QKV) | (1 << DATAFLOW_GATEUP),
+                                (1 << DATAFLOW_QKV) | (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN),
+                                (1 << DATAFLOW_GATEUP) | DATAFLOW_PAGE_OTHERS};
+#define N_SETS (int)(sizeof page_sets / sizeof page_sets[0])
+
+// Shared bytes of shape's program for each page set, in page_sets' order.
+static void shared_bytes(DataflowShape shape, size_t *bytes) {
+    DataflowProgram p;
+    ErrorMessage err;
+    cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+    for (int i = 0; i < N_SETS; i++) {
+        p.page_ops = page_sets[i];
+        bytes[i] = dataflow_shared_bytes(&p);
+        cr_assert_leq(bytes[i], SM90_SHARED_LIMIT, "page set %d: %zu bytes of shared memory", page_sets[i], bytes[i]);
+    }
+    dataflow_program_free(&p);
+}
+
+Test(dataflow_layout, qwen3_0_6b_has_room_for_every_page) {
+    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 4096, 132, 96 * 1024};
+    size_t bytes[N_SETS];
+    shared_bytes(shape, bytes);
+    // gate/up's page is its tile (2 x 24 rows x 1024 x 2 bytes); QKV's 64 KB tile shares it; down's is 48 KB.
+    cr_assert_geq(bytes[1], bytes[0] + 96 * 1024, "gate/up's page missing: %zu against %zu", bytes[1], bytes[0]);
+    cr_assert_geq(bytes[2], bytes[1] + 48 * 1024, "down's page missing: %zu against %zu", bytes[2], bytes[1]);
+    cr_assert_eq(bytes[3], bytes[1], "QKV shares gate/up's page: %zu against %zu", bytes[3], bytes[1]);
+    cr_assert_eq(bytes[4], bytes[2]);
+    // gate/up paged, the other projections landing: QKV's 64 KB tile is the landing page's size.
+    cr_assert_geq(bytes[5], bytes[1] + 64 * 1024, "landing page missing: %zu against %zu", bytes[5], bytes[1]);
+}
+
+Test(dataflow_layout, qwen3_8b_leaves_out_pages_that_do_not_fit) {
+    DataflowShape shape = {4096, 12288, 32, 8, 128, 151936, 36, 1056, 132, 96 * 1024};
+    size_t bytes[N_SETS];
+    shared_bytes(shape, bytes);
+    cr_assert_gt(bytes[1], bytes[0], "gate/up's page fits beside the rest at this context");
+    cr_assert_leq(bytes[4], bytes[0], "every page: %zu bytes, more than the unpaged layout's %zu", bytes[4], bytes[0]);
+    cr_assert_leq(bytes[5], bytes[0], "gate/up and landing: %zu bytes, more than the unpaged layout's %zu", bytes[5], bytes[0]);
+}
