@@ -41,64 +41,10 @@ static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-by
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk's K history in whole rounds");
 
-// ---- weight pages: projection tiles copied into shared memory off the dependency chain -------------
-//
-// Every block runs the same op at about the same time, so a tile's weight loads issued when the block
-// reaches the tile arrive as one burst from every SM (12.6 MB for qwen3-0.6b's gate/up), and the small
-// exchanged values the tile waits for queue behind it. The paged ops' tiles are instead copied (bulk
-// copies, completion on an mbarrier) into one of two pages at a point where the block is computing,
-// not waiting: gate/up while attention computes, down while gate/up computes, the next layer's QKV
-// while down computes.
-// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles. With
-// DATAFLOW_PAGE_OTHERS, every projection tile no page holds is copied into a third page (LANDING) when
-// the block reaches it, as its register loads would be, and read only after the staging: a load into
-// registers shares its scoreboard with the staging's tagged loads (ptxas), so the staging could not
-// begin before the tile's weights had landed; a bulk copy completes on an mbarrier instead.
-#define PAGES 3
-#define LANDING 2  // the page every other projection's tile lands in at its start (DATAFLOW_PAGE_OTHERS)
-#define SHARED_LIMIT (227 * 1024)  // dynamic shared memory a block may have on sm_90
-
-__host__ __device__ static inline int page_of(int op) { return op == DATAFLOW_DOWN ? 1 : 0; }
-
-__host__ __device__ static inline size_t op_tile_bytes(const DataflowProgram &p, int op) {
-    const DataflowShape &s = p.shape;
-    switch (op) {
-    case DATAFLOW_QKV: return (size_t)p.qkv_rows * s.hidden * 2;
-    case DATAFLOW_OPROJ: return (size_t)p.oproj_rows * s.n_heads * s.head_dim * 2;
-    case DATAFLOW_GATEUP: return (size_t)2 * p.gateup_rows * s.hidden * 2;
-    case DATAFLOW_DOWN: return (size_t)p.down_rows * s.intermediate * 2;
-    default: return 0;
-    }
-}
-
-// Bytes of page `page`: the largest tile of the paged ops it takes (LANDING: of the projections no
-// other page takes, with DATAFLOW_PAGE_OTHERS).
-__host__ __device__ static inline size_t page_bytes(const DataflowProgram &p, int page) {
-    size_t bytes = 0;
-    for (int op = DATAFLOW_QKV; op <= DATAFLOW_DOWN; op++) {
-        if (op == DATAFLOW_ATTN) continue;
-        const int paged = (p.page_ops >> op) & 1;
-        const int takes = page == LANDING ? !paged && (p.page_ops & DATAFLOW_PAGE_OTHERS) : paged && page_of(op) == page;
-        if (takes && op_tile_bytes(p, op) > bytes) bytes = op_tile_bytes(p, op);
-    }
-    return bytes;
-}
-
-// The pages' state, in shared memory; written by thread 0 between barriers, read by every thread.
-struct PageState {
-    unsigned long long full[PAGES];  // mbarriers: the copy into the page has landed
-    int instruction[PAGES];          // the list index whose weights the page holds or receives; -1: free
-    unsigned parity[PAGES];          // the phase of full[page] the next copy completes
-    unsigned offset[PAGES];          // the page's offset in shared memory
-    int paged;                       // SharedLayout.paged
-};
-
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, page_state, total;
-    size_t page[PAGES];  // each page's offset
-    int paged;           // 0: the pages do not fit beside the rest (every tile loads into registers)
+    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -122,19 +68,7 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
     L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
-    L.page_state = align_up(L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2, 128);  // PageState
-    size_t end = L.page_state + sizeof(PageState);
-    const size_t unpaged_end = end;
-    for (int page = 0; page < PAGES; page++) {
-        L.page[page] = align_up(end, 128);
-        end = L.page[page] + page_bytes(p, page);
-    }
-    L.paged = end <= SHARED_LIMIT;
-    if (!L.paged) {
-        end = unpaged_end;
-        for (int page = 0; page < PAGES; page++) L.page[page] = end;
-    }
-    L.total = end;
+    L.total = L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2;
     return L;
 }
 
@@ -245,41 +179,6 @@ __device__ __forceinline__ unsigned atomic_add_relaxed(unsigned *p, unsigned v) 
     asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
 }
-
-// ---- bulk copies into shared memory ----------------------------------------------------------------
-
-__device__ __forceinline__ uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mbarrier_init(unsigned long long *bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(bar)), "r"(count) : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned long long *bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)), "r"(bytes)
-                 : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_wait(unsigned long long *bar, unsigned parity) {
-    uint32_t done = 0;
-    while (!done)
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(done)
-                     : "r"(shared_address(bar)), "r"(parity)
-                     : "memory");
-}
-
-// bytes (a multiple of 16, both addresses 16-byte aligned) from global src into shared dst; completion
-// is counted on bar's transaction count.
-__device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, unsigned bytes,
-                                                    unsigned long long *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                     shared_address(dst)),
-                 "l"(src), "r"(bytes), "r"(shared_address(bar))
-                 : "memory");
-}
-
-// Orders this thread's earlier shared memory accesses before later bulk copies into shared memory.
-__device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
 // read through L1 right after a wait (a norm's weights), so the read after the wait hits.
@@ -495,8 +394,6 @@ struct Consumer {
     int split_span, active_splits;  // this token's attention splits (dataflow_split_span / _active_splits)
     int list_count;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
-    unsigned char *smem;        // the block's shared memory (the pages are at PageState offsets)
-    PageState *pages;
     float best_value;           // the group's running argmax (meaningful in thread 0)
     int best_index;
 };
@@ -514,129 +411,15 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
     return 0;
 }
 
-// The weights of projection tile `tile` of (op, layer).
-__device__ __forceinline__ TileSpec tile_spec(const Consumer &c, int op, int layer, int tile) {
-    const DataflowProgram &p = c.p;
-    const DataflowShape &s = p.shape;
-    const DataflowLayer &Ly = c.layers[layer];
-    const int q_width = s.n_heads * s.head_dim, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
-    int first, rows;
-    switch (op) {
-    case DATAFLOW_QKV:
-        first = tile * p.qkv_rows, rows = min(p.qkv_rows, qkv_width - first);
-        return TileSpec{Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
-    case DATAFLOW_OPROJ:
-        first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
-        return TileSpec{Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
-    case DATAFLOW_GATEUP:
-        first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
-        return TileSpec{Ly.w_gate_up + (size_t)first * s.hidden,
-                        Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, rows, rows, s.hidden};
-    default:  // DATAFLOW_DOWN
-        first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
-        return TileSpec{Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
-    }
-}
-
-// If op is paged and its page is free: asks for the weights of the block's next `op` instruction (at or
-// after the current one) into the page. Thread 0 issues the copies and records the instruction (read by
-// the others after the next barrier).
-__device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
-    PageState &ps = *c.pages;
-    if (!((c.p.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
-    const int page = page_of(op);
-    if (ps.instruction[page] >= 0) return;
-    int j = c.current;
-#pragma unroll 1
-    while (j < c.walk_end && c.list[j - c.list_first].op != op) j++;
-    if (j >= c.walk_end) return;
-    ps.instruction[page] = j;
-    const DataflowInstruction in = c.list[j - c.list_first];
-    const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
-    const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
-    unsigned char *dst = c.smem + ps.offset[page];
-    mbarrier_arrive_expect_tx(&ps.full[page], bytes_a + bytes_b);
-    bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[page]);
-    if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[page]);
-}
-
-// Whether op's page holds (or receives) the current instruction's weights. Read by every thread;
-// written only by thread 0 between barriers, and only for paged ops.
-__device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
-    return ((c.p.page_ops >> op) & 1) && c.pages->instruction[page_of(op)] == c.current;
-}
-
-// Where the current tile's weights come from: its page, the landing page, or registers (-1). The
-// landing page is compiled in only with DATAFLOW_LANDING=1: with both it and registers possible, the
-// weights' registers are live across the staging on one path only and ptxas spills 728 bytes. A
-// DATAFLOW_LANDING=1 build takes every unpaged tile through the landing page, and refuses (at launch)
-// a model whose pages do not fit.
-#ifndef DATAFLOW_LANDING
-#define DATAFLOW_LANDING 0
-#endif
-__device__ __forceinline__ int tile_source(const Consumer &c, int op) {
-    if (tile_in_page(c, op)) return page_of(op);
-    return DATAFLOW_LANDING ? LANDING : -1;
-}
-
-// The tile's weights from page `page` into registers (the page is then free; the landing page is
-// always free once read).
-__device__ __forceinline__ void tile_from_page(Consumer &c, const TileSpec &t, TileRegs &r, int page) {
-    PageState &ps = *c.pages;
-    mbarrier_wait(&ps.full[page], ps.parity[page]);
-    const uint4 *src = (const uint4 *)(c.smem + ps.offset[page]);
-    const int slots = (t.rows_a + t.rows_b) * (t.n / 256);
-#pragma unroll
-    for (int k = 0; k < SLOTS_PER_WARP; k++) {
-        const int slot = c.g.warp + k * WARPS;
-        r.w[k] = make_uint4(0u, 0u, 0u, 0u);
-        if (slot < slots) r.w[k] = src[slot * 32 + c.g.lane];
-    }
-    fence_proxy_async_shared();
-    group_sync(c.g);  // every thread has read the page (and its state) before it is given back
-    if (c.g.tid == 0) {
-        ps.parity[page] ^= 1u;
-        if (page != LANDING) ps.instruction[page] = -1;
-    }
-}
-
-// Starts the tile's weights: from its page into registers when a page holds them (copied there long
-// before), else loads into registers (tile_issue). In a DATAFLOW_LANDING build no tile is read before
-// its staging: an unpaged tile is bulk-copied into the landing page (thread 0) and tile_weights reads
-// it, or its page, after the staging. Returns the source (tile_source), for tile_weights.
-__device__ __forceinline__ int tile_begin(Consumer &c, const TileSpec &t, TileRegs &r, int op) {
-    const int source = tile_source(c, op);
-    if (DATAFLOW_LANDING) {
-        if (source == LANDING && c.g.tid == 0) {
-            PageState &ps = *c.pages;
-            const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
-            unsigned char *dst = c.smem + ps.offset[LANDING];
-            mbarrier_arrive_expect_tx(&ps.full[LANDING], bytes_a + bytes_b);
-            bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[LANDING]);
-            if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[LANDING]);
-        }
-    } else if (source >= 0) {
-        tile_from_page(c, t, r, source);
-    } else {
-        tile_issue(c.g, t, r);
-    }
-    return source;
-}
-
-// After the staging, in a DATAFLOW_LANDING build: the tile's weights into registers from its page or
-// the landing page. source: what tile_begin returned.
-__device__ __forceinline__ void tile_weights(Consumer &c, const TileSpec &t, TileRegs &r, int source) {
-    if (DATAFLOW_LANDING) tile_from_page(c, t, r, source);
-}
-
 __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    const TileSpec t = tile_spec(c, DATAFLOW_QKV, layer, tile);
-    const int first = tile * p.qkv_rows, rows = t.rows_a;
+    int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
+    int rows = min(p.qkv_rows, qkv_width - first);
+    TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_QKV);
+    tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
@@ -655,7 +438,6 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
     mark(c, DATAFLOW_MARK_STAGED);
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -829,7 +611,6 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_STAGED);
-    page_prefetch(c, DATAFLOW_GATEUP);  // this layer's: it streams while attention computes
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
@@ -1032,14 +813,12 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const int q_width = s.n_heads * s.head_dim;
-    const TileSpec t = tile_spec(c, DATAFLOW_OPROJ, layer, tile);
-    const int first = tile * p.oproj_rows, rows = t.rows_a;
+    int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
+    TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_OPROJ);
-    page_prefetch(c, DATAFLOW_GATEUP);  // a block with no attention instruction in this layer asks here
+    tile_issue(c.g, t, w);
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1060,10 +839,11 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    const TileSpec t = tile_spec(c, DATAFLOW_GATEUP, layer, tile);
-    const int first = tile * p.gateup_rows, rows = t.rows_a;
+    int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
+    TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
+                  rows, rows, s.hidden};
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_GATEUP);
+    tile_issue(c.g, t, w);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
         stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
@@ -1075,8 +855,6 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
         #pragma unroll 1
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
     mark(c, DATAFLOW_MARK_STAGED);
-    page_prefetch(c, DATAFLOW_DOWN);  // this layer's, while this tile computes
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1098,14 +876,12 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    const TileSpec t = tile_spec(c, DATAFLOW_DOWN, layer, tile);
-    const int first = tile * p.down_rows, rows = t.rows_a;
+    int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
+    TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_DOWN);
+    tile_issue(c.g, t, w);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
-    page_prefetch(c, DATAFLOW_QKV);  // the next layer's, while this tile computes
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1237,10 +1013,6 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.list_first + c.list_count;
-    c.current = c.list_first;
-    page_prefetch(c, DATAFLOW_QKV);  // the first layer's QKV and down tiles; later ones at the triggers
-    page_prefetch(c, DATAFLOW_DOWN);
-    group_sync(c.g);  // the pages' instructions are recorded
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
@@ -1310,18 +1082,6 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.tile_out = (float *)(smem + L.tile_out);
     c.misc = (float *)(smem + L.misc);
     c.kv = (uint16_t *)(smem + L.kv);
-    c.smem = smem;
-    c.pages = (PageState *)(smem + L.page_state);
-    if (threadIdx.x == 0)
-        for (int page = 0; page < PAGES; page++) {
-            mbarrier_init(&c.pages->full[page], 1);
-            c.pages->instruction[page] = -1;
-            c.pages->parity[page] = 0;
-            c.pages->offset[page] = (unsigned)L.page[page];
-        }
-    if (threadIdx.x == 0) c.pages->paged = L.paged;
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // the barriers, visible to the copy engine
-    __syncthreads();
     c.current = 0;
     c.epoch = *P.epoch;
     c.split_span = dataflow_split_span(&p, c.position);
@@ -1360,9 +1120,6 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
-    if (DATAFLOW_LANDING && !shared_layout(*program).paged)
-        return fail(err, "dataflow engine: this build reads every tile through shared memory pages, which do not "
-                         "fit beside the rest for this model (%zu bytes)", dataflow_shared_bytes(program));
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
