@@ -29,21 +29,22 @@
 #define MAX_SLOTS (SLOTS_PER_WARP * WARPS)
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
-#define MAX_CHUNK 80
+#define MAX_CHUNK 64
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
 #define LM_GROUP_STEP 4
-// Bytes of one K/V buffer: a piece's K history, then its V history (bf16), at most MAX_HEAD_DIM wide.
-#define KV_BUFFER_BYTES(p) ((size_t)2 * (p).chunk * MAX_HEAD_DIM * 2)
+// Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
+#define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-byte words");
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
+static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk's K history in whole rounds");
 
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, kv_full, total;
+    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -66,9 +67,8 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.partials = align_up(L.split_sums + (size_t)THREADS * 4, 128);          // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
-    L.kv = align_up(L.misc + 64 * 4, 128);  // two buffers, each K then V history of one piece, bf16
-    L.kv_full = L.kv + (size_t)2 * KV_BUFFER_BYTES(p);  // their mbarriers
-    L.total = L.kv_full + 2 * 8;
+    L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
+    L.total = L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2;
     return L;
 }
 
@@ -179,42 +179,6 @@ __device__ __forceinline__ unsigned atomic_add_relaxed(unsigned *p, unsigned v) 
     asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
 }
-
-// ---- bulk copies into shared memory (the attention's K/V history) ----------------------------------
-
-__device__ __forceinline__ uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void mbarrier_init(unsigned long long *bar, unsigned count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(bar)), "r"(count) : "memory");
-}
-
-// One arrival that also expects `bytes` of bulk copies to complete on bar (0: the phase completes now).
-__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned long long *bar, unsigned bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)), "r"(bytes)
-                 : "memory");
-}
-
-__device__ __forceinline__ void mbarrier_wait(unsigned long long *bar, unsigned parity) {
-    uint32_t done = 0;
-    while (!done)
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(done)
-                     : "r"(shared_address(bar)), "r"(parity)
-                     : "memory");
-}
-
-// bytes (a multiple of 16, both addresses 16-byte aligned) from global src into shared dst; completion
-// is counted on bar's transaction count.
-__device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, unsigned bytes,
-                                                    unsigned long long *bar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                     shared_address(dst)),
-                 "l"(src), "r"(bytes), "r"(shared_address(bar))
-                 : "memory");
-}
-
-// Orders this thread's earlier shared memory accesses before later bulk copies into shared memory.
-__device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
 // read through L1 right after a wait (a norm's weights), so the read after the wait hits.
@@ -423,9 +387,7 @@ struct Consumer {
     float *vec, *heads, *scores, *split_sums, *partials, *tile_out, *misc;
     float *resid;               // the raw input of the block's last rmsnorm staging: the residual its
     int resid_op, resid_layer;  // o_proj / down tiles add; and whose input that was (op -1: none)
-    uint16_t *kv;               // two buffers of a piece's K and V history (KV_BUFFER_BYTES each)
-    unsigned long long *kv_full;  // their mbarriers
-    unsigned kv_parity;         // bit b: the phase of kv_full[b] the next copy completes
+    uint16_t *kv;               // an attention chunk's K and V history
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
@@ -590,19 +552,20 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
-// Asks for the K and V history rows [begin, begin + history) of kv head kv_head in K/V buffer `buffer`
-// (thread 0 issues two bulk copies; history 0 completes the buffer's phase at once).
-__device__ __forceinline__ void attention_copy_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
-                                                  int history, int buffer) {
-    if (c.g.tid != 0) return;
-    const int hd = c.p.shape.head_dim;
-    const unsigned bytes = (unsigned)(history * hd * 2);
+// Issues the loads of the K and V history rows [begin, begin + history) of kv head kv_head into
+// registers (one 16-byte load of K and one of V per thread per round, all in flight at once).
+__device__ __forceinline__ void attention_issue_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
+                                                   int history, uint4 (&k_regs)[KV_ROUNDS], uint4 (&v_regs)[KV_ROUNDS]) {
+    const int hd = c.p.shape.head_dim, history_16 = history * hd / 8;  // 16-byte pieces of K (and of V)
     const size_t row = (size_t)kv_head * c.p.shape.max_context + begin;
-    unsigned char *dst = (unsigned char *)c.kv + (size_t)buffer * KV_BUFFER_BYTES(c.p);
-    mbarrier_arrive_expect_tx(&c.kv_full[buffer], 2 * bytes);
-    if (bytes) {
-        bulk_copy_to_shared(dst, Ly.k_cache + row * hd, bytes, &c.kv_full[buffer]);
-        bulk_copy_to_shared(dst + (size_t)c.p.chunk * hd * 2, Ly.v_cache + row * hd, bytes, &c.kv_full[buffer]);
+#pragma unroll
+    for (int u = 0; u < KV_ROUNDS; u++) {
+        int i = c.g.tid + u * THREADS;
+        k_regs[u] = v_regs[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (i < history_16) {
+            k_regs[u] = __ldcg((const uint4 *)(Ly.k_cache + row * hd) + i);
+            v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + row * hd) + i);
+        }
     }
 }
 
@@ -611,10 +574,8 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 // in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
 // this step), and an online softmax (running max m and sum l per q head; the running weighted sums
 // rescaled by exp(m_old - m_new) at each piece), whose (m, l, o) are the split's partials for the merge.
-// A piece's K/V history is bulk-copied into one of two shared memory buffers while the previous piece
-// is computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
-// register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
-// staging's scoreboard in ptxas's code).
+// A piece's K/V history is loaded into registers while the previous piece is computed (the first one
+// before the q/k/v are staged), then parked in shared memory.
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
@@ -624,13 +585,16 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
-    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), 0);
+    uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
+    attention_issue_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), k_regs,
+                       v_regs);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
     prefetch_l1(c.g, Ly.k_norm_w, (size_t)hd * 4);
     prefetch_l1(c.g, cos_row, (size_t)hd / 2 * 4);
     prefetch_l1(c.g, sin_row, (size_t)hd / 2 * 4);
+    uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
     // heads: [0, group) the q heads, group: k, group + 1: v, group + 2 / group + 3: the newest K and V
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
@@ -690,18 +654,22 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     float *scores = c.scores;  // [group][p.chunk]
 #pragma unroll 1
     for (int piece = begin; piece < end; piece += p.chunk) {
-        const int n = min(p.chunk, end - piece);
-        const int buffer = ((piece - begin) / p.chunk) & 1;
-        fence_proxy_async_shared();  // this thread's reads of the other buffer come before its refill
+        const int n = min(p.chunk, end - piece), history_16 = dataflow_history(piece, n, c.position) * hd / 8;
         group_sync(c.g);  // the last piece's K/V and weights are read (and, first, the newest row is written)
+#pragma unroll
+        for (int u = 0; u < KV_ROUNDS; u++) {
+            int i = c.g.tid + u * THREADS;
+            if (i < history_16) {
+                ((uint4 *)k_history)[i] = k_regs[u];
+                ((uint4 *)v_history)[i] = v_regs[u];
+            }
+        }
+        group_sync(c.g);
         if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
             const int next = piece + p.chunk;
-            attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position),
-                              buffer ^ 1);
+            attention_issue_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position), k_regs,
+                               v_regs);
         }
-        mbarrier_wait(&c.kv_full[buffer], (c.kv_parity >> buffer) & 1u);
-        c.kv_parity ^= 1u << buffer;
-        const uint16_t *k_history = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_history = k_history + (size_t)p.chunk * hd;
         // Scores: warp w takes positions [4 w, 4 w + 4), then [4 (w + WARPS), ...); a lane holds per_lane
         // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over
         // its lanes together (warp_sum16_transposed).
@@ -800,7 +768,6 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             o_run[r] = o;
         }
     }
-    fence_proxy_async_shared();  // the K/V buffers' reads come before the next instruction's copies
     // The split's partials: (m, l) per q head and o per (q head, dimension), the thread splits' running
     // sums added in order.
     const unsigned tag = partial_tag(c, layer);
@@ -1115,14 +1082,6 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.tile_out = (float *)(smem + L.tile_out);
     c.misc = (float *)(smem + L.misc);
     c.kv = (uint16_t *)(smem + L.kv);
-    c.kv_full = (unsigned long long *)(smem + L.kv_full);
-    c.kv_parity = 0;
-    if (threadIdx.x == 0) {
-        mbarrier_init(&c.kv_full[0], 1);
-        mbarrier_init(&c.kv_full[1], 1);
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the copy engine
-    }
-    __syncthreads();
     c.current = 0;
     c.epoch = *P.epoch;
     c.split_span = dataflow_split_span(&p, c.position);
