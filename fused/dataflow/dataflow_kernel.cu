@@ -362,6 +362,15 @@ __device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, c
     group_sync(g);
 }
 
+// Item `item`'s total over its `splits` partial sums, which threads left in sums[k * items + item]
+// (split k), added in split order so the result does not depend on the thread count.
+__device__ __forceinline__ float ordered_split_sum(const float *sums, int splits, int items, int item) {
+    float total = 0.0f;
+#pragma unroll 1
+    for (int k = 0; k < splits; k++) total += sums[k * items + item];
+    return total;
+}
+
 // (value, index) order of the argmax: larger value, then lower index; NaN never wins.
 __device__ __forceinline__ int better(float v, int i, float best_v, int best_i) {
     if (i < 0 || isnan(v)) return 0;
@@ -541,9 +550,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         group_sync(c.g);
         if (c.g.tid < combos) {
             const int j = c.g.tid / hd, d = c.g.tid % hd;
-            float o = 0.0f;
-#pragma unroll 1
-            for (int k = 0; k < splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            const float o = ordered_split_sum(c.split_sums, splits, combos, c.g.tid);
             float value = c.P.skeleton ? o : o / total_l[j];
             tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
             if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
@@ -777,9 +784,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         group_sync(c.g);
         if (c.g.tid < combos) {
             const int j = c.g.tid / hd, d = c.g.tid % hd;
-            float o = 0.0f;
-#pragma unroll 1
-            for (int k = 0; k < thread_splits; k++) o += c.split_sums[k * combos + c.g.tid];
+            const float o = ordered_split_sum(c.split_sums, thread_splits, combos, c.g.tid);
             size_t slot = slot_base + (size_t)j * p.splits;
             tagged_store(c.P.partial_o + slot * hd + d, o, tag);
             if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
