@@ -33,6 +33,39 @@ static int env_choice(const char *name, const int *allowed, int *value, ErrorMes
     return fail(err, "%s=%s: expected one of %s", name, text, list);
 }
 
+// "none" or a comma list of projection names: unset or empty leaves *mask as it is.
+static int env_pages(const char *name, int *mask, ErrorMessage *err) {
+    static const struct {
+        const char *name;
+        int bits;
+    } ops[] = {{"qkv", 1 << DATAFLOW_QKV}, {"gate_up", 1 << DATAFLOW_GATEUP}, {"down", 1 << DATAFLOW_DOWN},
+               {"others", DATAFLOW_PAGE_OTHERS}};
+    const char *text = getenv(name);
+    if (!text || !*text) return 0;
+    if (!strcmp(text, "none")) {
+        *mask = 0;
+        return 0;
+    }
+    int value = 0;
+    for (const char *item = text; *item;) {
+        size_t length = strcspn(item, ",");
+        int found = 0;
+        for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            if (length == strlen(ops[i].name) && !strncmp(item, ops[i].name, length)) {
+                value |= ops[i].bits;
+                found = 1;
+            }
+        if (!found) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down, others", name, text);
+        item += length;
+        if (*item == ',') {
+            item++;
+            if (!*item) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down, others", name, text);
+        }
+    }
+    *mask = value;
+    return 0;
+}
+
 int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     *options = fused_options_defaults();
     if (env_switch("FUSECHECK_PDL", &options->pdl, err) ||
@@ -41,7 +74,9 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
         env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
     static const int tile_kb[] = {32, 64, 96, -1};
-    if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err)) return -1;
+    if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err) ||
+        env_pages("FUSECHECK_DATAFLOW_PAGES", &options->dataflow_pages, err))
+        return -1;
     const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
     if (splits_text && *splits_text) {
         char *end;

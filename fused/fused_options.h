@@ -19,6 +19,13 @@
 //                            (0 or 1)                      has its inputs, has staged them, has computed and
 //                                                          ends; the last launch's summary goes to stderr
 //                                                          when the engine is destroyed
+// dataflow_pages    gate_up  FUSECHECK_DATAFLOW_PAGES      the dataflow projections whose tiles are copied
+//                            ("none" or a comma list of    into shared memory pages ahead of their turn (off
+//                            qkv, gate_up, down, others)   the dependency chain) instead of loaded into
+//                                                          registers when the block reaches them; others:
+//                                                          every other projection's tile is copied into a
+//                                                          landing page when the block reaches it; stored as
+//                                                          bits DATAFLOW_QKV, _GATEUP, _DOWN, _PAGE_OTHERS
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring
@@ -35,6 +42,9 @@ extern "C" {
 #endif
 
 #include "../model/error.h"
+#include "dataflow/dataflow_schedule.h"
+
+#define FUSED_DEFAULT_DATAFLOW_PAGES (1 << DATAFLOW_GATEUP)
 
 typedef struct {
     int pdl;               // 0 or 1
@@ -42,11 +52,12 @@ typedef struct {
     int dataflow_skeleton; // 0 or 1
     int dataflow_tile_kb;  // 32, 64 or 96
     int dataflow_timeline; // 0 or 1
+    int dataflow_pages;    // DataflowProgram.page_ops (dataflow_schedule.h)
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 96, 0, 0};
+    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, 0};
     return options;
 }
 

@@ -389,7 +389,7 @@ static int init_dataflow(GpuEngine *e, ErrorMessage *err) {
                                e->n_layers, e->max_context, d->eps, layers, e->embed, e->lm_head, e->final_norm_w,
                                e->rope_cos, e->rope_sin, e->d_io, e->decode_embed, e->final_norm, e->logits,
                                e->d_next_token, e->options.dataflow_skeleton, e->options.dataflow_timeline,
-                               e->options.dataflow_tile_kb};
+                               e->options.dataflow_tile_kb, e->options.dataflow_pages};
     e->dataflow = dataflow_decode_create(&buffers, err);
     free(layers);
     return e->dataflow ? 0 : -1;

@@ -3,6 +3,7 @@
 // a variable's set is refused with one line naming the variable, the value and what is allowed.
 // Built only where the CUDA library is (fused_options.c lives there); runs without a device.
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 
 static const char *const variables[] = {"FUSECHECK_PDL", "FUSECHECK_SYNC_KERNELS", "FUSECHECK_DATAFLOW_SKELETON",
                                         "FUSECHECK_DATAFLOW_TIMELINE", "FUSECHECK_DATAFLOW_TILE_KB",
-                                        "FUSECHECK_ATTENTION_SPLITS"};
+                                        "FUSECHECK_ATTENTION_SPLITS", "FUSECHECK_DATAFLOW_PAGES"};
 
 static void clear_environment(void) {
     for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) unsetenv(variables[i]);
@@ -29,6 +30,7 @@ Test(fused_options, unset_and_empty_give_the_defaults) {
     cr_assert_eq(d.pdl, 1);
     cr_assert_eq(d.dataflow_tile_kb, 96);
     cr_assert_eq(d.dataflow_skeleton, 0);
+    cr_assert_eq(d.dataflow_pages, 1 << DATAFLOW_GATEUP);
 }
 
 Test(fused_options, accepted_values_land_in_their_fields) {
@@ -44,6 +46,24 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     cr_assert_eq(o.dataflow_tile_kb, 32);
     cr_assert_eq(o.attention_splits, 7);
     cr_assert_eq(o.sync_kernels, 0);
+}
+
+Test(fused_options, dataflow_pages_take_names_or_none) {
+    static const struct {
+        const char *text;
+        int mask;
+    } cases[] = {{"none", 0},
+                 {"qkv", 1 << DATAFLOW_QKV},
+                 {"down,gate_up", (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN)},
+                 {"qkv,gate_up,down", (1 << DATAFLOW_QKV) | (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN)},
+                 {"gate_up,others", (1 << DATAFLOW_GATEUP) | DATAFLOW_PAGE_OTHERS}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("FUSECHECK_DATAFLOW_PAGES", cases[i].text, 1);
+        FusedOptions o;
+        ErrorMessage err;
+        cr_assert_eq(fused_options_from_env(&o, &err), 0, "%s", err.text);
+        cr_assert_eq(o.dataflow_pages, cases[i].mask, "%s: mask %d", cases[i].text, o.dataflow_pages);
+    }
 }
 
 static void expect_refused(const char *variable, const char *value, const char *message) {
@@ -63,4 +83,11 @@ Test(fused_options, values_outside_the_set_are_refused_by_name) {
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "64k", "FUSECHECK_DATAFLOW_TILE_KB=64k: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "-1", "FUSECHECK_DATAFLOW_TILE_KB=-1: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_ATTENTION_SPLITS", "0", "FUSECHECK_ATTENTION_SPLITS=0: expected an integer in [1,");
+    const char *pages_message = ": expected none or a comma list of qkv, gate_up, down, others";
+    const char *bad_pages[] = {"o_proj", "qkv,", "gate_up,,down", ",qkv", "QKV", "qkv gate_up", "none,qkv"};
+    for (size_t i = 0; i < sizeof bad_pages / sizeof bad_pages[0]; i++) {
+        char message[128];
+        snprintf(message, sizeof message, "FUSECHECK_DATAFLOW_PAGES=%s%s", bad_pages[i], pages_message);
+        expect_refused("FUSECHECK_DATAFLOW_PAGES", bad_pages[i], message);
+    }
 }

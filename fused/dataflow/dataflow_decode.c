@@ -54,6 +54,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         free(d);
         return NULL;
     }
+    d->program.page_ops = b->page_ops;
     const DataflowProgram *p = &d->program;
     size_t slots = (size_t)b->n_heads * p->splits;
     DECODE_ALLOC(d->d_layers, (size_t)b->n_layers * sizeof *d->d_layers, "layer pointers");
@@ -249,7 +250,11 @@ int dataflow_decode_enqueue(DataflowDecode *d, cudaStream_t stream, ErrorMessage
 }
 
 void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
-    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token%s",
+    const int pages = d->program.page_ops;
+    char paged[64];
+    snprintf(paged, sizeof paged, "%s%s%s", pages & (1 << DATAFLOW_QKV) ? " qkv" : "",
+             pages & (1 << DATAFLOW_GATEUP) ? " gate_up" : "", pages & (1 << DATAFLOW_DOWN) ? " down" : "");
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s%s",
              d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024, d->program.n_instructions,
-             d->params.skeleton ? " (skeleton: no arithmetic)" : "");
+             pages ? paged : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

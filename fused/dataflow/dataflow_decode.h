@@ -32,6 +32,7 @@ typedef struct {
     int timeline;  // 1: every launch records when each instruction reaches each step (DataflowMark); the
                    // last launch's is summarized on stderr when the decode state is destroyed
     int tile_kb;   // most weight bytes of a projection tile, in KB (DataflowShape.tile_bytes / 1024)
+    int page_ops;  // DataflowProgram.page_ops
 } DataflowBuffers;
 
 // Builds the program for this device (one block per SM) and allocates its device state. NULL and one

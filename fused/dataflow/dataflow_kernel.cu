@@ -29,22 +29,88 @@
 #define MAX_SLOTS (SLOTS_PER_WARP * WARPS)
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
-#define MAX_CHUNK 64
+#define MAX_CHUNK 80
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
 #define LM_GROUP_STEP 4
-// Rounds of 16-byte loads (per thread) that bring one chunk's K history, and its V history.
-#define KV_ROUNDS (MAX_CHUNK * MAX_HEAD_DIM * 2 / 16 / THREADS)
+// Bytes of one K/V buffer: a piece's K history, then its V history (bf16), at most MAX_HEAD_DIM wide.
+#define KV_BUFFER_BYTES(p) ((size_t)2 * (p).chunk * MAX_HEAD_DIM * 2)
+// Tiles ahead of the current one, of its op and layer, whose weights are asked of L2 (run_consumers).
+#define TILE_PREFETCH_AHEAD 1
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-byte words");
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
-static_assert(KV_ROUNDS * 16 * THREADS == MAX_CHUNK * MAX_HEAD_DIM * 2, "a chunk's K history in whole rounds");
+
+// ---- weight pages: projection tiles copied into shared memory off the dependency chain -------------
+//
+// Every block runs the same op at about the same time, so a tile's weight loads issued when the block
+// reaches the tile arrive as one burst from every SM (12.6 MB for qwen3-0.6b's gate/up), and the small
+// exchanged values the tile waits for queue behind it. The paged ops' tiles are instead copied (bulk
+// copies, completion on an mbarrier) into one of two pages at a point where the block is computing,
+// not waiting: gate/up while attention computes, down while gate/up computes, the next layer's QKV
+// while down computes.
+// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles. With
+// DATAFLOW_PAGE_OTHERS, every projection tile no page holds is copied into a third page (LANDING) when
+// the block reaches it, as its register loads would be, and read only after the staging: a load into
+// registers shares its scoreboard with the staging's tagged loads (ptxas), so the staging could not
+// begin before the tile's weights had landed; a bulk copy completes on an mbarrier instead.
+#define PAGES 3
+#define LANDING 2  // the page every other projection's tile lands in at its start (DATAFLOW_PAGE_OTHERS)
+#define SHARED_LIMIT (227 * 1024)  // dynamic shared memory a block may have on sm_90
+
+__host__ __device__ static inline int page_of(int op) { return op == DATAFLOW_DOWN ? 1 : 0; }
+
+__host__ __device__ static inline size_t op_tile_bytes(const DataflowProgram &p, int op) {
+    const DataflowShape &s = p.shape;
+    switch (op) {
+    case DATAFLOW_QKV: return (size_t)p.qkv_rows * s.hidden * 2;
+    case DATAFLOW_OPROJ: return (size_t)p.oproj_rows * s.n_heads * s.head_dim * 2;
+    case DATAFLOW_GATEUP: return (size_t)2 * p.gateup_rows * s.hidden * 2;
+    case DATAFLOW_DOWN: return (size_t)p.down_rows * s.intermediate * 2;
+    default: return 0;
+    }
+}
+
+// Bytes of page `page`: the largest tile of the paged ops it takes (LANDING: of the projections no
+// other page takes, with DATAFLOW_PAGE_OTHERS).
+__host__ __device__ static inline size_t page_bytes(const DataflowProgram &p, int page) {
+    size_t bytes = 0;
+    for (int op = DATAFLOW_QKV; op <= DATAFLOW_DOWN; op++) {
+        if (op == DATAFLOW_ATTN) continue;
+        const int paged = (p.page_ops >> op) & 1;
+        const int takes = page == LANDING ? !paged && (p.page_ops & DATAFLOW_PAGE_OTHERS) : paged && page_of(op) == page;
+        if (takes && op_tile_bytes(p, op) > bytes) bytes = op_tile_bytes(p, op);
+    }
+    return bytes;
+}
+
+// The pages' state, in shared memory; written by thread 0 between barriers, read by every thread.
+struct PageState {
+    unsigned long long full[PAGES];  // mbarriers: the copy into the page has landed
+    int instruction[PAGES];          // the list index whose weights the page holds or receives; -1: free
+    unsigned parity[PAGES];          // the phase of full[page] the next copy completes
+    unsigned offset[PAGES];          // the page's offset in shared memory
+    int paged;                       // SharedLayout.paged
+};
+
+// What the block's threads share at fixed offset 0 of its shared memory, so its address is a constant,
+// not a register the walk keeps: the K/V buffers' mbarriers and the pages' state.
+struct BlockState {
+    unsigned long long kv_full[2];  // the K/V buffers' mbarriers: a piece's copy has landed
+    PageState pages;
+};
+
+// The block's dynamic shared memory (its layout: SharedLayout; BlockState at offset 0).
+extern __shared__ __align__(128) unsigned char smem[];
+__device__ __forceinline__ BlockState &block_state() { return *(BlockState *)smem; }
 
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;
+    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;  // BlockState at 0
+    size_t page[PAGES];  // each page's offset
+    int paged;           // 0: the pages do not fit beside the rest (every tile loads into registers)
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -57,7 +123,7 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     if (s.n_heads * s.head_dim > vec) vec = s.n_heads * s.head_dim;
     if (group * p.splits * 2 > vec) vec = group * p.splits * 2;  // a merge's (m, l) pairs
     SharedLayout L;
-    L.list = 0;                                                                // the block's instructions
+    L.list = align_up(sizeof(BlockState), 128);                              // the block's instructions
     L.layers = align_up(L.list + (size_t)p.max_block_instructions * sizeof(DataflowInstruction), 128);  // [n_layers]
     L.vec = align_up(L.layers + (size_t)s.n_layers * sizeof(DataflowLayer), 128);
     L.resid = align_up(L.vec + (size_t)vec * 4, 128);                        // [hidden]
@@ -67,8 +133,19 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.partials = align_up(L.split_sums + (size_t)THREADS * 4, 128);          // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
-    L.kv = align_up(L.misc + 64 * 4, 128);                                    // K then V history of one chunk, bf16
-    L.total = L.kv + (size_t)2 * p.chunk * MAX_HEAD_DIM * 2;
+    L.kv = align_up(L.misc + 64 * 4, 128);  // two buffers, each K then V history of one piece, bf16
+    size_t end = L.kv + (size_t)2 * KV_BUFFER_BYTES(p);
+    const size_t unpaged_end = end;
+    for (int page = 0; page < PAGES; page++) {
+        L.page[page] = align_up(end, 128);
+        end = L.page[page] + page_bytes(p, page);
+    }
+    L.paged = end <= SHARED_LIMIT;
+    if (!L.paged) {
+        end = unpaged_end;
+        for (int page = 0; page < PAGES; page++) L.page[page] = end;
+    }
+    L.total = end;
     return L;
 }
 
@@ -178,6 +255,47 @@ __device__ __forceinline__ unsigned atomic_add_relaxed(unsigned *p, unsigned v) 
     unsigned old;
     asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
     return old;
+}
+
+// ---- bulk copies into shared memory ----------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void mbarrier_init(unsigned long long *bar, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(shared_address(bar)), "r"(count) : "memory");
+}
+
+// One arrival that also expects `bytes` of bulk copies to complete on bar (0: the phase completes now).
+__device__ __forceinline__ void mbarrier_arrive_expect_tx(unsigned long long *bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(shared_address(bar)), "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mbarrier_wait(unsigned long long *bar, unsigned parity) {
+    uint32_t done = 0;
+    while (!done)
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(done)
+                     : "r"(shared_address(bar)), "r"(parity)
+                     : "memory");
+}
+
+// bytes (a multiple of 16, both addresses 16-byte aligned) from global src into shared dst; completion
+// is counted on bar's transaction count.
+__device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, unsigned bytes,
+                                                    unsigned long long *bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     shared_address(dst)),
+                 "l"(src), "r"(bytes), "r"(shared_address(bar))
+                 : "memory");
+}
+
+// Orders this thread's earlier shared memory accesses before later bulk copies into shared memory.
+__device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+
+// Asks L2 to fetch [p, p + bytes) (bytes a multiple of 16, p 16-byte aligned); returns at once.
+__device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
 }
 
 // Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
@@ -396,7 +514,8 @@ struct Consumer {
     float *vec, *heads, *scores, *split_sums, *partials, *tile_out, *misc;
     float *resid;               // the raw input of the block's last rmsnorm staging: the residual its
     int resid_op, resid_layer;  // o_proj / down tiles add; and whose input that was (op -1: none)
-    uint16_t *kv;               // an attention chunk's K and V history
+    uint16_t *kv;               // two buffers of a piece's K and V history (KV_BUFFER_BYTES each)
+    unsigned kv_parity;         // bit b: the phase of kv_full[b] the next copy completes
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
     int walk_end;               // the end of the block's list (run_consumers)
@@ -420,15 +539,129 @@ __device__ __forceinline__ int already_staged(Consumer &c, int op, int layer) {
     return 0;
 }
 
+// The weights of projection tile `tile` of (op, layer).
+__device__ __forceinline__ TileSpec tile_spec(const Consumer &c, int op, int layer, int tile) {
+    const DataflowProgram &p = c.p;
+    const DataflowShape &s = p.shape;
+    const DataflowLayer &Ly = c.layers[layer];
+    const int q_width = s.n_heads * s.head_dim, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
+    int first, rows;
+    switch (op) {
+    case DATAFLOW_QKV:
+        first = tile * p.qkv_rows, rows = min(p.qkv_rows, qkv_width - first);
+        return TileSpec{Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
+    case DATAFLOW_OPROJ:
+        first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
+        return TileSpec{Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
+    case DATAFLOW_GATEUP:
+        first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
+        return TileSpec{Ly.w_gate_up + (size_t)first * s.hidden,
+                        Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden, rows, rows, s.hidden};
+    default:  // DATAFLOW_DOWN
+        first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
+        return TileSpec{Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
+    }
+}
+
+// If op is paged and its page is free: asks for the weights of the block's next `op` instruction (at or
+// after the current one) into the page. Thread 0 issues the copies and records the instruction (read by
+// the others after the next barrier).
+__device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
+    PageState &ps = block_state().pages;
+    if (!((c.p.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
+    const int page = page_of(op);
+    if (ps.instruction[page] >= 0) return;
+    int j = c.current;
+#pragma unroll 1
+    while (j < c.walk_end && c.list[j - c.list_first].op != op) j++;
+    if (j >= c.walk_end) return;
+    ps.instruction[page] = j;
+    const DataflowInstruction in = c.list[j - c.list_first];
+    const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
+    const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
+    unsigned char *dst = smem + ps.offset[page];
+    mbarrier_arrive_expect_tx(&ps.full[page], bytes_a + bytes_b);
+    bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[page]);
+    if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[page]);
+}
+
+// Whether op's page holds (or receives) the current instruction's weights. Read by every thread;
+// written only by thread 0 between barriers, and only for paged ops.
+__device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
+    return ((c.p.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
+}
+
+// Where the current tile's weights come from: its page, the landing page, or registers (-1). The
+// landing page is compiled in only with DATAFLOW_LANDING=1: with both it and registers possible, the
+// weights' registers are live across the staging on one path only and ptxas spills 728 bytes. A
+// DATAFLOW_LANDING=1 build takes every unpaged tile through the landing page, and refuses (at launch)
+// a model whose pages do not fit.
+#ifndef DATAFLOW_LANDING
+#define DATAFLOW_LANDING 0
+#endif
+__device__ __forceinline__ int tile_source(const Consumer &c, int op) {
+    if (tile_in_page(c, op)) return page_of(op);
+    return DATAFLOW_LANDING ? LANDING : -1;
+}
+
+// The tile's weights from page `page` into registers (the page is then free; the landing page is
+// always free once read).
+__device__ __forceinline__ void tile_from_page(Consumer &c, const TileSpec &t, TileRegs &r, int page) {
+    PageState &ps = block_state().pages;
+    mbarrier_wait(&ps.full[page], ps.parity[page]);
+    const uint4 *src = (const uint4 *)(smem + ps.offset[page]);
+    const int slots = (t.rows_a + t.rows_b) * (t.n / 256);
+#pragma unroll
+    for (int k = 0; k < SLOTS_PER_WARP; k++) {
+        const int slot = c.g.warp + k * WARPS;
+        r.w[k] = make_uint4(0u, 0u, 0u, 0u);
+        if (slot < slots) r.w[k] = src[slot * 32 + c.g.lane];
+    }
+    fence_proxy_async_shared();
+    group_sync(c.g);  // every thread has read the page (and its state) before it is given back
+    if (c.g.tid == 0) {
+        ps.parity[page] ^= 1u;
+        if (page != LANDING) ps.instruction[page] = -1;
+    }
+}
+
+// Starts the tile's weights: from its page into registers when a page holds them (copied there long
+// before), else loads into registers (tile_issue). In a DATAFLOW_LANDING build no tile is read before
+// its staging: an unpaged tile is bulk-copied into the landing page (thread 0) and tile_weights reads
+// it, or its page, after the staging. Returns the source (tile_source), for tile_weights.
+__device__ __forceinline__ int tile_begin(Consumer &c, const TileSpec &t, TileRegs &r, int op) {
+    const int source = tile_source(c, op);
+    if (DATAFLOW_LANDING) {
+        if (source == LANDING && c.g.tid == 0) {
+            PageState &ps = block_state().pages;
+            const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
+            unsigned char *dst = smem + ps.offset[LANDING];
+            mbarrier_arrive_expect_tx(&ps.full[LANDING], bytes_a + bytes_b);
+            bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[LANDING]);
+            if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[LANDING]);
+        }
+    } else if (source >= 0) {
+        tile_from_page(c, t, r, source);
+    } else {
+        tile_issue(c.g, t, r);
+    }
+    return source;
+}
+
+// After the staging, in a DATAFLOW_LANDING build: the tile's weights into registers from its page or
+// the landing page. source: what tile_begin returned.
+__device__ __forceinline__ void tile_weights(Consumer &c, const TileSpec &t, TileRegs &r, int source) {
+    if (DATAFLOW_LANDING) tile_from_page(c, t, r, source);
+}
+
 __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    int first = tile * p.qkv_rows, qkv_width = (s.n_heads + 2 * s.n_kv_heads) * s.head_dim;
-    int rows = min(p.qkv_rows, qkv_width - first);
-    TileSpec t = {Ly.w_qkv + (size_t)first * s.hidden, NULL, rows, 0, s.hidden};
+    const TileSpec t = tile_spec(c, DATAFLOW_QKV, layer, tile);
+    const int first = tile * p.qkv_rows, rows = t.rows_a;
     TileRegs w;
-    tile_issue(c.g, t, w);
+    const int source = tile_begin(c, t, w, DATAFLOW_QKV);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
@@ -447,6 +680,7 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
     mark(c, DATAFLOW_MARK_STAGED);
+    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -559,20 +793,19 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
-// Issues the loads of the K and V history rows [begin, begin + history) of kv head kv_head into
-// registers (one 16-byte load of K and one of V per thread per round, all in flight at once).
-__device__ __forceinline__ void attention_issue_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
-                                                   int history, uint4 (&k_regs)[KV_ROUNDS], uint4 (&v_regs)[KV_ROUNDS]) {
-    const int hd = c.p.shape.head_dim, history_16 = history * hd / 8;  // 16-byte pieces of K (and of V)
+// Asks for the K and V history rows [begin, begin + history) of kv head kv_head in K/V buffer `buffer`
+// (thread 0 issues two bulk copies; history 0 completes the buffer's phase at once).
+__device__ __forceinline__ void attention_copy_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
+                                                  int history, int buffer) {
+    if (c.g.tid != 0) return;
+    const int hd = c.p.shape.head_dim;
+    const unsigned bytes = (unsigned)(history * hd * 2);
     const size_t row = (size_t)kv_head * c.p.shape.max_context + begin;
-#pragma unroll
-    for (int u = 0; u < KV_ROUNDS; u++) {
-        int i = c.g.tid + u * THREADS;
-        k_regs[u] = v_regs[u] = make_uint4(0u, 0u, 0u, 0u);
-        if (i < history_16) {
-            k_regs[u] = __ldcg((const uint4 *)(Ly.k_cache + row * hd) + i);
-            v_regs[u] = __ldcg((const uint4 *)(Ly.v_cache + row * hd) + i);
-        }
+    unsigned char *dst = (unsigned char *)c.kv + (size_t)buffer * KV_BUFFER_BYTES(c.p);
+    mbarrier_arrive_expect_tx(&block_state().kv_full[buffer], 2 * bytes);
+    if (bytes) {
+        bulk_copy_to_shared(dst, Ly.k_cache + row * hd, bytes, &block_state().kv_full[buffer]);
+        bulk_copy_to_shared(dst + (size_t)c.p.chunk * hd * 2, Ly.v_cache + row * hd, bytes, &block_state().kv_full[buffer]);
     }
 }
 
@@ -581,8 +814,10 @@ __device__ __forceinline__ void attention_issue_kv(const Consumer &c, const Data
 // in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
 // this step), and an online softmax (running max m and sum l per q head; the running weighted sums
 // rescaled by exp(m_old - m_new) at each piece), whose (m, l, o) are the split's partials for the merge.
-// A piece's K/V history is loaded into registers while the previous piece is computed (the first one
-// before the q/k/v are staged), then parked in shared memory.
+// A piece's K/V history is bulk-copied into one of two shared memory buffers while the previous piece
+// is computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
+// register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
+// staging's scoreboard in ptxas's code).
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
@@ -592,16 +827,13 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
-    uint4 k_regs[KV_ROUNDS], v_regs[KV_ROUNDS];
-    attention_issue_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), k_regs,
-                       v_regs);
+    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), 0);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
     prefetch_l1(c.g, Ly.k_norm_w, (size_t)hd * 4);
     prefetch_l1(c.g, cos_row, (size_t)hd / 2 * 4);
     prefetch_l1(c.g, sin_row, (size_t)hd / 2 * 4);
-    uint16_t *k_history = c.kv, *v_history = c.kv + (size_t)p.chunk * hd;
     // heads: [0, group) the q heads, group: k, group + 1: v, group + 2 / group + 3: the newest K and V
     // rows as the cache holds them (bf16 values).
     float *heads = c.heads;
@@ -618,6 +850,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_STAGED);
+    page_prefetch(c, DATAFLOW_GATEUP);  // this layer's: it streams while attention computes
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
@@ -661,22 +894,18 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     float *scores = c.scores;  // [group][p.chunk]
 #pragma unroll 1
     for (int piece = begin; piece < end; piece += p.chunk) {
-        const int n = min(p.chunk, end - piece), history_16 = dataflow_history(piece, n, c.position) * hd / 8;
+        const int n = min(p.chunk, end - piece);
+        const int buffer = ((piece - begin) / p.chunk) & 1;
+        fence_proxy_async_shared();  // this thread's reads of the other buffer come before its refill
         group_sync(c.g);  // the last piece's K/V and weights are read (and, first, the newest row is written)
-#pragma unroll
-        for (int u = 0; u < KV_ROUNDS; u++) {
-            int i = c.g.tid + u * THREADS;
-            if (i < history_16) {
-                ((uint4 *)k_history)[i] = k_regs[u];
-                ((uint4 *)v_history)[i] = v_regs[u];
-            }
-        }
-        group_sync(c.g);
         if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
             const int next = piece + p.chunk;
-            attention_issue_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position), k_regs,
-                               v_regs);
+            attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position),
+                              buffer ^ 1);
         }
+        mbarrier_wait(&block_state().kv_full[buffer], (c.kv_parity >> buffer) & 1u);
+        c.kv_parity ^= 1u << buffer;
+        const uint16_t *k_history = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_history = k_history + (size_t)p.chunk * hd;
         // Scores: warp w takes positions [4 w, 4 w + 4), then [4 (w + WARPS), ...); a lane holds per_lane
         // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over
         // its lanes together (warp_sum16_transposed).
@@ -775,6 +1004,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             o_run[r] = o;
         }
     }
+    fence_proxy_async_shared();  // the K/V buffers' reads come before the next instruction's copies
     // The split's partials: (m, l) per q head and o per (q head, dimension), the thread splits' running
     // sums added in order.
     const unsigned tag = partial_tag(c, layer);
@@ -818,12 +1048,14 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const int q_width = s.n_heads * s.head_dim;
-    int first = tile * p.oproj_rows, rows = min(p.oproj_rows, s.hidden - first);
-    TileSpec t = {Ly.w_o + (size_t)first * q_width, NULL, rows, 0, q_width};
+    const TileSpec t = tile_spec(c, DATAFLOW_OPROJ, layer, tile);
+    const int first = tile * p.oproj_rows, rows = t.rows_a;
     TileRegs w;
-    tile_issue(c.g, t, w);
+    const int source = tile_begin(c, t, w, DATAFLOW_OPROJ);
+    page_prefetch(c, DATAFLOW_GATEUP);  // a block with no attention instruction in this layer asks here
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
+    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -844,11 +1076,10 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    int first = tile * p.gateup_rows, rows = min(p.gateup_rows, s.intermediate - first);
-    TileSpec t = {Ly.w_gate_up + (size_t)first * s.hidden, Ly.w_gate_up + ((size_t)s.intermediate + first) * s.hidden,
-                  rows, rows, s.hidden};
+    const TileSpec t = tile_spec(c, DATAFLOW_GATEUP, layer, tile);
+    const int first = tile * p.gateup_rows, rows = t.rows_a;
     TileRegs w;
-    tile_issue(c.g, t, w);
+    const int source = tile_begin(c, t, w, DATAFLOW_GATEUP);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
         stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
@@ -860,6 +1091,8 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
         #pragma unroll 1
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
     mark(c, DATAFLOW_MARK_STAGED);
+    page_prefetch(c, DATAFLOW_DOWN);  // this layer's, while this tile computes
+    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -881,12 +1114,14 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
-    int first = tile * p.down_rows, rows = min(p.down_rows, s.hidden - first);
-    TileSpec t = {Ly.w_down + (size_t)first * s.intermediate, NULL, rows, 0, s.intermediate};
+    const TileSpec t = tile_spec(c, DATAFLOW_DOWN, layer, tile);
+    const int first = tile * p.down_rows, rows = t.rows_a;
     TileRegs w;
-    tile_issue(c.g, t, w);
+    const int source = tile_begin(c, t, w, DATAFLOW_DOWN);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
+    page_prefetch(c, DATAFLOW_QKV);  // the next layer's, while this tile computes
+    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1018,6 +1253,10 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.list_first + c.list_count;
+    c.current = c.list_first;
+    page_prefetch(c, DATAFLOW_QKV);  // the first layer's QKV and down tiles; later ones at the triggers
+    page_prefetch(c, DATAFLOW_DOWN);
+    group_sync(c.g);  // the pages' instructions are recorded
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
@@ -1029,6 +1268,18 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
                 c.current++;
             continue;
         }
+        // A projection tile followed by another of its op and layer (big models deal a block several):
+        // the next one's weights are asked of L2 now, so the SM's stream from memory runs on through
+        // this tile's sums and stores and the next tile's register loads find them there.
+        if (c.g.tid == 0 && in.op <= DATAFLOW_DOWN && in.op != DATAFLOW_ATTN)
+            #pragma unroll 1
+            for (int ahead = 1; ahead <= TILE_PREFETCH_AHEAD && c.current + ahead < c.walk_end; ahead++) {
+                const DataflowInstruction after = c.list[c.current + ahead - c.list_first];
+                if (after.op != in.op || after.layer != in.layer) break;
+                const TileSpec t = tile_spec(c, after.op, after.layer, after.index);
+                prefetch_l2(t.a, (unsigned)t.rows_a * t.n * 2);
+                if (t.b) prefetch_l2(t.b, (unsigned)t.rows_b * t.n * 2);
+            }
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
@@ -1059,7 +1310,6 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
 
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
-    extern __shared__ __align__(128) unsigned char smem[];
     SharedLayout L = shared_layout(p);
     Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
     Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], P.control[0], P.control[1]};
@@ -1087,6 +1337,21 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.tile_out = (float *)(smem + L.tile_out);
     c.misc = (float *)(smem + L.misc);
     c.kv = (uint16_t *)(smem + L.kv);
+    c.kv_parity = 0;
+    if (threadIdx.x == 0)
+        for (int page = 0; page < PAGES; page++) {
+            mbarrier_init(&block_state().pages.full[page], 1);
+            block_state().pages.instruction[page] = -1;
+            block_state().pages.parity[page] = 0;
+            block_state().pages.offset[page] = (unsigned)L.page[page];
+        }
+    if (threadIdx.x == 0) {
+        mbarrier_init(&block_state().kv_full[0], 1);
+        mbarrier_init(&block_state().kv_full[1], 1);
+    }
+    if (threadIdx.x == 0) block_state().pages.paged = L.paged;
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // the barriers, visible to the copy engine
+    __syncthreads();
     c.current = 0;
     c.epoch = *P.epoch;
     c.split_span = dataflow_split_span(&p, c.position);
@@ -1125,6 +1390,9 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
+    if (DATAFLOW_LANDING && !shared_layout(*program).paged)
+        return fail(err, "dataflow engine: this build reads every tile through shared memory pages, which do not "
+                         "fit beside the rest for this model (%zu bytes)", dataflow_shared_bytes(program));
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -94,7 +94,7 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     p->gateup_tiles = (s->intermediate + p->gateup_rows - 1) / p->gateup_rows;
     p->down_tiles = (s->hidden + p->down_rows - 1) / p->down_rows;
     p->lmhead_tiles = (s->vocab + p->lmhead_rows - 1) / p->lmhead_rows;
-    p->chunk = 64;
+    p->chunk = 80;
     // One split of every kv head on each SM at once: a block streams one range a layer, however long
     // the context (a fixed chunk per tile made long contexts run many tiles an SM, each paying a
     // tile's fixed costs).
