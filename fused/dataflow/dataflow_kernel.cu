@@ -35,8 +35,6 @@
 #define LM_GROUP_STEP 4
 // Bytes of one K/V buffer: a piece's K history, then its V history (bf16), at most MAX_HEAD_DIM wide.
 #define KV_BUFFER_BYTES(p) ((size_t)2 * (p).chunk * MAX_HEAD_DIM * 2)
-// Tiles ahead of the current one, of its op and layer, whose weights are asked of L2 (run_consumers).
-#define TILE_PREFETCH_AHEAD 1
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-byte words");
@@ -292,11 +290,6 @@ __device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, 
 
 // Orders this thread's earlier shared memory accesses before later bulk copies into shared memory.
 __device__ __forceinline__ void fence_proxy_async_shared() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
-
-// Asks L2 to fetch [p, p + bytes) (bytes a multiple of 16, p 16-byte aligned); returns at once.
-__device__ __forceinline__ void prefetch_l2(const void *p, unsigned bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-}
 
 // Asks L1 for [p, p + bytes) (one 128-byte line per thread); returns at once. For what the block will
 // read through L1 right after a wait (a norm's weights), so the read after the wait hits.
@@ -1268,18 +1261,6 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
                 c.current++;
             continue;
         }
-        // A projection tile followed by another of its op and layer (big models deal a block several):
-        // the next one's weights are asked of L2 now, so the SM's stream from memory runs on through
-        // this tile's sums and stores and the next tile's register loads find them there.
-        if (c.g.tid == 0 && in.op <= DATAFLOW_DOWN && in.op != DATAFLOW_ATTN)
-            #pragma unroll 1
-            for (int ahead = 1; ahead <= TILE_PREFETCH_AHEAD && c.current + ahead < c.walk_end; ahead++) {
-                const DataflowInstruction after = c.list[c.current + ahead - c.list_first];
-                if (after.op != in.op || after.layer != in.layer) break;
-                const TileSpec t = tile_spec(c, after.op, after.layer, after.index);
-                prefetch_l2(t.a, (unsigned)t.rows_a * t.n * 2);
-                if (t.b) prefetch_l2(t.b, (unsigned)t.rows_b * t.n * 2);
-            }
         // Timeline marks go straight to memory, so no value stays live across the op's call.
         if (c.P.timeline && c.g.tid == 0) {
             unsigned long long now = global_time();
