@@ -38,8 +38,7 @@ static int env_pages(const char *name, int *mask, ErrorMessage *err) {
     static const struct {
         const char *name;
         int bits;
-    } ops[] = {{"qkv", 1 << DATAFLOW_QKV}, {"gate_up", 1 << DATAFLOW_GATEUP}, {"down", 1 << DATAFLOW_DOWN},
-               {"others", DATAFLOW_PAGE_OTHERS}};
+    } ops[] = {{"qkv", 1 << DATAFLOW_QKV}, {"gate_up", 1 << DATAFLOW_GATEUP}, {"down", 1 << DATAFLOW_DOWN}};
     const char *text = getenv(name);
     if (!text || !*text) return 0;
     if (!strcmp(text, "none")) {
@@ -55,11 +54,11 @@ static int env_pages(const char *name, int *mask, ErrorMessage *err) {
                 value |= ops[i].bits;
                 found = 1;
             }
-        if (!found) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down, others", name, text);
+        if (!found) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down", name, text);
         item += length;
         if (*item == ',') {
             item++;
-            if (!*item) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down, others", name, text);
+            if (!*item) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down", name, text);
         }
     }
     *mask = value;

@@ -21,11 +21,9 @@
 //                                                          when the engine is destroyed
 // dataflow_pages    gate_up  FUSECHECK_DATAFLOW_PAGES      the dataflow projections whose tiles are copied
 //                            ("none" or a comma list of    into shared memory pages ahead of their turn (off
-//                            qkv, gate_up, down, others)   the dependency chain) instead of loaded into
-//                                                          registers when the block reaches them; others:
-//                                                          every other projection's tile is copied into a
-//                                                          landing page when the block reaches it; stored as
-//                                                          bits DATAFLOW_QKV, _GATEUP, _DOWN, _PAGE_OTHERS
+//                            qkv, gate_up, down)           the dependency chain) instead of loaded into
+//                                                          registers when the block reaches them; stored as
+//                                                          bits DATAFLOW_QKV, _GATEUP, _DOWN
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring

@@ -48,13 +48,8 @@ static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 // copies, completion on an mbarrier) into one of two pages at a point where the block is computing,
 // not waiting: gate/up while attention computes, down while gate/up computes, the next layer's QKV
 // while down computes.
-// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles. With
-// DATAFLOW_PAGE_OTHERS, every projection tile no page holds is copied into a third page (LANDING) when
-// the block reaches it, as its register loads would be, and read only after the staging: a load into
-// registers shares its scoreboard with the staging's tagged loads (ptxas), so the staging could not
-// begin before the tile's weights had landed; a bulk copy completes on an mbarrier instead.
-#define PAGES 3
-#define LANDING 2  // the page every other projection's tile lands in at its start (DATAFLOW_PAGE_OTHERS)
+// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles.
+#define PAGES 2
 #define SHARED_LIMIT (227 * 1024)  // dynamic shared memory a block may have on sm_90
 
 __host__ __device__ static inline int page_of(int op) { return op == DATAFLOW_DOWN ? 1 : 0; }
@@ -70,15 +65,13 @@ __host__ __device__ static inline size_t op_tile_bytes(const DataflowProgram &p,
     }
 }
 
-// Bytes of page `page`: the largest tile of the paged ops it takes (LANDING: of the projections no
-// other page takes, with DATAFLOW_PAGE_OTHERS).
+// Bytes of page `page`: the largest tile of the paged ops it takes.
 __host__ __device__ static inline size_t page_bytes(const DataflowProgram &p, int page) {
     size_t bytes = 0;
     for (int op = DATAFLOW_QKV; op <= DATAFLOW_DOWN; op++) {
         if (op == DATAFLOW_ATTN) continue;
         const int paged = (p.page_ops >> op) & 1;
-        const int takes = page == LANDING ? !paged && (p.page_ops & DATAFLOW_PAGE_OTHERS) : paged && page_of(op) == page;
-        if (takes && op_tile_bytes(p, op) > bytes) bytes = op_tile_bytes(p, op);
+        if (paged && page_of(op) == page && op_tile_bytes(p, op) > bytes) bytes = op_tile_bytes(p, op);
     }
     return bytes;
 }
@@ -584,21 +577,7 @@ __device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
     return ((c.p.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
 }
 
-// Where the current tile's weights come from: its page, the landing page, or registers (-1). The
-// landing page is compiled in only with DATAFLOW_LANDING=1: with both it and registers possible, the
-// weights' registers are live across the staging on one path only and ptxas spills 728 bytes. A
-// DATAFLOW_LANDING=1 build takes every unpaged tile through the landing page, and refuses (at launch)
-// a model whose pages do not fit.
-#ifndef DATAFLOW_LANDING
-#define DATAFLOW_LANDING 0
-#endif
-__device__ __forceinline__ int tile_source(const Consumer &c, int op) {
-    if (tile_in_page(c, op)) return page_of(op);
-    return DATAFLOW_LANDING ? LANDING : -1;
-}
-
-// The tile's weights from page `page` into registers (the page is then free; the landing page is
-// always free once read).
+// The tile's weights from page `page` into registers (the page is then free).
 __device__ __forceinline__ void tile_from_page(Consumer &c, const TileSpec &t, TileRegs &r, int page) {
     PageState &ps = block_state().pages;
     mbarrier_wait(&ps.full[page], ps.parity[page]);
@@ -614,37 +593,17 @@ __device__ __forceinline__ void tile_from_page(Consumer &c, const TileSpec &t, T
     group_sync(c.g);  // every thread has read the page (and its state) before it is given back
     if (c.g.tid == 0) {
         ps.parity[page] ^= 1u;
-        if (page != LANDING) ps.instruction[page] = -1;
+        ps.instruction[page] = -1;
     }
 }
 
 // Starts the tile's weights: from its page into registers when a page holds them (copied there long
-// before), else loads into registers (tile_issue). In a DATAFLOW_LANDING build no tile is read before
-// its staging: an unpaged tile is bulk-copied into the landing page (thread 0) and tile_weights reads
-// it, or its page, after the staging. Returns the source (tile_source), for tile_weights.
-__device__ __forceinline__ int tile_begin(Consumer &c, const TileSpec &t, TileRegs &r, int op) {
-    const int source = tile_source(c, op);
-    if (DATAFLOW_LANDING) {
-        if (source == LANDING && c.g.tid == 0) {
-            PageState &ps = block_state().pages;
-            const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
-            unsigned char *dst = smem + ps.offset[LANDING];
-            mbarrier_arrive_expect_tx(&ps.full[LANDING], bytes_a + bytes_b);
-            bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[LANDING]);
-            if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[LANDING]);
-        }
-    } else if (source >= 0) {
-        tile_from_page(c, t, r, source);
-    } else {
+// before), else loads into registers (tile_issue).
+__device__ __forceinline__ void tile_begin(Consumer &c, const TileSpec &t, TileRegs &r, int op) {
+    if (tile_in_page(c, op))
+        tile_from_page(c, t, r, page_of(op));
+    else
         tile_issue(c.g, t, r);
-    }
-    return source;
-}
-
-// After the staging, in a DATAFLOW_LANDING build: the tile's weights into registers from its page or
-// the landing page. source: what tile_begin returned.
-__device__ __forceinline__ void tile_weights(Consumer &c, const TileSpec &t, TileRegs &r, int source) {
-    if (DATAFLOW_LANDING) tile_from_page(c, t, r, source);
 }
 
 __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
@@ -654,7 +613,7 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const TileSpec t = tile_spec(c, DATAFLOW_QKV, layer, tile);
     const int first = tile * p.qkv_rows, rows = t.rows_a;
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_QKV);
+    tile_begin(c, t, w, DATAFLOW_QKV);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
@@ -673,7 +632,6 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
     mark(c, DATAFLOW_MARK_STAGED);
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1044,11 +1002,10 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const TileSpec t = tile_spec(c, DATAFLOW_OPROJ, layer, tile);
     const int first = tile * p.oproj_rows, rows = t.rows_a;
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_OPROJ);
+    tile_begin(c, t, w, DATAFLOW_OPROJ);
     page_prefetch(c, DATAFLOW_GATEUP);  // a block with no attention instruction in this layer asks here
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1072,7 +1029,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const TileSpec t = tile_spec(c, DATAFLOW_GATEUP, layer, tile);
     const int first = tile * p.gateup_rows, rows = t.rows_a;
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_GATEUP);
+    tile_begin(c, t, w, DATAFLOW_GATEUP);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
         stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
@@ -1085,7 +1042,6 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
     mark(c, DATAFLOW_MARK_STAGED);
     page_prefetch(c, DATAFLOW_DOWN);  // this layer's, while this tile computes
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1110,11 +1066,10 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     const TileSpec t = tile_spec(c, DATAFLOW_DOWN, layer, tile);
     const int first = tile * p.down_rows, rows = t.rows_a;
     TileRegs w;
-    const int source = tile_begin(c, t, w, DATAFLOW_DOWN);
+    tile_begin(c, t, w, DATAFLOW_DOWN);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
     page_prefetch(c, DATAFLOW_QKV);  // the next layer's, while this tile computes
-    tile_weights(c, t, w, source);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1371,9 +1326,6 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
-    if (DATAFLOW_LANDING && !shared_layout(*program).paged)
-        return fail(err, "dataflow engine: this build reads every tile through shared memory pages, which do not "
-                         "fit beside the rest for this model (%zu bytes)", dataflow_shared_bytes(program));
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -93,15 +93,11 @@ typedef struct {
     int n_instructions;
     int max_block_instructions;  // the longest block's list (the kernel copies a block's list to shared memory)
     // The projections (bit op, of DATAFLOW_QKV, DATAFLOW_GATEUP, DATAFLOW_DOWN) whose tiles the kernel
-    // copies into shared memory pages ahead of their turn (dataflow_kernel.cu), and
-    // DATAFLOW_PAGE_OTHERS: every other projection tile is copied into a landing page when the block
-    // reaches it, not loaded into registers. 0 after dataflow_program_build, set by the caller. Where
-    // the pages do not fit in shared memory beside the rest (large models), the kernel loads every
-    // tile into registers.
+    // copies into shared memory pages ahead of their turn (dataflow_kernel.cu). 0 after
+    // dataflow_program_build, set by the caller. Where the pages do not fit in shared memory beside the
+    // rest (large models), the kernel loads every tile into registers.
     int page_ops;
 } DataflowProgram;
-
-#define DATAFLOW_PAGE_OTHERS (1 << DATAFLOW_N_OPS)
 
 // Counter indices.
 static inline DATAFLOW_HOST_DEVICE int dataflow_counter_qkv(const DataflowProgram *p, int layer, int kv_head) {
