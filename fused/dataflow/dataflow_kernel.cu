@@ -510,7 +510,6 @@ struct Consumer {
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
     float best_value;           // the group's running argmax (meaningful in thread 0)
     int best_index;
-    int page_ops;               // DataflowProgram.page_ops, a constant where the kernel is specialized for it
 };
 
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
@@ -555,7 +554,7 @@ __device__ __forceinline__ TileSpec tile_spec(const Consumer &c, int op, int lay
 // the others after the next barrier).
 __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
     PageState &ps = block_state().pages;
-    if (!((c.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
+    if (!((c.p.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
     const int page = page_of(op);
     if (ps.instruction[page] >= 0) return;
     int j = c.current;
@@ -575,7 +574,7 @@ __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
 // Whether op's page holds (or receives) the current instruction's weights. Read by every thread;
 // written only by thread 0 between barriers, and only for paged ops.
 __device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
-    return ((c.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
+    return ((c.p.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
 }
 
 // The tile's weights from page `page` into registers (the page is then free).
@@ -1245,8 +1244,6 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     }
 }
 
-// PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any.
-template <int PAGE_OPS>
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
     SharedLayout L = shared_layout(p);
@@ -1299,7 +1296,6 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.staged_layer = -1;
     c.best_value = 0.0f;
     c.best_index = -1;
-    c.page_ops = PAGE_OPS >= 0 ? PAGE_OPS : p.page_ops;
     run_consumers(c);
     // The last block to finish leaves every counter zero for the next launch: by then every other
     // block has made its last wait and its last signal.
@@ -1330,19 +1326,13 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
-    // The default page set (gate/up) and none run kernels specialized for them; any other set the
-    // general one.
-    void (*kernel)(const DataflowProgram, const DataflowParams) =
-        program->page_ops == 0                      ? dataflow_decode_kernel<0>
-        : program->page_ops == 1 << DATAFLOW_GATEUP ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP>
-                                                    : dataflow_decode_kernel<-1>;
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
-    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)shared_bytes),
                "dataflow_decode_kernel");
     int per_sm = 0, n_sms = 0;
-    if (blocks_per_multiprocessor(kernel, THREADS, shared_bytes, "dataflow_decode_kernel", &per_sm,
+    if (blocks_per_multiprocessor(dataflow_decode_kernel, THREADS, shared_bytes, "dataflow_decode_kernel", &per_sm,
                                   err) ||
         device_multiprocessors(&n_sms, "dataflow_decode_kernel", err))
         return -1;
@@ -1350,7 +1340,7 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (blocks > per_sm * n_sms)
         return fail(err, "dataflow_decode_kernel: %d blocks, but only %d fit on the device at once", blocks,
                     per_sm * n_sms);
-    kernel<<<blocks, THREADS, shared_bytes, stream>>>(*program, *params);
+    dataflow_decode_kernel<<<blocks, THREADS, shared_bytes, stream>>>(*program, *params);
     CUDA_CHECK(cudaGetLastError(), "launch of dataflow_decode_kernel");
     return 0;
 }
