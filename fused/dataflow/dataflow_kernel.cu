@@ -45,10 +45,9 @@ static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 // Every block runs the same op at about the same time, so a tile's weight loads issued when the block
 // reaches the tile arrive as one burst from every SM (12.6 MB for qwen3-0.6b's gate/up), and the small
 // exchanged values the tile waits for queue behind it. The paged ops' tiles are instead copied (bulk
-// copies, completion on an mbarrier) into one of two pages ahead of their op: gate/up from o_proj's
-// start (while o_proj waits for the merge and computes; filled during attention, the copy slowed
-// attention's K/V and the merge), down while gate/up computes, the next layer's QKV while down
-// computes.
+// copies, completion on an mbarrier) into one of two pages at a point where the block is computing,
+// not waiting: gate/up while attention computes, down while gate/up computes, the next layer's QKV
+// while down computes.
 // Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles.
 #define PAGES 2
 #define SHARED_LIMIT (227 * 1024)  // dynamic shared memory a block may have on sm_90
@@ -802,6 +801,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_STAGED);
+    page_prefetch(c, DATAFLOW_GATEUP);  // this layer's: it streams while attention computes
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
@@ -1003,7 +1003,7 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     const int first = tile * p.oproj_rows, rows = t.rows_a;
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_OPROJ);
-    page_prefetch(c, DATAFLOW_GATEUP);  // this layer's: it streams while o_proj waits for the merge and computes
+    page_prefetch(c, DATAFLOW_GATEUP);  // a block with no attention instruction in this layer asks here
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
