@@ -981,12 +981,16 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
         }
     }
-    // The split's partials are out. The head's last active split (the shortest, so it tends to finish
-    // first) merges them: the merge re-reads every partial until it carries this layer's tag, so it
-    // needs no ticket, and no atomic round trip stands between the last split's stores and the merge.
+    // The split's partials are out: take the head's ticket (relaxed: the partials travel tagged, and
+    // the merge re-reads any not yet landed); the last of the head's active splits merges them at once.
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_COMPUTED);
-    if (split == c.active_splits - 1) merge_group(c, layer, kv_head, c.active_splits);
+    int *last = (int *)(c.misc + 63);
+    if (c.g.tid == 0)
+        *last = atomic_add_relaxed(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) ==
+                (unsigned)c.active_splits - 1;
+    group_sync(c.g);
+    if (*last) merge_group(c, layer, kv_head, c.active_splits);
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
