@@ -3,6 +3,7 @@
 #   build/ab/fusecheck-M, build/ab/gpu_test_dataflow-M  HEAD's build/fusecheck and tests/gpu_test_dataflow
 #   build/ab/fusecheck-S   a build with 4549db9 cherry-picked (the kernel specialized for its page set)
 #   build/ab/fusecheck-F   a build with ec89cce cherry-picked (gate/up's page filled from o_proj's start)
+#   build/ab/fusecheck-G   a build with e0a8821 cherry-picked (the last active split merges, no ticket)
 # and set FUSECHECK_COMMIT below to HEAD's short hash. Run: OUT=... bash next-call.sh
 set -u
 B=.devbundle
@@ -22,5 +23,5 @@ rm -f $OUT/rep/BENCHMARKS.md $OUT/rep/throughput_history.svg
 FUSECHECK_COMMIT=4c6c3d0 timeout 200 $B/run build/ab/fusecheck-M bench --preset qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $OUT/rep > $OUT/rep/b8.log 2>&1; echo "8b M record rc=$?" | tee -a $L; grep -E "^\| (fused|dataflow) " $OUT/rep/b8.log | tee -a $L
 rm -f $OUT/rep/BENCHMARKS.md $OUT/rep/throughput_history.svg
 mkdir -p /tmp/ab
-ENGINE=dataflow CTX=1024,4096 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab/fusecheck-M build/ab/fusecheck-S build/ab/fusecheck-F 2>&1 | tee $OUT/ab.txt
+ENGINE=dataflow CTX=1024,4096 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab/fusecheck-M build/ab/fusecheck-S build/ab/fusecheck-F build/ab/fusecheck-G 2>&1 | tee $OUT/ab.txt
 FUSECHECK_DATAFLOW_TIMELINE=1 timeout 30 $B/run build/ab/fusecheck-M bench --preset qwen3-0.6b --engine dataflow --context 1024 --tokens 32 --repeat 1 > /tmp/tl.log 2>&1; echo "tl M rc=$?" | tee -a $OUT/timeline.txt; grep -A9 'dataflow timeline' /tmp/tl.log | tee -a $OUT/timeline.txt
