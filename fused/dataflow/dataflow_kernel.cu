@@ -54,24 +54,14 @@ static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 
 __host__ __device__ static inline int page_of(int op) { return op == DATAFLOW_DOWN ? 1 : 0; }
 
-__host__ __device__ static inline size_t op_tile_bytes(const DataflowProgram &p, int op) {
-    const DataflowShape &s = p.shape;
-    switch (op) {
-    case DATAFLOW_QKV: return (size_t)p.qkv_rows * s.hidden * 2;
-    case DATAFLOW_OPROJ: return (size_t)p.oproj_rows * s.n_heads * s.head_dim * 2;
-    case DATAFLOW_GATEUP: return (size_t)2 * p.gateup_rows * s.hidden * 2;
-    case DATAFLOW_DOWN: return (size_t)p.down_rows * s.intermediate * 2;
-    default: return 0;
-    }
-}
-
-// Bytes of page `page`: the largest tile of the paged ops it takes.
+// Bytes of page `page`: the largest tile of the paged ops it takes (an op's tile 0 is its largest).
 __host__ __device__ static inline size_t page_bytes(const DataflowProgram &p, int page) {
     size_t bytes = 0;
     for (int op = DATAFLOW_QKV; op <= DATAFLOW_DOWN; op++) {
-        if (op == DATAFLOW_ATTN) continue;
-        const int paged = (p.page_ops >> op) & 1;
-        if (paged && page_of(op) == page && op_tile_bytes(p, op) > bytes) bytes = op_tile_bytes(p, op);
+        if (op == DATAFLOW_ATTN || !((p.page_ops >> op) & 1) || page_of(op) != page) continue;
+        const DataflowInstruction tile0 = {(uint16_t)op, 0, 0};
+        const size_t tile_bytes = dataflow_tile_bytes(&p, tile0, 0);
+        if (tile_bytes > bytes) bytes = tile_bytes;
     }
     return bytes;
 }
@@ -1274,18 +1264,18 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.misc = (float *)(smem + L.misc);
     c.kv = (uint16_t *)(smem + L.kv);
     c.kv_parity = 0;
-    if (threadIdx.x == 0)
-        for (int page = 0; page < PAGES; page++) {
-            mbarrier_init(&block_state().pages.full[page], 1);
-            block_state().pages.instruction[page] = -1;
-            block_state().pages.parity[page] = 0;
-            block_state().pages.offset[page] = (unsigned)L.page[page];
-        }
     if (threadIdx.x == 0) {
-        mbarrier_init(&block_state().kv_full[0], 1);
-        mbarrier_init(&block_state().kv_full[1], 1);
+        BlockState &b = block_state();
+        for (int page = 0; page < PAGES; page++) {
+            mbarrier_init(&b.pages.full[page], 1);
+            b.pages.instruction[page] = -1;
+            b.pages.parity[page] = 0;
+            b.pages.offset[page] = (unsigned)L.page[page];
+        }
+        b.pages.paged = L.paged;
+        mbarrier_init(&b.kv_full[0], 1);
+        mbarrier_init(&b.kv_full[1], 1);
     }
-    if (threadIdx.x == 0) block_state().pages.paged = L.paged;
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // the barriers, visible to the copy engine
     __syncthreads();
     c.current = 0;
