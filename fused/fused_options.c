@@ -16,6 +16,17 @@ static int env_switch(const char *name, int *value, ErrorMessage *err) {
     return 0;
 }
 
+// An integer in [low, high]: unset or empty leaves *value as it is.
+static int env_integer(const char *name, long low, long high, int *value, ErrorMessage *err) {
+    const char *text = getenv(name);
+    if (!text || !*text) return 0;
+    char *end;
+    long v = strtol(text, &end, 10);
+    if (*end || v < low || v > high) return fail(err, "%s=%s: expected an integer in [%ld, %ld]", name, text, low, high);
+    *value = (int)v;
+    return 0;
+}
+
 // One of `allowed` (a -1-terminated list): unset or empty leaves *value as it is.
 static int env_choice(const char *name, const int *allowed, int *value, ErrorMessage *err) {
     const char *text = getenv(name);
@@ -76,14 +87,9 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err) ||
         env_pages("FUSECHECK_DATAFLOW_PAGES", &options->dataflow_pages, err))
         return -1;
-    const char *splits_text = getenv("FUSECHECK_ATTENTION_SPLITS");
-    if (splits_text && *splits_text) {
-        char *end;
-        long splits = strtol(splits_text, &end, 10);
-        if (*end || splits < 1 || splits > ATTENTION_DECODE_MAX_SPLITS)
-            return fail(err, "FUSECHECK_ATTENTION_SPLITS=%s: expected an integer in [1, %d]", splits_text,
-                        ATTENTION_DECODE_MAX_SPLITS);
-        options->attention_splits = (int)splits;
-    }
-    return 0;
+    return env_integer("FUSECHECK_DATAFLOW_EPOCH_LIMIT", 2, DATAFLOW_EPOCH_LIMIT, &options->dataflow_epoch_limit, err) ||
+                   env_integer("FUSECHECK_ATTENTION_SPLITS", 1, ATTENTION_DECODE_MAX_SPLITS, &options->attention_splits,
+                               err)
+               ? -1
+               : 0;
 }

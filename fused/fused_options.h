@@ -24,6 +24,10 @@
 //                            qkv, gate_up, down)           the dependency chain) instead of loaded into
 //                                                          registers when the block reaches them; stored as
 //                                                          bits DATAFLOW_QKV, _GATEUP, _DOWN
+// dataflow_epoch_limit        FUSECHECK_DATAFLOW_EPOCH_     the dataflow engine clears its tagged buffers and
+//                   2^24     LIMIT (an integer in          resets its launch epoch to 1 before an epoch reaches
+//                            [2, 2^24])                    this (dataflow_decode_prepare_launch); small values
+//                                                          make the reset happen within a test's few tokens
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring
@@ -51,11 +55,12 @@ typedef struct {
     int dataflow_tile_kb;  // 32, 64 or 96
     int dataflow_timeline; // 0 or 1
     int dataflow_pages;    // DataflowProgram.page_ops (dataflow_schedule.h)
+    int dataflow_epoch_limit;  // [2, DATAFLOW_EPOCH_LIMIT] (dataflow_schedule.h)
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, 0};
+    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, DATAFLOW_EPOCH_LIMIT, 0};
     return options;
 }
 

@@ -389,7 +389,8 @@ static int init_dataflow(GpuEngine *e, ErrorMessage *err) {
                                e->n_layers, e->max_context, d->eps, layers, e->embed, e->lm_head, e->final_norm_w,
                                e->rope_cos, e->rope_sin, e->d_io, e->decode_embed, e->final_norm, e->logits,
                                e->d_next_token, e->options.dataflow_skeleton, e->options.dataflow_timeline,
-                               e->options.dataflow_tile_kb, e->options.dataflow_pages};
+                               e->options.dataflow_tile_kb, e->options.dataflow_pages,
+                               e->options.dataflow_epoch_limit};
     e->dataflow = dataflow_decode_create(&buffers, err);
     free(layers);
     return e->dataflow ? 0 : -1;
@@ -814,9 +815,11 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
             if (store_forced_kv(e, l, position, 1, err)) return -1;
         if (dataflow_decode_set_control(e->dataflow, trace != NULL, forced, e->stream, err)) return -1;
         if (e->options.sync_kernels) {
-            if (dataflow_decode_enqueue(e->dataflow, e->stream, err)) return -1;
+            if (dataflow_decode_prepare_launch(e->dataflow, e->stream, err) ||
+                dataflow_decode_enqueue(e->dataflow, e->stream, err))
+                return -1;
         } else {
-            if (ensure_graph(e, err)) return -1;
+            if (ensure_graph(e, err) || dataflow_decode_prepare_launch(e->dataflow, e->stream, err)) return -1;
             CUDA_CHECK(cudaGraphLaunch(e->graph, e->stream), "decode graph");
             graphed = 1;
         }
@@ -982,6 +985,7 @@ int gpu_engine_bench_time(GpuEngine *e, int n_steps, double *ms, ErrorMessage *e
     if (cudaEventRecord(start, e->stream) != cudaSuccess) { fail(err, "bench: cudaEventRecord failed"); goto done; }
     for (int s = 0; s < n_steps; s++) {
         if (e->kind != GPU_ENGINE_CUBLAS) {
+            if (e->dataflow && dataflow_decode_prepare_launch(e->dataflow, e->stream, err)) goto done;
             cudaError_t status = cudaGraphLaunch(e->graph, e->stream);
             if (status != cudaSuccess) { fail(err, "bench: cudaGraphLaunch: %s", cudaGetErrorString(status)); goto done; }
         } else if (enqueue_unfused_step(e, 1, e->h_io[0], NULL, err)) {

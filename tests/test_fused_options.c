@@ -11,7 +11,8 @@
 
 static const char *const variables[] = {"FUSECHECK_PDL", "FUSECHECK_SYNC_KERNELS", "FUSECHECK_DATAFLOW_SKELETON",
                                         "FUSECHECK_DATAFLOW_TIMELINE", "FUSECHECK_DATAFLOW_TILE_KB",
-                                        "FUSECHECK_ATTENTION_SPLITS", "FUSECHECK_DATAFLOW_PAGES"};
+                                        "FUSECHECK_ATTENTION_SPLITS", "FUSECHECK_DATAFLOW_PAGES",
+                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT"};
 
 static void clear_environment(void) {
     for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) unsetenv(variables[i]);
@@ -31,6 +32,7 @@ Test(fused_options, unset_and_empty_give_the_defaults) {
     cr_assert_eq(d.dataflow_tile_kb, 96);
     cr_assert_eq(d.dataflow_skeleton, 0);
     cr_assert_eq(d.dataflow_pages, 1 << DATAFLOW_GATEUP);
+    cr_assert_eq(d.dataflow_epoch_limit, 1 << 24);
 }
 
 Test(fused_options, accepted_values_land_in_their_fields) {
@@ -38,6 +40,7 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     setenv("FUSECHECK_DATAFLOW_TIMELINE", "1", 1);
     setenv("FUSECHECK_DATAFLOW_TILE_KB", "32", 1);
     setenv("FUSECHECK_ATTENTION_SPLITS", "7", 1);
+    setenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "3", 1);
     FusedOptions o;
     ErrorMessage err;
     cr_assert_eq(fused_options_from_env(&o, &err), 0, "%s", err.text);
@@ -45,6 +48,7 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     cr_assert_eq(o.dataflow_timeline, 1);
     cr_assert_eq(o.dataflow_tile_kb, 32);
     cr_assert_eq(o.attention_splits, 7);
+    cr_assert_eq(o.dataflow_epoch_limit, 3);
     cr_assert_eq(o.sync_kernels, 0);
 }
 
@@ -82,6 +86,13 @@ Test(fused_options, values_outside_the_set_are_refused_by_name) {
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "64k", "FUSECHECK_DATAFLOW_TILE_KB=64k: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "-1", "FUSECHECK_DATAFLOW_TILE_KB=-1: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_ATTENTION_SPLITS", "0", "FUSECHECK_ATTENTION_SPLITS=0: expected an integer in [1,");
+    const char *limit_message = "expected an integer in [2, 16777216]";
+    const char *bad_limits[] = {"1", "0", "16777217", "3x", "-5", "99999999999999999999999"};
+    for (size_t i = 0; i < sizeof bad_limits / sizeof bad_limits[0]; i++) {
+        char message[128];
+        snprintf(message, sizeof message, "FUSECHECK_DATAFLOW_EPOCH_LIMIT=%s: %s", bad_limits[i], limit_message);
+        expect_refused("FUSECHECK_DATAFLOW_EPOCH_LIMIT", bad_limits[i], message);
+    }
     const char *pages_message = ": expected none or a comma list of qkv, gate_up, down";
     const char *bad_pages[] = {"o_proj", "qkv,", "gate_up,,down", ",qkv", "QKV", "qkv gate_up", "none,qkv", "gate_up,others"};
     for (size_t i = 0; i < sizeof bad_pages / sizeof bad_pages[0]; i++) {

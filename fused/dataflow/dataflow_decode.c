@@ -17,9 +17,12 @@ struct DataflowDecode {
     unsigned *d_counters, *d_epoch;
     unsigned long long *d_tagged;  // every layer's exchanged values (DataflowLayer's *_tagged)
     unsigned long long *d_partial_o, *d_partial_ml;  // tagged (dataflow_kernel.h)
+    size_t tagged_bytes, partial_o_bytes, partial_ml_bytes;
+    unsigned next_epoch;   // the epoch the next launch runs under, as the host counts launches
+    unsigned epoch_limit;  // the epochs in use stay in [1, epoch_limit): DataflowBuffers.epoch_limit
     float *d_best_value;
     int *d_best_index, *d_control;
-    int *h_control;  // pinned [2]: the last values uploaded
+    int *h_control;  // pinned [3]: the last control values uploaded, then the first epoch (1)
     unsigned long long *d_timeline;
 };
 
@@ -55,6 +58,14 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     d->program.page_ops = b->page_ops;
+    if (b->epoch_limit < 0 || b->epoch_limit == 1 || b->epoch_limit > DATAFLOW_EPOCH_LIMIT) {
+        fail(err, "dataflow engine: epoch limit %d outside [2, %d]", b->epoch_limit, DATAFLOW_EPOCH_LIMIT);
+        dataflow_program_free(&d->program);
+        free(d);
+        return NULL;
+    }
+    d->epoch_limit = b->epoch_limit ? (unsigned)b->epoch_limit : DATAFLOW_EPOCH_LIMIT;
+    d->next_epoch = 1;
     const DataflowProgram *p = &d->program;
     size_t slots = (size_t)b->n_heads * p->splits;
     DECODE_ALLOC(d->d_layers, (size_t)b->n_layers * sizeof *d->d_layers, "layer pointers");
@@ -64,9 +75,9 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     DECODE_ALLOC(d->d_epoch, sizeof *d->d_epoch, "the epoch");
     const size_t qkv_width = (size_t)(b->n_heads + 2 * b->n_kv_heads) * b->head_dim, q_width = (size_t)b->n_heads * b->head_dim;
     const size_t tagged_per_layer = qkv_width + q_width + 2 * (size_t)b->hidden + b->intermediate;
-    const size_t tagged_bytes = tagged_per_layer * b->n_layers * sizeof *d->d_tagged;
-    const size_t partial_o_bytes = slots * b->head_dim * sizeof *d->d_partial_o;
-    const size_t partial_ml_bytes = slots * 2 * sizeof *d->d_partial_ml;
+    const size_t tagged_bytes = d->tagged_bytes = tagged_per_layer * b->n_layers * sizeof *d->d_tagged;
+    const size_t partial_o_bytes = d->partial_o_bytes = slots * b->head_dim * sizeof *d->d_partial_o;
+    const size_t partial_ml_bytes = d->partial_ml_bytes = slots * 2 * sizeof *d->d_partial_ml;
     DECODE_ALLOC(d->d_tagged, tagged_bytes, "exchanged values");
     layers = malloc((size_t)b->n_layers * sizeof *layers);
     if (!layers) {
@@ -95,14 +106,14 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
             goto fail_cleanup;
         }
     }
-    if (cudaMallocHost((void **)&d->h_control, 2 * sizeof(int)) != cudaSuccess) {
+    if (cudaMallocHost((void **)&d->h_control, 3 * sizeof(int)) != cudaSuccess) {
         fail(err, "dataflow engine: cudaMallocHost of the control words failed");
         goto fail_cleanup;
     }
     d->h_control[0] = d->h_control[1] = 0;
-    const unsigned first_epoch = 1;  // the tagged words start at zero: epoch 0 never matches
+    d->h_control[2] = 1;  // the tagged words start at zero: epoch 0 never matches
     if (cudaMemcpy(d->d_layers, layers, (size_t)b->n_layers * sizeof *d->d_layers, cudaMemcpyHostToDevice) ||
-        cudaMemcpy(d->d_epoch, &first_epoch, sizeof first_epoch, cudaMemcpyHostToDevice) ||
+        cudaMemcpy(d->d_epoch, &d->h_control[2], sizeof *d->d_epoch, cudaMemcpyHostToDevice) ||
         cudaMemset(d->d_tagged, 0, tagged_bytes) || cudaMemset(d->d_partial_o, 0, partial_o_bytes) ||
         cudaMemset(d->d_partial_ml, 0, partial_ml_bytes) ||
         cudaMemcpy(d->d_instructions, p->instructions, (size_t)p->n_instructions * sizeof *d->d_instructions,
@@ -242,6 +253,21 @@ int dataflow_decode_set_control(DataflowDecode *d, int trace, int forced, cudaSt
     d->h_control[1] = forced;
     CUDA_CHECK(cudaMemcpyAsync(d->d_control, d->h_control, 2 * sizeof(int), cudaMemcpyHostToDevice, stream),
                "dataflow control upload");
+    return 0;
+}
+
+int dataflow_decode_prepare_launch(DataflowDecode *d, cudaStream_t stream, ErrorMessage *err) {
+    if (d->next_epoch >= d->epoch_limit) {
+        // Every launch before this one has ended when these run (stream order), and all of their
+        // tags go: the next launch, under epoch 1, matches only what it writes itself.
+        CUDA_CHECK(cudaMemsetAsync(d->d_tagged, 0, d->tagged_bytes, stream), "dataflow epoch reset");
+        CUDA_CHECK(cudaMemsetAsync(d->d_partial_o, 0, d->partial_o_bytes, stream), "dataflow epoch reset");
+        CUDA_CHECK(cudaMemsetAsync(d->d_partial_ml, 0, d->partial_ml_bytes, stream), "dataflow epoch reset");
+        CUDA_CHECK(cudaMemcpyAsync(d->d_epoch, &d->h_control[2], sizeof *d->d_epoch, cudaMemcpyHostToDevice, stream),
+                   "dataflow epoch reset");
+        d->next_epoch = 1;
+    }
+    d->next_epoch++;
     return 0;
 }
 

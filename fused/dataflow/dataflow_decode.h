@@ -33,6 +33,8 @@ typedef struct {
                    // last launch's is summarized on stderr when the decode state is destroyed
     int tile_kb;   // most weight bytes of a projection tile, in KB (DataflowShape.tile_bytes / 1024)
     int page_ops;  // DataflowProgram.page_ops
+    int epoch_limit;  // 0: DATAFLOW_EPOCH_LIMIT (dataflow_schedule.h); else in [2, DATAFLOW_EPOCH_LIMIT]: the launches' epochs stay
+                      // below it (dataflow_decode_prepare_launch); small values are for testing the reset
 } DataflowBuffers;
 
 // Builds the program for this device (one block per SM) and allocates its device state. NULL and one
@@ -44,6 +46,13 @@ void dataflow_decode_destroy(DataflowDecode *decode);
 // written this token's K/V rows into the cache: read them instead of storing). Enqueues an upload on
 // `stream` only when a value changes; call outside graph capture.
 int dataflow_decode_set_control(DataflowDecode *decode, int trace, int forced, cudaStream_t stream, ErrorMessage *err);
+
+// Call before each launch of the decode token, direct or as a replay of a graph that holds it, on the
+// stream it runs on, outside graph capture. It counts launches. When the next launch's epoch would
+// reach the limit, it first enqueues the clearing of every tagged buffer and the epoch's reset to 1,
+// so a tag can never pass for this launch's by matching one written 2^24 launches before. 0, or -1
+// with one line in err.
+int dataflow_decode_prepare_launch(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);
 
 // Enqueues one decode token (one kernel launch); capturable into a CUDA graph.
 int dataflow_decode_enqueue(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);

@@ -126,6 +126,10 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowP
     return (row - kv_width) / s->head_dim;
 }
 
+// The attention partials' tag keeps 24 bits of a launch's epoch (dataflow_kernel.h): launches whose
+// epochs lie in [1, DATAFLOW_EPOCH_LIMIT) never repeat one another's tags (dataflow_decode.h).
+#define DATAFLOW_EPOCH_LIMIT (1 << 24)
+
 // Builds the program for `shape`. Refuses (one line in err, returns -1) a shape the kernel has no
 // instance for: head_dim other than 64 or 128, n_heads not a multiple of n_kv_heads or more than 8 q heads
 // per kv head, hidden, q width or intermediate not a multiple of 256 or above DATAFLOW_MAX_VECTOR,

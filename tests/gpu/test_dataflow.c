@@ -1,11 +1,12 @@
 // The dataflow engine (fused/dataflow/) on the GPU: teacher-forced and storage-forced on reference
 // goldens (matched profile, every tensor within the gate), greedy tokens equal to the reference's,
 // and what is verified is what is timed: the tokens and logits of untraced decode steps (the timed
-// mode: the captured graph, no trace stores) equal, bit for bit, those of traced steps and of a second
-// untraced run.
+// mode: the captured graph, no trace stores) equal, bit for bit, those of traced steps, of a second
+// untraced run, and of a run whose launch epoch is reset before every launch.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "golden_util.h"
@@ -71,6 +72,31 @@ static void decode(GpuEngine *e, int vocab, const int32_t *prompt, int prompt_le
     }
 }
 
+// Decodes `n_runs` times on one dataflow engine (run 2, if any, traced), under the environment as it is.
+static void decode_runs(const Checkpoint *ck, const int32_t *prompt, int prompt_length, int n_decode, int n_runs,
+                        int32_t **tokens, float **logits) {
+    ErrorMessage err;
+    int vocab = ck->config.vocab_size, T = prompt_length + n_decode + 1;
+    GpuEngine *e = gpu_engine_create(ck, GPU_ENGINE_DATAFLOW, KV_BF16, T, &err);
+    cr_assert_not_null(e, "%s", err.text);
+    for (int run = 0; run < n_runs; run++) {
+        tokens[run] = malloc((size_t)T * sizeof(int32_t));
+        logits[run] = malloc((size_t)(n_decode + 1) * vocab * sizeof(float));
+        cr_assert(tokens[run] && logits[run]);
+        decode(e, vocab, prompt, prompt_length, n_decode, run == 2, tokens[run], logits[run]);
+    }
+    gpu_engine_destroy(e);
+}
+
+static void expect_identical(const int32_t *tokens_a, const float *logits_a, const int32_t *tokens_b,
+                             const float *logits_b, int T, int n_decode, int vocab, const char *what) {
+    cr_assert_eq(memcmp(tokens_a, tokens_b, (size_t)T * sizeof(int32_t)), 0,
+                 "dataflow: the tokens of %s differ from the first untraced run's", what);
+    for (int s = 1; s <= n_decode; s++)
+        cr_assert_eq(memcmp(logits_a + (size_t)s * vocab, logits_b + (size_t)s * vocab, (size_t)vocab * 4), 0,
+                     "dataflow: decode step %d's logits of %s differ from the first untraced run's", s, what);
+}
+
 Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
     SKIP_WITHOUT_GPU();
     const int prompt_length = 16, n_decode = 24;
@@ -79,29 +105,23 @@ Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
     Checkpoint ck = {0};
     cr_assert_eq(checkpoint_open(model, &ck, &err), 0, "%s", err.text);
     int vocab = ck.config.vocab_size, T = prompt_length + n_decode + 1;
-    int32_t prompt[16], *tokens[3];
-    float *logits[3];
+    int32_t prompt[16], *tokens[4];
+    float *logits[4];
     random_prompt(prompt, prompt_length, vocab, 1);
-    GpuEngine *e = gpu_engine_create(&ck, GPU_ENGINE_DATAFLOW, KV_BF16, T, &err);
-    cr_assert_not_null(e, "%s", err.text);
-    for (int run = 0; run < 3; run++) {
-        tokens[run] = malloc((size_t)T * sizeof(int32_t));
-        logits[run] = malloc((size_t)(n_decode + 1) * vocab * sizeof(float));
-        cr_assert(tokens[run] && logits[run]);
-        decode(e, vocab, prompt, prompt_length, n_decode, run == 2, tokens[run], logits[run]);
-    }
-    for (int run = 1; run < 3; run++) {
-        const char *what = run == 1 ? "a second untraced run" : "the traced run";
-        cr_assert_eq(memcmp(tokens[0], tokens[run], (size_t)T * sizeof(int32_t)), 0,
-                     "dataflow: the tokens of %s differ from the first untraced run's", what);
-        for (int s = 1; s <= n_decode; s++)
-            cr_assert_eq(memcmp(logits[0] + (size_t)s * vocab, logits[run] + (size_t)s * vocab, (size_t)vocab * 4), 0,
-                         "dataflow: decode step %d's logits of %s differ from the first untraced run's", s, what);
-    }
-    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical over 2 untraced runs and a "
-                    "traced one\n", n_decode);
-    for (int run = 0; run < 3; run++) { free(tokens[run]); free(logits[run]); }
-    gpu_engine_destroy(e);
+    unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
+    decode_runs(&ck, prompt, prompt_length, n_decode, 3, tokens, logits);
+    expect_identical(tokens[0], logits[0], tokens[1], logits[1], T, n_decode, vocab, "a second untraced run");
+    expect_identical(tokens[0], logits[0], tokens[2], logits[2], T, n_decode, vocab, "the traced run");
+    // The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch
+    // runs under epoch 1, so a word the reset failed to clear passes the previous token's value for new.
+    setenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "2", 1);
+    decode_runs(&ck, prompt, prompt_length, n_decode, 1, tokens + 3, logits + 3);
+    unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
+    expect_identical(tokens[0], logits[0], tokens[3], logits[3], T, n_decode, vocab,
+                     "a run whose epoch is reset before every launch");
+    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical over 2 untraced runs, a "
+                    "traced one, and one with the epoch reset before every launch\n", n_decode);
+    for (int run = 0; run < 4; run++) { free(tokens[run]); free(logits[run]); }
     free(model);
     checkpoint_close(&ck);
 }
