@@ -768,10 +768,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
-    // The split's positions in pieces of equal length (within one), at most p.chunk each: a split of 257
-    // positions is four pieces of 64-65, not 80, 80, 80 and 17.
-    const int n_pieces = (end - begin + p.chunk - 1) / p.chunk, step = (end - begin + n_pieces - 1) / n_pieces;
-    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(step, end - begin), c.position), 0);
+    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), 0);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
@@ -837,14 +834,14 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const float scale = rsqrtf((float)hd);
     float *scores = c.scores;  // [group][p.chunk]
 #pragma unroll 1
-    for (int piece = begin; piece < end; piece += step) {
-        const int n = min(step, end - piece);
-        const int buffer = ((piece - begin) / step) & 1;
+    for (int piece = begin; piece < end; piece += p.chunk) {
+        const int n = min(p.chunk, end - piece);
+        const int buffer = ((piece - begin) / p.chunk) & 1;
         fence_proxy_async_shared();  // this thread's reads of the other buffer come before its refill
         group_sync(c.g);  // the last piece's K/V and weights are read (and, first, the newest row is written)
-        if (piece + step < end) {  // the next piece's history, in flight while this one is computed
-            const int next = piece + step;
-            attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(step, end - next), c.position),
+        if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
+            const int next = piece + p.chunk;
+            attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position),
                               buffer ^ 1);
         }
         mbarrier_wait(&block_state().kv_full[buffer], (c.kv_parity >> buffer) & 1u);
