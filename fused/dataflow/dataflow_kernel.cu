@@ -755,13 +755,12 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 }
 
 // Thread 0: asks for the first K/V piece of the block's attention instruction in `layer`, if the list
-// has an active one before any later layer's and none is asked for yet, into buffer 0. The history
-// rows precede the token's position, so they are ready before the token starts; asked for at the
-// previous layer's down tile (or the kernel's start), they land before the split's q/k/v are staged,
-// ahead of the weight bursts of o_proj and gate/up. A block without a down tile asks at its QKV tile.
+// has an active one before any later layer's, into buffer 0. The history rows precede the token's
+// position, so they are ready before the token starts; asked for here, they land before the split's
+// q/k/v are staged, ahead of the weight bursts of o_proj and gate/up.
 __device__ __forceinline__ void attention_ask_kv(Consumer &c, int layer) {
-    if (c.g.tid != 0 || block_state().kv_asked >= 0 || layer >= c.p.shape.n_layers) return;
-    int j = c.current;
+    if (c.g.tid != 0) return;
+    int j = c.current + 1;
 #pragma unroll 1
     while (j < c.walk_end && c.list[j - c.list_first].layer <= layer && c.list[j - c.list_first].op != DATAFLOW_ATTN) j++;
     if (j >= c.walk_end) return;
@@ -1088,7 +1087,6 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
     page_prefetch(c, DATAFLOW_QKV);  // the next layer's, while this tile computes
-    attention_ask_kv(c, layer + 1);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -1223,7 +1221,6 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.current = c.list_first;
     page_prefetch(c, DATAFLOW_QKV);  // the first layer's QKV and down tiles; later ones at the triggers
     page_prefetch(c, DATAFLOW_DOWN);
-    attention_ask_kv(c, 0);
     group_sync(c.g);  // the pages' instructions are recorded
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
