@@ -79,7 +79,6 @@ struct PageState {
 // not a register the walk keeps: the K/V buffers' mbarriers and the pages' state.
 struct BlockState {
     unsigned long long kv_full[2];  // the K/V buffers' mbarriers: a piece's copy has landed
-    int kv_asked;                   // the list index whose first K/V piece is in flight in buffer 0; -1: none
     PageState pages;
 };
 
@@ -597,8 +596,6 @@ __device__ __forceinline__ void tile_begin(Consumer &c, const TileSpec &t, TileR
         tile_issue(c.g, t, r);
 }
 
-__device__ __forceinline__ void attention_ask_kv(Consumer &c, int layer);
-
 __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
@@ -607,7 +604,6 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
     const int first = tile * p.qkv_rows, rows = t.rows_a;
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_QKV);
-    attention_ask_kv(c, layer);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
     const Tagged *x = layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
@@ -754,25 +750,6 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
     }
 }
 
-// Thread 0: asks for the first K/V piece of the block's attention instruction in `layer`, if the list
-// has an active one before any later layer's, into buffer 0. The history rows precede the token's
-// position, so they are ready before the token starts; asked for here, they land before the split's
-// q/k/v are staged, ahead of the weight bursts of o_proj and gate/up.
-__device__ __forceinline__ void attention_ask_kv(Consumer &c, int layer) {
-    if (c.g.tid != 0) return;
-    int j = c.current + 1;
-#pragma unroll 1
-    while (j < c.walk_end && c.list[j - c.list_first].layer <= layer && c.list[j - c.list_first].op != DATAFLOW_ATTN) j++;
-    if (j >= c.walk_end) return;
-    const DataflowInstruction in = c.list[j - c.list_first];
-    const int split = in.index / c.p.shape.n_kv_heads;
-    if (in.op != DATAFLOW_ATTN || in.layer != layer || split >= c.active_splits) return;
-    const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
-    attention_copy_kv(c, c.layers[layer], in.index % c.p.shape.n_kv_heads, begin,
-                      dataflow_history(begin, min(c.p.chunk, end - begin), c.position), 0);
-    block_state().kv_asked = j;
-}
-
 // One kv head's attention over one split of the context: its q heads and k head normed and rotated at
 // the token's position (every split recomputes them from the tagged q/k/v), then the split's positions
 // in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
@@ -791,11 +768,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
-    if (c.g.tid == 0) {
-        if (block_state().kv_asked != c.current)
-            attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), 0);
-        block_state().kv_asked = -1;
-    }
+    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), 0);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
@@ -1302,7 +1275,6 @@ __global__ void __launch_bounds__(THREADS, 1)
         b.pages.paged = L.paged;
         mbarrier_init(&b.kv_full[0], 1);
         mbarrier_init(&b.kv_full[1], 1);
-        b.kv_asked = -1;
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // the barriers, visible to the copy engine
     __syncthreads();
