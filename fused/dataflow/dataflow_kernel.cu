@@ -542,19 +542,6 @@ __device__ __forceinline__ TileSpec tile_spec(const Consumer &c, int op, int lay
 // If op is paged and its page is free: asks for the weights of the block's next `op` instruction (at or
 // after the current one) into the page. Thread 0 issues the copies and records the instruction (read by
 // the others after the next barrier).
-// Thread 0: list index j's weights into `page`, which is free.
-__device__ __forceinline__ void page_fill(Consumer &c, int page, int j) {
-    PageState &ps = block_state().pages;
-    ps.instruction[page] = j;
-    const DataflowInstruction in = c.list[j - c.list_first];
-    const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
-    const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
-    unsigned char *dst = smem + ps.offset[page];
-    mbarrier_arrive_expect_tx(&ps.full[page], bytes_a + bytes_b);
-    bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[page]);
-    if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[page]);
-}
-
 __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
     PageState &ps = block_state().pages;
     if (!((c.p.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
@@ -564,7 +551,14 @@ __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
 #pragma unroll 1
     while (j < c.walk_end && c.list[j - c.list_first].op != op) j++;
     if (j >= c.walk_end) return;
-    page_fill(c, page, j);
+    ps.instruction[page] = j;
+    const DataflowInstruction in = c.list[j - c.list_first];
+    const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
+    const unsigned bytes_a = (unsigned)(t.rows_a * t.n * 2), bytes_b = (unsigned)(t.rows_b * t.n * 2);
+    unsigned char *dst = smem + ps.offset[page];
+    mbarrier_arrive_expect_tx(&ps.full[page], bytes_a + bytes_b);
+    bulk_copy_to_shared(dst, t.a, bytes_a, &ps.full[page]);
+    if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[page]);
 }
 
 // Whether op's page holds (or receives) the current instruction's weights. Read by every thread;
@@ -590,13 +584,6 @@ __device__ __forceinline__ void tile_from_page(Consumer &c, const TileSpec &t, T
     if (c.g.tid == 0) {
         ps.parity[page] ^= 1u;
         ps.instruction[page] = -1;
-        // The block's next instruction, if it is a tile of the same op and layer (qwen3-8b's blocks run
-        // ~16 gate/up tiles each), streams into the page while this tile computes from registers.
-        const int next = c.current + 1;
-        if (next < c.walk_end) {
-            const DataflowInstruction now = c.list[c.current - c.list_first], after = c.list[next - c.list_first];
-            if (after.op == now.op && after.layer == now.layer) page_fill(c, page, next);
-        }
     }
 }
 
