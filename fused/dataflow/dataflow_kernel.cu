@@ -500,6 +500,7 @@ struct Consumer {
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
     float best_value;           // the group's running argmax (meaningful in thread 0)
     int best_index;
+    int page_ops;               // DataflowProgram.page_ops, a constant where the kernel is specialized for it
 };
 
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
@@ -544,7 +545,7 @@ __device__ __forceinline__ TileSpec tile_spec(const Consumer &c, int op, int lay
 // the others after the next barrier).
 __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
     PageState &ps = block_state().pages;
-    if (!((c.p.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
+    if (!((c.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
     const int page = page_of(op);
     if (ps.instruction[page] >= 0) return;
     int j = c.current;
@@ -564,7 +565,7 @@ __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
 // Whether op's page holds (or receives) the current instruction's weights. Read by every thread;
 // written only by thread 0 between barriers, and only for paged ops.
 __device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
-    return ((c.p.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
+    return ((c.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
 }
 
 // The tile's weights from page `page` into registers (the page is then free).
@@ -971,16 +972,12 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
         }
     }
-    // The split's partials are out: take the head's ticket (relaxed: the partials travel tagged, and
-    // the merge re-reads any not yet landed); the last of the head's active splits merges them at once.
+    // The split's partials are out. The head's last active split (the shortest, so it tends to finish
+    // first) merges them: the merge re-reads every partial until it carries this layer's tag, so it
+    // needs no ticket, and no atomic round trip stands between the last split's stores and the merge.
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_COMPUTED);
-    int *last = (int *)(c.misc + 63);
-    if (c.g.tid == 0)
-        *last = atomic_add_relaxed(c.P.counters + dataflow_counter_attn(&p, layer, kv_head), 1u) ==
-                (unsigned)c.active_splits - 1;
-    group_sync(c.g);
-    if (*last) merge_group(c, layer, kv_head, c.active_splits);
+    if (split == c.active_splits - 1) merge_group(c, layer, kv_head, c.active_splits);
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
@@ -1234,6 +1231,8 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     }
 }
 
+// PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any.
+template <int PAGE_OPS>
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
     SharedLayout L = shared_layout(p);
@@ -1286,6 +1285,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.staged_layer = -1;
     c.best_value = 0.0f;
     c.best_index = -1;
+    c.page_ops = PAGE_OPS >= 0 ? PAGE_OPS : p.page_ops;
     run_consumers(c);
     // The last block to finish leaves every counter zero for the next launch: by then every other
     // block has made its last wait and its last signal.
@@ -1316,13 +1316,19 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
+    // The default page set (gate/up) and none run kernels specialized for them; any other set the
+    // general one.
+    void (*kernel)(const DataflowProgram, const DataflowParams) =
+        program->page_ops == 0                      ? dataflow_decode_kernel<0>
+        : program->page_ops == 1 << DATAFLOW_GATEUP ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP>
+                                                    : dataflow_decode_kernel<-1>;
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
-    CUDA_CHECK(cudaFuncSetAttribute(dataflow_decode_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)shared_bytes),
                "dataflow_decode_kernel");
     int per_sm = 0, n_sms = 0;
-    if (blocks_per_multiprocessor(dataflow_decode_kernel, THREADS, shared_bytes, "dataflow_decode_kernel", &per_sm,
+    if (blocks_per_multiprocessor(kernel, THREADS, shared_bytes, "dataflow_decode_kernel", &per_sm,
                                   err) ||
         device_multiprocessors(&n_sms, "dataflow_decode_kernel", err))
         return -1;
@@ -1330,7 +1336,7 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (blocks > per_sm * n_sms)
         return fail(err, "dataflow_decode_kernel: %d blocks, but only %d fit on the device at once", blocks,
                     per_sm * n_sms);
-    dataflow_decode_kernel<<<blocks, THREADS, shared_bytes, stream>>>(*program, *params);
+    kernel<<<blocks, THREADS, shared_bytes, stream>>>(*program, *params);
     CUDA_CHECK(cudaGetLastError(), "launch of dataflow_decode_kernel");
     return 0;
 }
