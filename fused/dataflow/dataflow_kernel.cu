@@ -9,9 +9,10 @@
 // beyond one tile's latency. Staging a vector the block already holds is skipped (consecutive tiles of
 // one projection share their input).
 //
-// Counters remain only where a block must know something the data cannot tell it: which chunk of a
-// head's attention ends last (a ticket: that block merges the head), when every block's argmax partial
-// is out (untagged, so release and acquire), and which block finishes the launch (it resets them).
+// Counters remain only where a block must know something the data cannot tell it: when every block's
+// argmax partial is out (untagged, so release and acquire), and which block finishes the launch (it
+// resets them). A head's attention is merged by its last active split, which polls the other splits'
+// tagged partials.
 //
 // The kernel is bound by the instructions it issues (16 warps share 4 schedulers; a tile's bytes take
 // far less time than its bookkeeping), so the per-tile code is kept lean: constant offsets, no division
@@ -640,7 +641,7 @@ __device__ __forceinline__ unsigned partial_tag(const Consumer &c, int layer) { 
 #define MERGE_BATCH 8
 
 // The attention outputs of kv head kv_head's q heads, from the active chunks' partial sums in chunk
-// order; run by the block that took the head's last ticket. Other chunks' partials may still be landing:
+// order; run by the block of the head's last active split. Other chunks' partials may still be landing:
 // every load is re-read until it carries this layer's tag, and the first batch of o values is issued
 // together with the (m, l) pairs, so the merge costs one trip to L2. A thread takes one (q head,
 // dimension) and a range of chunks (with fewer pairs than threads, the chunks split into `splits`

@@ -83,8 +83,8 @@ typedef struct {
     int splits;  // attention tiles a kv head: every context is divided into this many ranges
     int qkv_tiles_per_kv_head;
     // Counters (unsigned, in device memory, zero between tokens): per layer, then the LM head's and
-    // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4. The kernel uses the attention tickets,
-    // the LM head's and the exit's; the others count tiles done in the CPU model of the schedule
+    // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4. The kernel uses only the LM head's and
+    // the exit's; the others count tiles done in the CPU model of the schedule
     // (tests/test_dataflow_schedule.c), standing for the tagged values the kernel waits on.
     int counters_per_layer, n_counters;
     // Instructions of every block, block b's at instructions[offsets[b] .. offsets[b + 1]).
