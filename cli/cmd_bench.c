@@ -47,21 +47,12 @@ static const char USAGE[] =
     "  exit: 0 ok, 2 bad input (an unknown engine, ...), 4 a GPU engine was asked for and no CUDA device is usable\n";
 
 // Appends one row per result to dir/benchmarks.jsonl and re-renders dir/BENCHMARKS.md and
-// dir/throughput_history.svg. Refuses a
-// tree with uncommitted changes to tracked files: every row must come from a run of its commit.
-// A row's machine is the GPU for a GPU engine, the CPU for the others.
+// dir/throughput_history.svg. Rows carry run_commit(): cmd_bench refuses --record before any work
+// when run_record_refusal does. A row's machine is the GPU for a GPU engine, the CPU for the others.
 static int record_results(const char *dir, const BenchResult *results, int n, const char *model, const char *gpu,
                           const char *cpu, ErrorMessage *err) {
     char path[1024], commit[64], date[32];
     snprintf(path, sizeof path, "%s/benchmarks.jsonl", dir);
-    const char *given = getenv("FUSECHECK_COMMIT");
-    if (!(given && *given)) {
-        int dirty = run_tree_dirty();
-        if (dirty != 0)
-            return fail(err, "--record: %s; rows must come from a run of the recorded commit (commit first, or set "
-                             "FUSECHECK_COMMIT on a machine without the checkout)",
-                        dirty > 0 ? "tracked files have uncommitted changes" : "git cannot tell which commit this is");
-    }
     run_commit(commit, sizeof commit);
     run_timestamp(date, sizeof date);
     HistoryRow *rows = calloc((size_t)n, sizeof *rows);
@@ -167,6 +158,11 @@ int cmd_bench(int argc, char **argv) {
         return 0;
     }
     if (!model_dir == !preset) { fail(&err, "give exactly one of --model DIR and --preset NAME"); goto usage_error; }
+    char refusal[512];
+    if (record && run_record_refusal(refusal, sizeof refusal)) {  // before minutes of work, not after
+        fprintf(stderr, "fusecheck bench: --record: %s\n", refusal);
+        return 2;
+    }
     const EngineKind *kinds[MAX_ENGINES];
     int n_kinds = 0, all = !strcmp(engine_name, "all");
     interrupt_set_command("bench");  // names the command if an engine plugin crashes

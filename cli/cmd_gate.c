@@ -364,17 +364,16 @@ static int gate_parse(Gate *g, int argc, char **argv) {
 }
 
 // The baseline is read before any work: a history that cannot be read is bad input now, not after
-// minutes of work. Recording needs a clean tree for the same reason `bench --record` does.
+// minutes of work. Recording needs a build of a clean commit for the same reason `bench --record` does.
 static int gate_read_baseline(Gate *g) {
     snprintf(g->history_path, sizeof g->history_path, "%s", g->o.baseline ? g->o.baseline : "reports/benchmarks.jsonl");
     if (g->o.baseline && history_read(g->o.baseline, &g->history, &g->err)) {
         fprintf(stderr, "fusecheck gate: --baseline %s\n", g->err.text);
         return -1;
     }
-    const char *given_commit = getenv("FUSECHECK_COMMIT");
-    if (g->o.record && !(given_commit && *given_commit) && run_tree_dirty() != 0) {
-        fprintf(stderr, "fusecheck gate: --record: tracked files have uncommitted changes (or git cannot tell the "
-                        "commit); rows must come from a run of the recorded commit (commit first, or set FUSECHECK_COMMIT)\n");
+    char refusal[512];
+    if (g->o.record && run_record_refusal(refusal, sizeof refusal)) {
+        fprintf(stderr, "fusecheck gate: --record: %s\n", refusal);
         return -1;
     }
     return 0;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "run_identity.h"
 
 typedef struct {
     const char *name;
@@ -46,7 +47,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("fusecheck %s\n", FUSECHECK_VERSION);
+        printf("fusecheck %s (built from %s%s)\n", FUSECHECK_VERSION, build_commit(),
+               build_tree_dirty() > 0 ? " with uncommitted changes" : "");
         return 0;
     }
     for (size_t i = 0; i < N_COMMANDS; i++)

@@ -5,21 +5,38 @@
 #include <string.h>
 #include <time.h>
 
+#include "build_identity.h"  // generated at build time (cli/build_identity.cmake)
+
+const char *build_commit(void) { return FUSECHECK_BUILD_COMMIT; }
+
+int build_tree_dirty(void) { return FUSECHECK_BUILD_DIRTY; }
+
 void run_commit(char *out, size_t size) {
-    snprintf(out, size, "unknown");
     const char *given = getenv("FUSECHECK_COMMIT");
-    if (given && *given) {
-        snprintf(out, size, "%s", given);
-        return;
+    if (given && *given) snprintf(out, size, "%s", given);
+    else snprintf(out, size, "%s%s", build_commit(), build_tree_dirty() > 0 ? "-dirty" : "");
+}
+
+int record_refusal(const char *given_commit, const char *commit, int dirty, char *why, size_t size) {
+    if (given_commit && *given_commit) return 0;
+    if (dirty > 0) {
+        snprintf(why, size,
+                 "this fusecheck was built from %s with uncommitted changes to tracked files; rows must come from "
+                 "a build of a commit (commit, rebuild, rerun; or set FUSECHECK_COMMIT)",
+                 commit);
+        return -1;
     }
-    FILE *git = popen("git rev-parse --short=12 HEAD 2>/dev/null", "r");
-    if (!git) return;
-    char line[64] = "";
-    if (fgets(line, sizeof line, git)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (*line) snprintf(out, size, "%s", line);
+    if (dirty < 0 || !strcmp(commit, "unknown")) {
+        snprintf(why, size,
+                 "this fusecheck was not built from a git checkout, so the commit of its figures is unknown (set "
+                 "FUSECHECK_COMMIT to the commit it was built from)");
+        return -1;
     }
-    pclose(git);
+    return 0;
+}
+
+int run_record_refusal(char *why, size_t size) {
+    return record_refusal(getenv("FUSECHECK_COMMIT"), build_commit(), build_tree_dirty(), why, size);
 }
 
 void run_date(char *out, size_t size) {
@@ -27,20 +44,6 @@ void run_date(char *out, size_t size) {
     struct tm utc;
     gmtime_r(&now, &utc);
     strftime(out, size, "%Y-%m-%d", &utc);
-}
-
-int run_tree_dirty(void) {
-    FILE *git = popen("git status --porcelain --untracked-files=no 2>/dev/null; echo status $?", "r");
-    if (!git) return -1;
-    char line[512];
-    int changed = 0, status = -1;
-    while (fgets(line, sizeof line, git)) {
-        if (!strncmp(line, "status ", 7)) status = atoi(line + 7);
-        else changed = 1;
-    }
-    pclose(git);
-    if (status != 0) return -1;
-    return changed;
 }
 
 void run_timestamp(char *out, size_t size) {

@@ -3,7 +3,8 @@
 # project: run it from the checkout root with executables bundled by ../shared/device/bundle.
 #
 #   here:  cmake --build build && ../shared/device/bundle .devbundle build/fusecheck build/tests/gpu_test_*
-#   there: FUSECHECK_COMMIT=$(git rev-parse HEAD) OUT=/some/dir tools/gpu_validate.sh .devbundle build [PART]
+#   there: OUT=/some/dir tools/gpu_validate.sh .devbundle build [PART]   (rows carry the commit the bundled
+#          build comes from: build from a clean commit, or set FUSECHECK_COMMIT)
 #
 # PART: all (default), tests (GPU tests and compute-sanitizer), gate (the gate and a recorded bench), or
 # long (the 8,192-token long run alone, 330-400 s on an H100), so that each fits a lent machine's
