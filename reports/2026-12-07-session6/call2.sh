@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# Call 1 was reports/2026-12-06-session5/next-call.sh, run unchanged (its output: log.txt, ab.txt, tests*.log, san.log here).
 # Second call, same warm H100: call1's record rows had not come back ($OUT holds few files), so the
 # records were redone and everything tarred; timelines of M, E2, E, S, G; the epoch reset's planted
 # break (B) with a longer limit: it hung (no output in 200 s), so the test cannot pass without the clearing.

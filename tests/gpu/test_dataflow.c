@@ -97,26 +97,45 @@ static void expect_identical(const int32_t *tokens_a, const float *logits_a, con
                      "dataflow: decode step %d's logits of %s differ from the first untraced run's", s, what);
 }
 
+// A synthetic qwen3-0.6b checkpoint, opened, and a prompt for decode_runs.
+typedef struct {
+    char *model;
+    Checkpoint ck;
+    int32_t prompt[16];
+    int prompt_length, n_decode, vocab, T;
+} DecodeSetup;
+
+static void decode_setup(DecodeSetup *d, int n_decode) {
+    ErrorMessage err;
+    memset(d, 0, sizeof *d);
+    d->model = test_synth_checkpoint("qwen3-0.6b", 0);
+    cr_assert_eq(checkpoint_open(d->model, &d->ck, &err), 0, "%s", err.text);
+    d->prompt_length = 16;
+    d->n_decode = n_decode;
+    d->vocab = d->ck.config.vocab_size;
+    d->T = d->prompt_length + n_decode + 1;
+    random_prompt(d->prompt, d->prompt_length, d->vocab, 1);
+}
+
+static void decode_teardown(DecodeSetup *d, int32_t **tokens, float **logits, int n_runs) {
+    for (int run = 0; run < n_runs; run++) { free(tokens[run]); free(logits[run]); }
+    free(d->model);
+    checkpoint_close(&d->ck);
+}
+
 Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
     SKIP_WITHOUT_GPU();
-    const int prompt_length = 16, n_decode = 24;
-    char *model = test_synth_checkpoint("qwen3-0.6b", 0);
-    ErrorMessage err;
-    Checkpoint ck = {0};
-    cr_assert_eq(checkpoint_open(model, &ck, &err), 0, "%s", err.text);
-    int vocab = ck.config.vocab_size, T = prompt_length + n_decode + 1;
-    int32_t prompt[16], *tokens[3];
+    DecodeSetup d;
+    decode_setup(&d, 24);
+    int32_t *tokens[3];
     float *logits[3];
-    random_prompt(prompt, prompt_length, vocab, 1);
     unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
-    decode_runs(&ck, prompt, prompt_length, n_decode, 3, tokens, logits);
-    expect_identical(tokens[0], logits[0], tokens[1], logits[1], T, n_decode, vocab, "a second untraced run");
-    expect_identical(tokens[0], logits[0], tokens[2], logits[2], T, n_decode, vocab, "the traced run");
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 3, tokens, logits);
+    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab, "a second untraced run");
+    expect_identical(tokens[0], logits[0], tokens[2], logits[2], d.T, d.n_decode, d.vocab, "the traced run");
     fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical over 2 untraced runs and "
-                    "a traced one\n", n_decode);
-    for (int run = 0; run < 3; run++) { free(tokens[run]); free(logits[run]); }
-    free(model);
-    checkpoint_close(&ck);
+                    "a traced one\n", d.n_decode);
+    decode_teardown(&d, tokens, logits, 3);
 }
 
 // The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch runs
@@ -124,25 +143,18 @@ Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
 // limit: with the clearing removed (a planted break) the kernel hung, so this fails at the timeout.
 Test(dataflow, epoch_reset_before_every_launch_is_bit_identical, .timeout = 120) {
     SKIP_WITHOUT_GPU();
-    const int prompt_length = 16, n_decode = 24;
-    char *model = test_synth_checkpoint("qwen3-0.6b", 0);
-    ErrorMessage err;
-    Checkpoint ck = {0};
-    cr_assert_eq(checkpoint_open(model, &ck, &err), 0, "%s", err.text);
-    int vocab = ck.config.vocab_size, T = prompt_length + n_decode + 1;
-    int32_t prompt[16], *tokens[2];
+    DecodeSetup d;
+    decode_setup(&d, 24);
+    int32_t *tokens[2];
     float *logits[2];
-    random_prompt(prompt, prompt_length, vocab, 1);
     unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
-    decode_runs(&ck, prompt, prompt_length, n_decode, 1, tokens, logits);
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
     setenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "2", 1);
-    decode_runs(&ck, prompt, prompt_length, n_decode, 1, tokens + 1, logits + 1);
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens + 1, logits + 1);
     unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
-    expect_identical(tokens[0], logits[0], tokens[1], logits[1], T, n_decode, vocab,
+    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab,
                      "a run whose epoch is reset before every launch");
     fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical with the epoch reset "
-                    "before every launch\n", n_decode);
-    for (int run = 0; run < 2; run++) { free(tokens[run]); free(logits[run]); }
-    free(model);
-    checkpoint_close(&ck);
+                    "before every launch\n", d.n_decode);
+    decode_teardown(&d, tokens, logits, 2);
 }
