@@ -5,8 +5,11 @@
 #   build/ab/fusecheck-M, gpu_test_dataflow-M   HEAD's build (its rows carry the build's commit)
 #   build/ab/gpu_test_dataflow-B   M with the epoch reset's three cudaMemsetAsync removed: the
 #                                  epoch_reset test must fail (it hung on 2026-12-07, now a 120 s limit)
-#   build/ab/fusecheck-T   M with attention's marks moved (diagnostic, never merged): "counter wait" =
-#                          the heads staged, "staging" = until the first K/V piece has landed, "compute" = the rest
+#   build/ab/fusecheck-T   M with attention's marks moved (diagnostic, never merged): in run_attention,
+#                          mark(c, DATAFLOW_MARK_INPUTS) where it marks STAGED after the heads' norm, and
+#                          `if (piece == begin) mark(c, DATAFLOW_MARK_STAGED);` after the piece's mbarrier_wait.
+#                          Its attention row: "counter wait" = until the heads are staged, "staging" = until
+#                          the first K/V piece has landed, "compute" = the rest
 #   ../shared/device/bundle .devbundle build/ab/* && (cd .devbundle && tar -cJf bin.tar.xz bin && rm -rf bin)
 # Run: `run` with carry [".devbundle"], command `bash .devbundle/next-call.sh`, timeout ~400 s.
 set -u
