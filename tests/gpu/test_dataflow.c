@@ -2,7 +2,8 @@
 // goldens (matched profile, every tensor within the gate), greedy tokens equal to the reference's,
 // and what is verified is what is timed: the tokens and logits of untraced decode steps (the timed
 // mode: the captured graph, no trace stores) equal, bit for bit, those of traced steps, of a second
-// untraced run, and of a run whose launch epoch is reset before every launch.
+// untraced run, and of a run whose launch epoch is reset before every launch; o_proj done by the
+// attention splits gives the same bits as o_proj by rows.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,20 @@ static void matches_reference(const char *preset, int prompt_length, int n_decod
 
 Test(dataflow, small_matches_reference, .timeout = 300) { matches_reference("small", 12, 24); }
 Test(dataflow, qwen3_0_6b_matches_reference, .timeout = 600) { matches_reference("qwen3-0.6b", 16, 32); }
+
+// o_proj done by the attention splits (FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD): its traced attn_out and
+// resid_attn come from gate/up's staging, so the goldens check that path too.
+static void oproj_by_kv_head_matches_reference(const char *preset, int prompt_length, int n_decode) {
+    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "1", 1);
+    matches_reference(preset, prompt_length, n_decode);
+    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
+}
+Test(dataflow, small_oproj_by_kv_head_matches_reference, .timeout = 300) {
+    oproj_by_kv_head_matches_reference("small", 12, 24);
+}
+Test(dataflow, qwen3_0_6b_oproj_by_kv_head_matches_reference, .timeout = 600) {
+    oproj_by_kv_head_matches_reference("qwen3-0.6b", 16, 32);
+}
 
 // Keeps the logits a traced forward sends to its tap.
 typedef struct {
@@ -136,6 +151,28 @@ Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
     fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical over 2 untraced runs and "
                     "a traced one\n", d.n_decode);
     decode_teardown(&d, tokens, logits, 3);
+}
+
+// o_proj by kv head adds each row's 256-column slots (one per kv head on qwen3-0.6b) in the order
+// o_proj by rows does, from the same merged attention values: the tokens and logits are the same bits,
+// untraced and traced.
+Test(dataflow, oproj_by_kv_head_is_bit_identical_to_oproj_by_rows, .timeout = 300) {
+    SKIP_WITHOUT_GPU();
+    DecodeSetup d;
+    decode_setup(&d, 24);
+    int32_t *tokens[4];
+    float *logits[4];
+    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
+    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "1", 1);
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 3, tokens + 1, logits + 1);
+    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
+    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab, "o_proj by kv head");
+    expect_identical(tokens[0], logits[0], tokens[2], logits[2], d.T, d.n_decode, d.vocab, "o_proj by kv head, again");
+    expect_identical(tokens[0], logits[0], tokens[3], logits[3], d.T, d.n_decode, d.vocab, "o_proj by kv head, traced");
+    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, o_proj by kv head bit-identical to o_proj by rows "
+                    "(untraced twice, traced)\n", d.n_decode);
+    decode_teardown(&d, tokens, logits, 4);
 }
 
 // The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch runs
