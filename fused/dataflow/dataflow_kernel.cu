@@ -49,7 +49,10 @@ static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 // copies, completion on an mbarrier) into one of two pages at a point where the block is computing,
 // not waiting: gate/up while attention computes, down while gate/up computes, the next layer's QKV
 // while down computes.
-// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles.
+// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles. Page 1 lies on the K/V
+// buffers where a down tile fits there (qwen3-0.6b): attention and o_proj by kv head use those only
+// within an attention instruction, so a down tile is asked for only where no attention instruction of
+// the block comes before it (page_prefetch).
 #define PAGES 2
 #define SHARED_LIMIT (227 * 1024)  // dynamic shared memory a block may have on sm_90
 
@@ -74,6 +77,7 @@ struct PageState {
     unsigned parity[PAGES];          // the phase of full[page] the next copy completes
     unsigned offset[PAGES];          // the page's offset in shared memory
     int paged;                       // SharedLayout.paged
+    int down_on_kv;                  // SharedLayout.down_on_kv
 };
 
 // What the block's threads share at fixed offset 0 of its shared memory, so its address is a constant,
@@ -96,6 +100,7 @@ typedef struct {
     size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;  // BlockState at 0
     size_t page[PAGES];  // each page's offset
     int paged;           // 0: the pages do not fit beside the rest (every tile loads into registers)
+    int down_on_kv;      // 1: page 1 (down's) lies on the K/V buffers
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -121,13 +126,20 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.kv = align_up(L.misc + 64 * 4, 128);  // two buffers, each K then V history of one piece, bf16
     size_t end = L.kv + (size_t)2 * KV_BUFFER_BYTES(p);
     const size_t unpaged_end = end;
+    const size_t down_bytes = page_bytes(p, 1);
+    L.down_on_kv = down_bytes > 0 && down_bytes <= (size_t)2 * KV_BUFFER_BYTES(p);
     for (int page = 0; page < PAGES; page++) {
+        if (page == 1 && L.down_on_kv) {
+            L.page[page] = L.kv;
+            continue;
+        }
         L.page[page] = align_up(end, 128);
         end = L.page[page] + page_bytes(p, page);
     }
     L.paged = end <= SHARED_LIMIT;
     if (!L.paged) {
         end = unpaged_end;
+        L.down_on_kv = 0;
         for (int page = 0; page < PAGES; page++) L.page[page] = end;
     }
     L.total = end;
@@ -558,10 +570,10 @@ __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
     if (!((c.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
     const int page = page_of(op);
     if (ps.instruction[page] >= 0) return;
-    int j = c.current;
+    int j = c.current, attention_before = 0;
 #pragma unroll 1
-    while (j < c.walk_end && c.list[j - c.list_first].op != op) j++;
-    if (j >= c.walk_end) return;
+    while (j < c.walk_end && c.list[j - c.list_first].op != op) attention_before |= c.list[j++ - c.list_first].op == DATAFLOW_ATTN;
+    if (j >= c.walk_end || (page == 1 && ps.down_on_kv && attention_before)) return;
     ps.instruction[page] = j;
     const DataflowInstruction in = c.list[j - c.list_first];
     const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
@@ -1424,6 +1436,7 @@ __global__ void __launch_bounds__(THREADS, 1)
             b.pages.offset[page] = (unsigned)L.page[page];
         }
         b.pages.paged = L.paged;
+        b.pages.down_on_kv = L.down_on_kv;
         mbarrier_init(&b.kv_full[0], 1);
         mbarrier_init(&b.kv_full[1], 1);
         mbarrier_init(&b.oproj_full, 1);
@@ -1475,16 +1488,21 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
-    // The default page set (gate/up) and none run kernels specialized for them, any other page set the
-    // general one; o_proj by kv head has an instance with gate/up's page only (the others spill).
-    const int gate_up = 1 << DATAFLOW_GATEUP;
-    if (program->oproj_by_kv_head && program->page_ops != gate_up)
-        return fail(err, "dataflow engine: o_proj by kv head runs with the gate/up page only (FUSECHECK_DATAFLOW_PAGES=gate_up)");
+    // Page sets with gate/up's page (alone, with QKV's or with down's) run kernels specialized for them,
+    // with either o_proj; no pages too, with o_proj by rows; any other set the general one, with o_proj
+    // by rows (o_proj by kv head spills in the general kernel and in the one without pages).
+    const int gate_up = 1 << DATAFLOW_GATEUP, qkv = 1 << DATAFLOW_QKV, down = 1 << DATAFLOW_DOWN;
+    const int by_head = program->oproj_by_kv_head, pages = program->page_ops;
     void (*kernel)(const DataflowProgram, const DataflowParams) =
-        program->oproj_by_kv_head      ? dataflow_decode_kernel<gate_up, 1>
-        : program->page_ops == 0       ? dataflow_decode_kernel<0, 0>
-        : program->page_ops == gate_up ? dataflow_decode_kernel<gate_up, 0>
-                                       : dataflow_decode_kernel<-1, 0>;
+        pages == 0                ? (by_head ? NULL : dataflow_decode_kernel<0, 0>)
+        : pages == gate_up        ? (by_head ? dataflow_decode_kernel<gate_up, 1> : dataflow_decode_kernel<gate_up, 0>)
+        : pages == (gate_up | qkv) ? (by_head ? dataflow_decode_kernel<gate_up | qkv, 1> : dataflow_decode_kernel<gate_up | qkv, 0>)
+        : pages == (gate_up | down) ? (by_head ? dataflow_decode_kernel<gate_up | down, 1> : dataflow_decode_kernel<gate_up | down, 0>)
+        : by_head                 ? NULL
+                                  : dataflow_decode_kernel<-1, 0>;
+    if (!kernel)
+        return fail(err, "dataflow engine: o_proj by kv head runs with the page sets gate_up, qkv,gate_up and "
+                         "gate_up,down (FUSECHECK_DATAFLOW_PAGES)");
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

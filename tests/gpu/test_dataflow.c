@@ -175,6 +175,37 @@ Test(dataflow, oproj_by_kv_head_is_bit_identical_to_oproj_by_rows, .timeout = 30
     decode_teardown(&d, tokens, logits, 4);
 }
 
+// Weight pages change where a tile's weights wait, never the arithmetic: with down's page on the K/V
+// buffers (gate_up,down) or QKV's beside gate/up's, by rows or by kv head, the tokens and logits are the
+// default's bits. A page copy racing attention's K/V (or o_proj's rows) in those buffers would not be.
+Test(dataflow, page_sets_are_bit_identical, .timeout = 300) {
+    SKIP_WITHOUT_GPU();
+    DecodeSetup d;
+    decode_setup(&d, 24);
+    static const struct {
+        const char *pages, *by_kv_head;
+    } variants[] = {{"gate_up,down", "0"}, {"gate_up,down", "1"}, {"qkv,gate_up", "1"}};
+    enum { N = 1 + sizeof variants / sizeof variants[0] };
+    int32_t *tokens[N];
+    float *logits[N];
+    unsetenv("FUSECHECK_DATAFLOW_PAGES");
+    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
+    for (int v = 1; v < N; v++) {
+        setenv("FUSECHECK_DATAFLOW_PAGES", variants[v - 1].pages, 1);
+        setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", variants[v - 1].by_kv_head, 1);
+        decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens + v, logits + v);
+        char what[96];
+        snprintf(what, sizeof what, "pages %s, o_proj by kv head %s", variants[v - 1].pages, variants[v - 1].by_kv_head);
+        expect_identical(tokens[0], logits[0], tokens[v], logits[v], d.T, d.n_decode, d.vocab, what);
+    }
+    unsetenv("FUSECHECK_DATAFLOW_PAGES");
+    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
+    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, bit-identical with pages gate_up,down (by rows and by kv "
+                    "head) and qkv,gate_up (by kv head)\n", d.n_decode);
+    decode_teardown(&d, tokens, logits, N);
+}
+
 // The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch runs
 // under epoch 1, so the reset must clear every tagged word and partial. Its own test with a short
 // limit: with the clearing removed (a planted break) the kernel hung, so this fails at the timeout.
