@@ -42,18 +42,17 @@ static void matches_reference(const char *preset, int prompt_length, int n_decod
 Test(dataflow, small_matches_reference, .timeout = 300) { matches_reference("small", 12, 24); }
 Test(dataflow, qwen3_0_6b_matches_reference, .timeout = 600) { matches_reference("qwen3-0.6b", 16, 32); }
 
-// o_proj done by the attention splits (FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD): its traced attn_out and
-// resid_attn come from gate/up's staging, so the goldens check that path too.
-static void oproj_by_kv_head_matches_reference(const char *preset, int prompt_length, int n_decode) {
-    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "1", 1);
+// o_proj by rows (FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD=0), beside the default by kv head: by kv head
+// traces attn_out and resid_attn from gate/up's staging, by rows from its own tiles, and the goldens
+// check both paths.
+static void matches_reference_oproj(const char *by_kv_head, const char *preset, int prompt_length, int n_decode) {
+    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", by_kv_head, 1);
     matches_reference(preset, prompt_length, n_decode);
     unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
 }
-Test(dataflow, small_oproj_by_kv_head_matches_reference, .timeout = 300) {
-    oproj_by_kv_head_matches_reference("small", 12, 24);
-}
-Test(dataflow, qwen3_0_6b_oproj_by_kv_head_matches_reference, .timeout = 600) {
-    oproj_by_kv_head_matches_reference("qwen3-0.6b", 16, 32);
+Test(dataflow, small_oproj_by_rows_matches_reference, .timeout = 300) { matches_reference_oproj("0", "small", 12, 24); }
+Test(dataflow, qwen3_0_6b_oproj_by_rows_matches_reference, .timeout = 600) {
+    matches_reference_oproj("0", "qwen3-0.6b", 16, 32);
 }
 
 // Keeps the logits a traced forward sends to its tap.
@@ -162,7 +161,7 @@ Test(dataflow, oproj_by_kv_head_is_bit_identical_to_oproj_by_rows, .timeout = 30
     decode_setup(&d, 24);
     int32_t *tokens[4];
     float *logits[4];
-    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
+    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "0", 1);
     decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
     setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "1", 1);
     decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 3, tokens + 1, logits + 1);
@@ -175,16 +174,16 @@ Test(dataflow, oproj_by_kv_head_is_bit_identical_to_oproj_by_rows, .timeout = 30
     decode_teardown(&d, tokens, logits, 4);
 }
 
-// Weight pages change where a tile's weights wait, never the arithmetic: with down's page on the K/V
-// buffers (gate_up,down) or QKV's beside gate/up's, by rows or by kv head, the tokens and logits are the
-// default's bits. A page copy racing attention's K/V (or o_proj's rows) in those buffers would not be.
+// Weight pages change where a tile's weights wait, never the arithmetic: gate/up's page alone, with
+// down's on the K/V buffers or with QKV's, by rows or by kv head, give the default's bits. A page copy
+// racing attention's K/V (or o_proj's rows) in those buffers would not.
 Test(dataflow, page_sets_are_bit_identical, .timeout = 300) {
     SKIP_WITHOUT_GPU();
     DecodeSetup d;
     decode_setup(&d, 24);
     static const struct {
         const char *pages, *by_kv_head;
-    } variants[] = {{"gate_up,down", "0"}, {"gate_up,down", "1"}, {"qkv,gate_up", "1"}};
+    } variants[] = {{"gate_up", "0"}, {"gate_up", "1"}, {"gate_up,down", "0"}, {"gate_up,down", "1"}, {"qkv,gate_up", "1"}};
     enum { N = 1 + sizeof variants / sizeof variants[0] };
     int32_t *tokens[N];
     float *logits[N];
@@ -201,8 +200,8 @@ Test(dataflow, page_sets_are_bit_identical, .timeout = 300) {
     }
     unsetenv("FUSECHECK_DATAFLOW_PAGES");
     unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
-    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, bit-identical with pages gate_up,down (by rows and by kv "
-                    "head) and qkv,gate_up (by kv head)\n", d.n_decode);
+    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, bit-identical with pages gate_up and gate_up,down (by rows "
+                    "and by kv head) and qkv,gate_up (by kv head)\n", d.n_decode);
     decode_teardown(&d, tokens, logits, N);
 }
 
