@@ -8,7 +8,7 @@
 #   build/ab2/fusecheck-T   de6b838 with attention's marks moved (diagnostic; NOTES v7, Next 2)
 #   build/ab2/gpu_test_dataflow-B   de6b838 without the epoch reset's clearing (a planted break)
 #   ../shared/device/bundle .devbundle build/ab2/* && (cd .devbundle && tar -cJf bin.tar.xz bin && rm -rf bin lib)
-# Run: `run` with carry [".devbundle"], command `bash .devbundle/next-call.sh`, timeout ~560 s.
+# Run: `run` with carry [".devbundle"], command `bash .devbundle/next-call.sh`, timeout ~400-520 s (the planted break, last, may be cut).
 set -u
 B=.devbundle
 [ -d $B/bin ] || tar -xJf $B/bin.tar.xz -C $B
@@ -34,13 +34,13 @@ timeout 150 $B/run build/ab2/fusecheck-X bench --preset qwen3-0.6b --engine all 
 rm -f $X/rep/BENCHMARKS.md $X/rep/throughput_history.svg
 timeout 100 $B/run build/ab2/fusecheck-N bench --preset qwen3-0.6b --engine dataflow --repeat 3 --record --reports $X/rep-n > $X/record-n.log 2>&1; t "record N rc=$?"; grep -E "^\| dataflow " $X/record-n.log | tee -a $L
 rm -f $X/rep-n/BENCHMARKS.md $X/rep-n/throughput_history.svg
+timeout 150 $B/run build/ab2/fusecheck-X bench --preset qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $X/rep > $X/record-8b.log 2>&1; t "8b record rc=$?"; grep -E "^\| (fused|dataflow) " $X/record-8b.log | tee -a $L
+rm -f $X/rep/BENCHMARKS.md $X/rep/throughput_history.svg
 for v in X XN T; do
   FUSECHECK_DATAFLOW_TIMELINE=1 timeout 30 $B/run build/ab2/fusecheck-$v bench --preset qwen3-0.6b --engine dataflow --context 1024 --tokens 32 --repeat 1 > /tmp/tl.log 2>&1
   echo "build $v" >> $X/timeline.txt; grep -A9 'dataflow timeline' /tmp/tl.log >> $X/timeline.txt
 done
 FUSECHECK_DATAFLOW_SKELETON=1 FUSECHECK_DATAFLOW_TIMELINE=1 timeout 30 $B/run build/ab2/fusecheck-X bench --preset qwen3-0.6b --engine dataflow --context 1024 --tokens 32 --repeat 1 > /tmp/tl.log 2>&1
 echo "build X skeleton" >> $X/timeline.txt; grep -A9 'dataflow timeline' /tmp/tl.log >> $X/timeline.txt; t timelines
-timeout 150 $B/run build/ab2/fusecheck-X bench --preset qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $X/rep > $X/record-8b.log 2>&1; t "8b record rc=$?"; grep -E "^\| (fused|dataflow) " $X/record-8b.log | tee -a $L
-rm -f $X/rep/BENCHMARKS.md $X/rep/throughput_history.svg
 cp /tmp/ab/* $X/ 2>/dev/null; t "ab logs"
 timeout 130 $B/run build/ab2/gpu_test_dataflow-B --filter 'dataflow/epoch_reset*' --jobs 1 > $X/b.log 2>&1; t "planted break B (no clearing at the epoch reset) rc=$? $(grep -E 'differ|Timed|timed|Synthesis' $X/b.log | head -3 | tr '\n' ' ')"
