@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# short-call.sh cut again to the device time left (337 s): the new defaults' tests, a small A/B at
+# 1024, records, racecheck, 8B.
+# Run: `run` with carry [".devbundle"], command `bash reports/2026-12-07-session7/last-call.sh`, timeout 230 s.
+set -u
+B=.devbundle
+[ -d $B/bin ] || tar -xJf $B/bin.tar.xz -C $B
+printf '#!/bin/sh\nFUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD=0 FUSECHECK_DATAFLOW_PAGES=gate_up exec "$(dirname "$0")/fusecheck-X" "$@"\n' > $B/bin/build/ab2/fusecheck-XN
+chmod +x $B/bin/build/ab2/fusecheck-XN
+export FUSECHECK_CACHE=/tmp/fc-cache
+X=/tmp/x; mkdir -p $X/rep; L=$X/log.txt
+T0=$(date +%s); t() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L; tar -czf $OUT/x.tgz -C /tmp x; }
+nvidia-smi -L | tee -a $L
+$B/run build/ab2/fusecheck-X --version | tee -a $L
+timeout 110 $B/run build/ab2/gpu_test_dataflow-X --jobs 1 > $X/tests.log 2>&1; t "test X rc=$?"
+grep -E 'matched profile \(|bit-identical|Synthesis|FAIL|fail' $X/tests.log | head -20 | tee -a $L
+mkdir -p /tmp/ab
+BUNDLE=$B ENGINE=dataflow CTX=1024 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab2/fusecheck-M build/ab2/fusecheck-XN build/ab2/fusecheck-X > $X/ab.txt 2>&1; cp /tmp/ab/* $X/; t "ab done"; tail -5 $X/ab.txt | tee -a $L
+timeout 60 $B/run build/ab2/fusecheck-X bench --preset qwen3-0.6b --engine all --repeat 3 --record --reports $X/rep > $X/record-0.6b.log 2>&1; t "record X rc=$?"; grep -E "^\| (fused|cublas|dataflow) " $X/record-0.6b.log | tee -a $L
+rm -f $X/rep/BENCHMARKS.md $X/rep/throughput_history.svg
+timeout 45 compute-sanitizer --tool racecheck $B/run build/ab2/gpu_test_dataflow-X --filter 'dataflow/small_matches_reference' --jobs 1 > $X/san-racecheck.log 2>&1; t "racecheck X rc=$? $(tail -1 $X/san-racecheck.log)"
+timeout 60 $B/run build/ab2/fusecheck-X bench --preset qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $X/rep > $X/record-8b.log 2>&1; t "8b record rc=$?"; grep -E "^\| (fused|dataflow) " $X/record-8b.log | tee -a $L
+rm -f $X/rep/BENCHMARKS.md $X/rep/throughput_history.svg; t end
