@@ -81,8 +81,7 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
     if (env_switch("FUSECHECK_PDL", &options->pdl, err) ||
         env_switch("FUSECHECK_SYNC_KERNELS", &options->sync_kernels, err) ||
         env_switch("FUSECHECK_DATAFLOW_SKELETON", &options->dataflow_skeleton, err) ||
-        env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err) ||
-        env_switch("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", &options->dataflow_oproj_by_kv_head, err))
+        env_switch("FUSECHECK_DATAFLOW_TIMELINE", &options->dataflow_timeline, err))
         return -1;
     static const int tile_kb[] = {32, 64, 96, -1};
     if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err) ||

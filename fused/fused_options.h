@@ -19,8 +19,8 @@
 //                            (0 or 1)                      has its inputs, has staged them, has computed and
 //                                                          ends; the last launch's summary goes to stderr
 //                                                          when the engine is destroyed
-// dataflow_pages    gate_up, FUSECHECK_DATAFLOW_PAGES      the dataflow projections whose tiles are copied
-//                   down     ("none" or a comma list of    into shared memory pages ahead of their turn (off
+// dataflow_pages    gate_up  FUSECHECK_DATAFLOW_PAGES      the dataflow projections whose tiles are copied
+//                            ("none" or a comma list of    into shared memory pages ahead of their turn (off
 //                            qkv, gate_up, down)           the dependency chain) instead of loaded into
 //                                                          registers when the block reaches them; stored as
 //                                                          bits DATAFLOW_QKV, _GATEUP, _DOWN
@@ -28,10 +28,6 @@
 //                   2^24     LIMIT (an integer in          resets its launch epoch to 1 before an epoch reaches
 //                            [2, 2^24])                    this (dataflow_decode_prepare_launch); small values
 //                                                          make the reset happen within a test's few tokens
-// dataflow_oproj_by 1        FUSECHECK_DATAFLOW_OPROJ_BY_  1: the dataflow engine's o_proj is done by the
-// _kv_head          (0 or 1)  KV_HEAD                       attention splits, per kv head, where the shape
-//                                                          allows it (DataflowShape.oproj_by_kv_head); 0: by
-//                                                          rows, in tiles of its own
 // attention_splits  0        FUSECHECK_ATTENTION_SPLITS    the decode graph's attention split count, in
 //                                                          [1, ATTENTION_DECODE_MAX_SPLITS]; 0 (unset):
 //                                                          attention_decode_splits's count. For measuring
@@ -50,7 +46,7 @@ extern "C" {
 #include "../model/error.h"
 #include "dataflow/dataflow_schedule.h"
 
-#define FUSED_DEFAULT_DATAFLOW_PAGES ((1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN))
+#define FUSED_DEFAULT_DATAFLOW_PAGES (1 << DATAFLOW_GATEUP)
 
 typedef struct {
     int pdl;               // 0 or 1
@@ -60,12 +56,11 @@ typedef struct {
     int dataflow_timeline; // 0 or 1
     int dataflow_pages;    // DataflowProgram.page_ops (dataflow_schedule.h)
     int dataflow_epoch_limit;  // [2, DATAFLOW_EPOCH_LIMIT] (dataflow_schedule.h)
-    int dataflow_oproj_by_kv_head;  // 0 or 1
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, DATAFLOW_EPOCH_LIMIT, 1, 0};
+    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, DATAFLOW_EPOCH_LIMIT, 0};
     return options;
 }
 

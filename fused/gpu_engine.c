@@ -382,7 +382,7 @@ static int init_dataflow(GpuEngine *e, ErrorMessage *err) {
         DataflowLayer x = {g->w_qkv, g->w_o, g->w_gate_up, g->w_down, g->attn_norm_w, g->q_norm_w, g->k_norm_w,
                            g->mlp_norm_w, g->k_cache, g->v_cache, a->attn_norm, a->qkv_raw, a->q, a->k, a->v,
                            a->attn, a->attn_out, a->resid_attn, a->mlp_norm, a->gate, a->up, a->act, a->mlp_out,
-                           a->resid_mlp, NULL, NULL, NULL, NULL, NULL, NULL};  // the tagged buffers: dataflow_decode_create
+                           a->resid_mlp, NULL, NULL, NULL, NULL, NULL};  // the tagged buffers: dataflow_decode_create
         layers[l] = x;
     }
     DataflowBuffers buffers = {d->hidden, d->intermediate, d->n_heads, d->n_kv_heads, d->head_dim, d->vocab,
@@ -390,7 +390,7 @@ static int init_dataflow(GpuEngine *e, ErrorMessage *err) {
                                e->rope_cos, e->rope_sin, e->d_io, e->decode_embed, e->final_norm, e->logits,
                                e->d_next_token, e->options.dataflow_skeleton, e->options.dataflow_timeline,
                                e->options.dataflow_tile_kb, e->options.dataflow_pages,
-                               e->options.dataflow_epoch_limit, e->options.dataflow_oproj_by_kv_head};
+                               e->options.dataflow_epoch_limit};
     e->dataflow = dataflow_decode_create(&buffers, err);
     free(layers);
     return e->dataflow ? 0 : -1;

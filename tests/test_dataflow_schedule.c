@@ -9,16 +9,9 @@
 
 #include "../fused/dataflow/dataflow_schedule.h"
 
-// What gate/up waits for: the o_proj tiles, or with oproj_by_kv_head every attention split's partial output.
-static int oproj_producers(const DataflowProgram *p) {
-    return p->oproj_by_kv_head ? p->splits * p->shape.n_kv_heads : p->oproj_tiles;
-}
-
-// The waits and the signals of one instruction, as dataflow_kernel.cu does them. Returns 1 when it has
-// run (then its signals are applied), 0 when it must wait; *phase (the block's, 0 between
-// instructions) keeps how far an instruction with two waits got. Without oproj_by_kv_head, inactive
-// attention splits run and signal nothing.
-static int try_run(const DataflowProgram *p, DataflowInstruction in, int position, unsigned *counters, int *phase) {
+// The wait and the signal of one instruction, as dataflow_kernel.cu does them. Returns 1 when it can
+// run (then applies its signal), 0 when it must wait; inactive attention splits run and signal nothing.
+static int try_run(const DataflowProgram *p, DataflowInstruction in, int position, unsigned *counters) {
     const DataflowShape *s = &p->shape;
     int group = s->n_heads / s->n_kv_heads, l = in.layer, active = dataflow_active_splits(p, position);
     switch (in.op) {
@@ -28,24 +21,10 @@ static int try_run(const DataflowProgram *p, DataflowInstruction in, int positio
         return 1;
     case DATAFLOW_ATTN: {
         int split = (int)in.index / s->n_kv_heads, h = (int)in.index % s->n_kv_heads;
-        if (!p->oproj_by_kv_head) {
-            if (split >= active) return 1;
-            if (counters[dataflow_counter_qkv(p, l, h)] < (unsigned)p->qkv_tiles_per_kv_head) return 0;
-            // The last active split of the head merges its q heads.
-            if (++counters[dataflow_counter_attn(p, l, h)] == (unsigned)active) counters[dataflow_counter_merge(p, l)] += group;
-            return 1;
-        }
-        // o_proj by kv head: an active split first computes its partials (and signals them), then every
-        // split, holding its block, waits for the head's active splits, merges and multiplies.
-        if (*phase == 0 && split < active) {
-            if (counters[dataflow_counter_qkv(p, l, h)] < (unsigned)p->qkv_tiles_per_kv_head) return 0;
-            counters[dataflow_counter_attn(p, l, h)]++;
-        }
-        *phase = 1;
-        if (counters[dataflow_counter_attn(p, l, h)] < (unsigned)active) return 0;
-        if (split == active - 1) counters[dataflow_counter_merge(p, l)] += group;
-        counters[dataflow_counter_oproj(p, l)]++;
-        *phase = 0;
+        if (split >= active) return 1;
+        if (counters[dataflow_counter_qkv(p, l, h)] < (unsigned)p->qkv_tiles_per_kv_head) return 0;
+        // The last active split of the head merges its q heads.
+        if (++counters[dataflow_counter_attn(p, l, h)] == (unsigned)active) counters[dataflow_counter_merge(p, l)] += group;
         return 1;
     }
     case DATAFLOW_OPROJ:
@@ -53,7 +32,7 @@ static int try_run(const DataflowProgram *p, DataflowInstruction in, int positio
         counters[dataflow_counter_oproj(p, l)]++;
         return 1;
     case DATAFLOW_GATEUP:
-        if (counters[dataflow_counter_oproj(p, l)] < (unsigned)oproj_producers(p)) return 0;
+        if (counters[dataflow_counter_oproj(p, l)] < (unsigned)p->oproj_tiles) return 0;
         counters[dataflow_counter_gateup(p, l)]++;
         return 1;
     case DATAFLOW_DOWN:
@@ -74,14 +53,14 @@ static int try_run(const DataflowProgram *p, DataflowInstruction in, int positio
 static void check_runs_to_completion(const DataflowProgram *p, int position) {
     const DataflowShape *s = &p->shape;
     unsigned *counters = calloc((size_t)p->n_counters, sizeof *counters);
-    int *next = malloc((size_t)s->n_blocks * sizeof *next), *phase = calloc((size_t)s->n_blocks, sizeof *phase);
-    cr_assert(counters && next && phase);
+    int *next = malloc((size_t)s->n_blocks * sizeof *next);
+    cr_assert(counters && next);
     for (int b = 0; b < s->n_blocks; b++) next[b] = p->offsets[b];
     int remaining = p->n_instructions, progress = 1;
     while (remaining && progress) {
         progress = 0;
         for (int b = 0; b < s->n_blocks; b++)
-            while (next[b] < p->offsets[b + 1] && try_run(p, p->instructions[next[b]], position, counters, phase + b)) {
+            while (next[b] < p->offsets[b + 1] && try_run(p, p->instructions[next[b]], position, counters)) {
                 next[b]++;
                 remaining--;
                 progress = 1;
@@ -95,14 +74,13 @@ static void check_runs_to_completion(const DataflowProgram *p, int position) {
             cr_assert_eq(counters[dataflow_counter_attn(p, l, h)], (unsigned)active, "layer %d head %d", l, h);
         }
         cr_assert_eq(counters[dataflow_counter_merge(p, l)], (unsigned)s->n_heads);
-        cr_assert_eq(counters[dataflow_counter_oproj(p, l)], (unsigned)oproj_producers(p));
+        cr_assert_eq(counters[dataflow_counter_oproj(p, l)], (unsigned)p->oproj_tiles);
         cr_assert_eq(counters[dataflow_counter_gateup(p, l)], (unsigned)p->gateup_tiles);
         cr_assert_eq(counters[dataflow_counter_down(p, l)], (unsigned)p->down_tiles);
     }
     cr_assert_eq(counters[dataflow_counter_lmhead(p)], (unsigned)s->n_blocks);
     free(counters);
     free(next);
-    free(phase);
 }
 
 static void check_program(DataflowShape shape) {
@@ -149,20 +127,6 @@ static void check_program(DataflowShape shape) {
     cr_assert(p.down_tiles * p.down_rows >= s->hidden && (p.down_tiles - 1) * p.down_rows < s->hidden);
     cr_assert(p.lmhead_tiles * p.lmhead_rows >= s->vocab && (p.lmhead_tiles - 1) * p.lmhead_rows < s->vocab);
     cr_assert_eq(s->head_dim % p.qkv_rows, 0);
-    if (p.oproj_by_kv_head) {
-        // The splits' o_proj rows cover hidden, their weights fit a tile, and no block holds two
-        // attention splits of one layer (a split waits for its head's others).
-        int group = s->n_heads / s->n_kv_heads;
-        cr_assert(p.splits * p.oproj_head_rows >= s->hidden && p.splits * (p.oproj_head_rows - 1) < s->hidden);
-        cr_assert_leq((size_t)p.oproj_head_rows * group * s->head_dim * 2, (size_t)s->tile_bytes);
-        cr_assert_eq(p.oproj_tiles, 0);
-        for (int b = 0; b < s->n_blocks; b++)
-            for (int i = p.offsets[b]; i < p.offsets[b + 1]; i++)
-                for (int j = i + 1; j < p.offsets[b + 1]; j++)
-                    cr_assert(!(p.instructions[i].op == DATAFLOW_ATTN && p.instructions[j].op == DATAFLOW_ATTN &&
-                                p.instructions[i].layer == p.instructions[j].layer),
-                              "block %d holds two attention splits of layer %d", b, p.instructions[i].layer);
-    }
     int positions[] = {0, 1, p.chunk - 1, p.chunk, p.chunk + 1, s->max_context / 2, s->max_context - 1};
     for (size_t k = 0; k < sizeof positions / sizeof positions[0]; k++) {
         int position = positions[k];
@@ -199,30 +163,6 @@ Test(dataflow_schedule, qwen3_8b_on_132_sms) {
 
 Test(dataflow_schedule, small_on_an_odd_grid) {
     check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304});
-}
-
-// o_proj by the attention splits: every tile once, no deadlock at any position (the splits wait for
-// each other mid-instruction), and the shapes it does not fit fall back to o_proj by rows.
-Test(dataflow_schedule, oproj_by_kv_head) {
-    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304, 1};
-    DataflowProgram p;
-    ErrorMessage err;
-    cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
-    cr_assert_eq(p.oproj_by_kv_head, 1);
-    cr_assert_eq(p.splits, 16);
-    cr_assert_eq(p.oproj_head_rows, 64);
-    dataflow_program_free(&p);
-    check_program(shape);
-    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 132, 98304, 1});
-    // qwen3-8b: a split's 256 rows of 512 columns (256 KB) are no tile; a 7-SM grid: 86 rows a split.
-    DataflowShape no_fit[] = {{4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304, 1},
-                              {256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304, 1}};
-    for (int k = 0; k < 2; k++) {
-        cr_assert_eq(dataflow_program_build(&no_fit[k], &p, &err), 0, "%s", err.text);
-        cr_assert_eq(p.oproj_by_kv_head, 0, "shape %d", k);
-        cr_assert_gt(p.oproj_tiles, 0);
-        dataflow_program_free(&p);
-    }
 }
 
 Test(dataflow_schedule, refuses_shapes_without_an_instance) {

@@ -12,7 +12,7 @@
 static const char *const variables[] = {"FUSECHECK_PDL", "FUSECHECK_SYNC_KERNELS", "FUSECHECK_DATAFLOW_SKELETON",
                                         "FUSECHECK_DATAFLOW_TIMELINE", "FUSECHECK_DATAFLOW_TILE_KB",
                                         "FUSECHECK_ATTENTION_SPLITS", "FUSECHECK_DATAFLOW_PAGES",
-                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT", "FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD"};
+                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT"};
 
 static void clear_environment(void) {
     for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) unsetenv(variables[i]);
@@ -31,8 +31,7 @@ Test(fused_options, unset_and_empty_give_the_defaults) {
     cr_assert_eq(d.pdl, 1);
     cr_assert_eq(d.dataflow_tile_kb, 96);
     cr_assert_eq(d.dataflow_skeleton, 0);
-    cr_assert_eq(d.dataflow_pages, (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN));
-    cr_assert_eq(d.dataflow_oproj_by_kv_head, 1);
+    cr_assert_eq(d.dataflow_pages, 1 << DATAFLOW_GATEUP);
     cr_assert_eq(d.dataflow_epoch_limit, 1 << 24);
 }
 
@@ -42,7 +41,6 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     setenv("FUSECHECK_DATAFLOW_TILE_KB", "32", 1);
     setenv("FUSECHECK_ATTENTION_SPLITS", "7", 1);
     setenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "3", 1);
-    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "0", 1);
     FusedOptions o;
     ErrorMessage err;
     cr_assert_eq(fused_options_from_env(&o, &err), 0, "%s", err.text);
@@ -51,7 +49,6 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     cr_assert_eq(o.dataflow_tile_kb, 32);
     cr_assert_eq(o.attention_splits, 7);
     cr_assert_eq(o.dataflow_epoch_limit, 3);
-    cr_assert_eq(o.dataflow_oproj_by_kv_head, 0);
     cr_assert_eq(o.sync_kernels, 0);
 }
 
@@ -85,7 +82,6 @@ static void expect_refused(const char *variable, const char *value, const char *
 Test(fused_options, values_outside_the_set_are_refused_by_name) {
     expect_refused("FUSECHECK_PDL", "yes", "FUSECHECK_PDL=yes: expected 0 or 1");
     expect_refused("FUSECHECK_DATAFLOW_SKELETON", "2", "FUSECHECK_DATAFLOW_SKELETON=2: expected 0 or 1");
-    expect_refused("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", "on", "FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD=on: expected 0 or 1");
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "48", "FUSECHECK_DATAFLOW_TILE_KB=48: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "64k", "FUSECHECK_DATAFLOW_TILE_KB=64k: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "-1", "FUSECHECK_DATAFLOW_TILE_KB=-1: expected one of 32, 64, 96");

@@ -51,7 +51,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
-                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024, b->oproj_by_kv_head};
+                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024};
     if (dataflow_program_build(&shape, &d->program, err)) {
         dataflow_program_free(&d->program);
         free(d);
@@ -74,8 +74,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
     DECODE_ALLOC(d->d_counters, (size_t)p->n_counters * sizeof *d->d_counters, "counters");
     DECODE_ALLOC(d->d_epoch, sizeof *d->d_epoch, "the epoch");
     const size_t qkv_width = (size_t)(b->n_heads + 2 * b->n_kv_heads) * b->head_dim, q_width = (size_t)b->n_heads * b->head_dim;
-    const size_t oproj_partials = (size_t)b->hidden * b->n_kv_heads;
-    const size_t tagged_per_layer = qkv_width + q_width + 2 * (size_t)b->hidden + b->intermediate + oproj_partials;
+    const size_t tagged_per_layer = qkv_width + q_width + 2 * (size_t)b->hidden + b->intermediate;
     const size_t tagged_bytes = d->tagged_bytes = tagged_per_layer * b->n_layers * sizeof *d->d_tagged;
     const size_t partial_o_bytes = d->partial_o_bytes = slots * b->head_dim * sizeof *d->d_partial_o;
     const size_t partial_ml_bytes = d->partial_ml_bytes = slots * 2 * sizeof *d->d_partial_ml;
@@ -93,7 +92,6 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         layers[l].resid_attn_tagged = t + qkv_width + q_width;
         layers[l].act_tagged = t + qkv_width + q_width + b->hidden;
         layers[l].resid_mlp_tagged = t + qkv_width + q_width + b->hidden + b->intermediate;
-        layers[l].oproj_partial_tagged = t + qkv_width + q_width + 2 * (size_t)b->hidden + b->intermediate;
     }
     DECODE_ALLOC(d->d_partial_o, partial_o_bytes, "attention partials");
     DECODE_ALLOC(d->d_partial_ml, partial_ml_bytes, "attention partials");
@@ -282,8 +280,7 @@ void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
     char paged[64];
     snprintf(paged, sizeof paged, "%s%s%s", pages & (1 << DATAFLOW_QKV) ? " qkv" : "",
              pages & (1 << DATAFLOW_GATEUP) ? " gate_up" : "", pages & (1 << DATAFLOW_DOWN) ? " down" : "");
-    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s, o_proj by %s%s",
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s%s",
              d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024, d->program.n_instructions,
-             pages ? paged : " none", d->program.oproj_by_kv_head ? "kv head" : "rows",
-             d->params.skeleton ? " (skeleton: no arithmetic)" : "");
+             pages ? paged : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

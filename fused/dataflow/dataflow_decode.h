@@ -36,7 +36,6 @@ typedef struct {
     int epoch_limit;  // 0: DATAFLOW_EPOCH_LIMIT (dataflow_schedule.h); else in [2, DATAFLOW_EPOCH_LIMIT]:
                       // the launches' epochs stay below it (dataflow_decode_prepare_launch); small
                       // values are for testing the reset
-    int oproj_by_kv_head;  // DataflowShape.oproj_by_kv_head
 } DataflowBuffers;
 
 // Builds the program for this device (one block per SM) and allocates its device state. NULL and one

@@ -49,10 +49,7 @@ static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
 // copies, completion on an mbarrier) into one of two pages at a point where the block is computing,
 // not waiting: gate/up while attention computes, down while gate/up computes, the next layer's QKV
 // while down computes.
-// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles. Page 1 lies on the K/V
-// buffers where a down tile fits there (qwen3-0.6b): attention and o_proj by kv head use those only
-// within an attention instruction, so a down tile is asked for only where no attention instruction of
-// the block comes before it (page_prefetch).
+// Page 0 takes QKV and gate/up tiles (one after the other), page 1 down tiles.
 #define PAGES 2
 #define SHARED_LIMIT (227 * 1024)  // dynamic shared memory a block may have on sm_90
 
@@ -77,16 +74,12 @@ struct PageState {
     unsigned parity[PAGES];          // the phase of full[page] the next copy completes
     unsigned offset[PAGES];          // the page's offset in shared memory
     int paged;                       // SharedLayout.paged
-    int down_on_kv;                  // SharedLayout.down_on_kv
 };
 
 // What the block's threads share at fixed offset 0 of its shared memory, so its address is a constant,
 // not a register the walk keeps: the K/V buffers' mbarriers and the pages' state.
 struct BlockState {
     unsigned long long kv_full[2];  // the K/V buffers' mbarriers: a piece's copy has landed
-    unsigned long long oproj_full;  // o_proj by kv head: the split's W_o rows have landed (in the K/V buffers)
-    unsigned oproj_parity;          // the phase of oproj_full the next copy completes (thread 0 flips it
-                                    // between barriers; shared, so no register holds it across the walk)
     PageState pages;
 };
 
@@ -100,7 +93,6 @@ typedef struct {
     size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;  // BlockState at 0
     size_t page[PAGES];  // each page's offset
     int paged;           // 0: the pages do not fit beside the rest (every tile loads into registers)
-    int down_on_kv;      // 1: page 1 (down's) lies on the K/V buffers
 } SharedLayout;
 
 __host__ __device__ static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
@@ -126,20 +118,13 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.kv = align_up(L.misc + 64 * 4, 128);  // two buffers, each K then V history of one piece, bf16
     size_t end = L.kv + (size_t)2 * KV_BUFFER_BYTES(p);
     const size_t unpaged_end = end;
-    const size_t down_bytes = page_bytes(p, 1);
-    L.down_on_kv = down_bytes > 0 && down_bytes <= (size_t)2 * KV_BUFFER_BYTES(p);
     for (int page = 0; page < PAGES; page++) {
-        if (page == 1 && L.down_on_kv) {
-            L.page[page] = L.kv;
-            continue;
-        }
         L.page[page] = align_up(end, 128);
         end = L.page[page] + page_bytes(p, page);
     }
     L.paged = end <= SHARED_LIMIT;
     if (!L.paged) {
         end = unpaged_end;
-        L.down_on_kv = 0;
         for (int page = 0; page < PAGES; page++) L.page[page] = end;
     }
     L.total = end;
@@ -345,28 +330,6 @@ __device__ __forceinline__ void stage_vector(const Group &g, const Tagged *x, un
     group_sync(g);
 }
 
-// vec[0, n) = rmsnorm(vec) * w in place; raw[0, n) = vec before (the residual the block adds later).
-// n % 4 == 0; vec holds the input, written by any thread before a barrier.
-__device__ __forceinline__ void rmsnorm_staged(const Group &g, const float *w, int n, float eps, float *vec, float *raw,
-                                               float *scratch, int skeleton) {
-    float ss = 0.0f;
-    #pragma unroll 1
-    for (int i = g.tid; i < n / 4; i += g.n_threads) {
-        float4 v = ((const float4 *)vec)[i];
-        ((float4 *)raw)[i] = v;
-        ss = fmaf(v.x, v.x, ss);
-        ss = fmaf(v.y, v.y, ss);
-        ss = fmaf(v.z, v.z, ss);
-        ss = fmaf(v.w, v.w, ss);
-    }
-    float total = group_sum(g, ss, scratch);
-    float inv = rsqrtf(total / (float)n + eps);
-    if (!skeleton)
-        #pragma unroll 1
-        for (int i = g.tid; i < n; i += g.n_threads) vec[i] = vec[i] * inv * __ldg(w + i);
-    group_sync(g);
-}
-
 // vec[0, n) = rmsnorm(x) * w, x either another block's tagged output of this launch (epoch) or, when
 // x_bf16 is set, a bf16 row (the embedding); raw[0, n) = x (the residual the block adds later). n % 4 == 0.
 __device__ __forceinline__ void stage_rmsnorm(const Group &g, const Tagged *x, const uint16_t *x_bf16, unsigned epoch,
@@ -383,7 +346,22 @@ __device__ __forceinline__ void stage_rmsnorm(const Group &g, const Tagged *x, c
     } else {
         stage_vector(g, x, epoch, n, vec);
     }
-    rmsnorm_staged(g, w, n, eps, vec, raw, scratch, skeleton);
+    float ss = 0.0f;
+    #pragma unroll 1
+    for (int i = g.tid; i < n / 4; i += g.n_threads) {
+        float4 v = ((const float4 *)vec)[i];
+        ((float4 *)raw)[i] = v;
+        ss = fmaf(v.x, v.x, ss);
+        ss = fmaf(v.y, v.y, ss);
+        ss = fmaf(v.z, v.z, ss);
+        ss = fmaf(v.w, v.w, ss);
+    }
+    float total = group_sum(g, ss, scratch);
+    float inv = rsqrtf(total / (float)n + eps);
+    if (!skeleton)
+        #pragma unroll 1
+        for (int i = g.tid; i < n; i += g.n_threads) vec[i] = vec[i] * inv * __ldg(w + i);
+    group_sync(g);
 }
 
 // A projection tile: rows_a rows of n bf16 weights from a, then rows_b rows from b (a gate/up tile:
@@ -505,6 +483,7 @@ struct Consumer {
     const DataflowProgram &p;
     const DataflowParams &P;
     Group g;
+    int n_virtual_blocks;
     int position, token, trace, forced;
     const DataflowInstruction *list;  // the block's instructions in shared memory, list[i - list_first]
     int list_first;
@@ -516,13 +495,13 @@ struct Consumer {
     unsigned kv_parity;         // bit b: the phase of kv_full[b] the next copy completes
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
-    int walk_end;               // the end of the block's list
+    int walk_end;               // the end of the block's list (run_consumers)
     int split_span, active_splits;  // this token's attention splits (dataflow_split_span / _active_splits)
+    int list_count;
     int staged_op, staged_layer;  // what vec holds (op -1: nothing)
     float best_value;           // the group's running argmax (meaningful in thread 0)
     int best_index;
     int page_ops;               // DataflowProgram.page_ops, a constant where the kernel is specialized for it
-    int oproj_by_head;          // DataflowProgram.oproj_by_kv_head, likewise
 };
 
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
@@ -570,10 +549,10 @@ __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
     if (!((c.page_ops >> op) & 1) || c.g.tid != 0 || !ps.paged) return;
     const int page = page_of(op);
     if (ps.instruction[page] >= 0) return;
-    int j = c.current, attention_before = 0;
+    int j = c.current;
 #pragma unroll 1
-    while (j < c.walk_end && c.list[j - c.list_first].op != op) attention_before |= c.list[j++ - c.list_first].op == DATAFLOW_ATTN;
-    if (j >= c.walk_end || (page == 1 && ps.down_on_kv && attention_before)) return;
+    while (j < c.walk_end && c.list[j - c.list_first].op != op) j++;
+    if (j >= c.walk_end) return;
     ps.instruction[page] = j;
     const DataflowInstruction in = c.list[j - c.list_first];
     const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
@@ -590,24 +569,19 @@ __device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
     return ((c.page_ops >> op) & 1) && block_state().pages.instruction[page_of(op)] == c.current;
 }
 
-// A tile's weights, copied whole into shared memory at src (its slots' 512-byte pieces in order), into
-// registers; the thread's reads are ordered before later bulk copies into that memory.
-__device__ __forceinline__ void tile_from_shared(const Group &g, const TileSpec &t, const uint4 *src, TileRegs &r) {
-    const int slots = (t.rows_a + t.rows_b) * (t.n / 256);
-#pragma unroll
-    for (int k = 0; k < SLOTS_PER_WARP; k++) {
-        const int slot = g.warp + k * WARPS;
-        r.w[k] = make_uint4(0u, 0u, 0u, 0u);
-        if (slot < slots) r.w[k] = src[slot * 32 + g.lane];
-    }
-    fence_proxy_async_shared();
-}
-
 // The tile's weights from page `page` into registers (the page is then free).
 __device__ __forceinline__ void tile_from_page(Consumer &c, const TileSpec &t, TileRegs &r, int page) {
     PageState &ps = block_state().pages;
     mbarrier_wait(&ps.full[page], ps.parity[page]);
-    tile_from_shared(c.g, t, (const uint4 *)(smem + ps.offset[page]), r);
+    const uint4 *src = (const uint4 *)(smem + ps.offset[page]);
+    const int slots = (t.rows_a + t.rows_b) * (t.n / 256);
+#pragma unroll
+    for (int k = 0; k < SLOTS_PER_WARP; k++) {
+        const int slot = c.g.warp + k * WARPS;
+        r.w[k] = make_uint4(0u, 0u, 0u, 0u);
+        if (slot < slots) r.w[k] = src[slot * 32 + c.g.lane];
+    }
+    fence_proxy_async_shared();
     group_sync(c.g);  // every thread has read the page (and its state) before it is given back
     if (c.g.tid == 0) {
         ps.parity[page] ^= 1u;
@@ -650,12 +624,6 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
     mark(c, DATAFLOW_MARK_STAGED);
-    // With o_proj by kv head, a block whose QKV tiles are followed by no attention split asks for its
-    // gate/up page here (an attention split asks at its staging; there are no o_proj tiles to ask at).
-    if (c.oproj_by_head && c.current + 1 < c.walk_end) {
-        const int next_op = c.list[c.current + 1 - c.list_first].op;
-        if (next_op != DATAFLOW_QKV && next_op != DATAFLOW_ATTN) page_prefetch(c, DATAFLOW_GATEUP);
-    }
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (c.g.tid < rows) {
@@ -672,28 +640,13 @@ __device__ __forceinline__ unsigned partial_tag(const Consumer &c, int layer) { 
 // Chunks whose o values a merging thread loads at once.
 #define MERGE_BATCH 8
 
-// Dimension d of q head `head`'s attention output: into out_shared[(head % group) * head_dim + d] when
-// given (o_proj by kv head: the block multiplies it next), else tagged for the o_proj tiles; also
-// traced when the block is the head's trace writer.
-__device__ __forceinline__ void merge_store(const Consumer &c, const DataflowLayer &Ly, int head, int d, float value,
-                                            float *out_shared, int trace_writer) {
-    const int hd = c.p.shape.head_dim, group = c.p.shape.n_heads / c.p.shape.n_kv_heads;
-    if (out_shared)
-        out_shared[(head % group) * hd + d] = value;
-    else
-        tagged_store(Ly.attn_tagged + (size_t)head * hd + d, value, c.epoch);
-    if (c.trace && trace_writer) Ly.attn[(size_t)head * hd + d] = value;
-}
-
 // The attention outputs of kv head kv_head's q heads, from the active chunks' partial sums in chunk
-// order; run by the block of the head's last active split (with o_proj by kv head, by every split's
-// block, into out_shared, the head's last active split tracing them). Other chunks' partials may still be landing:
+// order; run by the block of the head's last active split. Other chunks' partials may still be landing:
 // every load is re-read until it carries this layer's tag, and the first batch of o values is issued
 // together with the (m, l) pairs, so the merge costs one trip to L2. A thread takes one (q head,
 // dimension) and a range of chunks (with fewer pairs than threads, the chunks split into `splits`
 // ranges added in order).
-__device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head, int active, float *out_shared,
-                                            int trace_writer) {
+__device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head, int active) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim;
@@ -765,7 +718,9 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         if (splits > 1) {
             c.split_sums[i] = o;
         } else {
-            merge_store(c, Ly, kv_head * group + j, d, c.P.skeleton ? o : o / total_l[j], out_shared, trace_writer);
+            float value = c.P.skeleton ? o : o / total_l[j];
+            tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
+            if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
         }
     }
     if (splits > 1) {
@@ -773,10 +728,12 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         if (c.g.tid < combos) {
             const int j = c.g.tid / hd, d = c.g.tid % hd;
             const float o = ordered_split_sum(c.split_sums, splits, combos, c.g.tid);
-            merge_store(c, Ly, kv_head * group + j, d, c.P.skeleton ? o : o / total_l[j], out_shared, trace_writer);
+            float value = c.P.skeleton ? o : o / total_l[j];
+            tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
+            if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
         }
     }
-    group_sync(c.g);  // ml_shared (vec) and total_l are read (and out_shared written) before what follows
+    group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
 // Asks for the K and V history rows [begin, begin + history) of kv head kv_head in K/V buffer `buffer`
@@ -804,11 +761,12 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 // is computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
 // register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
 // staging's scoreboard in ptxas's code).
-__device__ __forceinline__ void attention_split(Consumer &c, int layer, int split, int kv_head) {
+__device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const int group = s.n_heads / s.n_kv_heads, hd = s.head_dim, per_lane = hd / WARP;
+    const int split = index / s.n_kv_heads, kv_head = index % s.n_kv_heads;
     const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
@@ -1015,70 +973,12 @@ __device__ __forceinline__ void attention_split(Consumer &c, int layer, int spli
             if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
         }
     }
+    // The split's partials are out. The head's last active split (the shortest, so it tends to finish
+    // first) merges them: the merge re-reads every partial until it carries this layer's tag, so it
+    // needs no ticket, and no atomic round trip stands between the last split's stores and the merge.
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_COMPUTED);
-}
-
-// The tile of split `split` of kv head kv_head's o_proj rows (rows_a may be 0: the split has none).
-__device__ __forceinline__ TileSpec oproj_head_tile(const Consumer &c, int layer, int split, int kv_head) {
-    const DataflowShape &s = c.p.shape;
-    const int columns = s.n_heads / s.n_kv_heads * s.head_dim, q_width = s.n_heads * s.head_dim;
-    const int first = split * c.p.oproj_head_rows, rows = max(0, min(c.p.oproj_head_rows, s.hidden - first));
-    return TileSpec{c.layers[layer].w_o + (size_t)first * q_width + (size_t)kv_head * columns, NULL, rows, 0, columns};
-}
-
-// With o_proj by kv head, before the merge: the split's rows of W_o's columns for the head (each row's
-// group x head_dim weights contiguous) are bulk-copied into the K/V buffers, free here, so they land
-// while the merge waits (in registers they would live across the merge, which spills).
-__device__ __forceinline__ void oproj_head_copy(const Consumer &c, int layer, int split, int kv_head) {
-    const TileSpec t = oproj_head_tile(c, layer, split, kv_head);
-    const unsigned row_bytes = (unsigned)t.n * 2;
-    unsigned long long *full = &block_state().oproj_full;
-    if (t.rows_a == 0 || c.g.warp != 0) return;
-    if (c.g.lane == 0) mbarrier_arrive_expect_tx(full, (unsigned)t.rows_a * row_bytes);
-    __syncwarp();
-#pragma unroll 1
-    for (int r = c.g.lane; r < t.rows_a; r += WARP)
-        bulk_copy_to_shared((unsigned char *)c.kv + (size_t)r * row_bytes,
-                            t.a + (size_t)r * c.p.shape.n_heads * c.p.shape.head_dim, row_bytes, full);
-}
-
-// With o_proj by kv head, after the merge (the head's attention output in c.heads): the split's rows
-// times it, stored tagged as the head's partial o_proj output of those rows. The instruction is read
-// again from the list in shared memory, so no register holds it across the merge (which spilled).
-__device__ __forceinline__ void oproj_head_finish(Consumer &c) {
-    const DataflowInstruction in = c.list[c.current - c.list_first];
-    const int layer = in.layer, split = (int)in.index / c.p.shape.n_kv_heads, kv_head = (int)in.index % c.p.shape.n_kv_heads;
-    const TileSpec t = oproj_head_tile(c, layer, split, kv_head);
-    const int first = split * c.p.oproj_head_rows, rows = t.rows_a;
-    if (rows == 0) return;
-    mbarrier_wait(&block_state().oproj_full, block_state().oproj_parity);
-    TileRegs w;
-    tile_from_shared(c.g, t, (const uint4 *)c.kv, w);
-    tile_finish(c.g, t, w, c.heads, c.partials, c.tile_out, c.P.skeleton);
-    if (c.g.tid < rows)
-        tagged_store(c.layers[layer].oproj_partial_tagged + (size_t)(first + c.g.tid) * c.p.shape.n_kv_heads + kv_head,
-                     c.tile_out[c.g.tid], c.epoch);
-    if (c.g.tid == 0) block_state().oproj_parity ^= 1u;  // every thread waited on it (tile_finish's barriers)
-    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
-}
-
-// Attention split `index / n_kv_heads` of kv head `index % n_kv_heads`. The split's partials are out
-// at the end of attention_split. The head's last active split (the shortest, so it tends to finish
-// first) merges them: the merge re-reads every partial until it carries this layer's tag, so it needs
-// no ticket, and no atomic round trip stands between the last split's stores and the merge. With o_proj
-// by kv head (dataflow_schedule.h) every split, active or not, merges into its shared memory and
-// multiplies the result by its o_proj rows.
-__device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
-    const int split = index / c.p.shape.n_kv_heads, kv_head = index % c.p.shape.n_kv_heads;
-    const int last = split == c.active_splits - 1;
-    if (split < c.active_splits)
-        attention_split(c, layer, split, kv_head);
-    else
-        page_prefetch(c, DATAFLOW_GATEUP);  // as an active split asks at its staging
-    if (c.oproj_by_head) oproj_head_copy(c, layer, split, kv_head);
-    if (c.oproj_by_head || last) merge_group(c, layer, kv_head, c.active_splits, c.oproj_by_head ? c.heads : NULL, last);
-    if (c.oproj_by_head) oproj_head_finish(c);
+    if (split == c.active_splits - 1) merge_group(c, layer, kv_head, c.active_splits);
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
@@ -1109,63 +1009,6 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
 }
 
-// The layer's input x (the residual o_proj adds to) at `row`: the block's staged copy when it staged
-// this layer's QKV input, else the previous layer's tagged output (the embedding in layer 0).
-__device__ __forceinline__ const Tagged *layer_input_tagged(const Consumer &c, int layer) {
-    return layer > 0 ? c.layers[layer - 1].resid_mlp_tagged : NULL;
-}
-
-// With o_proj by kv head: vec[0, hidden) = resid_attn = x + the kv heads' partial o_proj outputs,
-// added in head order (the order o_proj by rows adds a row's 256-column slots in, so both give the
-// same bits). trace_writer: also store attn_out and resid_attn. Every load of a thread's two rows is
-// in flight before it waits for any.
-__device__ __forceinline__ void stage_oproj_sum(Consumer &c, int layer, int trace_writer) {
-    const DataflowShape &s = c.p.shape;
-    const DataflowLayer &Ly = c.layers[layer];
-    const int n = s.hidden, kv = s.n_kv_heads;  // kv even and at most 8 (dataflow_oproj_by_kv_head_fits)
-    const int have_x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer;
-    const Tagged *x_tagged = layer_input_tagged(c, layer);
-    const uint16_t *x_bf16 = c.P.embed + (size_t)c.token * s.hidden;
-#pragma unroll 1
-    for (int row = c.g.tid; row < n; row += c.g.n_threads) {
-        Tagged a[4], b[4];
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            a[q] = b[q] = 0;
-            if (2 * q < kv) tagged_issue2(Ly.oproj_partial_tagged + (size_t)row * kv + 2 * q, &a[q], &b[q]);
-        }
-        float sum = 0.0f;
-#pragma unroll
-        for (int q = 0; q < 4; q++)
-            if (2 * q < kv) {
-                const float2 v = tagged_wait2(Ly.oproj_partial_tagged + (size_t)row * kv + 2 * q, c.epoch, a[q], b[q]);
-                sum += v.x;
-                sum += v.y;
-            }
-        const float x = have_x ? c.resid[row] : x_tagged ? tagged_load(x_tagged + row, c.epoch) : bf16_bits_to_float(x_bf16[row]);
-        c.vec[row] = x + sum;
-        if (trace_writer) {
-            Ly.attn_out[row] = sum;
-            Ly.resid_attn[row] = x + sum;
-        }
-    }
-    group_sync(c.g);
-}
-
-// resid_attn at `row` as stage_oproj_sum computes it, for a down tile whose block did not stage it.
-__device__ __forceinline__ float oproj_sum_row(const Consumer &c, int layer, int row) {
-    const DataflowShape &s = c.p.shape;
-    const Tagged *partials = c.layers[layer].oproj_partial_tagged + (size_t)row * s.n_kv_heads;
-    const Tagged *x_tagged = layer_input_tagged(c, layer);
-    float sum = 0.0f;
-#pragma unroll 1
-    for (int h = 0; h < s.n_kv_heads; h++) sum += tagged_load(partials + h, c.epoch);
-    const float x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
-                    : x_tagged ? tagged_load(x_tagged + row, c.epoch)
-                               : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
-    return x + sum;
-}
-
 // gate and up rows of the same indices, act = silu(gate) * up.
 __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     const DataflowProgram &p = c.p;
@@ -1177,13 +1020,8 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     tile_begin(c, t, w, DATAFLOW_GATEUP);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
-        if (c.oproj_by_head) {
-            stage_oproj_sum(c, layer, c.trace && tile == 0);
-            rmsnorm_staged(c.g, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
-        } else {
-            stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
-                          c.misc, c.P.skeleton);
-        }
+        stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
+                      c.misc, c.P.skeleton);
         c.resid_op = DATAFLOW_GATEUP;
         c.resid_layer = layer;
     }
@@ -1227,8 +1065,7 @@ __device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
         float out = c.tile_out[c.g.tid];
         if (c.trace) Ly.mlp_out[row] = out;
         float x = c.resid_op == DATAFLOW_GATEUP && c.resid_layer == layer ? c.resid[row]
-                  : c.oproj_by_head ? oproj_sum_row(c, layer, row)
-                                    : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
+                                                                          : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
         float resid = x + out;
         tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
         if (c.trace) Ly.resid_mlp[row] = resid;
@@ -1331,12 +1168,12 @@ __device__ __forceinline__ void run_lmpartial(Consumer &c) {
 
 __device__ __forceinline__ void run_argmax(Consumer &c) {
     // The partials are untagged: an acquiring read ends the wait.
-    wait_counter(c.g, c.P.counters, dataflow_counter_lmhead(&c.p), gridDim.x, 1);
+    wait_counter(c.g, c.P.counters, dataflow_counter_lmhead(&c.p), (unsigned)c.n_virtual_blocks, 1);
     mark(c, DATAFLOW_MARK_INPUTS);
     if (c.g.tid == 0) {
         float best_v = 0.0f;
         int best_i = -1;
-        for (int b = 0; b < (int)gridDim.x; b++) {
+        for (int b = 0; b < (int)c.n_virtual_blocks; b++) {
             float v = __ldcg(c.P.block_best_value + b);
             int i = __ldcg(c.P.block_best_index + b);
             if (better(v, i, best_v, best_i)) {
@@ -1351,6 +1188,7 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
 
 // The block walks its list.
 __device__ __forceinline__ void run_consumers(Consumer &c) {
+    c.walk_end = c.list_first + c.list_count;
     c.current = c.list_first;
     page_prefetch(c, DATAFLOW_QKV);  // the first layer's QKV and down tiles; later ones at the triggers
     page_prefetch(c, DATAFLOW_DOWN);
@@ -1358,7 +1196,7 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     for (c.current = c.list_first; c.current < c.walk_end; c.current++) {
         const int i = c.current;
         DataflowInstruction in = c.list[i - c.list_first];
-        if (in.op == DATAFLOW_ATTN && !c.oproj_by_head && (int)(in.index / c.p.shape.n_kv_heads) >= c.active_splits) {
+        if (in.op == DATAFLOW_ATTN && (int)(in.index / c.p.shape.n_kv_heads) >= c.active_splits) {
             // A split past the token's position. The block's next attention instructions of this layer
             // hold later splits still (dealt in split order), so they are skipped with it.
             while (c.current + 1 < c.walk_end && c.list[c.current + 1 - c.list_first].op == DATAFLOW_ATTN &&
@@ -1394,20 +1232,19 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
     }
 }
 
-// PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any;
-// OPROJ_BY_HEAD: its oproj_by_kv_head as a constant.
-template <int PAGE_OPS, int OPROJ_BY_HEAD>
+// PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any.
+template <int PAGE_OPS>
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
     SharedLayout L = shared_layout(p);
     Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
-    Consumer c = {p, P, g, P.io[0], P.io[1], P.control[0], P.control[1]};
+    Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], P.control[0], P.control[1]};
     // The block's instructions and the layer table, read at every instruction: from shared memory, not
     // an L2 trip each (two dependent ones before a tile's weight loads could issue).
     c.list_first = P.offsets[blockIdx.x];
-    c.walk_end = P.offsets[blockIdx.x + 1];
+    c.list_count = P.offsets[blockIdx.x + 1] - c.list_first;
     DataflowInstruction *list = (DataflowInstruction *)(smem + L.list);
-    for (int i = threadIdx.x; i < c.walk_end - c.list_first; i += THREADS) list[i] = P.instructions[c.list_first + i];
+    for (int i = threadIdx.x; i < c.list_count; i += THREADS) list[i] = P.instructions[c.list_first + i];
     unsigned long long *layer_words = (unsigned long long *)(smem + L.layers);
     const unsigned long long *layer_source = (const unsigned long long *)P.layers;
     for (int i = threadIdx.x; i < (int)(p.shape.n_layers * sizeof(DataflowLayer) / 8); i += THREADS)
@@ -1436,11 +1273,8 @@ __global__ void __launch_bounds__(THREADS, 1)
             b.pages.offset[page] = (unsigned)L.page[page];
         }
         b.pages.paged = L.paged;
-        b.pages.down_on_kv = L.down_on_kv;
         mbarrier_init(&b.kv_full[0], 1);
         mbarrier_init(&b.kv_full[1], 1);
-        mbarrier_init(&b.oproj_full, 1);
-        b.oproj_parity = 0;
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // the barriers, visible to the copy engine
     __syncthreads();
@@ -1453,7 +1287,6 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.best_value = 0.0f;
     c.best_index = -1;
     c.page_ops = PAGE_OPS >= 0 ? PAGE_OPS : p.page_ops;
-    c.oproj_by_head = OPROJ_BY_HEAD;
     run_consumers(c);
     // The last block to finish leaves every counter zero for the next launch: by then every other
     // block has made its last wait and its last signal.
@@ -1481,28 +1314,15 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->shape.n_layers > 256)
         return fail(err, "dataflow engine: %d layers, the attention partials' tags hold at most 256",
                     program->shape.n_layers);
-    const DataflowShape &s = program->shape;
-    if (program->oproj_by_kv_head &&
-        (size_t)program->oproj_head_rows * (s.n_heads / s.n_kv_heads) * s.head_dim * 2 > 2 * KV_BUFFER_BYTES(*program))
-        return fail(err, "dataflow engine: a split's %d o_proj rows do not fit the K/V buffers", program->oproj_head_rows);
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
-    // Page sets with gate/up's page (alone, with QKV's or with down's) run kernels specialized for them,
-    // with either o_proj; no pages too, with o_proj by rows; any other set the general one, with o_proj
-    // by rows (o_proj by kv head spills in the general kernel and in the one without pages).
-    const int gate_up = 1 << DATAFLOW_GATEUP, qkv = 1 << DATAFLOW_QKV, down = 1 << DATAFLOW_DOWN;
-    const int by_head = program->oproj_by_kv_head, pages = program->page_ops;
+    // The default page set (gate/up) and none run kernels specialized for them; any other set the
+    // general one.
     void (*kernel)(const DataflowProgram, const DataflowParams) =
-        pages == 0                ? (by_head ? NULL : dataflow_decode_kernel<0, 0>)
-        : pages == gate_up        ? (by_head ? dataflow_decode_kernel<gate_up, 1> : dataflow_decode_kernel<gate_up, 0>)
-        : pages == (gate_up | qkv) ? (by_head ? dataflow_decode_kernel<gate_up | qkv, 1> : dataflow_decode_kernel<gate_up | qkv, 0>)
-        : pages == (gate_up | down) ? (by_head ? dataflow_decode_kernel<gate_up | down, 1> : dataflow_decode_kernel<gate_up | down, 0>)
-        : by_head                 ? NULL
-                                  : dataflow_decode_kernel<-1, 0>;
-    if (!kernel)
-        return fail(err, "dataflow engine: o_proj by kv head runs with the page sets gate_up, qkv,gate_up and "
-                         "gate_up,down (FUSECHECK_DATAFLOW_PAGES)");
+        program->page_ops == 0                      ? dataflow_decode_kernel<0>
+        : program->page_ops == 1 << DATAFLOW_GATEUP ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP>
+                                                    : dataflow_decode_kernel<-1>;
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -34,11 +34,9 @@ typedef struct {
     float *attn_norm, *qkv_raw, *q, *k, *v, *attn, *attn_out, *resid_attn, *mlp_norm, *gate, *up, *act, *mlp_out,
         *resid_mlp;  // the engine's buffers: written in trace mode (the traced tensors), else untouched
     // What blocks exchange within a launch, as 64-bit words (the launch's epoch, then the fp32 bits;
-    // dataflow_kernel.cu): [qkv width], [q width], [hidden], [intermediate], [hidden], and with o_proj
-    // by kv head the heads' partial o_proj outputs [hidden][n_kv_heads]. Owned by the DataflowDecode,
-    // zero when allocated.
-    unsigned long long *qkv_tagged, *attn_tagged, *resid_attn_tagged, *act_tagged, *resid_mlp_tagged,
-        *oproj_partial_tagged;
+    // dataflow_kernel.cu): [qkv width], [q width], [hidden], [intermediate], [hidden]. Owned by the
+    // DataflowDecode, zero when allocated.
+    unsigned long long *qkv_tagged, *attn_tagged, *resid_attn_tagged, *act_tagged, *resid_mlp_tagged;
 } DataflowLayer;
 
 // Everything one launch reads and writes (device pointers).

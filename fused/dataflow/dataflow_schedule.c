@@ -100,9 +100,6 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     // tile's fixed costs).
     p->splits = s->n_blocks / s->n_kv_heads > 1 ? s->n_blocks / s->n_kv_heads : 1;
     p->qkv_tiles_per_kv_head = qkv_width / s->n_kv_heads / p->qkv_rows;
-    p->oproj_head_rows = (s->hidden + p->splits - 1) / p->splits;
-    p->oproj_by_kv_head = s->oproj_by_kv_head && dataflow_oproj_by_kv_head_fits(p);
-    if (p->oproj_by_kv_head) p->oproj_tiles = 0;
     p->counters_per_layer = 2 * s->n_kv_heads + 4;
     p->n_counters = s->n_layers * p->counters_per_layer + 2;
 
@@ -156,14 +153,6 @@ done:
     free(lists.count);
     if (rc) dataflow_program_free(p);
     return rc;
-}
-
-int dataflow_oproj_by_kv_head_fits(const DataflowProgram *p) {
-    const DataflowShape *s = &p->shape;
-    const int head_columns = s->n_heads / s->n_kv_heads * s->head_dim;
-    return p->splits * s->n_kv_heads <= s->n_blocks && p->oproj_head_rows <= DATAFLOW_MAX_TILE_ROWS &&
-           (size_t)p->oproj_head_rows * head_columns * 2 <= (size_t)s->tile_bytes && head_columns % 256 == 0 &&
-           s->n_kv_heads <= 8 && s->n_kv_heads % 2 == 0;
 }
 
 void dataflow_program_free(DataflowProgram *program) {

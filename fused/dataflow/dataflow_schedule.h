@@ -23,12 +23,7 @@
 //           online softmax; ranges past the context are skipped at run time. The block that counts a
 //           kv head's last active split (its add returns active - 1) combines the splits' partial
 //           softmax sums of the head's q heads into attn, then adds group to merge
-//   OPROJ   rows of W_o (hidden x q_width), with the residual. Where the shape allows it and the caller
-//           asks (DataflowShape.oproj_by_kv_head), there are no OPROJ tiles: every attention split, active
-//           or not, waits for its kv head's active splits, merges them itself (each of the head's splits
-//           does) and multiplies the head's attention output by its oproj_head_rows rows of W_o's columns
-//           for that head, a tagged partial o_proj output per (row, kv head); GATEUP's staging adds the
-//           kv heads' partials in head order and the residual. One exchange fewer a layer.
+//   OPROJ   rows of W_o (hidden x q_width), with the residual
 //   GATEUP  R gate rows and the R up rows with the same indices (act needs both), mlp_norm by every tile
 //   DOWN    rows of W_down (hidden x intermediate), with the residual
 // then LMHEAD rows of the LM head (vocab x hidden), LMPARTIAL once per SM, ARGMAX once on SM 0.
@@ -77,8 +72,6 @@ typedef struct {
     int n_blocks;     // SMs, one block each
     int tile_bytes;   // most weight bytes of one projection tile (a multiple of 4096, at most
                       // DATAFLOW_MAX_TILE_BYTES): what a block holds in registers at once
-    int oproj_by_kv_head;  // 1: o_proj by the attention splits where dataflow_oproj_by_kv_head_fits (else
-                           // by rows, as with 0)
 } DataflowShape;
 
 typedef struct {
@@ -89,15 +82,10 @@ typedef struct {
     int chunk;   // positions an attention tile streams at once (its K/V registers and shared memory)
     int splits;  // attention tiles a kv head: every context is divided into this many ranges
     int qkv_tiles_per_kv_head;
-    // 1: o_proj is done by the attention splits (no OPROJ tiles; oproj_tiles is 0), each split `split` of
-    // kv head h rows [split * oproj_head_rows, +oproj_head_rows) (clipped to hidden) of W_o's columns
-    // [h * group * head_dim, +group * head_dim).
-    int oproj_by_kv_head, oproj_head_rows;
     // Counters (unsigned, in device memory, zero between tokens): per layer, then the LM head's and
     // the exit ticket. counters_per_layer = 2 * n_kv_heads + 4. The kernel uses only the LM head's and
     // the exit's; the others count tiles done in the CPU model of the schedule
-    // (tests/test_dataflow_schedule.c), standing for the tagged values the kernel waits on (with
-    // oproj_by_kv_head, the oproj counter counts the splits' partial o_proj outputs).
+    // (tests/test_dataflow_schedule.c), standing for the tagged values the kernel waits on.
     int counters_per_layer, n_counters;
     // Instructions of every block, block b's at instructions[offsets[b] .. offsets[b + 1]).
     DataflowInstruction *instructions;
@@ -153,14 +141,6 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowP
 #define DATAFLOW_MAX_TILE_ROWS 64
 #define DATAFLOW_MAX_TILE_BYTES (96 * 1024)
 int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program, ErrorMessage *err);
-
-// Whether o_proj can be done by the attention splits of `program` (built with any oproj_by_kv_head):
-// each block holds at most one attention split a layer (splits x n_kv_heads <= n_blocks: a split waits
-// for the other splits of its head, so two on one block could wait on each other), a split's rows
-// are at most DATAFLOW_MAX_TILE_ROWS and their weights at most tile_bytes, a head's columns (group x
-// head_dim) are whole 256-weight slots, and an even number of at most 8 kv heads' partials are added
-// per row (read in pairs).
-int dataflow_oproj_by_kv_head_fits(const DataflowProgram *program);
 void dataflow_program_free(DataflowProgram *program);
 
 // Positions each attention split covers when the context is [0, position]: ceil((position + 1) / splits).

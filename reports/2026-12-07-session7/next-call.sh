@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The seventh session's device call (it replaces session 6's next-call.sh and call2.sh here), most
 # important first; every step's output is tarred into $OUT/x.tgz as it goes ($OUT returns few files).
+# It measures branch dataflow-v8 (fused/dataflow/NOTES.md, v8); it never ran: no GPU could be had.
 # Bundle, here (.devbundle is ignored by git):
-#   build/ab2/fusecheck-M   de6b838's build: 33ff308's kernel (HEAD before this session)
-#   build/ab2/fusecheck-N   478ff20: o_proj by rows, gate/up's page (the old defaults) on this session's code
-#   build/ab2/fusecheck-X, gpu_test_dataflow-X   754ed54: defaults o_proj by kv head, pages gate_up,down
+#   build/ab2/fusecheck-M   de6b838's build: 33ff308's kernel (main's)
+#   build/ab2/fusecheck-N   478ff20 (branch): o_proj by rows, gate/up's page (the old defaults) on the new code
+#   build/ab2/fusecheck-X, gpu_test_dataflow-X   754ed54 (branch): defaults o_proj by kv head, pages gate_up,down
 #   build/ab2/fusecheck-T   de6b838 with attention's marks moved (diagnostic; NOTES v7, Next 2)
 #   build/ab2/gpu_test_dataflow-B   de6b838 without the epoch reset's clearing (a planted break)
 #   ../shared/device/bundle .devbundle build/ab2/* && (cd .devbundle && tar -cJf bin.tar.xz bin && rm -rf bin lib)

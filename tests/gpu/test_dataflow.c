@@ -2,8 +2,7 @@
 // goldens (matched profile, every tensor within the gate), greedy tokens equal to the reference's,
 // and what is verified is what is timed: the tokens and logits of untraced decode steps (the timed
 // mode: the captured graph, no trace stores) equal, bit for bit, those of traced steps, of a second
-// untraced run, and of a run whose launch epoch is reset before every launch; o_proj done by the
-// attention splits gives the same bits as o_proj by rows.
+// untraced run, and of a run whose launch epoch is reset before every launch.
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,19 +40,6 @@ static void matches_reference(const char *preset, int prompt_length, int n_decod
 
 Test(dataflow, small_matches_reference, .timeout = 300) { matches_reference("small", 12, 24); }
 Test(dataflow, qwen3_0_6b_matches_reference, .timeout = 600) { matches_reference("qwen3-0.6b", 16, 32); }
-
-// o_proj by rows (FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD=0), beside the default by kv head: by kv head
-// traces attn_out and resid_attn from gate/up's staging, by rows from its own tiles, and the goldens
-// check both paths.
-static void matches_reference_oproj(const char *by_kv_head, const char *preset, int prompt_length, int n_decode) {
-    setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", by_kv_head, 1);
-    matches_reference(preset, prompt_length, n_decode);
-    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
-}
-Test(dataflow, small_oproj_by_rows_matches_reference, .timeout = 300) { matches_reference_oproj("0", "small", 12, 24); }
-Test(dataflow, qwen3_0_6b_oproj_by_rows_matches_reference, .timeout = 600) {
-    matches_reference_oproj("0", "qwen3-0.6b", 16, 32);
-}
 
 // Keeps the logits a traced forward sends to its tap.
 typedef struct {
@@ -150,39 +136,6 @@ Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
     fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical over 2 untraced runs and "
                     "a traced one\n", d.n_decode);
     decode_teardown(&d, tokens, logits, 3);
-}
-
-// Weight pages change where a tile's weights wait, never the arithmetic: gate/up's page alone, with
-// down's on the K/V buffers or with QKV's, by rows or by kv head, give the default's bits. A page copy
-// racing attention's K/V (or o_proj's rows) in those buffers would not. o_proj by kv head adds each
-// row's 256-column slots (one per kv head on qwen3-0.6b) in the order o_proj by rows does, from the
-// same merged attention values, so the two ways are the same bits too.
-Test(dataflow, page_sets_and_oproj_by_rows_are_bit_identical, .timeout = 300) {
-    SKIP_WITHOUT_GPU();
-    DecodeSetup d;
-    decode_setup(&d, 24);
-    static const struct {
-        const char *pages, *by_kv_head;
-    } variants[] = {{"gate_up", "0"}, {"gate_up", "1"}, {"gate_up,down", "0"}, {"gate_up,down", "1"}, {"qkv,gate_up", "1"}};
-    enum { N = 1 + sizeof variants / sizeof variants[0] };
-    int32_t *tokens[N];
-    float *logits[N];
-    unsetenv("FUSECHECK_DATAFLOW_PAGES");
-    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
-    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
-    for (int v = 1; v < N; v++) {
-        setenv("FUSECHECK_DATAFLOW_PAGES", variants[v - 1].pages, 1);
-        setenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD", variants[v - 1].by_kv_head, 1);
-        decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens + v, logits + v);
-        char what[96];
-        snprintf(what, sizeof what, "pages %s, o_proj by kv head %s", variants[v - 1].pages, variants[v - 1].by_kv_head);
-        expect_identical(tokens[0], logits[0], tokens[v], logits[v], d.T, d.n_decode, d.vocab, what);
-    }
-    unsetenv("FUSECHECK_DATAFLOW_PAGES");
-    unsetenv("FUSECHECK_DATAFLOW_OPROJ_BY_KV_HEAD");
-    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, bit-identical with pages gate_up and gate_up,down (by rows "
-                    "and by kv head) and qkv,gate_up (by kv head)\n", d.n_decode);
-    decode_teardown(&d, tokens, logits, N);
 }
 
 // The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch runs
