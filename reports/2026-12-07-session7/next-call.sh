@@ -9,6 +9,9 @@
 #   build/ab2/fusecheck-T   de6b838 with attention's marks moved (diagnostic; NOTES v7, Next 2)
 #   build/ab2/gpu_test_dataflow-B   de6b838 without the epoch reset's clearing (a planted break)
 #   ../shared/device/bundle .devbundle build/ab2/* && (cd .devbundle && tar -cJf bin.tar.xz bin && rm -rf bin lib)
+# To rebuild it: N and X are fusecheck (and X's tests/gpu_test_dataflow) of clean builds of 478ff20 and
+# 754ed54 (git worktree add, cmake as in the README); M, T and B are de6b838's (T and B as
+# reports/2026-12-07-session6/next-call.sh's header says).
 # Run: `run` with carry [".devbundle"], command `bash .devbundle/next-call.sh`, timeout ~400-520 s (the planted break, last, may be cut).
 set -u
 B=.devbundle
