@@ -232,13 +232,6 @@ __device__ __forceinline__ float tagged_wait(const Tagged *src, unsigned tag, Ta
 // Pairs each thread of a block loads at once when it stages a tagged vector.
 #define STAGE_PAIRS 4
 
-// Adds v to *p and returns the old value; orders nothing else (what it counts travels tagged).
-__device__ __forceinline__ unsigned atomic_add_relaxed(unsigned *p, unsigned v) {
-    unsigned old;
-    asm volatile("atom.relaxed.gpu.global.add.u32 %0, [%1], %2;" : "=r"(old) : "l"(p), "r"(v) : "memory");
-    return old;
-}
-
 // ---- bulk copies into shared memory ----------------------------------------------------------------
 
 __device__ __forceinline__ uint32_t shared_address(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
