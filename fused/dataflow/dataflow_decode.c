@@ -156,6 +156,14 @@ fail_cleanup:
     return NULL;
 }
 
+// steps[k - 1] is the ns all tiles spent from mark k - 1 to mark k; the mean us a tile spent from mark
+// `from` to mark `to`.
+static double steps_us(const double *steps, int from, int to, double tiles) {
+    double ns = 0.0;
+    for (int k = from + 1; k <= to; k++) ns += steps[k - 1];
+    return ns / tiles / 1e3;
+}
+
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
 // op's first tile had its inputs, when its last tile had staged them, had computed and ended, relative
 // to the end of the previous layer's last down tile (the chain: the gap from one op's "last" to the
@@ -219,10 +227,18 @@ static void print_timeline(const DataflowDecode *d) {
         for (int l = 1; l < L - 1; l++)
             for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
         double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
+        const double *steps = a + STEP0;
         fprintf(stderr, "  %-10s %8.2f %8.2f %8.2f %8.2f %12.2f %8.2f %8.2f %8.2f %6.0f\n", names[op],
                 a[FIRST] / layers / 1e3, a[STAGED_LAST] / layers / 1e3, a[COMPUTED_LAST] / layers / 1e3,
-                a[LAST] / layers / 1e3, a[STEP0] / count / 1e3, a[STEP0 + 1] / count / 1e3, a[STEP0 + 2] / count / 1e3,
-                a[STEP0 + 3] / count / 1e3, a[COUNT] / layers);
+                a[LAST] / layers / 1e3, steps_us(steps, DATAFLOW_MARK_START, DATAFLOW_MARK_INPUTS, count),
+                steps_us(steps, DATAFLOW_MARK_INPUTS, DATAFLOW_MARK_STAGED, count),
+                steps_us(steps, DATAFLOW_MARK_STAGED, DATAFLOW_MARK_COMPUTED, count),
+                steps_us(steps, DATAFLOW_MARK_COMPUTED, DATAFLOW_MARK_END, count), a[COUNT] / layers);
+        if (op == DATAFLOW_ATTN)
+            fprintf(stderr, "  %-10s compute: K/V waits %.2f, scores, softmax and sums %.2f, warps combined %.2f\n", "",
+                    steps_us(steps, DATAFLOW_MARK_STAGED, DATAFLOW_MARK_KV_WAITED, count),
+                    steps_us(steps, DATAFLOW_MARK_KV_WAITED, DATAFLOW_MARK_SUMMED, count),
+                    steps_us(steps, DATAFLOW_MARK_SUMMED, DATAFLOW_MARK_COMPUTED, count));
     }
     if (L > 1)
         fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer\n", L - 2,
