@@ -12,7 +12,7 @@
 static const char *const variables[] = {"FUSECHECK_PDL", "FUSECHECK_SYNC_KERNELS", "FUSECHECK_DATAFLOW_SKELETON",
                                         "FUSECHECK_DATAFLOW_TIMELINE", "FUSECHECK_DATAFLOW_TILE_KB",
                                         "FUSECHECK_ATTENTION_SPLITS", "FUSECHECK_DATAFLOW_PAGES",
-                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT"};
+                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT", "FUSECHECK_DATAFLOW_L2_PREFETCH"};
 
 static void clear_environment(void) {
     for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) unsetenv(variables[i]);
@@ -33,6 +33,7 @@ Test(fused_options, unset_and_empty_give_the_defaults) {
     cr_assert_eq(d.dataflow_skeleton, 0);
     cr_assert_eq(d.dataflow_pages, 1 << DATAFLOW_GATEUP);
     cr_assert_eq(d.dataflow_epoch_limit, 1 << 24);
+    cr_assert_eq(d.dataflow_l2_prefetch, 0);
 }
 
 Test(fused_options, accepted_values_land_in_their_fields) {
@@ -69,6 +70,26 @@ Test(fused_options, dataflow_pages_take_names_or_none) {
     }
 }
 
+Test(fused_options, dataflow_l2_prefetch_takes_names_or_none) {
+    static const struct {
+        const char *text;
+        int mask;
+    } cases[] = {{"none", 0},
+                 {"down", 1 << DATAFLOW_DOWN},
+                 {"o_proj", 1 << DATAFLOW_OPROJ},
+                 {"down,qkv", (1 << DATAFLOW_QKV) | (1 << DATAFLOW_DOWN)},
+                 {"qkv,o_proj,gate_up,down",
+                  (1 << DATAFLOW_QKV) | (1 << DATAFLOW_OPROJ) | (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN)}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("FUSECHECK_DATAFLOW_L2_PREFETCH", cases[i].text, 1);
+        FusedOptions o;
+        ErrorMessage err;
+        cr_assert_eq(fused_options_from_env(&o, &err), 0, "%s", err.text);
+        cr_assert_eq(o.dataflow_l2_prefetch, cases[i].mask, "%s: mask %d", cases[i].text, o.dataflow_l2_prefetch);
+        cr_assert_eq(o.dataflow_pages, 1 << DATAFLOW_GATEUP, "%s: the pages are another variable's", cases[i].text);
+    }
+}
+
 static void expect_refused(const char *variable, const char *value, const char *message) {
     clear_environment();
     setenv(variable, value, 1);
@@ -99,5 +120,12 @@ Test(fused_options, values_outside_the_set_are_refused_by_name) {
         char message[128];
         snprintf(message, sizeof message, "FUSECHECK_DATAFLOW_PAGES=%s%s", bad_pages[i], pages_message);
         expect_refused("FUSECHECK_DATAFLOW_PAGES", bad_pages[i], message);
+    }
+    const char *l2_message = ": expected none or a comma list of qkv, o_proj, gate_up, down";
+    const char *bad_l2[] = {"attention", "down,", "qkv,,down", "DOWN", "none,down", "lm_head"};
+    for (size_t i = 0; i < sizeof bad_l2 / sizeof bad_l2[0]; i++) {
+        char message[128];
+        snprintf(message, sizeof message, "FUSECHECK_DATAFLOW_L2_PREFETCH=%s%s", bad_l2[i], l2_message);
+        expect_refused("FUSECHECK_DATAFLOW_L2_PREFETCH", bad_l2[i], message);
     }
 }

@@ -58,6 +58,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     d->program.page_ops = b->page_ops;
+    d->program.l2_prefetch_ops = b->l2_prefetch_ops;
     if (b->epoch_limit < 0 || b->epoch_limit == 1 || b->epoch_limit > DATAFLOW_EPOCH_LIMIT) {
         fail(err, "dataflow engine: epoch limit %d outside [2, %d]", b->epoch_limit, DATAFLOW_EPOCH_LIMIT);
         dataflow_program_free(&d->program);
@@ -296,7 +297,12 @@ void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
     char paged[64];
     snprintf(paged, sizeof paged, "%s%s%s", pages & (1 << DATAFLOW_QKV) ? " qkv" : "",
              pages & (1 << DATAFLOW_GATEUP) ? " gate_up" : "", pages & (1 << DATAFLOW_DOWN) ? " down" : "");
-    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s%s",
+    const int l2 = d->program.l2_prefetch_ops;
+    char prefetched[64];
+    snprintf(prefetched, sizeof prefetched, "%s%s%s%s", l2 & (1 << DATAFLOW_QKV) ? " qkv" : "",
+             l2 & (1 << DATAFLOW_OPROJ) ? " o_proj" : "", l2 & (1 << DATAFLOW_GATEUP) ? " gate_up" : "",
+             l2 & (1 << DATAFLOW_DOWN) ? " down" : "");
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s, L2 prefetch:%s%s",
              d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024, d->program.n_instructions,
-             pages ? paged : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
+             pages ? paged : " none", l2 ? prefetched : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

@@ -158,3 +158,24 @@ Test(dataflow, epoch_reset_before_every_launch_is_bit_identical, .timeout = 120)
                     "before every launch\n", d.n_decode);
     decode_teardown(&d, tokens, logits, 2);
 }
+
+// L2 prefetch of every projection's next tile (FUSECHECK_DATAFLOW_L2_PREFETCH) moves when weights are
+// read, not what is computed: the tokens and logits equal the default run's, bit for bit.
+Test(dataflow, l2_prefetch_is_bit_identical, .timeout = 300) {
+    SKIP_WITHOUT_GPU();
+    DecodeSetup d;
+    decode_setup(&d, 24);
+    int32_t *tokens[2];
+    float *logits[2];
+    unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
+    unsetenv("FUSECHECK_DATAFLOW_L2_PREFETCH");
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
+    setenv("FUSECHECK_DATAFLOW_L2_PREFETCH", "qkv,o_proj,gate_up,down", 1);
+    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens + 1, logits + 1);
+    unsetenv("FUSECHECK_DATAFLOW_L2_PREFETCH");
+    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab,
+                     "a run with every projection's next tile prefetched into L2");
+    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical with L2 prefetch of "
+                    "qkv, o_proj, gate_up, down\n", d.n_decode);
+    decode_teardown(&d, tokens, logits, 2);
+}
