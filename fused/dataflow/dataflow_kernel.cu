@@ -1030,16 +1030,21 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     // (q head, dimension) o = sum of o_w exp(m_w - M).
     const unsigned tag = partial_tag(c, layer);
     const size_t slot_base = (size_t)kv_head * group * p.splits + split;  // q head j's slot: + j * splits
+    // Unrolled over the warps, so a thread's loads of the 16 warps' states are in flight at once and
+    // its 16 exponentials independent; the sums still run in warp order.
 #pragma unroll 1
     for (int i = c.g.tid; i < group * hd; i += c.g.n_threads) {
         const int j = i / hd, d = i % hd;
-        float M = -INFINITY;
-#pragma unroll 1
-        for (int w = 0; w < c.g.n_warps; w++) M = fmaxf(M, warp_ml[(w * group + j) * 2]);
+        float m[WARPS], M = -INFINITY;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) {
+            m[w] = warp_ml[(w * group + j) * 2];
+            M = fmaxf(M, m[w]);
+        }
         float o = 0.0f, l = 0.0f;
-#pragma unroll 1
-        for (int w = 0; w < c.g.n_warps; w++) {
-            const float factor = c.P.skeleton ? 0.0f : expf(warp_ml[(w * group + j) * 2] - M);  // 0: no positions
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) {
+            const float factor = c.P.skeleton ? 0.0f : expf(m[w] - M);  // 0: no positions
             o = fmaf(warp_o[((size_t)w * group + j) * hd + d], factor, o);
             l = fmaf(warp_ml[(w * group + j) * 2 + 1], factor, l);
         }
