@@ -241,9 +241,23 @@ static void print_timeline(const DataflowDecode *d) {
                     steps_us(steps, DATAFLOW_MARK_KV_WAITED, DATAFLOW_MARK_SUMMED, count),
                     steps_us(steps, DATAFLOW_MARK_SUMMED, DATAFLOW_MARK_COMPUTED, count));
     }
+    // The LM head's last staging and last tile's end, and the argmax's end of wait, after the last layer.
+    double lm_staged = 0.0, lm_done = 0.0, argmax_inputs = 0.0;
+    for (int i = 0; i < p->n_instructions; i++) {
+        const DataflowInstruction in = p->instructions[i];
+        const unsigned long long *m = t + (size_t)i * M;
+        if (!m[0]) continue;
+        const double staged = (double)(m[DATAFLOW_MARK_STAGED] - start) - layer_done[L - 1];
+        const double done = (double)(m[M - 1] - start) - layer_done[L - 1];
+        if (in.op == DATAFLOW_LMHEAD && staged > lm_staged) lm_staged = staged;
+        if (in.op == DATAFLOW_LMHEAD && done > lm_done) lm_done = done;
+        if (in.op == DATAFLOW_ARGMAX) argmax_inputs = (double)(m[DATAFLOW_MARK_INPUTS] - start) - layer_done[L - 1];
+    }
     if (L > 1)
-        fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer\n", L - 2,
-                (layer_done[L - 2] - layer_done[0]) / (L - 2) / 1e3, ((double)(end - start) - layer_done[L - 1]) / 1e3);
+        fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer (the LM head's "
+                "last staging %.2f, its last tile's end %.2f, the argmax's wait over %.2f)\n", L - 2,
+                (layer_done[L - 2] - layer_done[0]) / (L - 2) / 1e3, ((double)(end - start) - layer_done[L - 1]) / 1e3,
+                lm_staged / 1e3, lm_done / 1e3, argmax_inputs / 1e3);
     free(t);
     free(stat);
     free(layer_done);

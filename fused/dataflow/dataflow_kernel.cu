@@ -1253,10 +1253,13 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     // The partials are untagged: an acquiring read ends the wait.
     wait_counter(c.g, c.P.counters, dataflow_counter_lmhead(&c.p), (unsigned)c.n_virtual_blocks, 1);
     mark(c, DATAFLOW_MARK_INPUTS);
-    if (c.g.tid == 0) {
+    // Warp 0: each lane takes every 32nd block's partial (its loads independent of one another), then
+    // the lanes' bests meet in a butterfly. better() is a total order, so any order gives the same token.
+    if (c.g.warp == 0) {
         float best_v = 0.0f;
         int best_i = -1;
-        for (int b = 0; b < (int)c.n_virtual_blocks; b++) {
+#pragma unroll 1
+        for (int b = c.g.lane; b < (int)c.n_virtual_blocks; b += WARP) {
             float v = __ldcg(c.P.block_best_value + b);
             int i = __ldcg(c.P.block_best_index + b);
             if (better(v, i, best_v, best_i)) {
@@ -1264,7 +1267,16 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
                 best_i = i;
             }
         }
-        *c.P.next_token = best_i;
+#pragma unroll
+        for (int offset = WARP / 2; offset > 0; offset >>= 1) {
+            float v = __shfl_xor_sync(0xffffffffu, best_v, offset);
+            int i = __shfl_xor_sync(0xffffffffu, best_i, offset);
+            if (better(v, i, best_v, best_i)) {
+                best_v = v;
+                best_i = i;
+            }
+        }
+        if (c.g.lane == 0) *c.P.next_token = best_i;
     }
     group_sync(c.g);
 }
