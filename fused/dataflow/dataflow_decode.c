@@ -51,7 +51,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
-                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024};
+                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024, b->splits};
     if (dataflow_program_build(&shape, &d->program, err)) {
         dataflow_program_free(&d->program);
         free(d);
