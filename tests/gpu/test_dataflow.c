@@ -138,44 +138,36 @@ Test(dataflow, timed_and_traced_steps_are_bit_identical, .timeout = 600) {
     decode_teardown(&d, tokens, logits, 3);
 }
 
-// The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch runs
-// under epoch 1, so the reset must clear every tagged word and partial. Its own test with a short
-// limit: with the clearing removed (a planted break) the kernel hung, so this fails at the timeout.
-Test(dataflow, epoch_reset_before_every_launch_is_bit_identical, .timeout = 120) {
-    SKIP_WITHOUT_GPU();
+// Decodes twice on fresh engines, the second time with `variable` set to `value`, and expects the same
+// tokens and logits, bit for bit; `what` names the second run in the messages.
+static void expect_identical_with(const char *variable, const char *value, const char *what) {
     DecodeSetup d;
     decode_setup(&d, 24);
     int32_t *tokens[2];
     float *logits[2];
     unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
+    unsetenv(variable);
     decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
-    setenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "2", 1);
+    setenv(variable, value, 1);
     decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens + 1, logits + 1);
-    unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
-    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab,
-                     "a run whose epoch is reset before every launch");
-    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical with the epoch reset "
-                    "before every launch\n", d.n_decode);
+    unsetenv(variable);
+    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab, what);
+    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical with %s\n", d.n_decode, what);
     decode_teardown(&d, tokens, logits, 2);
+}
+
+// The epoch's reset before every launch but the first (instead of every 2^24 - 1): each launch runs
+// under epoch 1, so the reset must clear every tagged word and partial. Its own test with a short
+// limit: with the clearing removed (a planted break) the kernel hung, so this fails at the timeout.
+Test(dataflow, epoch_reset_before_every_launch_is_bit_identical, .timeout = 120) {
+    SKIP_WITHOUT_GPU();
+    expect_identical_with("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "2", "the epoch reset before every launch");
 }
 
 // L2 prefetch of every projection's next tile (FUSECHECK_DATAFLOW_L2_PREFETCH) moves when weights are
 // read, not what is computed: the tokens and logits equal the default run's, bit for bit.
 Test(dataflow, l2_prefetch_is_bit_identical, .timeout = 300) {
     SKIP_WITHOUT_GPU();
-    DecodeSetup d;
-    decode_setup(&d, 24);
-    int32_t *tokens[2];
-    float *logits[2];
-    unsetenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT");
-    unsetenv("FUSECHECK_DATAFLOW_L2_PREFETCH");
-    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens, logits);
-    setenv("FUSECHECK_DATAFLOW_L2_PREFETCH", "qkv,o_proj,gate_up,down", 1);
-    decode_runs(&d.ck, d.prompt, d.prompt_length, d.n_decode, 1, tokens + 1, logits + 1);
-    unsetenv("FUSECHECK_DATAFLOW_L2_PREFETCH");
-    expect_identical(tokens[0], logits[0], tokens[1], logits[1], d.T, d.n_decode, d.vocab,
-                     "a run with every projection's next tile prefetched into L2");
-    fprintf(stderr, "dataflow qwen3-0.6b: %d decode steps, tokens and logits bit-identical with L2 prefetch of "
-                    "qkv, o_proj, gate_up, down\n", d.n_decode);
-    decode_teardown(&d, tokens, logits, 2);
+    expect_identical_with("FUSECHECK_DATAFLOW_L2_PREFETCH", "qkv,o_proj,gate_up,down",
+                          "L2 prefetch of every projection's next tile");
 }
