@@ -44,40 +44,32 @@ static int env_choice(const char *name, const int *allowed, int *value, ErrorMes
     return fail(err, "%s=%s: expected one of %s", name, text, list);
 }
 
-// "none" or a comma list of the projection names whose bits are in `allowed`: unset or empty leaves
-// *mask as it is.
-static int env_projections(const char *name, int allowed, int *mask, ErrorMessage *err) {
+// "none" or a comma list of projection names: unset or empty leaves *mask as it is.
+static int env_pages(const char *name, int *mask, ErrorMessage *err) {
     static const struct {
         const char *name;
         int bits;
-    } ops[] = {{"qkv", 1 << DATAFLOW_QKV},
-               {"o_proj", 1 << DATAFLOW_OPROJ},
-               {"gate_up", 1 << DATAFLOW_GATEUP},
-               {"down", 1 << DATAFLOW_DOWN}};
+    } ops[] = {{"qkv", 1 << DATAFLOW_QKV}, {"gate_up", 1 << DATAFLOW_GATEUP}, {"down", 1 << DATAFLOW_DOWN}};
     const char *text = getenv(name);
     if (!text || !*text) return 0;
     if (!strcmp(text, "none")) {
         *mask = 0;
         return 0;
     }
-    char names[64] = "";
-    for (size_t i = 0, n = 0; i < sizeof ops / sizeof ops[0]; i++)
-        if (allowed & ops[i].bits)
-            snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", n++ ? ", " : "", ops[i].name);
     int value = 0;
     for (const char *item = text; *item;) {
         size_t length = strcspn(item, ",");
         int found = 0;
         for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-            if ((allowed & ops[i].bits) && length == strlen(ops[i].name) && !strncmp(item, ops[i].name, length)) {
+            if (length == strlen(ops[i].name) && !strncmp(item, ops[i].name, length)) {
                 value |= ops[i].bits;
                 found = 1;
             }
-        if (!found) return fail(err, "%s=%s: expected none or a comma list of %s", name, text, names);
+        if (!found) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down", name, text);
         item += length;
         if (*item == ',') {
             item++;
-            if (!*item) return fail(err, "%s=%s: expected none or a comma list of %s", name, text, names);
+            if (!*item) return fail(err, "%s=%s: expected none or a comma list of qkv, gate_up, down", name, text);
         }
     }
     *mask = value;
@@ -93,11 +85,7 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
         return -1;
     static const int tile_kb[] = {32, 64, 96, -1};
     if (env_choice("FUSECHECK_DATAFLOW_TILE_KB", tile_kb, &options->dataflow_tile_kb, err) ||
-        env_projections("FUSECHECK_DATAFLOW_PAGES", (1 << DATAFLOW_QKV) | (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN),
-                        &options->dataflow_pages, err) ||
-        env_projections("FUSECHECK_DATAFLOW_L2_PREFETCH",
-                        (1 << DATAFLOW_QKV) | (1 << DATAFLOW_OPROJ) | (1 << DATAFLOW_GATEUP) | (1 << DATAFLOW_DOWN),
-                        &options->dataflow_l2_prefetch, err))
+        env_pages("FUSECHECK_DATAFLOW_PAGES", &options->dataflow_pages, err))
         return -1;
     return env_integer("FUSECHECK_DATAFLOW_EPOCH_LIMIT", 2, DATAFLOW_EPOCH_LIMIT, &options->dataflow_epoch_limit, err) ||
                    env_integer("FUSECHECK_DATAFLOW_SPLITS", 1, 1024, &options->dataflow_splits, err) ||

@@ -58,7 +58,6 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     d->program.page_ops = b->page_ops;
-    d->program.l2_prefetch_ops = b->l2_prefetch_ops;
     if (b->epoch_limit < 0 || b->epoch_limit == 1 || b->epoch_limit > DATAFLOW_EPOCH_LIMIT) {
         fail(err, "dataflow engine: epoch limit %d outside [2, %d]", b->epoch_limit, DATAFLOW_EPOCH_LIMIT);
         dataflow_program_free(&d->program);
@@ -241,23 +240,26 @@ static void print_timeline(const DataflowDecode *d) {
                     steps_us(steps, DATAFLOW_MARK_KV_WAITED, DATAFLOW_MARK_SUMMED, count),
                     steps_us(steps, DATAFLOW_MARK_SUMMED, DATAFLOW_MARK_COMPUTED, count));
     }
-    // The LM head's last staging and last tile's end, and the argmax's end of wait, after the last layer.
-    double lm_staged = 0.0, lm_done = 0.0, argmax_inputs = 0.0;
+    // After the last layer: when the last block started its LM head rows, when the last block ended them,
+    // and when the argmax's wait for every block's partial ended. A block runs its LM head tiles as one
+    // stream: its first tile's marks hold the stream's start, its last tile's end mark the stream's end
+    // (the marks between stay 0).
+    double lm_started = 0.0, lm_done = 0.0, argmax_inputs = 0.0;
     for (int i = 0; i < p->n_instructions; i++) {
         const DataflowInstruction in = p->instructions[i];
         const unsigned long long *m = t + (size_t)i * M;
-        if (!m[0]) continue;
-        const double staged = (double)(m[DATAFLOW_MARK_STAGED] - start) - layer_done[L - 1];
-        const double done = (double)(m[M - 1] - start) - layer_done[L - 1];
-        if (in.op == DATAFLOW_LMHEAD && staged > lm_staged) lm_staged = staged;
-        if (in.op == DATAFLOW_LMHEAD && done > lm_done) lm_done = done;
-        if (in.op == DATAFLOW_ARGMAX) argmax_inputs = (double)(m[DATAFLOW_MARK_INPUTS] - start) - layer_done[L - 1];
+        if (in.op == DATAFLOW_LMHEAD && m[0] && (double)(m[0] - start) - layer_done[L - 1] > lm_started)
+            lm_started = (double)(m[0] - start) - layer_done[L - 1];
+        if (in.op == DATAFLOW_LMHEAD && m[M - 1] && (double)(m[M - 1] - start) - layer_done[L - 1] > lm_done)
+            lm_done = (double)(m[M - 1] - start) - layer_done[L - 1];
+        if (in.op == DATAFLOW_ARGMAX && m[0])
+            argmax_inputs = (double)(m[DATAFLOW_MARK_INPUTS] - start) - layer_done[L - 1];
     }
     if (L > 1)
         fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer (the LM head's "
-                "last staging %.2f, its last tile's end %.2f, the argmax's wait over %.2f)\n", L - 2,
+                "streams' last start %.2f and last end %.2f, the argmax's wait over %.2f)\n", L - 2,
                 (layer_done[L - 2] - layer_done[0]) / (L - 2) / 1e3, ((double)(end - start) - layer_done[L - 1]) / 1e3,
-                lm_staged / 1e3, lm_done / 1e3, argmax_inputs / 1e3);
+                lm_started / 1e3, lm_done / 1e3, argmax_inputs / 1e3);
     free(t);
     free(stat);
     free(layer_done);
@@ -311,12 +313,7 @@ void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
     char paged[64];
     snprintf(paged, sizeof paged, "%s%s%s", pages & (1 << DATAFLOW_QKV) ? " qkv" : "",
              pages & (1 << DATAFLOW_GATEUP) ? " gate_up" : "", pages & (1 << DATAFLOW_DOWN) ? " down" : "");
-    const int l2 = d->program.l2_prefetch_ops;
-    char prefetched[64];
-    snprintf(prefetched, sizeof prefetched, "%s%s%s%s", l2 & (1 << DATAFLOW_QKV) ? " qkv" : "",
-             l2 & (1 << DATAFLOW_OPROJ) ? " o_proj" : "", l2 & (1 << DATAFLOW_GATEUP) ? " gate_up" : "",
-             l2 & (1 << DATAFLOW_DOWN) ? " down" : "");
-    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s, L2 prefetch:%s%s",
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, %d attention splits a kv head, pages:%s%s",
              d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024, d->program.n_instructions,
-             pages ? paged : " none", l2 ? prefetched : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
+             d->program.splits, pages ? paged : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

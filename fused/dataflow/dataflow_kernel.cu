@@ -85,10 +85,6 @@ struct BlockState {
     // Timeline only (thread 0): attention's STAGED time, the end of its last step, and the time spent
     // in each step (DATAFLOW_MARK_KV_WAITED .. _SUMMED) over the split's pieces.
     unsigned long long step_staged, step_last, step_spent[DATAFLOW_MARK_SUMMED - DATAFLOW_MARK_STAGED];
-    // Per projection op: the list index of the block's last tile asked of L2 (l2_prefetch_next_tiles;
-    // thread 0 only), -1 before any.
-    int l2_instruction[DATAFLOW_LMHEAD];
-    int l2_layer;  // the layer of the last l2_prefetch_next_tiles call, -1 before any
 };
 
 // The block's dynamic shared memory (its layout: SharedLayout; BlockState at offset 0).
@@ -270,12 +266,6 @@ __device__ __forceinline__ void bulk_copy_to_shared(void *dst, const void *src, 
                      shared_address(dst)),
                  "l"(src), "r"(bytes), "r"(shared_address(bar))
                  : "memory");
-}
-
-// Asks L2 for [src, src + bytes) (16-byte aligned, a multiple of 16); returns at once, nothing lands in
-// this SM.
-__device__ __forceinline__ void bulk_prefetch_l2(const void *src, unsigned bytes) {
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(src), "r"(bytes) : "memory");
 }
 
 // Orders this thread's earlier shared memory accesses before later bulk copies into shared memory.
@@ -597,38 +587,6 @@ __device__ __forceinline__ void page_prefetch(Consumer &c, int op) {
     if (bytes_b) bulk_copy_to_shared(dst + bytes_a, t.b, bytes_b, &ps.full[page]);
 }
 
-// For each op of p.l2_prefetch_ops: asks L2 for the weights of the block's next tile of that op after
-// the current instruction (within this layer and the next), once a tile. Thread 0 only; the others go on.
-// Called where the block starts computing attention (or o_proj, where it has no attention tile in the
-// layer; once a layer), so those weights stream while attention computes instead of in the burst when every block
-// reaches the op.
-__device__ __forceinline__ void l2_prefetch_next_tiles(Consumer &c, int layer) {
-    const int ops = c.p.l2_prefetch_ops;
-    BlockState &b = block_state();
-    if (!ops || c.g.tid != 0 || b.l2_layer == layer) return;
-    b.l2_layer = layer;
-#pragma unroll 1
-    for (int op = DATAFLOW_QKV; op <= DATAFLOW_DOWN; op++) {
-        if (op == DATAFLOW_ATTN || !((ops >> op) & 1)) continue;
-        int j = c.current + 1;
-#pragma unroll 1
-        for (; j < c.walk_end; j++) {
-            const DataflowInstruction in = c.list[j - c.list_first];
-            if (in.op == op) break;
-            if (in.op >= DATAFLOW_LMHEAD || in.layer > layer + 1) {
-                j = c.walk_end;
-                break;
-            }
-        }
-        if (j >= c.walk_end || b.l2_instruction[op] >= j) continue;
-        b.l2_instruction[op] = j;
-        const DataflowInstruction in = c.list[j - c.list_first];
-        const TileSpec t = tile_spec(c, in.op, in.layer, (int)in.index);
-        bulk_prefetch_l2(t.a, (unsigned)(t.rows_a * t.n * 2));
-        if (t.rows_b) bulk_prefetch_l2(t.b, (unsigned)(t.rows_b * t.n * 2));
-    }
-}
-
 // Whether op's page holds (or receives) the current instruction's weights. Read by every thread;
 // written only by thread 0 between barriers, and only for paged ops.
 __device__ __forceinline__ int tile_in_page(const Consumer &c, int op) {
@@ -899,7 +857,6 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     mark(c, DATAFLOW_MARK_STAGED);
     step_start(c);
     page_prefetch(c, DATAFLOW_GATEUP);  // this layer's: it streams while attention computes
-    l2_prefetch_next_tiles(c, layer);
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
     if (newest_here) {
@@ -1074,7 +1031,6 @@ __device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_OPROJ);
     page_prefetch(c, DATAFLOW_GATEUP);  // a block with no attention instruction in this layer asks here
-    l2_prefetch_next_tiles(c, layer);
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
     mark(c, DATAFLOW_MARK_STAGED);
     tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
@@ -1367,8 +1323,6 @@ __global__ void __launch_bounds__(THREADS, 1)
             b.pages.offset[page] = (unsigned)L.page[page];
         }
         b.pages.paged = L.paged;
-        for (int op = 0; op < DATAFLOW_LMHEAD; op++) b.l2_instruction[op] = -1;
-        b.l2_layer = -1;
         mbarrier_init(&b.kv_full[0], 1);
         mbarrier_init(&b.kv_full[1], 1);
     }

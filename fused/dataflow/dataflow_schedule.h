@@ -100,12 +100,6 @@ typedef struct {
     // dataflow_program_build, set by the caller. Where the pages do not fit in shared memory beside the
     // rest (large models), the kernel loads every tile into registers.
     int page_ops;
-    // The projections (bit op, of DATAFLOW_QKV, DATAFLOW_OPROJ, DATAFLOW_GATEUP, DATAFLOW_DOWN) whose
-    // next tile a block asks L2 for (cp.async.bulk.prefetch.L2) when it starts an attention instruction,
-    // or its o_proj tile where it has no attention instruction in the layer: the weights then stream
-    // while attention computes, not in the burst when every block reaches the op. 0 after
-    // dataflow_program_build, set by the caller.
-    int l2_prefetch_ops;
 } DataflowProgram;
 
 // Counter indices.
