@@ -88,6 +88,7 @@ int fused_options_from_env(FusedOptions *options, ErrorMessage *err) {
         env_pages("FUSECHECK_DATAFLOW_PAGES", &options->dataflow_pages, err))
         return -1;
     return env_integer("FUSECHECK_DATAFLOW_EPOCH_LIMIT", 2, DATAFLOW_EPOCH_LIMIT, &options->dataflow_epoch_limit, err) ||
+                   env_integer("FUSECHECK_DATAFLOW_SPLITS", 1, 1024, &options->dataflow_splits, err) ||
                    env_integer("FUSECHECK_ATTENTION_SPLITS", 1, ATTENTION_DECODE_MAX_SPLITS, &options->attention_splits,
                                err)
                ? -1

@@ -24,6 +24,9 @@
 //                            qkv, gate_up, down)           the dependency chain) instead of loaded into
 //                                                          registers when the block reaches them; stored as
 //                                                          bits DATAFLOW_QKV, _GATEUP, _DOWN
+// dataflow_splits   0        FUSECHECK_DATAFLOW_SPLITS     the dataflow engine's attention splits a kv head;
+//                            (an integer in [1, 1024])     0 (unset): SMs / kv heads. The engine refuses a
+//                                                          count above that at create time
 // dataflow_epoch_limit        FUSECHECK_DATAFLOW_EPOCH_     the dataflow engine clears its tagged buffers and
 //                   2^24     LIMIT (an integer in          resets its launch epoch to 1 before an epoch reaches
 //                            [2, 2^24])                    this (dataflow_decode_prepare_launch); small values
@@ -55,12 +58,13 @@ typedef struct {
     int dataflow_tile_kb;  // 32, 64 or 96
     int dataflow_timeline; // 0 or 1
     int dataflow_pages;    // DataflowProgram.page_ops (dataflow_schedule.h)
+    int dataflow_splits;   // DataflowShape.splits: 0 (the default count) or [1, 1024]
     int dataflow_epoch_limit;  // [2, DATAFLOW_EPOCH_LIMIT] (dataflow_schedule.h)
     int attention_splits;  // 0: the launcher's own count; else [1, ATTENTION_DECODE_MAX_SPLITS]
 } FusedOptions;
 
 static inline FusedOptions fused_options_defaults(void) {
-    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, DATAFLOW_EPOCH_LIMIT, 0};
+    FusedOptions options = {1, 0, 0, 96, 0, FUSED_DEFAULT_DATAFLOW_PAGES, 0, DATAFLOW_EPOCH_LIMIT, 0};
     return options;
 }
 

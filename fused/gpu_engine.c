@@ -390,6 +390,7 @@ static int init_dataflow(GpuEngine *e, ErrorMessage *err) {
                                e->rope_cos, e->rope_sin, e->d_io, e->decode_embed, e->final_norm, e->logits,
                                e->d_next_token, e->options.dataflow_skeleton, e->options.dataflow_timeline,
                                e->options.dataflow_tile_kb, e->options.dataflow_pages,
+                               e->options.dataflow_splits,
                                e->options.dataflow_epoch_limit};
     e->dataflow = dataflow_decode_create(&buffers, err);
     free(layers);

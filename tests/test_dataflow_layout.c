@@ -27,7 +27,7 @@ static void shared_bytes(DataflowShape shape, size_t *bytes) {
 }
 
 Test(dataflow_layout, qwen3_0_6b_has_room_for_every_page) {
-    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 4096, 132, 96 * 1024};
+    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 4096, 132, 96 * 1024, 0};
     size_t bytes[N_SETS];
     shared_bytes(shape, bytes);
     // gate/up's page is its tile (2 x 24 rows x 1024 x 2 bytes); QKV's 64 KB tile shares it.
@@ -40,7 +40,7 @@ Test(dataflow_layout, qwen3_0_6b_has_room_for_every_page) {
 }
 
 Test(dataflow_layout, qwen3_8b_leaves_out_pages_that_do_not_fit) {
-    DataflowShape shape = {4096, 12288, 32, 8, 128, 151936, 36, 1056, 132, 96 * 1024};
+    DataflowShape shape = {4096, 12288, 32, 8, 128, 151936, 36, 1056, 132, 96 * 1024, 0};
     size_t bytes[N_SETS];
     shared_bytes(shape, bytes);
     // Its 8 KB rows leave no room for any page beside the K/V buffers and its 48 KB input vector.

@@ -143,7 +143,7 @@ static void check_program(DataflowShape shape) {
 }
 
 Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
-    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304};
+    DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304, 0};
     check_program(shape);
     // A small model's layer is about one tile of each projection per SM: no SM runs two tiles of one
     // op while another idles.
@@ -157,24 +157,44 @@ Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
     dataflow_program_free(&p);
 }
 
+// Fewer attention splits than one a kv head per SM (FUSECHECK_DATAFLOW_SPLITS): the program runs to
+// completion at every position; more than that is refused with one line.
+Test(dataflow_schedule, qwen3_0_6b_with_fewer_splits) {
+    for (int splits = 1; splits <= 16; splits *= 2) {
+        DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304, splits};
+        check_program(shape);
+        DataflowProgram p;
+        ErrorMessage err;
+        cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+        cr_assert_eq(p.splits, splits);
+        dataflow_program_free(&p);
+    }
+    DataflowProgram p;
+    ErrorMessage err;
+    DataflowShape too_many = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304, 17};
+    cr_assert_eq(dataflow_program_build(&too_many, &p, &err), -1);
+    cr_assert(strstr(err.text, "17 attention splits a kv head outside [1, 16] (132 SMs, 8 kv heads)"), "%s", err.text);
+    cr_assert_null(strchr(err.text, '\n'), "one line: %s", err.text);
+}
+
 Test(dataflow_schedule, qwen3_8b_on_132_sms) {
-    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304});
+    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304, 0});
 }
 
 Test(dataflow_schedule, small_on_an_odd_grid) {
-    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304});
+    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304, 0});
 }
 
 Test(dataflow_schedule, refuses_shapes_without_an_instance) {
     DataflowProgram p;
     ErrorMessage err;
-    DataflowShape tiny = {64, 192, 4, 2, 16, 256, 2, 64, 132, 98304};
+    DataflowShape tiny = {64, 192, 4, 2, 16, 256, 2, 64, 132, 98304, 0};
     cr_assert_eq(dataflow_program_build(&tiny, &p, &err), -1);
     cr_assert(strstr(err.text, "head_dim 16"), "%s", err.text);
-    DataflowShape odd_group = {1024, 3072, 12, 8, 128, 1000, 2, 64, 132, 98304};
+    DataflowShape odd_group = {1024, 3072, 12, 8, 128, 1000, 2, 64, 132, 98304, 0};
     cr_assert_eq(dataflow_program_build(&odd_group, &p, &err), -1);
     cr_assert(strstr(err.text, "12 q heads over 8 kv heads"), "%s", err.text);
-    DataflowShape wide = {1024, 20480, 16, 8, 128, 1000, 2, 64, 132, 98304};
+    DataflowShape wide = {1024, 20480, 16, 8, 128, 1000, 2, 64, 132, 98304, 0};
     cr_assert_eq(dataflow_program_build(&wide, &p, &err), -1);
     cr_assert(strstr(err.text, "intermediate_size 20480"), "%s", err.text);
 }

@@ -12,7 +12,7 @@
 static const char *const variables[] = {"FUSECHECK_PDL", "FUSECHECK_SYNC_KERNELS", "FUSECHECK_DATAFLOW_SKELETON",
                                         "FUSECHECK_DATAFLOW_TIMELINE", "FUSECHECK_DATAFLOW_TILE_KB",
                                         "FUSECHECK_ATTENTION_SPLITS", "FUSECHECK_DATAFLOW_PAGES",
-                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT"};
+                                        "FUSECHECK_DATAFLOW_EPOCH_LIMIT", "FUSECHECK_DATAFLOW_SPLITS"};
 
 static void clear_environment(void) {
     for (size_t i = 0; i < sizeof variables / sizeof variables[0]; i++) unsetenv(variables[i]);
@@ -33,6 +33,7 @@ Test(fused_options, unset_and_empty_give_the_defaults) {
     cr_assert_eq(d.dataflow_skeleton, 0);
     cr_assert_eq(d.dataflow_pages, 1 << DATAFLOW_GATEUP);
     cr_assert_eq(d.dataflow_epoch_limit, 1 << 24);
+    cr_assert_eq(d.dataflow_splits, 0);
 }
 
 Test(fused_options, accepted_values_land_in_their_fields) {
@@ -41,6 +42,7 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     setenv("FUSECHECK_DATAFLOW_TILE_KB", "32", 1);
     setenv("FUSECHECK_ATTENTION_SPLITS", "7", 1);
     setenv("FUSECHECK_DATAFLOW_EPOCH_LIMIT", "3", 1);
+    setenv("FUSECHECK_DATAFLOW_SPLITS", "8", 1);
     FusedOptions o;
     ErrorMessage err;
     cr_assert_eq(fused_options_from_env(&o, &err), 0, "%s", err.text);
@@ -49,6 +51,7 @@ Test(fused_options, accepted_values_land_in_their_fields) {
     cr_assert_eq(o.dataflow_tile_kb, 32);
     cr_assert_eq(o.attention_splits, 7);
     cr_assert_eq(o.dataflow_epoch_limit, 3);
+    cr_assert_eq(o.dataflow_splits, 8);
     cr_assert_eq(o.sync_kernels, 0);
 }
 
@@ -86,6 +89,12 @@ Test(fused_options, values_outside_the_set_are_refused_by_name) {
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "64k", "FUSECHECK_DATAFLOW_TILE_KB=64k: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_DATAFLOW_TILE_KB", "-1", "FUSECHECK_DATAFLOW_TILE_KB=-1: expected one of 32, 64, 96");
     expect_refused("FUSECHECK_ATTENTION_SPLITS", "0", "FUSECHECK_ATTENTION_SPLITS=0: expected an integer in [1,");
+    const char *bad_splits[] = {"0", "1025", "8x", "-8"};
+    for (size_t i = 0; i < sizeof bad_splits / sizeof bad_splits[0]; i++) {
+        char message[128];
+        snprintf(message, sizeof message, "FUSECHECK_DATAFLOW_SPLITS=%s: expected an integer in [1, 1024]", bad_splits[i]);
+        expect_refused("FUSECHECK_DATAFLOW_SPLITS", bad_splits[i], message);
+    }
     const char *limit_message = "expected an integer in [2, 16777216]";
     const char *bad_limits[] = {"1", "0", "16777217", "3x", "-5", "99999999999999999999999"};
     for (size_t i = 0; i < sizeof bad_limits / sizeof bad_limits[0]; i++) {

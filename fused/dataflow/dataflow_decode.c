@@ -51,7 +51,7 @@ DataflowDecode *dataflow_decode_create(const DataflowBuffers *b, ErrorMessage *e
         return NULL;
     }
     DataflowShape shape = {b->hidden, b->intermediate, b->n_heads, b->n_kv_heads, b->head_dim, b->vocab,
-                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024};
+                           b->n_layers, b->max_context, n_sms, b->tile_kb * 1024, b->splits};
     if (dataflow_program_build(&shape, &d->program, err)) {
         dataflow_program_free(&d->program);
         free(d);
@@ -156,6 +156,14 @@ fail_cleanup:
     return NULL;
 }
 
+// steps[k - 1] is the ns all tiles spent from mark k - 1 to mark k; the mean us a tile spent from mark
+// `from` to mark `to`.
+static double steps_us(const double *steps, int from, int to, double tiles) {
+    double ns = 0.0;
+    for (int k = from + 1; k <= to; k++) ns += steps[k - 1];
+    return ns / tiles / 1e3;
+}
+
 // The last launch's timeline, per op, averaged over the layers but the first and the last: when the
 // op's first tile had its inputs, when its last tile had staged them, had computed and ended, relative
 // to the end of the previous layer's last down tile (the chain: the gap from one op's "last" to the
@@ -219,14 +227,39 @@ static void print_timeline(const DataflowDecode *d) {
         for (int l = 1; l < L - 1; l++)
             for (int k = 0; k < N_STATS; k++) a[k] += stat[((size_t)l * DATAFLOW_N_OPS + op) * N_STATS + k];
         double layers = L - 2, count = a[COUNT] > 0 ? a[COUNT] : 1;
+        const double *steps = a + STEP0;
         fprintf(stderr, "  %-10s %8.2f %8.2f %8.2f %8.2f %12.2f %8.2f %8.2f %8.2f %6.0f\n", names[op],
                 a[FIRST] / layers / 1e3, a[STAGED_LAST] / layers / 1e3, a[COMPUTED_LAST] / layers / 1e3,
-                a[LAST] / layers / 1e3, a[STEP0] / count / 1e3, a[STEP0 + 1] / count / 1e3, a[STEP0 + 2] / count / 1e3,
-                a[STEP0 + 3] / count / 1e3, a[COUNT] / layers);
+                a[LAST] / layers / 1e3, steps_us(steps, DATAFLOW_MARK_START, DATAFLOW_MARK_INPUTS, count),
+                steps_us(steps, DATAFLOW_MARK_INPUTS, DATAFLOW_MARK_STAGED, count),
+                steps_us(steps, DATAFLOW_MARK_STAGED, DATAFLOW_MARK_COMPUTED, count),
+                steps_us(steps, DATAFLOW_MARK_COMPUTED, DATAFLOW_MARK_END, count), a[COUNT] / layers);
+        if (op == DATAFLOW_ATTN)
+            fprintf(stderr, "  %-10s compute: K/V waits %.2f, scores, softmax and sums %.2f, warps combined %.2f\n", "",
+                    steps_us(steps, DATAFLOW_MARK_STAGED, DATAFLOW_MARK_KV_WAITED, count),
+                    steps_us(steps, DATAFLOW_MARK_KV_WAITED, DATAFLOW_MARK_SUMMED, count),
+                    steps_us(steps, DATAFLOW_MARK_SUMMED, DATAFLOW_MARK_COMPUTED, count));
+    }
+    // After the last layer: when the last block started its LM head rows, when the last block ended them,
+    // and when the argmax's wait for every block's partial ended. A block runs its LM head tiles as one
+    // stream: its first tile's marks hold the stream's start, its last tile's end mark the stream's end
+    // (the marks between stay 0).
+    double lm_started = 0.0, lm_done = 0.0, argmax_inputs = 0.0;
+    for (int i = 0; i < p->n_instructions; i++) {
+        const DataflowInstruction in = p->instructions[i];
+        const unsigned long long *m = t + (size_t)i * M;
+        if (in.op == DATAFLOW_LMHEAD && m[0] && (double)(m[0] - start) - layer_done[L - 1] > lm_started)
+            lm_started = (double)(m[0] - start) - layer_done[L - 1];
+        if (in.op == DATAFLOW_LMHEAD && m[M - 1] && (double)(m[M - 1] - start) - layer_done[L - 1] > lm_done)
+            lm_done = (double)(m[M - 1] - start) - layer_done[L - 1];
+        if (in.op == DATAFLOW_ARGMAX && m[0])
+            argmax_inputs = (double)(m[DATAFLOW_MARK_INPUTS] - start) - layer_done[L - 1];
     }
     if (L > 1)
-        fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer\n", L - 2,
-                (layer_done[L - 2] - layer_done[0]) / (L - 2) / 1e3, ((double)(end - start) - layer_done[L - 1]) / 1e3);
+        fprintf(stderr, "  layers 1..%d: %.2f us a layer; LM head and argmax: %.2f us after the last layer (the LM head's "
+                "streams' last start %.2f and last end %.2f, the argmax's wait over %.2f)\n", L - 2,
+                (layer_done[L - 2] - layer_done[0]) / (L - 2) / 1e3, ((double)(end - start) - layer_done[L - 1]) / 1e3,
+                lm_started / 1e3, lm_done / 1e3, argmax_inputs / 1e3);
     free(t);
     free(stat);
     free(layer_done);
@@ -280,7 +313,7 @@ void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {
     char paged[64];
     snprintf(paged, sizeof paged, "%s%s%s", pages & (1 << DATAFLOW_QKV) ? " qkv" : "",
              pages & (1 << DATAFLOW_GATEUP) ? " gate_up" : "", pages & (1 << DATAFLOW_DOWN) ? " down" : "");
-    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, pages:%s%s",
+    snprintf(out, size, "dataflow: %d blocks, tiles of at most %d KB, %d instructions a token, %d attention splits a kv head, pages:%s%s",
              d->program.shape.n_blocks, d->program.shape.tile_bytes / 1024, d->program.n_instructions,
-             pages ? paged : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
+             d->program.splits, pages ? paged : " none", d->params.skeleton ? " (skeleton: no arithmetic)" : "");
 }

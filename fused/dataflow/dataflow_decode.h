@@ -33,6 +33,7 @@ typedef struct {
                    // last launch's is summarized on stderr when the decode state is destroyed
     int tile_kb;   // most weight bytes of a projection tile, in KB (DataflowShape.tile_bytes / 1024)
     int page_ops;  // DataflowProgram.page_ops
+    int splits;           // DataflowShape.splits (0: the default count)
     int epoch_limit;  // 0: DATAFLOW_EPOCH_LIMIT (dataflow_schedule.h); else in [2, DATAFLOW_EPOCH_LIMIT]:
                       // the launches' epochs stay below it (dataflow_decode_prepare_launch); small
                       // values are for testing the reset

@@ -31,6 +31,7 @@
 #define MAX_ROWS DATAFLOW_MAX_TILE_ROWS  // rows of one tile (2 x gateup_rows for GATEUP)
 #define MAX_HEAD_DIM 128
 #define MAX_CHUNK 80
+#define MAX_ATTENTION_GROUP 4  // q heads per kv head an attention split holds in registers
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
 #define LM_GROUP_STEP 4
@@ -81,6 +82,9 @@ struct PageState {
 struct BlockState {
     unsigned long long kv_full[2];  // the K/V buffers' mbarriers: a piece's copy has landed
     PageState pages;
+    // Timeline only (thread 0): attention's STAGED time, the end of its last step, and the time spent
+    // in each step (DATAFLOW_MARK_KV_WAITED .. _SUMMED) over the split's pieces.
+    unsigned long long step_staged, step_last, step_spent[DATAFLOW_MARK_SUMMED - DATAFLOW_MARK_STAGED];
 };
 
 // The block's dynamic shared memory (its layout: SharedLayout; BlockState at offset 0).
@@ -90,7 +94,7 @@ __device__ __forceinline__ BlockState &block_state() { return *(BlockState *)sme
 // ---- shared memory layout ------------------------------------------------------------------------
 
 typedef struct {
-    size_t list, layers, vec, resid, heads, scores, split_sums, partials, tile_out, misc, kv, total;  // BlockState at 0
+    size_t list, layers, vec, resid, heads, split_sums, partials, tile_out, misc, kv, total;  // BlockState at 0
     size_t page[PAGES];  // each page's offset
     int paged;           // 0: the pages do not fit beside the rest (every tile loads into registers)
 } SharedLayout;
@@ -110,8 +114,7 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.vec = align_up(L.layers + (size_t)s.n_layers * sizeof(DataflowLayer), 128);
     L.resid = align_up(L.vec + (size_t)vec * 4, 128);                        // [hidden]
     L.heads = align_up(L.resid + (size_t)s.hidden * 4, 128);                         // [group + 2][head_dim] + newest [2][head_dim]
-    L.scores = align_up(L.heads + (size_t)(group + 4) * MAX_HEAD_DIM * 4, 128);  // [group][chunk], then weights
-    L.split_sums = align_up(L.scores + (size_t)group * p.chunk * 4, 128);    // [THREADS]
+    L.split_sums = align_up(L.heads + (size_t)(group + 4) * MAX_HEAD_DIM * 4, 128);  // [THREADS]
     L.partials = align_up(L.split_sums + (size_t)THREADS * 4, 128);          // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
@@ -481,7 +484,7 @@ struct Consumer {
     const DataflowInstruction *list;  // the block's instructions in shared memory, list[i - list_first]
     int list_first;
     const DataflowLayer *layers;      // P.layers, copied to shared memory
-    float *vec, *heads, *scores, *split_sums, *partials, *tile_out, *misc;
+    float *vec, *heads, *split_sums, *partials, *tile_out, *misc;
     float *resid;               // the raw input of the block's last rmsnorm staging: the residual its
     int resid_op, resid_layer;  // o_proj / down tiles add; and whose input that was (op -1: none)
     uint16_t *kv;               // two buffers of a piece's K and V history (KV_BUFFER_BYTES each)
@@ -500,6 +503,34 @@ struct Consumer {
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
 __device__ __forceinline__ void mark(const Consumer &c, int k) {
     if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = global_time();
+}
+
+// Attention's steps on the timeline: step_start at STAGED, step_end at the end of step
+// (DATAFLOW_MARK_KV_WAITED, _SUMMED) in every piece, step_marks before COMPUTED writes each step's
+// mark as STAGED plus the time spent in it and the steps before it. No-ops unless the timeline is on.
+__device__ __forceinline__ void step_start(const Consumer &c) {
+    if (!c.P.timeline || c.g.tid != 0) return;
+    BlockState &b = block_state();
+    b.step_staged = b.step_last = global_time();
+    for (int k = 0; k < DATAFLOW_MARK_SUMMED - DATAFLOW_MARK_STAGED; k++) b.step_spent[k] = 0;
+}
+
+__device__ __forceinline__ void step_end(const Consumer &c, int step) {
+    if (!c.P.timeline || c.g.tid != 0) return;
+    BlockState &b = block_state();
+    const unsigned long long now = global_time();
+    b.step_spent[step - DATAFLOW_MARK_STAGED - 1] += now - b.step_last;
+    b.step_last = now;
+}
+
+__device__ __forceinline__ void step_marks(const Consumer &c) {
+    if (!c.P.timeline || c.g.tid != 0) return;
+    const BlockState &b = block_state();
+    unsigned long long t = b.step_staged;
+    for (int k = DATAFLOW_MARK_STAGED + 1; k <= DATAFLOW_MARK_SUMMED; k++) {
+        t += b.step_spent[k - DATAFLOW_MARK_STAGED - 1];
+        c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = t;
+    }
 }
 
 // Whether vec already holds the input of (op, layer); if not, records that it will after staging.
@@ -729,6 +760,43 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
     group_sync(c.g);  // ml_shared (vec) and total_l are read before the next instruction reuses them
 }
 
+// This lane's per_lane (2 or 4) consecutive values of a bf16 row in shared memory, from lane per_lane
+// on, as floats in out[0, per_lane) (the rest 0).
+__device__ __forceinline__ void bf16_row_slice(const uint16_t *row, int lane, int per_lane, float (&out)[4]) {
+    if (per_lane == 4) {
+        const uint2 bits = *(const uint2 *)(row + lane * 4);
+        out[0] = __uint_as_float(bits.x << 16);
+        out[1] = __uint_as_float(bits.x & 0xffff0000u);
+        out[2] = __uint_as_float(bits.y << 16);
+        out[3] = __uint_as_float(bits.y & 0xffff0000u);
+    } else {
+        const uint32_t bits = *(const uint32_t *)(row + lane * 2);
+        out[0] = __uint_as_float(bits << 16);
+        out[1] = __uint_as_float(bits & 0xffff0000u);
+        out[2] = out[3] = 0.0f;
+    }
+}
+
+// This lane's slices (bf16_row_slice) of the rows of positions t0 .. t0 + 3 of a piece: from `history`
+// (the piece's K or V rows in shared memory), the newest position's from `newest` (fp32), 0 past n.
+__device__ __forceinline__ void position_slices(const Consumer &c, const uint16_t *history, const float *newest,
+                                                int piece, int t0, int n, int lane, int per_lane, float (&out)[4][4]) {
+    const int hd = c.p.shape.head_dim;
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+        const int t = t0 + u;
+        if (t >= n) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) out[u][e] = 0.0f;
+        } else if (piece + t == c.position) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) out[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
+        } else {
+            bf16_row_slice(history + (size_t)t * hd, lane, per_lane, out[u]);
+        }
+    }
+}
+
 // Asks for the K and V history rows [begin, begin + history) of kv head kv_head in K/V buffer `buffer`
 // (thread 0 issues two bulk copies; history 0 completes the buffer's phase at once).
 __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
@@ -748,8 +816,9 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 // One kv head's attention over one split of the context: its q heads and k head normed and rotated at
 // the token's position (every split recomputes them from the tagged q/k/v), then the split's positions
 // in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
-// this step), and an online softmax (running max m and sum l per q head; the running weighted sums
-// rescaled by exp(m_old - m_new) at each piece), whose (m, l, o) are the split's partials for the merge.
+// this step) and an online softmax, each warp over its own positions (running max m and sum l per q
+// head; the running weighted sums rescaled by exp(m_old - m_new) as m grows), the warps' states then
+// combined into the split's (m, l, o), its partials for the merge.
 // A piece's K/V history is bulk-copied into one of two shared memory buffers while the previous piece
 // is computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
 // register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
@@ -786,6 +855,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_STAGED);
+    step_start(c);
     page_prefetch(c, DATAFLOW_GATEUP);  // this layer's: it streams while attention computes
     float *newest = heads + (group + 2) * hd;
     size_t cache_row = ((size_t)kv_head * s.max_context + c.position) * hd;
@@ -812,28 +882,26 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
         }
     }
-    // The running softmax state of each q head: ml[2 j] = m, ml[2 j + 1] = l; alpha[j] rescales the
-    // running sums at the current piece.
-    float *ml = c.misc + 16;     // [group][2]
-    float *alpha = c.misc + 48;  // [group]
-    if (c.g.tid < group) {
-        ml[2 * c.g.tid] = -INFINITY;
-        ml[2 * c.g.tid + 1] = 0.0f;
+    // Each warp runs its own online softmax over its positions of every piece (positions [4 w, 4 w + 4),
+    // then [4 (w + WARPS), ...)), in registers: a running max m and sum l per q head, and the running
+    // weighted sums of the values, rescaled by exp(m_old - m_new) where m grows. A lane holds per_lane
+    // dimensions (lane per_lane + e) of each q head's sums. So a piece needs no barrier but the one
+    // that frees its K/V buffer; the warps' states are combined once, at the end of the split.
+    float m_run[MAX_ATTENTION_GROUP], l_run[MAX_ATTENTION_GROUP], o_run[MAX_ATTENTION_GROUP][4];
+#pragma unroll
+    for (int j = 0; j < MAX_ATTENTION_GROUP; j++) {
+        m_run[j] = -INFINITY;
+        l_run[j] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 4; e++) o_run[j][e] = 0.0f;
     }
-    // Weighted sums: o[j][d] = sum over positions of weight[j][t] v[t][d]. With fewer (j, d) than threads,
-    // each piece's positions are divided into `thread_splits` consecutive ranges, one thread each, whose
-    // running sums are added in range order at the end. A thread holds at most two (j, d) items.
-    const int combos = group * hd, thread_splits = combos < c.g.n_threads ? c.g.n_threads / combos : 1;
-    const int items = combos * thread_splits;
-    float o_run[2] = {0.0f, 0.0f};
     const float scale = rsqrtf((float)hd);
-    float *scores = c.scores;  // [group][p.chunk]
 #pragma unroll 1
     for (int piece = begin; piece < end; piece += p.chunk) {
         const int n = min(p.chunk, end - piece);
         const int buffer = ((piece - begin) / p.chunk) & 1;
         fence_proxy_async_shared();  // this thread's reads of the other buffer come before its refill
-        group_sync(c.g);  // the last piece's K/V and weights are read (and, first, the newest row is written)
+        group_sync(c.g);  // the last piece's K/V is read (and, first, the newest row is written)
         if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
             const int next = piece + p.chunk;
             attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position),
@@ -841,135 +909,113 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         }
         mbarrier_wait(&block_state().kv_full[buffer], (c.kv_parity >> buffer) & 1u);
         c.kv_parity ^= 1u << buffer;
+        step_end(c, DATAFLOW_MARK_KV_WAITED);
         const uint16_t *k_history = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_history = k_history + (size_t)p.chunk * hd;
-        // Scores: warp w takes positions [4 w, 4 w + 4), then [4 (w + WARPS), ...); a lane holds per_lane
-        // dimensions of each key. The warp sums its dot products (4 heads x 4 positions at a time) over
-        // its lanes together (warp_sum16_transposed).
+#pragma unroll 1
         for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
-            float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 keys
+            float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 positions' keys
+            position_slices(c, k_history, newest, piece, t0, n, lane, per_lane, key);
+            // Scores: 4 heads x 4 positions of dot products summed over the warp together; every lane
+            // then takes the 16 totals (value 4 q + u sits in lanes 2 (4 q + u) and 2 (4 q + u) + 1).
+            float v[16];
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
-                int t = t0 + u;
-                if (t >= n) {
+            for (int q = 0; q < 4; q++) {
+                float h[4];
 #pragma unroll
-                    for (int e = 0; e < 4; e++) key[u][e] = 0.0f;
-                } else if (piece + t == c.position) {
+                for (int e = 0; e < 4; e++)
+                    h[e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
 #pragma unroll
-                    for (int e = 0; e < 4; e++) key[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
-                } else if (per_lane == 4) {
-                    uint2 bits = *(const uint2 *)(k_history + (size_t)t * hd + lane * 4);
-                    key[u][0] = __uint_as_float(bits.x << 16);
-                    key[u][1] = __uint_as_float(bits.x & 0xffff0000u);
-                    key[u][2] = __uint_as_float(bits.y << 16);
-                    key[u][3] = __uint_as_float(bits.y & 0xffff0000u);
-                } else {
-                    uint32_t bits = *(const uint32_t *)(k_history + (size_t)t * hd + lane * 2);
-                    key[u][0] = __uint_as_float(bits << 16);
-                    key[u][1] = __uint_as_float(bits & 0xffff0000u);
-                    key[u][2] = key[u][3] = 0.0f;
+                for (int u = 0; u < 4; u++) {
+                    float dot = 0.0f;
+                    if (!c.P.skeleton)
+#pragma unroll
+                        for (int e = 0; e < 4; e++)
+                            if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
+                    v[4 * q + u] = dot;
                 }
             }
-#pragma unroll 1
-            for (int j0 = 0; j0 < group; j0 += 4) {
-                float v[16];  // v[4 q + u]: head j0 + q, position t0 + u
+            const float total = warp_sum16_transposed(v, lane);
+            float value[4][4];  // and of their values
+            position_slices(c, v_history, newest + hd, piece, t0, n, lane, per_lane, value);
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    float h[4];
+            for (int q = 0; q < MAX_ATTENTION_GROUP; q++) {
+                if (q >= group || c.P.skeleton) continue;
+                float score[4], m = m_run[q];
 #pragma unroll
-                    for (int e = 0; e < 4; e++)
-                        h[e] = j0 + q < group && e < per_lane ? heads[(j0 + q) * hd + lane * per_lane + e] : 0.0f;
-#pragma unroll
-                    for (int u = 0; u < 4; u++) {
-                        float dot = 0.0f;
-                        if (!c.P.skeleton)
-#pragma unroll
-                            for (int e = 0; e < 4; e++)
-                                if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
-                        v[4 * q + u] = dot;
-                    }
+                for (int u = 0; u < 4; u++) {
+                    score[u] = __shfl_sync(0xffffffffu, total, 2 * (4 * q + u)) * scale;
+                    if (t0 + u >= n) score[u] = -INFINITY;
+                    m = fmaxf(m, score[u]);
                 }
-                float total = warp_sum16_transposed(v, lane);
-                const int q = (lane >> 3) & 3, u = (lane >> 1) & 3;  // value (lane >> 1) & 15 = 4 q + u
-                if ((lane & 1) == 0 && j0 + q < group && t0 + u < n) scores[(j0 + q) * p.chunk + t0 + u] = total * scale;
+                const float rescale = expf(m_run[q] - m);  // 0 at the warp's first position
+                float l = 0.0f, weight[4];
+#pragma unroll
+                for (int u = 0; u < 4; u++) {
+                    weight[u] = expf(score[u] - m);
+                    l += weight[u];
+                }
+                l_run[q] = l_run[q] * rescale + l;
+                m_run[q] = m;
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float o = o_run[q][e] * rescale;
+#pragma unroll
+                    for (int u = 0; u < 4; u++) o = fmaf(weight[u], value[u][e], o);
+                    o_run[q][e] = o;
+                }
             }
         }
-        group_sync(c.g);
-        // Per q head (warp j): the piece's largest score, the new running max, the weights exp(score - m)
-        // in place of the scores, and the running sum l rescaled.
-        for (int j = warp; j < group; j += c.g.n_warps) {
-            float m = -INFINITY;
-            for (int t = lane; t < n; t += WARP) m = fmaxf(m, scores[j * p.chunk + t]);
-            m = fmaxf(warp_max(m), ml[2 * j]);
-            const float rescale = c.P.skeleton ? 0.0f : expf(ml[2 * j] - m);  // 0 at the first piece
-            float l = 0.0f;
-            for (int t = lane; t < n; t += WARP) {
-                float e = c.P.skeleton ? 0.0f : expf(scores[j * p.chunk + t] - m);
-                scores[j * p.chunk + t] = e;
-                l += e;
-            }
-            l = warp_sum(l);
-            __syncwarp();  // every lane has read ml[2 j] before lane 0 rewrites it
-            if (lane == 0) {
-                ml[2 * j + 1] = ml[2 * j + 1] * rescale + l;
-                ml[2 * j] = m;
-                alpha[j] = rescale;
-            }
-        }
-        group_sync(c.g);
+        step_end(c, DATAFLOW_MARK_SUMMED);
+    }
+    // The warps' states, combined in warp order: over the K/V buffers (free once every warp is past its
+    // last piece), warp w's sums [w][j][head_dim] and its (m, l) per q head after them.
+    group_sync(c.g);
+    float *warp_o = (float *)c.kv, *warp_ml = warp_o + (size_t)c.g.n_warps * group * hd;
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int i = c.g.tid + r * c.g.n_threads;
-            if (i >= items) continue;
-            const int combo = i % combos, j = combo / hd, d = combo % hd;
-            const int range = (n + thread_splits - 1) / thread_splits, t_begin = i / combos * range;
-            const int t_end = min(n, t_begin + range);
-            float o = o_run[r] * alpha[j];
-            // 8 positions' loads issued before their products, which stay in position order.
-#pragma unroll 1
-            for (int t0 = t_begin; !c.P.skeleton && t0 < t_end; t0 += 8) {
-                float v[8];
+    for (int q = 0; q < MAX_ATTENTION_GROUP; q++) {
+        if (q >= group) continue;
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    int t = t0 + u;
-                    v[u] = t >= t_end ? 0.0f : piece + t == c.position ? newest[hd + d] : bf16_bits_to_float(v_history[(size_t)t * hd + d]);
-                }
-#pragma unroll
-                for (int u = 0; u < 8; u++)
-                    if (t0 + u < t_end) o = fmaf(scores[j * p.chunk + t0 + u], v[u], o);
-            }
-            o_run[r] = o;
+        for (int e = 0; e < 4; e++)
+            if (e < per_lane) warp_o[((size_t)warp * group + q) * hd + lane * per_lane + e] = o_run[q][e];
+        if (lane == 0) {
+            warp_ml[(warp * group + q) * 2] = m_run[q];
+            warp_ml[(warp * group + q) * 2 + 1] = l_run[q];
         }
     }
-    fence_proxy_async_shared();  // the K/V buffers' reads come before the next instruction's copies
-    // The split's partials: (m, l) per q head and o per (q head, dimension), the thread splits' running
-    // sums added in order.
+    group_sync(c.g);
+    // The split's partials: per q head, M = the warps' largest m, L = sum of l_w exp(m_w - M), and per
+    // (q head, dimension) o = sum of o_w exp(m_w - M).
     const unsigned tag = partial_tag(c, layer);
     const size_t slot_base = (size_t)kv_head * group * p.splits + split;  // q head j's slot: + j * splits
-    if (thread_splits > 1) {
-        c.split_sums[c.g.tid] = o_run[0];  // items == n_threads here: one item a thread
-        group_sync(c.g);
-        if (c.g.tid < combos) {
-            const int j = c.g.tid / hd, d = c.g.tid % hd;
-            const float o = ordered_split_sum(c.split_sums, thread_splits, combos, c.g.tid);
-            size_t slot = slot_base + (size_t)j * p.splits;
-            tagged_store(c.P.partial_o + slot * hd + d, o, tag);
-            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
-        }
-    } else {
+    // Unrolled over the warps, so a thread's loads of the 16 warps' states are in flight at once and
+    // its 16 exponentials independent; the sums still run in warp order.
+#pragma unroll 1
+    for (int i = c.g.tid; i < group * hd; i += c.g.n_threads) {
+        const int j = i / hd, d = i % hd;
+        float m[WARPS], M = -INFINITY;
 #pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int i = c.g.tid + r * c.g.n_threads;
-            if (i >= items) continue;
-            const int j = i / hd, d = i % hd;
-            size_t slot = slot_base + (size_t)j * p.splits;
-            tagged_store(c.P.partial_o + slot * hd + d, o_run[r], tag);
-            if (d < 2) tagged_store(c.P.partial_ml + slot * 2 + d, ml[2 * j + d], tag);
+        for (int w = 0; w < WARPS; w++) {
+            m[w] = warp_ml[(w * group + j) * 2];
+            M = fmaxf(M, m[w]);
         }
+        float o = 0.0f, l = 0.0f;
+#pragma unroll
+        for (int w = 0; w < WARPS; w++) {
+            const float factor = c.P.skeleton ? 0.0f : expf(m[w] - M);  // 0: no positions
+            o = fmaf(warp_o[((size_t)w * group + j) * hd + d], factor, o);
+            l = fmaf(warp_ml[(w * group + j) * 2 + 1], factor, l);
+        }
+        const size_t slot = slot_base + (size_t)j * p.splits;
+        tagged_store(c.P.partial_o + slot * hd + d, o, tag);
+        if (d == 0) tagged_store(c.P.partial_ml + slot * 2, M, tag);
+        if (d == 1) tagged_store(c.P.partial_ml + slot * 2 + 1, l, tag);
     }
+    fence_proxy_async_shared();  // the K/V buffers' reads come before the next instruction's copies
     // The split's partials are out. The head's last active split (the shortest, so it tends to finish
     // first) merges them: the merge re-reads every partial until it carries this layer's tag, so it
     // needs no ticket, and no atomic round trip stands between the last split's stores and the merge.
     group_sync(c.g);
+    step_marks(c);
     mark(c, DATAFLOW_MARK_COMPUTED);
     if (split == c.active_splits - 1) merge_group(c, layer, kv_head, c.active_splits);
 }
@@ -1163,10 +1209,13 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     // The partials are untagged: an acquiring read ends the wait.
     wait_counter(c.g, c.P.counters, dataflow_counter_lmhead(&c.p), (unsigned)c.n_virtual_blocks, 1);
     mark(c, DATAFLOW_MARK_INPUTS);
-    if (c.g.tid == 0) {
+    // Warp 0: each lane takes every 32nd block's partial (its loads independent of one another), then
+    // the lanes' bests meet in a butterfly. better() is a total order, so any order gives the same token.
+    if (c.g.warp == 0) {
         float best_v = 0.0f;
         int best_i = -1;
-        for (int b = 0; b < (int)c.n_virtual_blocks; b++) {
+#pragma unroll 1
+        for (int b = c.g.lane; b < (int)c.n_virtual_blocks; b += WARP) {
             float v = __ldcg(c.P.block_best_value + b);
             int i = __ldcg(c.P.block_best_index + b);
             if (better(v, i, best_v, best_i)) {
@@ -1174,7 +1223,16 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
                 best_i = i;
             }
         }
-        *c.P.next_token = best_i;
+#pragma unroll
+        for (int offset = WARP / 2; offset > 0; offset >>= 1) {
+            float v = __shfl_xor_sync(0xffffffffu, best_v, offset);
+            int i = __shfl_xor_sync(0xffffffffu, best_i, offset);
+            if (better(v, i, best_v, best_i)) {
+                best_v = v;
+                best_i = i;
+            }
+        }
+        if (c.g.lane == 0) *c.P.next_token = best_i;
     }
     group_sync(c.g);
 }
@@ -1250,7 +1308,6 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.resid_op = -1;
     c.resid_layer = -1;
     c.heads = (float *)(smem + L.heads);
-    c.scores = (float *)(smem + L.scores);
     c.split_sums = (float *)(smem + L.split_sums);
     c.partials = (float *)(smem + L.partials);
     c.tile_out = (float *)(smem + L.tile_out);
@@ -1307,6 +1364,12 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->shape.n_layers > 256)
         return fail(err, "dataflow engine: %d layers, the attention partials' tags hold at most 256",
                     program->shape.n_layers);
+    const DataflowShape &s = program->shape;
+    if (s.n_heads % s.n_kv_heads || s.n_heads / s.n_kv_heads > MAX_ATTENTION_GROUP)
+        return fail(err, "dataflow engine: %d q heads over %d kv heads, an attention split holds at most %d q heads a kv head",
+                    s.n_heads, s.n_kv_heads, MAX_ATTENTION_GROUP);
+    if ((size_t)WARPS * (s.n_heads / s.n_kv_heads) * (s.head_dim + 2) * 4 > 2 * KV_BUFFER_BYTES(*program))
+        return fail(err, "dataflow engine: the attention warps' sums do not fit the K/V buffers");
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);

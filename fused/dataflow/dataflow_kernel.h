@@ -20,8 +20,13 @@ typedef enum {
     DATAFLOW_MARK_START,     // the block reaches the instruction (its weight loads are issued next)
     DATAFLOW_MARK_INPUTS,    // its counter wait is over (the start if it had none)
     DATAFLOW_MARK_STAGED,    // its input vector (attention: the normed, rotated heads) is in shared memory
-    DATAFLOW_MARK_COMPUTED,  // its tile's products (attention: its partial sums) are done
-    DATAFLOW_MARK_END,       // its outputs are stored and its signal is made (attention: merged, if last)
+    // Attention only: STAGED plus the time its split spent in each step, added up over its pieces
+    // (thread 0's clock; other ops keep STAGED's time):
+    DATAFLOW_MARK_KV_WAITED,  // + the pieces' opening barriers and K/V waits
+    DATAFLOW_MARK_SUMMED,     // + thread 0's warp's scores, softmax and weighted sums (the other warps'
+                              //   tail lands in the next step)
+    DATAFLOW_MARK_COMPUTED,   // its tile's products (attention: its warps' sums combined, its partials stored)
+    DATAFLOW_MARK_END,        // its outputs are stored and its signal is made (attention: merged, if last)
     DATAFLOW_TIMELINE_MARKS
 } DataflowMark;
 

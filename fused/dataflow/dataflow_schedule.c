@@ -99,6 +99,10 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
     // the context (a fixed chunk per tile made long contexts run many tiles an SM, each paying a
     // tile's fixed costs).
     p->splits = s->n_blocks / s->n_kv_heads > 1 ? s->n_blocks / s->n_kv_heads : 1;
+    if (s->splits < 0 || s->splits > p->splits)
+        return fail(err, "dataflow engine: %d attention splits a kv head outside [1, %d] (%d SMs, %d kv heads)",
+                    s->splits, p->splits, s->n_blocks, s->n_kv_heads);
+    if (s->splits) p->splits = s->splits;
     p->qkv_tiles_per_kv_head = qkv_width / s->n_kv_heads / p->qkv_rows;
     p->counters_per_layer = 2 * s->n_kv_heads + 4;
     p->n_counters = s->n_layers * p->counters_per_layer + 2;

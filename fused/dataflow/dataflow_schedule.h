@@ -72,6 +72,9 @@ typedef struct {
     int n_blocks;     // SMs, one block each
     int tile_bytes;   // most weight bytes of one projection tile (a multiple of 4096, at most
                       // DATAFLOW_MAX_TILE_BYTES): what a block holds in registers at once
+    int splits;       // attention splits a kv head: 0 gives n_blocks / n_kv_heads (at least 1), one split
+                      // of every kv head on each SM; else in [1, that count] (fewer, longer splits make
+                      // the merge cheaper and each split's work longer)
 } DataflowShape;
 
 typedef struct {
@@ -133,7 +136,8 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_qkv_tile_kv_head(const DataflowP
 // Builds the program for `shape`. Refuses (one line in err, returns -1) a shape the kernel has no
 // instance for: head_dim other than 64 or 128, n_heads not a multiple of n_kv_heads or more than 8 q heads
 // per kv head, hidden, q width or intermediate not a multiple of 256 or above DATAFLOW_MAX_VECTOR,
-// tile_bytes outside [4096, DATAFLOW_MAX_TILE_BYTES] or not a multiple of 4096, or a row of any
+// tile_bytes outside [4096, DATAFLOW_MAX_TILE_BYTES] or not a multiple of 4096, splits outside
+// [0, n_blocks / n_kv_heads] (0 is the default count), or a row of any
 // projection (a gate row with its up row) larger than tile_bytes.
 // On success the program owns its arrays (dataflow_program_free).
 #define DATAFLOW_MAX_VECTOR 16384
