@@ -13,11 +13,24 @@
 
 #define GATE 1e-3
 
-// splits: FUSECHECK_DATAFLOW_SPLITS for the engine (NULL: the default count).
-static void matches_reference(const char *preset, int prompt_length, int n_decode, const char *splits) {
+// The engine's settings a matched-profile run may change (dataflow's FusedOptions variables).
+static const char *const dataflow_settings[] = {"FUSECHECK_DATAFLOW_SPLITS", "FUSECHECK_DATAFLOW_TILE_KB",
+                                                "FUSECHECK_DATAFLOW_PAGES"};
+
+// settings: NULL, or "VARIABLE=VALUE" strings ending in NULL, set for the engine (the others of
+// dataflow_settings unset) and named in the report lines.
+static void matches_reference(const char *preset, int prompt_length, int n_decode, const char *const *settings) {
     SKIP_WITHOUT_GPU();
-    if (splits) setenv("FUSECHECK_DATAFLOW_SPLITS", splits, 1);
-    else unsetenv("FUSECHECK_DATAFLOW_SPLITS");
+    char with[160] = "";
+    for (size_t i = 0; i < sizeof dataflow_settings / sizeof dataflow_settings[0]; i++) unsetenv(dataflow_settings[i]);
+    for (size_t i = 0; settings && settings[i]; i++) {
+        char name[64];
+        const char *eq = strchr(settings[i], '=');
+        cr_assert(eq && (size_t)(eq - settings[i]) < sizeof name, "bad setting %s", settings[i]);
+        snprintf(name, sizeof name, "%.*s", (int)(eq - settings[i]), settings[i]);
+        setenv(name, eq + 1, 1);
+        snprintf(with + strlen(with), sizeof with - strlen(with), ", %s", settings[i]);
+    }
     char *model = test_synth_checkpoint(preset, 0);
     ErrorMessage err;
     Checkpoint ck = {0};
@@ -29,10 +42,10 @@ static void matches_reference(const char *preset, int prompt_length, int n_decod
     make_reference_golden(&ck, KV_BF16, tokens, prompt_length, n_decode, golden);
     GpuEngine *e = gpu_engine_create(&ck, GPU_ENGINE_DATAFLOW, KV_BF16, prompt_length + n_decode, &err);
     cr_assert_not_null(e, "%s", err.text);
-    char what[160], with[64] = "";
-    if (splits) snprintf(with, sizeof with, ", %s attention splits a kv head, %d positions", splits, prompt_length + n_decode);
+    char what[256];
     gpu_traced_run(e, &ck, GPU_ENGINE_DATAFLOW, KV_BF16, golden, 1, out);
-    snprintf(what, sizeof what, "%s dataflow matched profile (bf16 KV, storage-forced%s)", preset, with);
+    snprintf(what, sizeof what, "%s dataflow matched profile (bf16 KV, storage-forced, %d positions%s)", preset,
+             prompt_length + n_decode, with);
     cr_expect(compare_and_report(what, out, golden, GATE), "%s%s: a tensor is outside the gate", preset, with);
     gpu_traced_run(e, &ck, GPU_ENGINE_DATAFLOW, KV_BF16, golden, 0, out);
     snprintf(what, sizeof what, "%s dataflow matched profile, not storage-forced%s", preset, with);
@@ -40,7 +53,7 @@ static void matches_reference(const char *preset, int prompt_length, int n_decod
     gpu_engine_destroy(e);
     free(tokens); free(golden); free(out); free(dir); free(model);
     checkpoint_close(&ck);
-    unsetenv("FUSECHECK_DATAFLOW_SPLITS");
+    for (size_t i = 0; i < sizeof dataflow_settings / sizeof dataflow_settings[0]; i++) unsetenv(dataflow_settings[i]);
 }
 
 Test(dataflow, small_matches_reference, .timeout = 300) { matches_reference("small", 12, 24, NULL); }
@@ -51,8 +64,20 @@ Test(dataflow, qwen3_0_6b_matches_reference, .timeout = 600) { matches_reference
 // split of 100-108 positions runs them all (two K/V pieces of up to 80 positions, 16 warps, a second
 // pass for most warps); two splits of 50-54 add the merge of a head's splits to a 14-warp combine.
 Test(dataflow, small_with_long_splits_matches_reference, .timeout = 300) {
-    matches_reference("small", 100, 8, "1");
-    matches_reference("small", 100, 8, "2");
+    static const char *const one[] = {"FUSECHECK_DATAFLOW_SPLITS=1", NULL}, *const two[] = {"FUSECHECK_DATAFLOW_SPLITS=2", NULL};
+    matches_reference("small", 100, 8, one);
+    matches_reference("small", 100, 8, two);
+}
+
+// At the default 96 KB tiles every block runs one tile of each projection a layer on qwen3-0.6b; a
+// large model (qwen3-8b) runs many, one after another, and there the pages do not fit. 32 KB tiles
+// give qwen3-0.6b several gate/up and down tiles a block (a staged input reused, a page taking only
+// the first), and with no pages every tile comes through registers: the paths only large models run.
+Test(dataflow, qwen3_0_6b_with_several_tiles_a_block_matches_reference, .timeout = 600) {
+    static const char *const paged[] = {"FUSECHECK_DATAFLOW_TILE_KB=32", NULL};
+    static const char *const unpaged[] = {"FUSECHECK_DATAFLOW_TILE_KB=32", "FUSECHECK_DATAFLOW_PAGES=none", NULL};
+    matches_reference("qwen3-0.6b", 16, 8, paged);
+    matches_reference("qwen3-0.6b", 16, 8, unpaged);
 }
 
 // Keeps the logits a traced forward sends to its tap.
