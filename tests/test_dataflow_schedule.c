@@ -83,7 +83,9 @@ static void check_runs_to_completion(const DataflowProgram *p, int position) {
     free(next);
 }
 
-static void check_program(DataflowShape shape) {
+// Builds the program for `shape` and checks it; *keep receives it (the caller frees it), or it is freed
+// here when keep is NULL.
+static void check_program(DataflowShape shape, DataflowProgram *keep) {
     DataflowProgram p;
     ErrorMessage err;
     cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
@@ -145,17 +147,16 @@ static void check_program(DataflowShape shape) {
         }
         check_runs_to_completion(&p, position);
     }
-    dataflow_program_free(&p);
+    if (keep) *keep = p;
+    else dataflow_program_free(&p);
 }
 
 Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
     DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304, 0};
-    check_program(shape);
     // A small model's layer is about one tile of each projection per SM: no SM runs two tiles of one
     // op while another idles.
     DataflowProgram p;
-    ErrorMessage err;
-    cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+    check_program(shape, &p);
     int tiles[4] = {p.qkv_tiles, p.oproj_tiles, p.gateup_tiles, p.down_tiles};
     for (int op = 0; op < 4; op++) cr_assert_leq(tiles[op], 132, "projection %d: %d tiles for 132 SMs", op, tiles[op]);
     cr_assert_eq(p.qkv_rows, 32);
@@ -168,10 +169,8 @@ Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
 Test(dataflow_schedule, qwen3_0_6b_with_fewer_splits) {
     for (int splits = 1; splits <= 16; splits *= 2) {
         DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 98304, splits};
-        check_program(shape);
         DataflowProgram p;
-        ErrorMessage err;
-        cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+        check_program(shape, &p);
         cr_assert_eq(p.splits, splits);
         dataflow_program_free(&p);
     }
@@ -187,21 +186,19 @@ Test(dataflow_schedule, qwen3_0_6b_with_fewer_splits) {
 // qwen3-0.6b): several gate/up and down tiles a block in a layer, and the program still completes.
 Test(dataflow_schedule, qwen3_0_6b_with_32_kb_tiles_runs_several_tiles_a_block) {
     DataflowShape shape = {1024, 3072, 16, 8, 128, 151936, 28, 1040, 132, 32768, 0};
-    check_program(shape);
     DataflowProgram p;
-    ErrorMessage err;
-    cr_assert_eq(dataflow_program_build(&shape, &p, &err), 0, "%s", err.text);
+    check_program(shape, &p);
     cr_assert_gt(p.gateup_tiles, 2 * 132, "%d gate/up tiles", p.gateup_tiles);
     cr_assert_gt(p.down_tiles, 132, "%d down tiles", p.down_tiles);
     dataflow_program_free(&p);
 }
 
 Test(dataflow_schedule, qwen3_8b_on_132_sms) {
-    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304, 0});
+    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304, 0}, NULL);
 }
 
 Test(dataflow_schedule, small_on_an_odd_grid) {
-    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304, 0});
+    check_program((DataflowShape){256, 768, 8, 2, 64, 4096, 4, 700, 7, 98304, 0}, NULL);
 }
 
 Test(dataflow_schedule, refuses_shapes_without_an_instance) {
