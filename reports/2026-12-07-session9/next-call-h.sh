@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The next session's first device call (prepared 2026-12-07, ninth session): main's kernel H (b3608ed:
+# attention by warps with the combine unrolled and the argmax by a warp, L2 prefetch removed) has not
+# run as such; 08b9d1a (the same kernel plus the default-off L2 prefetch) ran on an H100 (NOTES v10).
+# Every step's output is tarred into $OUT/h.tgz as it goes.
+# Bundle (ignored by `.git/info/exclude`): build/ab8/
+#   fusecheck-H, gpu_test_dataflow-H   b3608ed's clean build (README's cmake)
+#   fusecheck-M                        de6b838's build (33ff308's kernel)
+#   gpu_test_dataflow-BW2              da3813b with the warps' combine not rescaled (factor 1 for a warp
+#                                      with positions): the long-split matched profile must fail
+# To rebuild: copy those builds into build/ab8/, `../shared/device/bundle .devbundle6 build/ab8/*`,
+# `(cd .devbundle6 && tar -cJf bin.tar.xz bin && rm -rf bin)`.
+# Run: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; on the H200.
+set -u
+B=$(dirname "$0")
+[ -d $B/bin ] || tar -xJf $B/bin.tar.xz -C $B
+export FUSECHECK_CACHE=/tmp/fc-cache
+Y=/tmp/h; mkdir -p $Y/rep; L=$Y/log.txt
+T0=$(date +%s); t() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L; tar -czf $OUT/h.tgz -C /tmp h; }
+nvidia-smi -L | tee -a $L
+$B/run build/ab8/fusecheck-H --version | tee -a $L
+timeout 300 $B/run build/ab8/gpu_test_dataflow-H --jobs 1 > $Y/tests-H.log 2>&1; t "test H rc=$?"
+grep -E 'matched profile \(|bit-identical|Synthesis|FAIL' $Y/tests-H.log | head -24 | tee -a $L
+timeout 60 $B/run build/ab8/gpu_test_dataflow-BW2 --filter 'dataflow/small_with_long*' --jobs 1 > $Y/bw2.log 2>&1; t "planted break BW2 (the warps' combine not rescaled) rc=$? $(grep -E 'matched profile \(|Synthesis' $Y/bw2.log | head -2 | tr '\n' ' ')"
+san() {  # tool, filter, label
+  timeout 120 compute-sanitizer --tool $1 $B/run build/ab8/gpu_test_dataflow-H --filter "$2" --jobs 1 > $Y/san-$1-$3.log 2>&1
+  t "$1 $3 rc=$? $(tail -1 $Y/san-$1-$3.log)"
+}
+san memcheck 'dataflow/small_with_long*' long-splits
+mkdir -p /tmp/ab
+BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab8/fusecheck-M build/ab8/fusecheck-H > $Y/ab.txt 2>&1; t "ab done"; tail -4 $Y/ab.txt | tee -a $L
+cp /tmp/ab/* $Y/ 2>/dev/null
+timeout 150 $B/run build/ab8/fusecheck-H bench --preset qwen3-0.6b --engine all --repeat 3 --record --reports $Y/rep > $Y/record-0.6b.log 2>&1; t "record H rc=$?"; grep -E "^\| (fused|cublas|dataflow) " $Y/record-0.6b.log | tee -a $L
+rm -f $Y/rep/BENCHMARKS.md $Y/rep/throughput_history.svg
+san racecheck 'dataflow/small_with_long*' long-splits
+for ctx in 1024 16384; do
+  FUSECHECK_DATAFLOW_TIMELINE=1 timeout 40 $B/run build/ab8/fusecheck-H bench --preset qwen3-0.6b --engine dataflow --context $ctx --tokens 32 --repeat 1 > /tmp/tl.log 2>&1
+  echo "build H context $ctx" >> $Y/timeline.txt; grep -A10 'dataflow timeline' /tmp/tl.log >> $Y/timeline.txt
+done
+t timelines
+timeout 150 $B/run build/ab8/fusecheck-H bench --preset qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $Y/rep > $Y/record-8b.log 2>&1; t "8b record rc=$?"; grep -E "^\| (fused|dataflow) " $Y/record-8b.log | tee -a $L
+rm -f $Y/rep/BENCHMARKS.md $Y/rep/throughput_history.svg
