@@ -2,12 +2,19 @@
 # The next session's first device call (prepared 2026-12-07, ninth session): main's kernel H (b3608ed:
 # attention by warps with the combine unrolled and the argmax by a warp, L2 prefetch removed) has not
 # run as such; 08b9d1a (the same kernel plus the default-off L2 prefetch) ran on an H100 (NOTES v10).
+# Two branch builds ride along: LM (0688b73, branch dataflow-lm: the LM head's next group's loads before
+# this group's sums) and X (5db4cd1, branch dataflow-runs: LM plus a block's consecutive tiles of one
+# projection as a run, the next tile's loads between a tile's dots and its sums; for qwen3-8b).
 # Every step's output is tarred into $OUT/h.tgz as it goes.
 # Bundle (ignored by `.git/info/exclude`): build/ab8/
 #   fusecheck-H, gpu_test_dataflow-H   b3608ed's clean build (README's cmake)
 #   fusecheck-M                        de6b838's build (33ff308's kernel)
 #   gpu_test_dataflow-BW2              da3813b with the warps' combine not rescaled (factor 1 for a warp
 #                                      with positions): the long-split matched profile must fail
+#   fusecheck-LM                       0688b73's build
+#   fusecheck-X, gpu_test_dataflow-X   5db4cd1's build
+#   gpu_test_dataflow-BX               5db4cd1 with a run's next tile issued before this tile's dots (its
+#                                      weights overwritten): the 32 KB-tile matched profile must fail
 # To rebuild: copy those builds into build/ab8/, `../shared/device/bundle .devbundle6 build/ab8/*`,
 # `(cd .devbundle6 && tar -cJf bin.tar.xz bin && rm -rf bin)`.
 # Run: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; on the H200.
@@ -27,8 +34,12 @@ san() {  # tool, filter, label
   t "$1 $3 rc=$? $(tail -1 $Y/san-$1-$3.log)"
 }
 san memcheck 'dataflow/small_with_long*' long-splits
+timeout 150 $B/run build/ab8/gpu_test_dataflow-X --filter 'dataflow/qwen3_0_6b*' --jobs 1 > $Y/tests-X.log 2>&1; t "test X (qwen3-0.6b: default and 32 KB tiles) rc=$?"
+grep -E 'matched profile \(|Synthesis|FAIL' $Y/tests-X.log | head -8 | tee -a $L
+timeout 100 $B/run build/ab8/gpu_test_dataflow-BX --filter 'dataflow/qwen3_0_6b_with_several*' --jobs 1 > $Y/bx.log 2>&1; t "planted break BX (a run's next tile issued before the dots) rc=$? $(grep -E 'matched profile \(|Synthesis' $Y/bx.log | head -2 | tr '\n' ' ')"
 mkdir -p /tmp/ab
-BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab8/fusecheck-M build/ab8/fusecheck-H > $Y/ab.txt 2>&1; t "ab done"; tail -4 $Y/ab.txt | tee -a $L
+BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab8/fusecheck-M build/ab8/fusecheck-H build/ab8/fusecheck-LM build/ab8/fusecheck-X > $Y/ab.txt 2>&1; t "ab done"; tail -6 $Y/ab.txt | tee -a $L
+for b in H X; do timeout 100 $B/run build/ab8/fusecheck-$b bench --preset qwen3-8b --engine dataflow --context 1024 --repeat 3 > $Y/8b-$b.log 2>&1; t "8b $b rc=$? $(grep -E '^\| dataflow ' $Y/8b-$b.log)"; done
 cp /tmp/ab/* $Y/ 2>/dev/null
 timeout 150 $B/run build/ab8/fusecheck-H bench --preset qwen3-0.6b --engine all --repeat 3 --record --reports $Y/rep > $Y/record-0.6b.log 2>&1; t "record H rc=$?"; grep -E "^\| (fused|cublas|dataflow) " $Y/record-0.6b.log | tee -a $L
 rm -f $Y/rep/BENCHMARKS.md $Y/rep/throughput_history.svg
@@ -40,3 +51,8 @@ done
 t timelines
 timeout 150 $B/run build/ab8/fusecheck-H bench --preset qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $Y/rep > $Y/record-8b.log 2>&1; t "8b record rc=$?"; grep -E "^\| (fused|dataflow) " $Y/record-8b.log | tee -a $L
 rm -f $Y/rep/BENCHMARKS.md $Y/rep/throughput_history.svg
+for b in H X; do
+  FUSECHECK_DATAFLOW_TIMELINE=1 timeout 60 $B/run build/ab8/fusecheck-$b bench --preset qwen3-8b --engine dataflow --context 1024 --tokens 8 --repeat 1 > /tmp/tl.log 2>&1
+  echo "build $b qwen3-8b context 1024" >> $Y/timeline.txt; grep -A10 'dataflow timeline' /tmp/tl.log >> $Y/timeline.txt
+done
+t "8b timelines"
