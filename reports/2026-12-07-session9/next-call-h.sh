@@ -3,7 +3,7 @@
 # attention by warps with the combine unrolled and the argmax by a warp, L2 prefetch removed) has not
 # run as such; 08b9d1a (the same kernel plus the default-off L2 prefetch) ran on an H100 (NOTES v10).
 # Two branch builds ride along: LM (0688b73, branch dataflow-lm: the LM head's next group's loads before
-# this group's sums) and X (5db4cd1, branch dataflow-runs: LM plus a block's consecutive tiles of one
+# this group's sums) and X (2f667df, branch dataflow-runs: LM plus a block's consecutive tiles of one
 # projection as a run, the next tile's loads between a tile's dots and its sums; for qwen3-8b).
 # Every step's output is tarred into $OUT/h.tgz as it goes.
 # Bundle (ignored by `.git/info/exclude`): build/ab8/
@@ -12,8 +12,8 @@
 #   gpu_test_dataflow-BW2              da3813b with the warps' combine not rescaled (factor 1 for a warp
 #                                      with positions): the long-split matched profile must fail
 #   fusecheck-LM                       0688b73's build
-#   fusecheck-X, gpu_test_dataflow-X   5db4cd1's build
-#   gpu_test_dataflow-BX               5db4cd1 with a run's next tile issued before this tile's dots (its
+#   fusecheck-X, gpu_test_dataflow-X   2f667df's build
+#   gpu_test_dataflow-BX               2f667df with a run's next tile issued before this tile's dots (its
 #                                      weights overwritten): the 32 KB-tile matched profile must fail
 # To rebuild: copy those builds into build/ab8/, `../shared/device/bundle .devbundle6 build/ab8/*`,
 # `(cd .devbundle6 && tar -cJf bin.tar.xz bin && rm -rf bin)`.
