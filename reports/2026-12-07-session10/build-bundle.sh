@@ -13,6 +13,8 @@
 #   X    2f667df  branch dataflow-runs: LM plus a block's tiles of one projection as a run
 #   BX   2f667df + breaks/BX.patch   a run's next tile issued before this tile's dots: the 32 KB-tile
 #                 matched profile must fail
+#   P    92764bb  branch dataflow-poll: tagged values a thread has in flight waited for as a batch, one
+#                 trip to L2 a round (NOTES v11)
 #
 # Then: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s.
 set -euo pipefail
@@ -46,9 +48,10 @@ build BW2 b3608ed $here/breaks/BW2.patch
 build LM 0688b73
 build X 2f667df
 build BX 2f667df $here/breaks/BX.patch
+build P 92764bb
 
 rm -rf .devbundle6
-../shared/device/bundle .devbundle6 build/ab8/fusecheck-{H,M,LM,X} build/ab8/gpu_test_dataflow-{H,BW2,X,BX}
+../shared/device/bundle .devbundle6 build/ab8/fusecheck-{H,M,LM,X,P} build/ab8/gpu_test_dataflow-{H,BW2,X,BX,P}
 (cd .devbundle6 && tar -cJf bin.tar.xz bin && rm -rf bin)
 cp $here/next-call.sh .devbundle6/
 du -sh .devbundle6
