@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The next device call (prepared 2026-12-07 in the ninth session as session9/next-call-h.sh, moved here in
-# the tenth, which had no device time): main's kernel H (b3608ed) has not run as such; 08b9d1a (the
+# The next device call. Prepared in the ninth session as session9/next-call-h.sh and moved here, extended,
+# in the tenth, which had no device time. Main's kernel H (b3608ed) has not run as such; 08b9d1a (the
 # same kernel plus the default-off L2 prefetch) ran on an H100 (NOTES v10). LM and X (branches
 # dataflow-lm, dataflow-runs) ride along, and P (branch dataflow-poll: the batched waits of v11); BW2
-# and BX are the planted breaks of the two matched-profile tests no GPU has run. New here: ncu's warp-stall samples per SASS instruction of H at 1024 (v11: the
-# staging's first check waits on the weights' scoreboard; how much of the chain that is).
+# and BX are the planted breaks of the two matched-profile tests no GPU has run. Last, if time is left:
+# ncu's warp-stall samples per SASS instruction of H at 1024 (v11: the staging's first check waits on
+# the weights' scoreboard; how much of the chain that is).
 # Every step's output is tarred into $OUT/h.tgz as it goes.
 # Bundle: `bash reports/2026-12-07-session10/build-bundle.sh` (builds, packs .devbundle6/, copies this file).
 # Run: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; on the H200.
