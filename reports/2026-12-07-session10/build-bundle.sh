@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the executables next-call.sh (beside this file) runs, each from its commit, with a planted-break
+# Builds the executables next-call.sh and next-call-2.sh (beside this file) run, each from its commit, with a planted-break
 # patch where one is named, in throwaway worktrees under /tmp, into build/ab8/; then packs them into
 # .devbundle6/ (ignored by .gitignore's /.devbundle*/) with ../shared/device/bundle, the executables as
 # one bin.tar.xz (the carry limit is 64 MiB). Run from anywhere in the checkout; about 4 minutes a build
@@ -15,14 +15,18 @@
 #                 matched profile must fail
 #   P    92764bb  branch dataflow-poll: tagged values a thread has in flight waited for as a batch, one
 #                 trip to L2 a round (NOTES v11)
+#   PT   5bfe28f  branch dataflow-tile-diet: P with fewer instructions in tile_finish (NOTES v11)
 #
-# Then: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s.
+# Then: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; after
+# the merge of what won, `REC=<label> bash .devbundle6/next-call-2.sh` (records, timelines, ncu).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 here=reports/2026-12-07-session10
 scratch=/tmp/fusecheck-bundle
 mkdir -p build/ab8 "$scratch"
+exec 9> "$scratch.lock"
+flock -n 9 || { echo "build-bundle: another build-bundle is running (it holds $scratch.lock)" >&2; exit 1; }
 
 build() {  # label commit [patch]
     local label=$1 commit=$2 patch=${3:-} tree=$scratch/$1
@@ -49,9 +53,11 @@ build LM 0688b73
 build X 2f667df
 build BX 2f667df $here/breaks/BX.patch
 build P 92764bb
+build PT 5bfe28f
 
 rm -rf .devbundle6
-../shared/device/bundle .devbundle6 build/ab8/fusecheck-{H,M,LM,X,P} build/ab8/gpu_test_dataflow-{H,BW2,X,BX,P}
+../shared/device/bundle .devbundle6 build/ab8/fusecheck-{H,M,LM,X,P,PT} \
+    build/ab8/gpu_test_dataflow-{H,BW2,X,BX,P,PT}
 (cd .devbundle6 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp $here/next-call.sh .devbundle6/
+cp $here/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle6/
 du -sh .devbundle6
