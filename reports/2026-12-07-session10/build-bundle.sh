@@ -16,9 +16,9 @@
 #   P    92764bb  branch dataflow-poll: tagged values a thread has in flight waited for as a batch, one
 #                 trip to L2 a round (NOTES v11)
 #   PT   5bfe28f  branch dataflow-tile-diet: P with fewer instructions in tile_finish (NOTES v11)
-#   SPT  e5c6d22  branch dataflow-stager-page: PT with the input staged by 4 stager warps whose slots
+#   SPT  0774c63  branch dataflow-stager-page: PT with the input staged by 4 stager warps whose slots
 #                 come through a shared-memory page (NOTES v11)
-#   BS   e5c6d22 + breaks/BS.patch   a stager takes its neighbour's slots from the page: the
+#   BS   0774c63 + breaks/BS.patch   a stager takes its neighbour's slots from the page: the
 #                 matched profile must fail
 #
 # Then: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; after
@@ -58,8 +58,8 @@ build X 2f667df
 build BX 2f667df $here/breaks/BX.patch
 build P 92764bb
 build PT 5bfe28f
-build SPT e5c6d22
-build BS e5c6d22 $here/breaks/BS.patch
+build SPT 0774c63
+build BS 0774c63 $here/breaks/BS.patch
 
 rm -rf .devbundle6
 ../shared/device/bundle .devbundle6 build/ab8/fusecheck-{H,M,LM,X,P,PT,SPT} \
