@@ -66,4 +66,7 @@ rm -rf .devbundle6
     build/ab8/gpu_test_dataflow-{H,BW2,X,BX,P,PT,SPT,BS}
 (cd .devbundle6 && tar -cJf bin.tar.xz bin && rm -rf bin)
 cp $here/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle6/
-du -sh .devbundle6
+# What a call sends: the tracked files and the bundle, at most 64 MiB together.
+sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle6 | cut -f1) ))
+echo "build-bundle: .devbundle6 $(du -sh .devbundle6 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"
+[ $sent -le $((64 * 1048576)) ] || { echo "build-bundle: over the 64 MiB a call may send" >&2; exit 1; }
