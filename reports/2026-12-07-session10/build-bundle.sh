@@ -21,6 +21,8 @@
 #   BS   0774c63 + breaks/BS.patch   a stager takes its neighbour's slots from the page: the
 #                 matched profile must fail
 #
+# The candidates' kernels are also in candidates/ as patches on b3608ed (P.patch, then PT.patch, then
+# SPT.patch; each one's kernel diff from the one before), should a branch be lost.
 # Then: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; after
 # the merge of what won, `REC=<label> bash .devbundle6/next-call-2.sh` (records, timelines, ncu).
 set -euo pipefail
