@@ -1,28 +1,25 @@
 #!/usr/bin/env bash
-# Builds the executables next-call.sh and next-call-2.sh (beside this file) run, each from its commit, with a planted-break
-# patch where one is named, in throwaway worktrees under /tmp, into build/ab8/; then packs them into
-# .devbundle6/ (ignored by .gitignore's /.devbundle*/) with ../shared/device/bundle, the executables as
-# one bin.tar.xz (the carry limit is 64 MiB). Run from anywhere in the checkout; about 4 minutes a build
-# on 2 cores. A bundle does not outlive the machine it was built on: rebuild it in the session that calls.
+# Builds the executables next-call.sh and next-call-2.sh (beside this file) run, each from its commit, in
+# throwaway worktrees under /tmp, into build/ab8/; then packs them into .devbundle6/ (ignored by
+# .gitignore's /.devbundle*/) with ../shared/device/bundle, the executables as one bin.tar.xz. Run from
+# anywhere in the checkout; about a minute a build here, 10 minutes in all. A bundle does not outlive
+# the machine it was built on: rebuild it in the session that calls.
 #
 #   H    b3608ed  main's kernel (attention by warps, the combine unrolled, the argmax by a warp, no L2
 #                 prefetch), with the long-split and 32 KB-tile matched-profile tests
 #   M    de6b838  33ff308's kernel, the A/B baseline of v9 and v10
-#   BW2  b3608ed + breaks/BW2.patch  the warps' combine not rescaled: the long-split test must fail
 #   LM   0688b73  branch dataflow-lm: the LM head's next group's loads before this group's sums
 #   X    2f667df  branch dataflow-runs: LM plus a block's tiles of one projection as a run
-#   BX   2f667df + breaks/BX.patch   a run's next tile issued before this tile's dots: the 32 KB-tile
-#                 matched profile must fail
 #   P    92764bb  branch dataflow-poll: tagged values a thread has in flight waited for as a batch, one
 #                 trip to L2 a round (NOTES v11)
 #   PT   5bfe28f  branch dataflow-tile-diet: P with fewer instructions in tile_finish (NOTES v11)
 #   SPT  0774c63  branch dataflow-stager-page: PT with the input staged by 4 stager warps whose slots
 #                 come through a shared-memory page (NOTES v11)
-#   BS   0774c63 + breaks/BS.patch   a stager takes its neighbour's slots from the page: the
-#                 matched profile must fail
+# Planted breaks, one commit each on top of the build they break (branches break-*, never merged):
+#   BW2  fd96622  on H: the warps' combine not rescaled; the long-split matched profile must fail
+#   BX   8e11360  on X: a run's next tile issued before this tile's dots; the 32 KB-tile profile must fail
+#   BS   9d489a6  on SPT: a stager takes its neighbour's slots from the page; the matched profile must fail
 #
-# The candidates' kernels are also in candidates/ as patches on b3608ed (P.patch, then PT.patch, then
-# SPT.patch; each one's kernel diff from the one before), should a branch be lost.
 # Then: `run` with carry [".devbundle6"], command `bash .devbundle6/next-call.sh`, timeout 560 s; after
 # the merge of what won, `REC=<label> bash .devbundle6/next-call-2.sh` (records, timelines, ncu).
 set -euo pipefail
@@ -34,34 +31,31 @@ mkdir -p build/ab8 "$scratch"
 exec 9> "$scratch.lock"
 flock -n 9 || { echo "build-bundle: another build-bundle is running (it holds $scratch.lock)" >&2; exit 1; }
 
-build() {  # label commit [patch]
-    local label=$1 commit=$2 patch=${3:-} tree=$scratch/$1
+build() {  # label commit
+    local label=$1 commit=$2 tree=$scratch/$1
     local started=$SECONDS
     git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
     git worktree add --detach "$tree" "$commit" > /dev/null 2>&1 ||
         { echo "build-bundle: cannot check out $commit for $label" >&2; exit 1; }
-    if [ -n "$patch" ]; then
-        git -C "$tree" apply "$root/$patch" || { echo "build-bundle: $patch does not apply to $commit" >&2; exit 1; }
-    fi
     cmake -S "$tree" -B "$tree/build" -G Ninja -DCMAKE_BUILD_TYPE=Release > "$scratch/$label.log" 2>&1 &&
         cmake --build "$tree/build" -j 2 --target fusecheck gpu_test_dataflow >> "$scratch/$label.log" 2>&1 ||
         { echo "build-bundle: the build of $label failed, see $scratch/$label.log" >&2; exit 1; }
     cp "$tree/build/fusecheck" "build/ab8/fusecheck-$label"
     cp "$tree/build/tests/gpu_test_dataflow" "build/ab8/gpu_test_dataflow-$label"
     git worktree remove --force "$tree"
-    echo "build-bundle: $label ($commit${patch:+ + $(basename "$patch")}) in $((SECONDS - started)) s"
+    echo "build-bundle: $label ($commit) in $((SECONDS - started)) s"
 }
 
 build H b3608ed
 build M de6b838
-build BW2 b3608ed $here/breaks/BW2.patch
+build BW2 fd96622
 build LM 0688b73
 build X 2f667df
-build BX 2f667df $here/breaks/BX.patch
+build BX 8e11360
 build P 92764bb
 build PT 5bfe28f
 build SPT 0774c63
-build BS 0774c63 $here/breaks/BS.patch
+build BS 9d489a6
 
 rm -rf .devbundle6
 ../shared/device/bundle .devbundle6 build/ab8/fusecheck-{H,M,LM,X,P,PT,SPT} \
