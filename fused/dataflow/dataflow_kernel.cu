@@ -223,14 +223,14 @@ __device__ __forceinline__ Tagged tagged_issue(const Tagged *src) {
     return t;
 }
 
-// The value of t, a word loaded from src, once it carries `tag` (re-read until it does).
-__device__ __forceinline__ float tagged_wait(const Tagged *src, unsigned tag, Tagged t) {
-    while ((unsigned)(t >> 32) != tag) {
-        __nanosleep(TAGGED_RETRY_NS);
-        t = tagged_issue(src);
-    }
-    return __uint_as_float((unsigned)t);
-}
+// Whether a loaded word carries `tag`, and its value.
+__device__ __forceinline__ bool tagged_ready(Tagged t, unsigned tag) { return (unsigned)(t >> 32) == tag; }
+__device__ __forceinline__ float tagged_value(Tagged t) { return __uint_as_float((unsigned)t); }
+
+// A thread with several tagged loads in flight waits for them as a batch: each round re-reads every
+// word still stale at once, so it costs one trip to L2 however many it re-reads. Waiting for them one
+// after another cost a trip for each: the later words' first loads were as old as the first's, so
+// once the first was fresh each later one still had to be re-read on its own.
 
 // Pairs each thread of a block loads at once when it stages a tagged vector.
 #define STAGE_PAIRS 4
@@ -307,7 +307,8 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
 
 // vec[0, n) = x[0, n), x other blocks' tagged outputs of this launch (epoch). n % 2 == 0. Each thread
 // issues up to STAGE_PAIRS loads before it waits for any, so a vector costs one trip to L2, not one
-// per pair; a value not yet written is re-read until it is (the staging is the wait for its producers).
+// per pair; values not yet written are re-read as a batch until they are (the staging is the wait for
+// its producers).
 __device__ __forceinline__ void stage_vector(const Group &g, const Tagged *x, unsigned epoch, int n, float *vec) {
     for (int base = 0; base < n / 2; base += STAGE_PAIRS * g.n_threads) {
         Tagged a[STAGE_PAIRS], b[STAGE_PAIRS];
@@ -317,10 +318,26 @@ __device__ __forceinline__ void stage_vector(const Group &g, const Tagged *x, un
             a[k] = b[k] = 0;
             if (i < n / 2) tagged_issue2(x + 2 * i, &a[k], &b[k]);
         }
+        for (;;) {  // the batch's rounds (above tagged_ready)
+            int stale = 0;
+#pragma unroll
+            for (int k = 0; k < STAGE_PAIRS; k++) {
+                int i = base + g.tid + k * g.n_threads;
+                stale |= i < n / 2 && !(tagged_ready(a[k], epoch) && tagged_ready(b[k], epoch));
+            }
+            if (!stale) break;
+            __nanosleep(TAGGED_RETRY_NS);
+#pragma unroll
+            for (int k = 0; k < STAGE_PAIRS; k++) {
+                int i = base + g.tid + k * g.n_threads;
+                if (i < n / 2 && !(tagged_ready(a[k], epoch) && tagged_ready(b[k], epoch)))
+                    tagged_issue2(x + 2 * i, &a[k], &b[k]);
+            }
+        }
 #pragma unroll
         for (int k = 0; k < STAGE_PAIRS; k++) {
             int i = base + g.tid + k * g.n_threads;
-            if (i < n / 2) *(float2 *)(vec + 2 * i) = tagged_wait2(x + 2 * i, epoch, a[k], b[k]);
+            if (i < n / 2) *(float2 *)(vec + 2 * i) = make_float2(tagged_value(a[k]), tagged_value(b[k]));
         }
     }
     group_sync(g);
@@ -734,10 +751,19 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
                 v[u] = preloaded ? first[u] : 0;
                 if (!preloaded && k0 + u < k_end) v[u] = tagged_issue(src + (size_t)(k0 + u) * hd);
             }
+            for (;;) {  // the batch's rounds (above tagged_ready)
+                int stale = 0;
+#pragma unroll
+                for (int u = 0; u < MERGE_BATCH; u++) stale |= k0 + u < k_end && !tagged_ready(v[u], tag);
+                if (!stale) break;
+                __nanosleep(TAGGED_RETRY_NS);
+#pragma unroll
+                for (int u = 0; u < MERGE_BATCH; u++)
+                    if (k0 + u < k_end && !tagged_ready(v[u], tag)) v[u] = tagged_issue(src + (size_t)(k0 + u) * hd);
+            }
 #pragma unroll
             for (int u = 0; u < MERGE_BATCH; u++)
-                if (k0 + u < k_end)
-                    o = fmaf(tagged_wait(src + (size_t)(k0 + u) * hd, tag, v[u]), ml_shared[j * active + k0 + u].x, o);
+                if (k0 + u < k_end) o = fmaf(tagged_value(v[u]), ml_shared[j * active + k0 + u].x, o);
         }
         if (splits > 1) {
             c.split_sums[i] = o;
