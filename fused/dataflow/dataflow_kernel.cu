@@ -432,39 +432,62 @@ __device__ __forceinline__ float warp_sum16_transposed(float (&v)[16], int lane)
     return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
 }
 
+// A row's slot sums one thread loads at once when it adds them up (tile_finish).
+#define ROW_SUM_BATCH 8
+
 // tile_out[r] = row r · vec (vec: n fp32 in shared memory) for every row of the tile, readable by every
 // consumer after the call. A warp's slots are summed over its lanes together (warp_sum16_transposed),
-// then a row's slots in order by one thread: deterministic.
+// then a row's slots in order by one thread: deterministic. The block issues this code once per
+// tile on the dependency chain, 16 warps on 4 schedulers, so it is kept to few instructions: where a
+// row's slots divide the warps (n = 256 .. 4096 in powers of two) every slot of a warp is the same part
+// of its row and the warp reads its inputs once; a row's slot sums are loaded ROW_SUM_BATCH at a time
+// (added in the same order as one at a time).
 __device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec,
                                             float *partials, float *tile_out, int skeleton) {
     static_assert(SLOTS_PER_WARP <= 16, "warp_sum16_transposed sums at most 16 slots");
     const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
-    const int step = WARPS % per_row;  // slot s + WARPS is part (part of s + step) mod per_row of its row
-    int part = g.warp % per_row;
     float v[16];
 #pragma unroll
     for (int k = 0; k < 16; k++) v[k] = 0.0f;
+    if (skeleton) {
 #pragma unroll
-    for (int k = 0; k < SLOTS_PER_WARP; k++) {
-        if (g.warp + k * WARPS < slots) {
-            if (!skeleton) {
+        for (int k = 0; k < SLOTS_PER_WARP; k++)
+            if (g.warp + k * WARPS < slots) v[k] = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
+    } else if (per_row <= WARPS && (per_row & (per_row - 1)) == 0) {
+        const float4 *x4 = (const float4 *)(vec + (g.warp & (per_row - 1)) * 256) + 2 * g.lane;
+        const float4 a = x4[0], b = x4[1];
+#pragma unroll
+        for (int k = 0; k < SLOTS_PER_WARP; k++)
+            if (g.warp + k * WARPS < slots) v[k] = dot8_bf16(r.w[k], a, b, 0.0f);
+    } else {
+        const int step = WARPS % per_row;  // slot s + WARPS is part (part of s + step) mod per_row of its row
+        int part = g.warp % per_row;
+#pragma unroll
+        for (int k = 0; k < SLOTS_PER_WARP; k++) {
+            if (g.warp + k * WARPS < slots) {
                 const float4 *x4 = (const float4 *)(vec + part * 256) + 2 * g.lane;
                 v[k] = dot8_bf16(r.w[k], x4[0], x4[1], 0.0f);
-            } else {
-                v[k] = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
             }
+            part += step;
+            if (part >= per_row) part -= per_row;
         }
-        part += step;
-        if (part >= per_row) part -= per_row;
     }
     float total = warp_sum16_transposed(v, g.lane);
     const int k = (g.lane >> 1) & 15, slot = g.warp + k * WARPS;
     if ((g.lane & 1) == 0 && k < SLOTS_PER_WARP && slot < slots) partials[slot] = total;
     group_sync(g);
     if (g.tid < rows) {
+        const float *row_sums = partials + g.tid * per_row;
         float sum = 0.0f;
 #pragma unroll 1
-        for (int q = 0; q < per_row; q++) sum += partials[g.tid * per_row + q];
+        for (int q0 = 0; q0 < per_row; q0 += ROW_SUM_BATCH) {
+            float batch[ROW_SUM_BATCH];
+#pragma unroll
+            for (int u = 0; u < ROW_SUM_BATCH; u++) batch[u] = q0 + u < per_row ? row_sums[q0 + u] : 0.0f;
+#pragma unroll
+            for (int u = 0; u < ROW_SUM_BATCH; u++)
+                if (q0 + u < per_row) sum += batch[u];
+        }
         tile_out[g.tid] = sum;
     }
     group_sync(g);
