@@ -223,14 +223,14 @@ __device__ __forceinline__ Tagged tagged_issue(const Tagged *src) {
     return t;
 }
 
-// The value of t, a word loaded from src, once it carries `tag` (re-read until it does).
-__device__ __forceinline__ float tagged_wait(const Tagged *src, unsigned tag, Tagged t) {
-    while ((unsigned)(t >> 32) != tag) {
-        __nanosleep(TAGGED_RETRY_NS);
-        t = tagged_issue(src);
-    }
-    return __uint_as_float((unsigned)t);
-}
+// Whether a loaded word carries `tag`, and its value.
+__device__ __forceinline__ bool tagged_ready(Tagged t, unsigned tag) { return (unsigned)(t >> 32) == tag; }
+__device__ __forceinline__ float tagged_value(Tagged t) { return __uint_as_float((unsigned)t); }
+
+// A thread with several tagged loads in flight waits for them as a batch: each round re-reads every
+// word still stale at once, so it costs one trip to L2 however many it re-reads. Waiting for them one
+// after another cost a trip for each: the later words' first loads were as old as the first's, so
+// once the first was fresh each later one still had to be re-read on its own.
 
 // Pairs each thread of a block loads at once when it stages a tagged vector.
 #define STAGE_PAIRS 4
@@ -307,7 +307,8 @@ __device__ __forceinline__ float group_sum(const Group &g, float v, float *scrat
 
 // vec[0, n) = x[0, n), x other blocks' tagged outputs of this launch (epoch). n % 2 == 0. Each thread
 // issues up to STAGE_PAIRS loads before it waits for any, so a vector costs one trip to L2, not one
-// per pair; a value not yet written is re-read until it is (the staging is the wait for its producers).
+// per pair; values not yet written are re-read as a batch until they are (the staging is the wait for
+// its producers).
 __device__ __forceinline__ void stage_vector(const Group &g, const Tagged *x, unsigned epoch, int n, float *vec) {
     for (int base = 0; base < n / 2; base += STAGE_PAIRS * g.n_threads) {
         Tagged a[STAGE_PAIRS], b[STAGE_PAIRS];
@@ -317,10 +318,26 @@ __device__ __forceinline__ void stage_vector(const Group &g, const Tagged *x, un
             a[k] = b[k] = 0;
             if (i < n / 2) tagged_issue2(x + 2 * i, &a[k], &b[k]);
         }
+        for (;;) {  // the batch's rounds (above tagged_ready)
+            int stale = 0;
+#pragma unroll
+            for (int k = 0; k < STAGE_PAIRS; k++) {
+                int i = base + g.tid + k * g.n_threads;
+                stale |= i < n / 2 && !(tagged_ready(a[k], epoch) && tagged_ready(b[k], epoch));
+            }
+            if (!stale) break;
+            __nanosleep(TAGGED_RETRY_NS);
+#pragma unroll
+            for (int k = 0; k < STAGE_PAIRS; k++) {
+                int i = base + g.tid + k * g.n_threads;
+                if (i < n / 2 && !(tagged_ready(a[k], epoch) && tagged_ready(b[k], epoch)))
+                    tagged_issue2(x + 2 * i, &a[k], &b[k]);
+            }
+        }
 #pragma unroll
         for (int k = 0; k < STAGE_PAIRS; k++) {
             int i = base + g.tid + k * g.n_threads;
-            if (i < n / 2) *(float2 *)(vec + 2 * i) = tagged_wait2(x + 2 * i, epoch, a[k], b[k]);
+            if (i < n / 2) *(float2 *)(vec + 2 * i) = make_float2(tagged_value(a[k]), tagged_value(b[k]));
         }
     }
     group_sync(g);
@@ -415,39 +432,62 @@ __device__ __forceinline__ float warp_sum16_transposed(float (&v)[16], int lane)
     return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
 }
 
+// A row's slot sums one thread loads at once when it adds them up (tile_finish).
+#define ROW_SUM_BATCH 8
+
 // tile_out[r] = row r · vec (vec: n fp32 in shared memory) for every row of the tile, readable by every
 // consumer after the call. A warp's slots are summed over its lanes together (warp_sum16_transposed),
-// then a row's slots in order by one thread: deterministic.
+// then a row's slots in order by one thread: deterministic. The block issues this code once per
+// tile on the dependency chain, 16 warps on 4 schedulers, so it is kept to few instructions: where a
+// row's slots divide the warps (n = 256 .. 4096 in powers of two) every slot of a warp is the same part
+// of its row and the warp reads its inputs once; a row's slot sums are loaded ROW_SUM_BATCH at a time
+// (added in the same order as one at a time).
 __device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec,
                                             float *partials, float *tile_out, int skeleton) {
     static_assert(SLOTS_PER_WARP <= 16, "warp_sum16_transposed sums at most 16 slots");
     const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
-    const int step = WARPS % per_row;  // slot s + WARPS is part (part of s + step) mod per_row of its row
-    int part = g.warp % per_row;
     float v[16];
 #pragma unroll
     for (int k = 0; k < 16; k++) v[k] = 0.0f;
+    if (skeleton) {
 #pragma unroll
-    for (int k = 0; k < SLOTS_PER_WARP; k++) {
-        if (g.warp + k * WARPS < slots) {
-            if (!skeleton) {
+        for (int k = 0; k < SLOTS_PER_WARP; k++)
+            if (g.warp + k * WARPS < slots) v[k] = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
+    } else if (per_row <= WARPS && (per_row & (per_row - 1)) == 0) {
+        const float4 *x4 = (const float4 *)(vec + (g.warp & (per_row - 1)) * 256) + 2 * g.lane;
+        const float4 a = x4[0], b = x4[1];
+#pragma unroll
+        for (int k = 0; k < SLOTS_PER_WARP; k++)
+            if (g.warp + k * WARPS < slots) v[k] = dot8_bf16(r.w[k], a, b, 0.0f);
+    } else {
+        const int step = WARPS % per_row;  // slot s + WARPS is part (part of s + step) mod per_row of its row
+        int part = g.warp % per_row;
+#pragma unroll
+        for (int k = 0; k < SLOTS_PER_WARP; k++) {
+            if (g.warp + k * WARPS < slots) {
                 const float4 *x4 = (const float4 *)(vec + part * 256) + 2 * g.lane;
                 v[k] = dot8_bf16(r.w[k], x4[0], x4[1], 0.0f);
-            } else {
-                v[k] = __uint_as_float(r.w[k].x & 1u);  // the loads are used, so they stay
             }
+            part += step;
+            if (part >= per_row) part -= per_row;
         }
-        part += step;
-        if (part >= per_row) part -= per_row;
     }
     float total = warp_sum16_transposed(v, g.lane);
     const int k = (g.lane >> 1) & 15, slot = g.warp + k * WARPS;
     if ((g.lane & 1) == 0 && k < SLOTS_PER_WARP && slot < slots) partials[slot] = total;
     group_sync(g);
     if (g.tid < rows) {
+        const float *row_sums = partials + g.tid * per_row;
         float sum = 0.0f;
 #pragma unroll 1
-        for (int q = 0; q < per_row; q++) sum += partials[g.tid * per_row + q];
+        for (int q0 = 0; q0 < per_row; q0 += ROW_SUM_BATCH) {
+            float batch[ROW_SUM_BATCH];
+#pragma unroll
+            for (int u = 0; u < ROW_SUM_BATCH; u++) batch[u] = q0 + u < per_row ? row_sums[q0 + u] : 0.0f;
+#pragma unroll
+            for (int u = 0; u < ROW_SUM_BATCH; u++)
+                if (q0 + u < per_row) sum += batch[u];
+        }
         tile_out[g.tid] = sum;
     }
     group_sync(g);
@@ -734,10 +774,19 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
                 v[u] = preloaded ? first[u] : 0;
                 if (!preloaded && k0 + u < k_end) v[u] = tagged_issue(src + (size_t)(k0 + u) * hd);
             }
+            for (;;) {  // the batch's rounds (above tagged_ready)
+                int stale = 0;
+#pragma unroll
+                for (int u = 0; u < MERGE_BATCH; u++) stale |= k0 + u < k_end && !tagged_ready(v[u], tag);
+                if (!stale) break;
+                __nanosleep(TAGGED_RETRY_NS);
+#pragma unroll
+                for (int u = 0; u < MERGE_BATCH; u++)
+                    if (k0 + u < k_end && !tagged_ready(v[u], tag)) v[u] = tagged_issue(src + (size_t)(k0 + u) * hd);
+            }
 #pragma unroll
             for (int u = 0; u < MERGE_BATCH; u++)
-                if (k0 + u < k_end)
-                    o = fmaf(tagged_wait(src + (size_t)(k0 + u) * hd, tag, v[u]), ml_shared[j * active + k0 + u].x, o);
+                if (k0 + u < k_end) o = fmaf(tagged_value(v[u]), ml_shared[j * active + k0 + u].x, o);
         }
         if (splits > 1) {
             c.split_sums[i] = o;
