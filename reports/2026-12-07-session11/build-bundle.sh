@@ -1,49 +1,40 @@
 #!/usr/bin/env bash
-# Builds what next-call.sh (beside this file) runs, each from its commit, in throwaway worktrees under
-# /tmp, into build/ab8/ (beside the tenth session's); then packs them into .devbundle8/ (ignored by .gitignore's /.devbundle*/)
-# with ../shared/device/bundle, the executables as one bin.tar.xz. Run from anywhere in the
-# checkout; about a minute a build here. A bundle does not outlive the machine it was built on:
-# rebuild it in the session that calls.
+# Builds what next-call.sh and next-call-2.sh (beside this file) run, each from its commit
+# (tools/build_at_commits.sh, into build/ab8/ beside the tenth session's; a build already there from
+# its commit is kept), then packs them into .devbundle8/ (ignored by .gitignore's /.devbundle*/) with
+# ../shared/device/bundle, the executables as one bin.tar.xz. Run from anywhere in the checkout; about
+# a minute a build here, 11 minutes from nothing. A bundle does not outlive the machine it was built
+# on: rebuild it in the session that calls.
 #
 #   PT   5bfe28f  main's kernel since 8ed4454 (the batched waits and tile_finish's diet; NOTES v12)
 #   PXR  4e34825  branch dataflow-runs-where-runs: runs of one projection's tiles, compiled only into
 #                 the kernels that run them (qwen3-8b, 32 KB tiles), chosen by longest_run (v12)
-#   BXR  2fac127  planted break on PXR (branch break-bxr, never merged): a run's next tile issued
-#                 before this tile's dots; the 32 KB-tile matched profile must fail
+#   QD   5076420  branch dataflow-pages-off-chain: QKV's page on the K/V buffers filled at o_proj,
+#                 down's on gate/up's page filled when gate/up's tile leaves it (v12)
+#   LMV  68c79e8  branch dataflow-lm-vec: the LM head's inputs read once a group, no divisions (v12)
+#   P5   7ecfecf  branch dataflow-attn-p5: attention pieces of 65-80 positions in one pass of 5 (v12)
+# Planted breaks, one commit each on top of the build they break (branches break-*, never merged):
+#   BXR  2fac127  on PXR: a run's next tile issued before this tile's dots; the 32 KB-tile matched
+#                 profile must fail
+#   BQD  6095ba6  on QD: QKV's page asked for at attention's start, onto the K/V buffers attention
+#                 uses; page_sets_are_bit_identical must fail
+#   BLMV de4d03a  on LMV: the LM head's row walk wraps one row late; the matched profile must fail
+#   BP5  58575f8  on P5: a pass of 5 takes its scores at a pass of 4's lanes; the qwen3-0.6b long-split
+#                 profile must fail
 #
-# Then: `run` with carry [".devbundle8"], command `bash .devbundle8/next-call.sh`, timeout 560 s.
+# Then: `run` with carry [".devbundle8"], command `bash .devbundle8/next-call.sh`, timeout 560 s;
+# then `bash .devbundle8/next-call-2.sh` the same way.
 set -euo pipefail
-root=$(git rev-parse --show-toplevel)
-cd "$root"
+cd "$(git rev-parse --show-toplevel)"
 here=reports/2026-12-07-session11
-scratch=/tmp/fusecheck-bundle8
-mkdir -p build/ab8 "$scratch"
-exec 9> "$scratch.lock"
-flock -n 9 || { echo "build-bundle: another build-bundle is running (it holds $scratch.lock)" >&2; exit 1; }
-
-build() {  # label commit
-    local label=$1 commit=$2 tree=$scratch/$1
-    local started=$SECONDS
-    git worktree remove --force "$tree" 2>/dev/null || rm -rf "$tree"
-    git worktree add --detach "$tree" "$commit" > /dev/null 2>&1 ||
-        { echo "build-bundle: cannot check out $commit for $label" >&2; exit 1; }
-    cmake -S "$tree" -B "$tree/build" -G Ninja -DCMAKE_BUILD_TYPE=Release > "$scratch/$label.log" 2>&1 &&
-        cmake --build "$tree/build" -j 2 --target fusecheck gpu_test_dataflow >> "$scratch/$label.log" 2>&1 ||
-        { echo "build-bundle: the build of $label failed, see $scratch/$label.log" >&2; exit 1; }
-    cp "$tree/build/fusecheck" "build/ab8/fusecheck-$label"
-    cp "$tree/build/tests/gpu_test_dataflow" "build/ab8/gpu_test_dataflow-$label"
-    git worktree remove --force "$tree"
-    echo "build-bundle: $label ($commit) in $((SECONDS - started)) s"
-}
-
-build PT 5bfe28f
-build PXR 4e34825
-build BXR 2fac127
-
+tools/build_at_commits.sh build/ab8 PT=5bfe28f PXR=4e34825 QD=5076420 LMV=68c79e8 P5=7ecfecf \
+    BXR=2fac127 BQD=6095ba6 BLMV=de4d03a BP5=58575f8
 rm -rf .devbundle8
-../shared/device/bundle .devbundle8 build/ab8/fusecheck-{PT,PXR} build/ab8/gpu_test_dataflow-{PXR,BXR}
+../shared/device/bundle .devbundle8 build/ab8/fusecheck-{PT,PXR,QD,LMV,P5} \
+    build/ab8/gpu_test_dataflow-{PXR,QD,LMV,P5,BXR,BQD,BLMV,BP5}
 (cd .devbundle8 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp reports/2026-12-07-session10/call-prelude.sh $here/next-call.sh .devbundle8/
+cp reports/2026-12-07-session10/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle8/
+# What a call sends: the tracked files and the bundle, at most 64 MiB together.
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle8 | cut -f1) ))
 echo "build-bundle: .devbundle8 $(du -sh .devbundle8 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"
 [ $sent -le $((64 * 1048576)) ] || { echo "build-bundle: over the 64 MiB a call may send" >&2; exit 1; }

@@ -5,7 +5,7 @@
 # A/B at 128/1024/4096/16384, qwen3-8b benches of PT and PX, PX's records and 8B timeline, and ncu's
 # warp-stall samples of PT at 1024 (session 11's second call skipped more launches than it made), and
 # last, racecheck of PX with 32 KB tiles (qwen3-0.6b under racecheck: it may not finish).
-# Bundle: fusecheck-PT, fusecheck-PX, gpu_test_dataflow-PX in .devbundle7 (see build-bundle-4.sh).
+# Bundle: fusecheck-PT, fusecheck-PX, gpu_test_dataflow-PX in .devbundle7 (see build-bundle.sh beside this file).
 # Run: `run` with carry [".devbundle7"], command `bash .devbundle7/next-call-4.sh`, timeout 560 s.
 . "$(dirname "$0")/call-prelude.sh"
 $B/run build/ab8/fusecheck-PX --version | tee -a $L
