@@ -15,7 +15,7 @@
 #include "../golden/trace_run.h"
 
 static const char USAGE[] =
-    "usage: fusecheck generate --engine reference|fused|cublas|plugin:PATH.so[:KEY=VALUE,...] --model DIR\n"
+    "usage: fusecheck generate --engine ENGINE --model DIR\n"
     "                          [--prompt-tokens 1,2,3 | --prompt-len N --seed S] [-n N] [--kv-dtype f32|bf16]\n"
     "                          [--quiet]\n"
     "  Prints the N greedy tokens that follow the prompt (default 64; prompt default 16 seeded tokens).\n"
@@ -31,7 +31,11 @@ int cmd_generate(int argc, char **argv) {
     ErrorMessage err = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
-        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
+            fputs(USAGE, stdout);
+            engine_usage_line(stdout);
+            return 0;
+        }
         if (!strcmp(flag, "--quiet")) { quiet = 1; progress_set_quiet(1); continue; }
         if (option_value(argc, argv, &i, &value, &err)) goto usage_error;
         if (!strcmp(flag, "--model")) model_dir = value;

@@ -16,7 +16,7 @@
 #include "output_path.h"
 
 static const char USAGE[] =
-    "usage: fusecheck run --engine fused|cublas|reference|plugin:PATH.so[:KEY=VALUE,...] --model DIR --golden G.h5\n"
+    "usage: fusecheck run --engine ENGINE --model DIR --golden G.h5\n"
     "                     --out F.h5 [--kv-dtype bf16|f32] [--no-force-kv] [--quiet]\n"
     "  Runs an engine on the golden trace's tokens (teacher-forced: step 0 is the prefill of the\n"
     "  prompt, step s >= 1 consumes tokens[prompt_length + s - 1]) and writes the tensors its kernels\n"
@@ -40,7 +40,11 @@ int cmd_run(int argc, char **argv) {
     ErrorMessage err = {{0}};
     for (int i = 1; i < argc; i++) {
         const char *flag = argv[i];
-        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) { fputs(USAGE, stdout); return 0; }
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
+            fputs(USAGE, stdout);
+            engine_usage_line(stdout);
+            return 0;
+        }
         if (!strcmp(flag, "--no-force-kv")) { allow_forcing = 0; continue; }
         if (!strcmp(flag, "--quiet")) { progress_set_quiet(1); continue; }
         if (option_value(argc, argv, &i, &value, &err)) goto usage_error;

@@ -32,6 +32,12 @@ const char *engine_names(char *out, size_t size, const char *separator) {
     return out;
 }
 
+void engine_usage_line(FILE *out) {
+    char known[256];
+    fprintf(out, "  ENGINE: %s, or plugin:PATH.so[:KEY=VALUE,...] (an engine plugin, docs/ENGINE_ABI.md).\n",
+            engine_names(known, sizeof known, "|"));
+}
+
 const EngineKind *engine_find(const char *name, ErrorMessage *err) {
     if (plugin_spec_is(name)) return plugin_engine_load(name, err);
     for (size_t i = 0; i < N_ENGINES; i++)

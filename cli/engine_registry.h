@@ -4,6 +4,7 @@
 #define FUSECHECK_ENGINE_REGISTRY_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "../model/engine.h"
 
@@ -18,5 +19,9 @@ const EngineKind *const *engine_list(size_t *n);
 
 // "reference|fused|cublas" into out (for usage lines); returns out.
 const char *engine_names(char *out, size_t size, const char *separator);
+
+// The line a command's --help gives after its usage to say what --engine takes: every registered
+// engine's name, or an engine plugin. Writes to out; no error.
+void engine_usage_line(FILE *out);
 
 #endif

@@ -223,6 +223,19 @@ Test(everyday, help_lists_every_exit_code) {
     free(output);
 }
 
+// run's and generate's --help name every registered engine (from the registry, so a new engine is
+// listed without touching their usage text).
+Test(everyday, engine_commands_help_lists_every_engine) {
+    const char *commands[] = {"run --help", "generate --help"};
+    for (int c = 0; c < 2; c++) {
+        char *output;
+        cr_assert_eq(test_run_cli(commands[c], &output), 0, "%s", commands[c]);
+        cr_expect(strstr(output, "ENGINE: reference|fused|cublas|dataflow, or plugin:PATH.so") != NULL,
+                  "%s does not list the engines:\n%s", commands[c], output);
+        free(output);
+    }
+}
+
 Test(everyday, devices_says_what_is_missing) {
     char *output;
     cr_expect_eq(test_run_cli("devices", &output), 4);
