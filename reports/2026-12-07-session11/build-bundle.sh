@@ -3,7 +3,7 @@
 # (tools/build_at_commits.sh, into build/ab8/ beside the tenth session's; a build already there from
 # its commit is kept), then packs them into .devbundle8/ (ignored by .gitignore's /.devbundle*/) with
 # ../shared/device/bundle, the executables as one bin.tar.xz. Run from anywhere in the checkout; about
-# a minute a build here, 11 minutes from nothing. A bundle does not outlive the machine it was built
+# a minute a build here, 13 minutes from nothing. A bundle does not outlive the machine it was built
 # on: rebuild it in the session that calls.
 #
 #   PT   5bfe28f  main's kernel since 8ed4454 (the batched waits and tile_finish's diet; NOTES v12)
@@ -13,6 +13,8 @@
 #                 down's on gate/up's page filled when gate/up's tile leaves it (v12)
 #   LMV  68c79e8  branch dataflow-lm-vec: the LM head's inputs read once a group, no divisions (v12)
 #   P5   7ecfecf  branch dataflow-attn-p5: attention pieces of 65-80 positions in one pass of 5 (v12)
+#   ALL  83b8d73  branch dataflow-combined: main with LMV, P5, QD and PXR merged (runs only in the
+#                 no-pages kernel, passes of 5 only without runs: the others spilled)
 # Planted breaks, one commit each on top of the build they break (branches break-*, never merged):
 #   BXR  2fac127  on PXR: a run's next tile issued before this tile's dots; the 32 KB-tile matched
 #                 profile must fail
@@ -23,17 +25,17 @@
 #                 profile must fail
 #
 # Then: `run` with carry [".devbundle8"], command `bash .devbundle8/next-call.sh`, timeout 560 s;
-# then `bash .devbundle8/next-call-2.sh` the same way.
+# then next-call-2.sh and next-call-3.sh the same way.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 here=reports/2026-12-07-session11
-tools/build_at_commits.sh build/ab8 PT=5bfe28f PXR=4e34825 QD=5076420 LMV=68c79e8 P5=7ecfecf \
+tools/build_at_commits.sh build/ab8 PT=5bfe28f PXR=4e34825 QD=5076420 LMV=68c79e8 P5=7ecfecf ALL=83b8d73 \
     BXR=2fac127 BQD=6095ba6 BLMV=de4d03a BP5=58575f8
 rm -rf .devbundle8
-../shared/device/bundle .devbundle8 build/ab8/fusecheck-{PT,PXR,QD,LMV,P5} \
-    build/ab8/gpu_test_dataflow-{PXR,QD,LMV,P5,BXR,BQD,BLMV,BP5}
+../shared/device/bundle .devbundle8 build/ab8/fusecheck-{PT,PXR,QD,LMV,P5,ALL} \
+    build/ab8/gpu_test_dataflow-{PXR,QD,LMV,P5,ALL,BXR,BQD,BLMV,BP5}
 (cd .devbundle8 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp reports/2026-12-07-session10/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle8/
+cp reports/2026-12-07-session10/call-prelude.sh $here/next-call.sh $here/next-call-2.sh $here/next-call-3.sh .devbundle8/
 # What a call sends: the tracked files and the bundle, at most 64 MiB together.
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle8 | cut -f1) ))
 echo "build-bundle: .devbundle8 $(du -sh .devbundle8 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The next session's third device call (prepared in the eleventh, NOTES v12): racecheck and timelines.
+# `small` covers QD's page on the K/V buffers (its QKV tiles fit there); PXR's runs and P5's passes run
+# only on qwen3-0.6b shapes, where racecheck of a whole test takes over 5 minutes, so two decode steps
+# through `fusecheck generate` instead. About 450 s.
+# Run: `run` with carry [".devbundle8"], command `bash .devbundle8/next-call-3.sh`, timeout 560 s.
+. "$(dirname "$0")/call-prelude.sh"
+san racecheck QD 'dataflow/small_matches*' small
+san racecheck ALL 'dataflow/small_matches*' small
+$B/run build/ab8/fusecheck-PT synth --preset qwen3-0.6b --out /tmp/m06 > /dev/null 2>&1
+rc_gen() {  # label, log label, then VARIABLE=VALUE settings
+  local b=$1 what=$2; shift 2
+  env "$@" timeout 120 compute-sanitizer --tool racecheck $B/run build/ab8/fusecheck-$b generate --engine dataflow \
+    --model /tmp/m06 --prompt-len 70 -n 2 --quiet > $Y/san-racecheck-$b-$what.log 2>&1
+  t "racecheck $b $what rc=$? $(tail -1 $Y/san-racecheck-$b-$what.log)"
+}
+rc_gen PXR 32kb-tiles FUSECHECK_DATAFLOW_TILE_KB=32 FUSECHECK_DATAFLOW_PAGES=none
+rc_gen P5 one-split FUSECHECK_DATAFLOW_SPLITS=1
+timeline ALL qwen3-0.6b 1024 32
+timeline ALL qwen3-0.6b 16384 32
+timeline ALL qwen3-8b 1024 8
+timeline QD qwen3-0.6b 1024 32
+timeline P5 qwen3-0.6b 1024 32
+t timelines
