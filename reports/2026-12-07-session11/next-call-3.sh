@@ -10,14 +10,14 @@
 san racecheck QD 'dataflow/small_matches*' small
 san racecheck ALL 'dataflow/small_matches*' small
 $B/run build/ab8/fusecheck-PT synth --preset qwen3-0.6b --out /tmp/m06 > /dev/null 2>&1
-rc_gen() {  # label, log label, then VARIABLE=VALUE settings
-  local b=$1 what=$2; shift 2
+rc_gen() {  # label, log label, prompt length, then VARIABLE=VALUE settings
+  local b=$1 what=$2 prompt=$3; shift 3
   env "$@" timeout 120 compute-sanitizer --tool racecheck $B/run build/ab8/fusecheck-$b generate --engine dataflow \
-    --model /tmp/m06 --prompt-len 70 -n 2 --quiet > $Y/san-racecheck-$b-$what.log 2>&1
+    --model /tmp/m06 --prompt-len $prompt -n 2 --quiet > $Y/san-racecheck-$b-$what.log 2>&1
   t "racecheck $b $what rc=$? $(tail -1 $Y/san-racecheck-$b-$what.log)"
 }
-rc_gen PXR 32kb-tiles FUSECHECK_DATAFLOW_TILE_KB=32 FUSECHECK_DATAFLOW_PAGES=none
-rc_gen P5 one-split FUSECHECK_DATAFLOW_SPLITS=1
+rc_gen PXR 32kb-tiles 4 FUSECHECK_DATAFLOW_TILE_KB=32 FUSECHECK_DATAFLOW_PAGES=none
+rc_gen P5 one-split 70 FUSECHECK_DATAFLOW_SPLITS=1  # 71-72 positions: a pass of 5
 $B/run build/ab8/fusecheck-PT golden --model /tmp/m06 --prompt-len 16 --steps 8 --kv-dtype bf16 --quiet --out /tmp/g.h5 > $Y/golden.log 2>&1
 for b in PT LMV QD PXR; do
   timeout 60 $B/run build/ab8/fusecheck-$b run --engine dataflow --model /tmp/m06 --golden /tmp/g.h5 --out /tmp/run-$b.h5 --quiet > $Y/run-$b.log 2>&1
