@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The next session's second device call (prepared in the eleventh, NOTES v12), after next-call.sh: the
 # GPU suites of LMV, P5 and ALL, the planted breaks, memcheck. BXR (a run's next tile issued before the
-# dots) must fail the 32 KB-tile profile; BQD (QKV's page onto the K/V buffers during attention)
-# page_sets_are_bit_identical; BLMV (the LM head's rows one late) the matched profile; BP5 (a pass of
+# dots) must fail the 32 KB-tile profile; BQD (QKV's page asked for where an attention comes first,
+# so its K/V copies land on it) page_sets_are_bit_identical; BLMV (the LM head's rows one late) the matched profile; BP5 (a pass of
 # 5 takes its scores at a pass of 4's lanes) the qwen3-0.6b long-split profile. About 480 s.
 # Run: `run` with carry [".devbundle8"], command `bash .devbundle8/next-call-2.sh`, timeout 560 s.
 . "$(dirname "$0")/call-prelude.sh"
@@ -15,7 +15,7 @@ brk() {  # label, test filter, what it breaks
   t "planted break $1 ($3) rc=$? $(grep -E 'matched profile \(|differ|Synthesis' $Y/break-$1.log | head -2 | tr '\n' ' ')"
 }
 brk BXR 'dataflow/qwen3_0_6b_with_several*' "a run's next tile issued before the dots"
-brk BQD 'dataflow/page_sets*' "QKV's page onto the K/V buffers during attention"
+brk BQD 'dataflow/page_sets*' "QKV's page where an attention's K/V copies land"
 brk BLMV 'dataflow/small_matches*' "the LM head's rows one late"
 brk BP5 'dataflow/qwen3_0_6b_with_long*' "a pass of 5 takes a pass of 4's score lanes"
 san memcheck QD 'dataflow/small_matches*' small
