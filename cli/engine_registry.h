@@ -17,7 +17,8 @@ const EngineKind *engine_find(const char *name, ErrorMessage *err);
 // The registered engines in order (n of them in *n).
 const EngineKind *const *engine_list(size_t *n);
 
-// "reference|fused|cublas" into out (for usage lines); returns out.
+// The registered engines' names joined by separator into out ("reference|fused|cublas|dataflow" with
+// "|"), for usage lines and errors; returns out.
 const char *engine_names(char *out, size_t size, const char *separator);
 
 // The line a command's --help gives after its usage to say what --engine takes: every registered
