@@ -147,6 +147,19 @@ static void check_program(DataflowShape shape, DataflowProgram *keep) {
         }
         check_runs_to_completion(&p, position);
     }
+    // longest_run picks the kernel (with runs or without): the longest stretch of one projection and
+    // layer in a block's list, as the kernel's run_length walks it.
+    int longest_in_lists = 1;
+    for (int b = 0; b < s->n_blocks; b++)
+        for (int i = p.offsets[b], run = 0; i < p.offsets[b + 1]; i++) {
+            const DataflowInstruction in = p.instructions[i];
+            const int projection = in.op == DATAFLOW_QKV || in.op == DATAFLOW_OPROJ || in.op == DATAFLOW_GATEUP ||
+                                   in.op == DATAFLOW_DOWN;
+            const int same = i > p.offsets[b] && p.instructions[i - 1].op == in.op && p.instructions[i - 1].layer == in.layer;
+            run = projection ? (same ? run + 1 : 1) : 0;
+            if (run > longest_in_lists) longest_in_lists = run;
+        }
+    cr_assert_eq(p.longest_run, longest_in_lists, "longest_run %d, the lists' longest run %d", p.longest_run, longest_in_lists);
     if (keep) *keep = p;
     else dataflow_program_free(&p);
 }
@@ -161,6 +174,7 @@ Test(dataflow_schedule, qwen3_0_6b_on_132_sms) {
     for (int op = 0; op < 4; op++) cr_assert_leq(tiles[op], 132, "projection %d: %d tiles for 132 SMs", op, tiles[op]);
     cr_assert_eq(p.qkv_rows, 32);
     cr_assert_eq(p.gateup_rows, 24);
+    cr_assert_eq(p.longest_run, 1, "one tile of each projection a block a layer: the kernel without runs");
     dataflow_program_free(&p);
 }
 
@@ -190,11 +204,15 @@ Test(dataflow_schedule, qwen3_0_6b_with_32_kb_tiles_runs_several_tiles_a_block) 
     check_program(shape, &p);
     cr_assert_gt(p.gateup_tiles, 2 * 132, "%d gate/up tiles", p.gateup_tiles);
     cr_assert_gt(p.down_tiles, 132, "%d down tiles", p.down_tiles);
+    cr_assert_gt(p.longest_run, 1, "several tiles of an op a block run as runs");
     dataflow_program_free(&p);
 }
 
 Test(dataflow_schedule, qwen3_8b_on_132_sms) {
-    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304, 0}, NULL);
+    DataflowProgram p;
+    check_program((DataflowShape){4096, 12288, 32, 8, 128, 151936, 36, 300, 132, 98304, 0}, &p);
+    cr_assert_geq(p.longest_run, 3, "qwen3-8b runs 3-16 tiles of an op a block: %d", p.longest_run);
+    dataflow_program_free(&p);
 }
 
 Test(dataflow_schedule, small_on_an_odd_grid) {

@@ -392,7 +392,7 @@ struct TileRegs {
 };
 
 // Issues the tile's weight loads. Nothing waits for them here: the caller waits for the tile's input
-// (staging) while they are in flight, then calls tile_finish. A tile's slots are the consecutive
+// (staging) while they are in flight, then calls tile_dots and tile_sums. A tile's slots are the consecutive
 // 512-byte pieces of a's rows, then of b's, so slot warp + k WARPS lies k WARPS pieces past the warp's
 // first: one address a warp, and a constant offset a load.
 __device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, TileRegs &r) {
@@ -432,21 +432,21 @@ __device__ __forceinline__ float warp_sum16_transposed(float (&v)[16], int lane)
     return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
 }
 
-// A row's slot sums one thread loads at once when it adds them up (tile_finish).
+// A row's slot sums one thread loads at once when it adds them up (tile_sums).
 #define ROW_SUM_BATCH 8
 
 // tile_out[r] = row r · vec (vec: n fp32 in shared memory) for every row of the tile, readable by every
-// consumer after the call. A warp's slots are summed over its lanes together (warp_sum16_transposed),
-// then a row's slots in order by one thread: deterministic. The block issues this code once per
-// tile on the dependency chain, 16 warps on 4 schedulers, so it is kept to few instructions: where a
-// row's slots divide the warps (n = 256 .. 4096 in powers of two) every slot of a warp is the same part
-// of its row and the warp reads its inputs once; a row's slot sums are loaded ROW_SUM_BATCH at a time
-// (added in the same order as one at a time).
-__device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec,
-                                            float *partials, float *tile_out, int skeleton) {
+// consumer after tile_sums, in two parts so that a run of tiles can issue the next tile's weight loads
+// into the registers between them (run_tiles): tile_dots reads the weights (r is free after it),
+// tile_sums needs only v. The block issues this code once per tile on the dependency chain, 16 warps on
+// 4 schedulers, so it is kept to few instructions.
+// tile_dots: v[k] = this lane's part of slot warp + k WARPS's dot product with vec (vec: n fp32 in
+// shared memory). Where a row's slots divide the warps (n = 256 .. 4096 in powers of two) every slot of
+// a warp is the same part of its row and the warp reads its inputs once.
+__device__ __forceinline__ void tile_dots(const Group &g, const TileSpec &t, const TileRegs &r, const float *vec,
+                                          int skeleton, float (&v)[16]) {
     static_assert(SLOTS_PER_WARP <= 16, "warp_sum16_transposed sums at most 16 slots");
-    const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
-    float v[16];
+    const int per_row = t.n / 256, slots = (t.rows_a + t.rows_b) * per_row;
 #pragma unroll
     for (int k = 0; k < 16; k++) v[k] = 0.0f;
     if (skeleton) {
@@ -472,6 +472,14 @@ __device__ __forceinline__ void tile_finish(const Group &g, const TileSpec &t, c
             if (part >= per_row) part -= per_row;
         }
     }
+}
+
+// tile_sums: a warp's slots are summed over its lanes together (warp_sum16_transposed), then a row's
+// slots in order by one thread: deterministic. A row's slot sums are loaded ROW_SUM_BATCH at a time
+// (added in the same order as one at a time). Ends with a barrier: tile_out is readable by every thread.
+__device__ __forceinline__ void tile_sums(const Group &g, const TileSpec &t, float (&v)[16], float *partials,
+                                          float *tile_out) {
+    const int per_row = t.n / 256, rows = t.rows_a + t.rows_b, slots = rows * per_row;
     float total = warp_sum16_transposed(v, g.lane);
     const int k = (g.lane >> 1) & 15, slot = g.warp + k * WARPS;
     if ((g.lane & 1) == 0 && k < SLOTS_PER_WARP && slot < slots) partials[slot] = total;
@@ -543,6 +551,14 @@ struct Consumer {
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
 __device__ __forceinline__ void mark(const Consumer &c, int k) {
     if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = global_time();
+}
+
+// Timeline: instruction `i` starts (every mark set to now; the ones it reaches later are overwritten).
+// Marks go straight to memory, so no value stays live across the op's call.
+__device__ __forceinline__ void mark_start(const Consumer &c, int i) {
+    if (!c.P.timeline || c.g.tid != 0) return;
+    const unsigned long long now = global_time();
+    for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.P.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
 }
 
 // Attention's steps on the timeline: step_start at STAGED, step_end at the end of step
@@ -662,12 +678,54 @@ __device__ __forceinline__ void tile_begin(Consumer &c, const TileSpec &t, TileR
         tile_issue(c.g, t, r);
 }
 
-__device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
+// How many instructions from the current one on have its op and layer (a run of one op's tiles).
+__device__ __forceinline__ int run_length(const Consumer &c) {
+    const DataflowInstruction in = c.list[c.current - c.list_first];
+    int n = 1;
+#pragma unroll 1
+    while (c.current + n < c.walk_end && c.list[c.current + n - c.list_first].op == in.op &&
+           c.list[c.current + n - c.list_first].layer == in.layer)
+        n++;
+    return n;
+}
+
+// Finishes a run of n_tiles tiles of (op, layer) from the current instruction on. The first (`tile`,
+// spec t) has its weights asked for in w (tile_begin) and its input staged; the later ones share that
+// input. For each tile: its products into tile_out (tile_dots, then tile_sums), outputs(tile, t) by the
+// threads, then a barrier. The next tile's weight loads go into w between a tile's dots and its sums,
+// so the block's weight stream does not stop while it sums. prefetch_op (a paged op, or -1) has its
+// page asked for after the first tile's staging, while the run computes. c.current ends at the run's
+// last instruction. With n_tiles 1 (always, in the kernels compiled without runs) it is one tile.
+template <typename Outputs>
+__device__ __forceinline__ void run_tiles(Consumer &c, int op, int layer, int tile, TileSpec t, int n_tiles,
+                                          TileRegs &w, int prefetch_op, Outputs outputs) {
+#pragma unroll 1
+    for (int k = 0;; k++) {
+        mark(c, DATAFLOW_MARK_STAGED);
+        if (k == 0 && prefetch_op >= 0) page_prefetch(c, prefetch_op);
+        float v[16];
+        tile_dots(c.g, t, w, c.vec, c.P.skeleton, v);
+        const int more = k + 1 < n_tiles;
+        const int next = more ? (int)c.list[c.current + 1 - c.list_first].index : 0;
+        if (more) tile_issue(c.g, tile_spec(c, op, layer, next), w);
+        tile_sums(c.g, t, v, c.partials, c.tile_out);
+        mark(c, DATAFLOW_MARK_COMPUTED);
+        outputs(tile, t);
+        group_sync(c.g);  // the tile's shared memory is read before the next tile or instruction reuses it
+        if (!more) break;
+        mark(c, DATAFLOW_MARK_END);
+        c.current++;
+        mark_start(c, c.current);  // its weights were asked for during the last tile's sums
+        tile = next;
+        t = tile_spec(c, op, layer, tile);
+    }
+}
+
+__device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile, int n_tiles) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const TileSpec t = tile_spec(c, DATAFLOW_QKV, layer, tile);
-    const int first = tile * p.qkv_rows, rows = t.rows_a;
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_QKV);
     prefetch_l1(c.g, Ly.attn_norm_w, (size_t)s.hidden * 4);
@@ -687,14 +745,13 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile) {
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads)
                 c.P.embed_out[i] = bf16_bits_to_float(x_bf16[i]);
     }
-    mark(c, DATAFLOW_MARK_STAGED);
-    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
-    mark(c, DATAFLOW_MARK_COMPUTED);
-    if (c.g.tid < rows) {
-        tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
-        if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
-    }
-    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+    run_tiles(c, DATAFLOW_QKV, layer, tile, t, n_tiles, w, -1, [&](int tile, const TileSpec &t) {
+        const int first = tile * p.qkv_rows, rows = t.rows_a;
+        if (c.g.tid < rows) {
+            tagged_store(Ly.qkv_tagged + first + c.g.tid, c.tile_out[c.g.tid], c.epoch);
+            if (c.trace) Ly.qkv_raw[first + c.g.tid] = c.tile_out[c.g.tid];
+        }
+    });
 }
 
 // The tag of the attention partials of `layer` in this launch: every layer reuses the partial buffers,
@@ -1070,40 +1127,37 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 }
 
 // Rows of o_proj with the residual: resid_attn = x + attn · W_oᵀ.
-__device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_oproj(Consumer &c, int layer, int tile, int n_tiles) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const int q_width = s.n_heads * s.head_dim;
     const TileSpec t = tile_spec(c, DATAFLOW_OPROJ, layer, tile);
-    const int first = tile * p.oproj_rows, rows = t.rows_a;
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_OPROJ);
     page_prefetch(c, DATAFLOW_GATEUP);  // a block with no attention instruction in this layer asks here
     if (!already_staged(c, DATAFLOW_OPROJ, layer)) stage_vector(c.g, Ly.attn_tagged, c.epoch, q_width, c.vec);
-    mark(c, DATAFLOW_MARK_STAGED);
-    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
-    mark(c, DATAFLOW_MARK_COMPUTED);
-    if (c.g.tid < rows) {
-        int row = first + c.g.tid;
-        float x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
-                  : layer > 0 ? tagged_load(c.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
-                              : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
-        float out = c.tile_out[c.g.tid];
-        if (c.trace) Ly.attn_out[row] = out;
-        tagged_store(Ly.resid_attn_tagged + row, x + out, c.epoch);
-        if (c.trace) Ly.resid_attn[row] = x + out;
-    }
-    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+    run_tiles(c, DATAFLOW_OPROJ, layer, tile, t, n_tiles, w, -1, [&](int tile, const TileSpec &t) {
+        const int first = tile * p.oproj_rows, rows = t.rows_a;
+        if (c.g.tid < rows) {
+            int row = first + c.g.tid;
+            float x = c.resid_op == DATAFLOW_QKV && c.resid_layer == layer ? c.resid[row]
+                      : layer > 0 ? tagged_load(c.layers[layer - 1].resid_mlp_tagged + row, c.epoch)
+                                  : bf16_bits_to_float(c.P.embed[(size_t)c.token * s.hidden + row]);
+            float out = c.tile_out[c.g.tid];
+            if (c.trace) Ly.attn_out[row] = out;
+            tagged_store(Ly.resid_attn_tagged + row, x + out, c.epoch);
+            if (c.trace) Ly.resid_attn[row] = x + out;
+        }
+    });
 }
 
 // gate and up rows of the same indices, act = silu(gate) * up.
-__device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile, int n_tiles) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const TileSpec t = tile_spec(c, DATAFLOW_GATEUP, layer, tile);
-    const int first = tile * p.gateup_rows, rows = t.rows_a;
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_GATEUP);
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
@@ -1116,49 +1170,46 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile) {
     if (c.trace && tile == 0)
         #pragma unroll 1
         for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) Ly.mlp_norm[i] = c.vec[i];
-    mark(c, DATAFLOW_MARK_STAGED);
-    page_prefetch(c, DATAFLOW_DOWN);  // this layer's, while this tile computes
-    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
-    mark(c, DATAFLOW_MARK_COMPUTED);
-    if (c.g.tid < rows) {
-        int i = first + c.g.tid;
-        float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
-        float act = g / (1.0f + expf(-g)) * u;
-        tagged_store(Ly.act_tagged + i, act, c.epoch);
-        if (c.trace) Ly.act[i] = act;
-        if (c.trace) {
-            Ly.gate[i] = g;
-            Ly.up[i] = u;
+    // run_tiles asks for DATAFLOW_DOWN's page (this layer's, while this tile computes) after the first tile's staging.
+    run_tiles(c, DATAFLOW_GATEUP, layer, tile, t, n_tiles, w, DATAFLOW_DOWN, [&](int tile, const TileSpec &t) {
+        const int first = tile * p.gateup_rows, rows = t.rows_a;
+        if (c.g.tid < rows) {
+            int i = first + c.g.tid;
+            float g = c.tile_out[c.g.tid], u = c.tile_out[rows + c.g.tid];
+            float act = g / (1.0f + expf(-g)) * u;
+            tagged_store(Ly.act_tagged + i, act, c.epoch);
+            if (c.trace) Ly.act[i] = act;
+            if (c.trace) {
+                Ly.gate[i] = g;
+                Ly.up[i] = u;
+            }
         }
-    }
-    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+    });
 }
 
 // Rows of down_proj with the residual: resid_mlp = resid_attn + act · W_downᵀ.
-__device__ __forceinline__ void run_down(Consumer &c, int layer, int tile) {
+__device__ __forceinline__ void run_down(Consumer &c, int layer, int tile, int n_tiles) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
     const DataflowLayer Ly = c.layers[layer];  // the layer's pointers, from shared memory
     const TileSpec t = tile_spec(c, DATAFLOW_DOWN, layer, tile);
-    const int first = tile * p.down_rows, rows = t.rows_a;
     TileRegs w;
     tile_begin(c, t, w, DATAFLOW_DOWN);
     if (!already_staged(c, DATAFLOW_DOWN, layer)) stage_vector(c.g, Ly.act_tagged, c.epoch, s.intermediate, c.vec);
-    mark(c, DATAFLOW_MARK_STAGED);
-    page_prefetch(c, DATAFLOW_QKV);  // the next layer's, while this tile computes
-    tile_finish(c.g, t, w, c.vec, c.partials, c.tile_out, c.P.skeleton);
-    mark(c, DATAFLOW_MARK_COMPUTED);
-    if (c.g.tid < rows) {
-        int row = first + c.g.tid;
-        float out = c.tile_out[c.g.tid];
-        if (c.trace) Ly.mlp_out[row] = out;
-        float x = c.resid_op == DATAFLOW_GATEUP && c.resid_layer == layer ? c.resid[row]
-                                                                          : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
-        float resid = x + out;
-        tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
-        if (c.trace) Ly.resid_mlp[row] = resid;
-    }
-    group_sync(c.g);  // the tile's shared memory is read before the next instruction reuses it
+    // run_tiles asks for DATAFLOW_QKV's page (the next layer's, while this tile computes) after the first tile's staging.
+    run_tiles(c, DATAFLOW_DOWN, layer, tile, t, n_tiles, w, DATAFLOW_QKV, [&](int tile, const TileSpec &t) {
+        const int first = tile * p.down_rows, rows = t.rows_a;
+        if (c.g.tid < rows) {
+            int row = first + c.g.tid;
+            float out = c.tile_out[c.g.tid];
+            if (c.trace) Ly.mlp_out[row] = out;
+            float x = c.resid_op == DATAFLOW_GATEUP && c.resid_layer == layer ? c.resid[row]
+                                                                              : tagged_load(Ly.resid_attn_tagged + row, c.epoch);
+            float resid = x + out;
+            tagged_store(Ly.resid_mlp_tagged + row, resid, c.epoch);
+            if (c.trace) Ly.resid_mlp[row] = resid;
+        }
+    });
 }
 
 // Rows of the LM head for the block's n_tiles consecutive LMHEAD instructions from list index
@@ -1286,7 +1337,10 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
     group_sync(c.g);
 }
 
-// The block walks its list.
+// The block walks its list. RUNS: a block's consecutive tiles of one projection and layer run as one
+// run (run_tiles); without, every tile on its own (the program's longest_run is 1). OPROJ_RUNS: o_proj's
+// too (in the kernels specialized for their page set; the general one spilled 8 bytes with them).
+template <int RUNS, int OPROJ_RUNS>
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.list_first + c.list_count;
     c.current = c.list_first;
@@ -1304,17 +1358,13 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
                 c.current++;
             continue;
         }
-        // Timeline marks go straight to memory, so no value stays live across the op's call.
-        if (c.P.timeline && c.g.tid == 0) {
-            unsigned long long now = global_time();
-            for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.P.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
-        }
+        mark_start(c, i);
         switch (in.op) {
-        case DATAFLOW_QKV: run_qkv(c, in.layer, in.index); break;
+        case DATAFLOW_QKV: run_qkv(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
-        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index); break;
-        case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index); break;
-        case DATAFLOW_DOWN: run_down(c, in.layer, in.index); break;
+        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index, RUNS && OPROJ_RUNS ? run_length(c) : 1); break;
+        case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
+        case DATAFLOW_DOWN: run_down(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
         case DATAFLOW_LMHEAD: {
             // The block's LM head tiles are consecutive in its list: one stream over all of them.
             int n_tiles = 1;
@@ -1333,7 +1383,8 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
 }
 
 // PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any.
-template <int PAGE_OPS>
+// RUNS: 1 where a block's list has runs of one projection's tiles (run_consumers), 0 where it has none.
+template <int PAGE_OPS, int RUNS>
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
     SharedLayout L = shared_layout(p);
@@ -1386,7 +1437,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.best_value = 0.0f;
     c.best_index = -1;
     c.page_ops = PAGE_OPS >= 0 ? PAGE_OPS : p.page_ops;
-    run_consumers(c);
+    run_consumers<RUNS, (PAGE_OPS >= 0)>(c);
     // The last block to finish leaves every counter zero for the next launch: by then every other
     // block has made its last wait and its last signal.
     __syncthreads();
@@ -1422,12 +1473,15 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
-    // The default page set (gate/up) and none run kernels specialized for them; any other set the
-    // general one.
+    // The default page set (gate/up) and none run kernels specialized for them, gate/up with and
+    // without runs (qwen3-0.6b has none at the default tile size), none with them (large models); any
+    // other set the general one, with runs (one tile a run is a run too).
+    const int runs = program->longest_run > 1, gate_up = 1 << DATAFLOW_GATEUP;
     void (*kernel)(const DataflowProgram, const DataflowParams) =
-        program->page_ops == 0                      ? dataflow_decode_kernel<0>
-        : program->page_ops == 1 << DATAFLOW_GATEUP ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP>
-                                                    : dataflow_decode_kernel<-1>;
+        program->page_ops == 0                ? dataflow_decode_kernel<0, 1>
+        : program->page_ops == gate_up && runs  ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 1>
+        : program->page_ops == gate_up          ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 0>
+                                                : dataflow_decode_kernel<-1, 1>;
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -151,6 +151,17 @@ int dataflow_program_build(const DataflowShape *shape, DataflowProgram *program,
         if (lists.count[b] > p->max_block_instructions) p->max_block_instructions = lists.count[b];
     }
     p->offsets[s->n_blocks] = p->n_instructions;
+    p->longest_run = 1;
+    for (int b = 0; b < s->n_blocks; b++) {
+        int run = 1;
+        for (int i = p->offsets[b] + 1; i < p->offsets[b + 1]; i++) {
+            const DataflowInstruction *in = &p->instructions[i], *before = in - 1;
+            const int projection = in->op == DATAFLOW_QKV || in->op == DATAFLOW_OPROJ || in->op == DATAFLOW_GATEUP ||
+                                   in->op == DATAFLOW_DOWN;
+            run = projection && in->op == before->op && in->layer == before->layer ? run + 1 : 1;
+            if (run > p->longest_run) p->longest_run = run;
+        }
+    }
     rc = 0;
 done:
     free(lists.items);

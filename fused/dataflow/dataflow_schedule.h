@@ -95,6 +95,10 @@ typedef struct {
     int *offsets;  // [n_blocks + 1]
     int n_instructions;
     int max_block_instructions;  // the longest block's list (the kernel copies a block's list to shared memory)
+    // The most consecutive instructions of one projection (QKV, o_proj, gate/up, down) and layer in a
+    // block's list: 1 where every block runs one tile of each a layer (qwen3-0.6b at the default tile
+    // size); more, and the kernel runs them as runs (dataflow_kernel.cu, run_tiles).
+    int longest_run;
     // The projections (bit op, of DATAFLOW_QKV, DATAFLOW_GATEUP, DATAFLOW_DOWN) whose tiles the kernel
     // copies into shared memory pages ahead of their turn (dataflow_kernel.cu). 0 after
     // dataflow_program_build, set by the caller. Where the pages do not fit in shared memory beside the
