@@ -1223,11 +1223,7 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
     const DataflowShape &s = p.shape;
     const int lr = p.lmhead_rows, per_lane = s.hidden / 256;  // 16-byte column blocks per lane per row
     const int n_slots = n_tiles * lr, n_groups = (n_slots + LM_GROUP_ROWS - 1) / LM_GROUP_ROWS;
-    auto slot_row = [&](int slot) {  // the vocabulary row of a slot, or -1 past the vocabulary / the tiles
-        if (slot >= n_slots) return -1;
-        int row = (int)c.list[first_instruction - c.list_first + slot / lr].index * lr + slot % lr;
-        return row < s.vocab ? row : -1;
-    };
+    const DataflowInstruction *tiles = c.list + (first_instruction - c.list_first);
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         stage_rmsnorm(c.g, c.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
                       c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
@@ -1240,13 +1236,29 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
             for (int i = c.g.tid; i < s.hidden; i += c.g.n_threads) c.P.final_norm[i] = c.vec[i];
     float best_v = 0.0f;
     int best_i = -1;
+    // A warp's groups are WARPS groups apart: its first slot's tile and row in the tile advance by
+    // WARPS * LM_GROUP_ROWS slots a group, with one division before the loop, none in it.
+    const int stride_tiles = WARPS * LM_GROUP_ROWS / lr, stride_rows = WARPS * LM_GROUP_ROWS % lr;
+    int first_tile = c.g.warp * LM_GROUP_ROWS / lr, first_row = c.g.warp * LM_GROUP_ROWS % lr;
     for (int group = c.g.warp; group < n_groups; group += WARPS) {
-        int rows[LM_GROUP_ROWS];
+        int rows[LM_GROUP_ROWS];  // the group's vocabulary rows, or -1 past the vocabulary / the tiles
         float acc[LM_GROUP_ROWS];
+        int tile = first_tile, row = first_row;
 #pragma unroll
         for (int r = 0; r < LM_GROUP_ROWS; r++) {
-            rows[r] = slot_row(group * LM_GROUP_ROWS + r);
+            const int vocab_row = tile < n_tiles ? (int)tiles[tile].index * lr + row : s.vocab;
+            rows[r] = vocab_row < s.vocab ? vocab_row : -1;
             acc[r] = 0.0f;
+            if (++row == lr) {
+                row = 0;
+                tile++;
+            }
+        }
+        first_tile += stride_tiles;
+        first_row += stride_rows;
+        if (first_row >= lr) {
+            first_row -= lr;
+            first_tile++;
         }
         for (int c0 = 0; c0 < per_lane; c0 += LM_GROUP_STEP) {
             uint4 w[LM_GROUP_STEP][LM_GROUP_ROWS];
@@ -1259,13 +1271,20 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
                     if (rows[r] >= 0 && c0 + u < per_lane)
                         w[u][r] = load_weights_16((const uint4 *)(c.P.lm_head + (size_t)rows[r] * s.hidden) + block16);
                 }
+            // The lane's 8 inputs of a column block are read from shared memory once for the group's
+            // rows, not once a row.
 #pragma unroll
             for (int u = 0; u < LM_GROUP_STEP; u++) {
                 if (c0 + u >= per_lane) continue;
                 const float4 *x4 = (const float4 *)c.vec + 2 * ((c0 + u) * WARP + c.g.lane);
+                const float4 a = x4[0], b = x4[1];
+                if (c.P.skeleton) {
 #pragma unroll
-                for (int r = 0; r < LM_GROUP_ROWS; r++)
-                    acc[r] = c.P.skeleton ? acc[r] + __uint_as_float(w[u][r].x & 1u) : dot8_bf16(w[u][r], x4[0], x4[1], acc[r]);
+                    for (int r = 0; r < LM_GROUP_ROWS; r++) acc[r] += __uint_as_float(w[u][r].x & 1u);
+                } else {
+#pragma unroll
+                    for (int r = 0; r < LM_GROUP_ROWS; r++) acc[r] = dot8_bf16(w[u][r], a, b, acc[r]);
+                }
             }
         }
 #pragma unroll
