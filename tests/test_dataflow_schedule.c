@@ -232,3 +232,32 @@ Test(dataflow_schedule, refuses_shapes_without_an_instance) {
     cr_assert_eq(dataflow_program_build(&wide, &p, &err), -1);
     cr_assert(strstr(err.text, "intermediate_size 20480"), "%s", err.text);
 }
+
+// The LM head's walk over its row slots by increments (dataflow_lmhead_slot_after, as the kernel's
+// run_lmhead steps a group's rows one slot at a time and a warp's groups many slots apart) lands
+// where division puts it, for every rows-a-tile the schedule can choose and every stride up to a
+// few tiles: qwen3-4b's 19 rows a tile (96 KB tiles) make groups of 4 rows straddle two tiles.
+Test(dataflow_schedule, lm_head_walk_matches_division) {
+    for (int rows_per_tile = 1; rows_per_tile <= DATAFLOW_MAX_TILE_ROWS; rows_per_tile++)
+        for (int stride = 1; stride <= 4 * DATAFLOW_MAX_TILE_ROWS; stride++)
+            for (int start = 0; start < 3 * rows_per_tile; start += 1 + rows_per_tile / 3) {
+                DataflowLmheadSlot slot = {start / rows_per_tile, start % rows_per_tile};
+                for (int step = 1; step <= 40; step++) {
+                    int target = start + step * stride;
+                    DataflowLmheadSlot by_one = slot;  // the next slot, as a group's rows are walked
+                    by_one = dataflow_lmhead_slot_after(by_one, 0, 1, rows_per_tile);
+                    int next = start + (step - 1) * stride + 1;
+                    cr_assert(by_one.tile == next / rows_per_tile && by_one.row == next % rows_per_tile,
+                              "%d rows a tile: slot %d walked to tile %d row %d", rows_per_tile, next, by_one.tile,
+                              by_one.row);
+                    slot = dataflow_lmhead_slot_after(slot, stride / rows_per_tile, stride % rows_per_tile, rows_per_tile);
+                    cr_assert(slot.tile == target / rows_per_tile && slot.row == target % rows_per_tile,
+                              "%d rows a tile, stride %d: slot %d walked to tile %d row %d", rows_per_tile, stride,
+                              target, slot.tile, slot.row);
+                }
+            }
+    DataflowProgram p;
+    check_program((DataflowShape){2560, 9728, 32, 8, 128, 151936, 36, 300, 132, 98304, 0}, &p);
+    cr_assert_eq(p.lmhead_rows % 4 != 0, 1, "qwen3-4b: %d LM head rows a tile, not a multiple of a group's 4", p.lmhead_rows);
+    dataflow_program_free(&p);
+}

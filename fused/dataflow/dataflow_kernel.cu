@@ -1239,27 +1239,19 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
     // A warp's groups are WARPS groups apart: its first slot's tile and row in the tile advance by
     // WARPS * LM_GROUP_ROWS slots a group, with one division before the loop, none in it.
     const int stride_tiles = WARPS * LM_GROUP_ROWS / lr, stride_rows = WARPS * LM_GROUP_ROWS % lr;
-    int first_tile = c.g.warp * LM_GROUP_ROWS / lr, first_row = c.g.warp * LM_GROUP_ROWS % lr;
+    DataflowLmheadSlot first = {c.g.warp * LM_GROUP_ROWS / lr, c.g.warp * LM_GROUP_ROWS % lr};
     for (int group = c.g.warp; group < n_groups; group += WARPS) {
         int rows[LM_GROUP_ROWS];  // the group's vocabulary rows, or -1 past the vocabulary / the tiles
         float acc[LM_GROUP_ROWS];
-        int tile = first_tile, row = first_row;
+        DataflowLmheadSlot slot = first;
 #pragma unroll
         for (int r = 0; r < LM_GROUP_ROWS; r++) {
-            const int vocab_row = tile < n_tiles ? (int)tiles[tile].index * lr + row : s.vocab;
+            const int vocab_row = slot.tile < n_tiles ? (int)tiles[slot.tile].index * lr + slot.row : s.vocab;
             rows[r] = vocab_row < s.vocab ? vocab_row : -1;
             acc[r] = 0.0f;
-            if (++row == lr) {
-                row = 0;
-                tile++;
-            }
+            slot = dataflow_lmhead_slot_after(slot, 0, 1, lr);
         }
-        first_tile += stride_tiles;
-        first_row += stride_rows;
-        if (first_row >= lr) {
-            first_row -= lr;
-            first_tile++;
-        }
+        first = dataflow_lmhead_slot_after(first, stride_tiles, stride_rows, lr);
         for (int c0 = 0; c0 < per_lane; c0 += LM_GROUP_STEP) {
             uint4 w[LM_GROUP_STEP][LM_GROUP_ROWS];
 #pragma unroll
@@ -1357,9 +1349,8 @@ __device__ __forceinline__ void run_argmax(Consumer &c) {
 }
 
 // The block walks its list. RUNS: a block's consecutive tiles of one projection and layer run as one
-// run (run_tiles); without, every tile on its own (the program's longest_run is 1). OPROJ_RUNS: o_proj's
-// too (in the kernels specialized for their page set; the general one spilled 8 bytes with them).
-template <int RUNS, int OPROJ_RUNS>
+// run (run_tiles); without, every tile on its own, which is right for any program.
+template <int RUNS>
 __device__ __forceinline__ void run_consumers(Consumer &c) {
     c.walk_end = c.list_first + c.list_count;
     c.current = c.list_first;
@@ -1381,7 +1372,7 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
         switch (in.op) {
         case DATAFLOW_QKV: run_qkv(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
         case DATAFLOW_ATTN: run_attention(c, in.layer, in.index); break;
-        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index, RUNS && OPROJ_RUNS ? run_length(c) : 1); break;
+        case DATAFLOW_OPROJ: run_oproj(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
         case DATAFLOW_GATEUP: run_gateup(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
         case DATAFLOW_DOWN: run_down(c, in.layer, in.index, RUNS ? run_length(c) : 1); break;
         case DATAFLOW_LMHEAD: {
@@ -1402,7 +1393,7 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
 }
 
 // PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any.
-// RUNS: 1 where a block's list has runs of one projection's tiles (run_consumers), 0 where it has none.
+// RUNS: 1 runs a block's runs of one projection's tiles as runs (run_consumers), 0 every tile on its own.
 template <int PAGE_OPS, int RUNS>
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
@@ -1456,7 +1447,7 @@ __global__ void __launch_bounds__(THREADS, 1)
     c.best_value = 0.0f;
     c.best_index = -1;
     c.page_ops = PAGE_OPS >= 0 ? PAGE_OPS : p.page_ops;
-    run_consumers<RUNS, (PAGE_OPS >= 0)>(c);
+    run_consumers<RUNS>(c);
     // The last block to finish leaves every counter zero for the next launch: by then every other
     // block has made its last wait and its last signal.
     __syncthreads();
@@ -1494,13 +1485,14 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
     // The default page set (gate/up) and none run kernels specialized for them, gate/up with and
     // without runs (qwen3-0.6b has none at the default tile size), none with them (large models); any
-    // other set the general one, with runs (one tile a run is a run too).
+    // other set the general one, without runs (it spilled 16 bytes with them and the LM head's walk):
+    // every tile on its own is right for any program, runs only save the calls between its tiles.
     const int runs = program->longest_run > 1, gate_up = 1 << DATAFLOW_GATEUP;
     void (*kernel)(const DataflowProgram, const DataflowParams) =
         program->page_ops == 0                ? dataflow_decode_kernel<0, 1>
         : program->page_ops == gate_up && runs  ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 1>
         : program->page_ops == gate_up          ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 0>
-                                                : dataflow_decode_kernel<-1, 1>;
+                                                : dataflow_decode_kernel<-1, 0>;
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -212,6 +212,27 @@ static inline DATAFLOW_HOST_DEVICE size_t dataflow_tile_bytes(const DataflowProg
     }
 }
 
+/* A place in a block's run of LM head rows: row `row` (0 <= row < rows_per_tile) of the block's
+ * `tile`-th LMHEAD instruction; slot number tile * rows_per_tile + row. The kernel walks its slots by
+ * increments, not by division: the place `whole_tiles * rows_per_tile + rows` slots later, for
+ * 0 <= rows < rows_per_tile (a step of one slot is whole_tiles 0, rows 1). Checked against division
+ * by test_dataflow_schedule.c for every rows_per_tile the schedule can choose. */
+typedef struct {
+    int tile, row;
+} DataflowLmheadSlot;
+
+static inline DATAFLOW_HOST_DEVICE DataflowLmheadSlot dataflow_lmhead_slot_after(DataflowLmheadSlot slot,
+                                                                                  int whole_tiles, int rows,
+                                                                                  int rows_per_tile) {
+    slot.tile += whole_tiles;
+    slot.row += rows;
+    if (slot.row >= rows_per_tile) {
+        slot.row -= rows_per_tile;
+        slot.tile++;
+    }
+    return slot;
+}
+
 #ifdef __cplusplus
 }
 #endif
