@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The next session's second device call (prepared in the twelfth, NOTES v13), after next-call.sh:
+# a qwen3-4b matched run of main (19 LM head rows a tile: the only preset whose LM head groups of 4
+# rows straddle two tiles, the path whose planted break BLMV no GPU test could catch), and ncu's warp
+# states and instruction statistics for M, P5 and QD at 1024: the losers' kernels are 12% larger
+# (13,008 and 13,056 SASS instructions against main's 11,576), is the loss instruction fetch
+# (no_instruction stalls) or the work? About 420 s.
+# Run: `run` with carry [".devbundle9"], command `bash .devbundle9/next-call-2.sh`, timeout 560 s.
+. "$(dirname "$0")/call-prelude.sh"
+$B/run build/ab9/fusecheck-M synth --preset qwen3-4b --out /tmp/m4b > $Y/synth-4b.log 2>&1; t "synth 4b rc=$?"
+timeout 150 $B/run build/ab9/fusecheck-M golden --model /tmp/m4b --prompt-len 8 --steps 3 --kv-dtype bf16 --quiet --out /tmp/g4b.h5 > $Y/golden-4b.log 2>&1; t "golden 4b rc=$?"
+timeout 60 $B/run build/ab9/fusecheck-M run --engine dataflow --model /tmp/m4b --golden /tmp/g4b.h5 --out /tmp/run-4b.h5 --quiet > $Y/run-4b.log 2>&1
+timeout 30 $B/run build/ab9/fusecheck-M compare /tmp/run-4b.h5 /tmp/g4b.h5 > $Y/compare-4b.log 2>&1
+t "qwen3-4b dataflow against the reference rc=$? $(grep -E '^summary' $Y/compare-4b.log)"
+for b in M P5 QD; do
+  path=$(exe fusecheck-$b)
+  timeout 90 ncu --clock-control none --section WarpStateStats --section InstructionStats --section SchedulerStats \
+    -k regex:dataflow --launch-skip 6 --launch-count 1 -o $Y/ncu-$b \
+    $B/run $path bench --preset qwen3-0.6b --engine dataflow --context 1024 --tokens 16 --repeat 1 > $Y/ncu-$b.log 2>&1
+  timeout 20 ncu -i $Y/ncu-$b.ncu-rep --page details > $Y/ncu-$b-details.txt 2>&1
+  t "ncu $b rc=$? $(grep -iE 'No Instruction|Stall No' $Y/ncu-$b-details.txt | head -2 | tr -s ' ' | tr '\n' ' ')"
+  rm -f $Y/ncu-$b.ncu-rep
+done
