@@ -4,7 +4,9 @@
 # rows straddle two tiles, the path whose planted break BLMV no GPU test could catch), and ncu's warp
 # states and instruction statistics for M, P5 and QD at 1024: the losers' kernels are 12% larger
 # (13,008 and 13,056 SASS instructions against main's 11,576), is the loss instruction fetch
-# (no_instruction stalls) or the work? About 420 s.
+# (no_instruction stalls) or the work? And LEAN's: its kernel is 10,880. Then LEAN's planted break
+# BLEAN (untraced logits off by 1e-3: only the untraced-against-traced bit-identity test can see it)
+# and racecheck of M and LEAN on small. About 540 s.
 # Run: `run` with carry [".devbundle9"], command `bash .devbundle9/next-call-2.sh`, timeout 560 s.
 . "$(dirname "$0")/call-prelude.sh"
 $B/run build/ab9/fusecheck-M synth --preset qwen3-4b --out /tmp/m4b > $Y/synth-4b.log 2>&1; t "synth 4b rc=$?"
@@ -12,7 +14,7 @@ timeout 150 $B/run build/ab9/fusecheck-M golden --model /tmp/m4b --prompt-len 8 
 timeout 60 $B/run build/ab9/fusecheck-M run --engine dataflow --model /tmp/m4b --golden /tmp/g4b.h5 --out /tmp/run-4b.h5 --quiet > $Y/run-4b.log 2>&1
 timeout 30 $B/run build/ab9/fusecheck-M compare /tmp/run-4b.h5 /tmp/g4b.h5 > $Y/compare-4b.log 2>&1
 t "qwen3-4b dataflow against the reference rc=$? $(grep -E '^summary' $Y/compare-4b.log)"
-for b in M P5 QD; do
+for b in M P5 QD LEAN; do
   path=$(exe fusecheck-$b)
   timeout 90 ncu --clock-control none --section WarpStateStats --section InstructionStats --section SchedulerStats \
     -k regex:dataflow --launch-skip 6 --launch-count 1 -o $Y/ncu-$b \
@@ -21,3 +23,7 @@ for b in M P5 QD; do
   t "ncu $b rc=$? $(grep -iE 'No Instruction|Stall No' $Y/ncu-$b-details.txt | head -2 | tr -s ' ' | tr '\n' ' ')"
   rm -f $Y/ncu-$b.ncu-rep
 done
+timeout 100 $B/run build/ab8/gpu_test_dataflow-BLEAN --filter 'dataflow/timed_and_traced*' --jobs 1 > $Y/break-BLEAN.log 2>&1
+t "planted break BLEAN (untraced logits off by 1e-3) rc=$? $(grep -E 'differ|bit-identical|Synthesis' $Y/break-BLEAN.log | head -2 | tr '\n' ' ')"
+san racecheck M 'dataflow/small_matches*' small
+san racecheck LEAN 'dataflow/small_matches*' small
