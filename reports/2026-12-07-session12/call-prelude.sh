@@ -14,8 +14,9 @@ san() {  # tool, build label, test filter, log label
   timeout 120 compute-sanitizer --tool $1 $B/run $(exe gpu_test_dataflow-$2) --filter "$3" --jobs 1 > $Y/san-$1-$2-$4.log 2>&1
   t "$1 $2 $4 rc=$? $(tail -1 $Y/san-$1-$2-$4.log)"
 }
-timeline() {  # build label, preset, context, tokens (150 s: qwen3-8b's synthesis took 60 on the H200)
-  FUSECHECK_DATAFLOW_TIMELINE=1 timeout 150 $B/run $(exe fusecheck-$1) bench --preset $2 --engine dataflow --context $3 --tokens $4 --repeat 1 > /tmp/tl.log 2>&1
+timeline() {  # build label, preset or model directory (/...), context, tokens
+  local model="--preset $2"; [ "${2#/}" != "$2" ] && model="--model $2"
+  FUSECHECK_DATAFLOW_TIMELINE=1 timeout 150 $B/run $(exe fusecheck-$1) bench $model --engine dataflow --context $3 --tokens $4 --repeat 1 > /tmp/tl.log 2>&1
   echo "build $1 $2 context $3" >> $Y/timeline.txt; grep -A10 'dataflow timeline' /tmp/tl.log >> $Y/timeline.txt
 }
 nvidia-smi -L | tee -a $L
