@@ -21,6 +21,12 @@ mkdir -p /tmp/ab
 BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=2 OUT=/tmp/ab tools/gpu_ab.sh build/ab8/fusecheck-PT \
   build/ab8/fusecheck-LMV build/ab9/fusecheck-M build/ab8/fusecheck-QD build/ab8/fusecheck-P5 build/ab8/fusecheck-LEAN > $Y/ab.txt 2>&1
 t "ab done"; tail -7 $Y/ab.txt | tee -a $L
+# QD's A/B ran its qkv,gate_up,down kernel (13,056 SASS instructions); with gate_up's pages only it
+# runs a kernel of main's size (11,640) and main's page behaviour: the code's size or the pages?
+for b in PT QD; do
+  FUSECHECK_DATAFLOW_PAGES=gate_up timeout 60 $B/run $(exe fusecheck-$b) bench --preset qwen3-0.6b --engine dataflow --context 128,1024 --repeat 3 > $Y/pages-gate-up-$b.log 2>&1
+  t "$b with gate_up pages only rc=$? $(grep -E '^\| dataflow ' $Y/pages-gate-up-$b.log | cut -d'|' -f3,4 | tr '\n' ' ')"
+done
 timeout 110 $B/run build/ab8/gpu_test_dataflow-LEAN --jobs 1 > $Y/tests-LEAN.log 2>&1; t "test LEAN rc=$?"
 grep -E 'matched profile \(|bit-identical|Synthesis|FAIL|differ' $Y/tests-LEAN.log | head -24 | tee -a $L
 san memcheck M 'dataflow/small_matches*' small
