@@ -1485,8 +1485,8 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
                     program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
     // The default page set (gate/up) and none run kernels specialized for them, gate/up with and
     // without runs (qwen3-0.6b has none at the default tile size), none with them (large models); any
-    // other set the general one, without runs (it spilled 16 bytes with them and the LM head's walk):
-    // every tile on its own is right for any program, runs only save the calls between its tiles.
+    // other set the general one, without runs (with them it spills): every tile on its own is right
+    // for any program, runs only save the calls between a run's tiles.
     const int runs = program->longest_run > 1, gate_up = 1 << DATAFLOW_GATEUP;
     void (*kernel)(const DataflowProgram, const DataflowParams) =
         program->page_ops == 0                ? dataflow_decode_kernel<0, 1>

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds what call3.sh, next-call.sh and next-call-2.sh (beside this file) run and packs it into
+# Builds what next-call.sh and next-call-2.sh (beside this file) run and packs it into
 # .devbundle9/ (ignored by .gitignore's /.devbundle*/): main after PXR and LMV merged (M, 01e10c8)
 # into build/ab9/, and PT (5bfe28f), LMV (68c79e8), QD (a3a35b2), P5 (7ecfecf), LEAN (5d1bc3a, branch
 # dataflow-lean-instance: the kernel without instrumentation for timed steps), its planted break
@@ -16,7 +16,7 @@ rm -rf .devbundle9
 ../shared/device/bundle .devbundle9 build/ab9/fusecheck-M build/ab9/gpu_test_dataflow-M build/ab8/fusecheck-{PT,LMV,QD,P5,LEAN,OL2} \
     build/ab8/gpu_test_dataflow-{LEAN,BLEAN,OL2}
 (cd .devbundle9 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp $here/call-prelude.sh $here/call3.sh $here/next-call.sh $here/next-call-2.sh .devbundle9/
+cp $here/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle9/
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle9 | cut -f1) ))
 echo "build-bundle: .devbundle9 $(du -sh .devbundle9 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"
 [ $sent -le $((64 * 1048576)) ] || { echo "build-bundle: over the 64 MiB a call may send" >&2; exit 1; }
