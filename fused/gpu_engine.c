@@ -815,7 +815,8 @@ int gpu_engine_forward(GpuEngine *e, const int32_t *tokens, int n_tokens, int po
         for (int l = 0; forced && l < e->n_layers; l++)
             if (store_forced_kv(e, l, position, 1, err)) return -1;
         if (dataflow_decode_set_control(e->dataflow, trace != NULL, forced, e->stream, err)) return -1;
-        if (e->options.sync_kernels) {
+        // The graph holds the kernel without the trace's stores (dataflow_decode_enqueue).
+        if (e->options.sync_kernels || trace) {
             if (dataflow_decode_prepare_launch(e->dataflow, e->stream, err) ||
                 dataflow_decode_enqueue(e->dataflow, e->stream, err))
                 return -1;

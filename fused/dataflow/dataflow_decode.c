@@ -305,7 +305,8 @@ int dataflow_decode_prepare_launch(DataflowDecode *d, cudaStream_t stream, Error
 }
 
 int dataflow_decode_enqueue(DataflowDecode *d, cudaStream_t stream, ErrorMessage *err) {
-    return launch_dataflow_decode(&d->program, &d->params, stream, err);
+    const int instrumented = d->h_control[0] || d->params.timeline != NULL || d->params.skeleton;
+    return launch_dataflow_decode(&d->program, &d->params, instrumented, stream, err);
 }
 
 void dataflow_decode_describe(const DataflowDecode *d, char *out, size_t size) {

@@ -56,7 +56,10 @@ int dataflow_decode_set_control(DataflowDecode *decode, int trace, int forced, c
 // with one line in err.
 int dataflow_decode_prepare_launch(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);
 
-// Enqueues one decode token (one kernel launch); capturable into a CUDA graph.
+// Enqueues one decode token (one kernel launch); capturable into a CUDA graph. The kernel is the
+// instrumented one (launch_dataflow_decode) when the last dataflow_decode_set_control asked for a
+// trace or the timeline or skeleton is on, else the one without that code: a graph captured without
+// a trace cannot store one, so a traced step is launched directly.
 int dataflow_decode_enqueue(DataflowDecode *decode, cudaStream_t stream, ErrorMessage *err);
 
 // Blocks, tiles and instructions, for reports ("dataflow: 132 blocks, tiles of at most 96 KB, 8200

@@ -529,6 +529,8 @@ struct Consumer {
     Group g;
     int n_virtual_blocks;
     int position, token, trace, forced;
+    int skeleton;                        // P.skeleton, 0 in the kernel without instrumentation
+    unsigned long long *timeline;        // P.timeline, NULL in the kernel without instrumentation
     const DataflowInstruction *list;  // the block's instructions in shared memory, list[i - list_first]
     int list_first;
     const DataflowLayer *layers;      // P.layers, copied to shared memory
@@ -550,29 +552,29 @@ struct Consumer {
 
 // Timeline mark k of the instruction being run (thread 0; a no-op unless the timeline is on).
 __device__ __forceinline__ void mark(const Consumer &c, int k) {
-    if (c.P.timeline && c.g.tid == 0) c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = global_time();
+    if (c.timeline && c.g.tid == 0) c.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = global_time();
 }
 
 // Timeline: instruction `i` starts (every mark set to now; the ones it reaches later are overwritten).
 // Marks go straight to memory, so no value stays live across the op's call.
 __device__ __forceinline__ void mark_start(const Consumer &c, int i) {
-    if (!c.P.timeline || c.g.tid != 0) return;
+    if (!c.timeline || c.g.tid != 0) return;
     const unsigned long long now = global_time();
-    for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.P.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
+    for (int k = 0; k < DATAFLOW_TIMELINE_MARKS; k++) c.timeline[(size_t)i * DATAFLOW_TIMELINE_MARKS + k] = now;
 }
 
 // Attention's steps on the timeline: step_start at STAGED, step_end at the end of step
 // (DATAFLOW_MARK_KV_WAITED, _SUMMED) in every piece, step_marks before COMPUTED writes each step's
 // mark as STAGED plus the time spent in it and the steps before it. No-ops unless the timeline is on.
 __device__ __forceinline__ void step_start(const Consumer &c) {
-    if (!c.P.timeline || c.g.tid != 0) return;
+    if (!c.timeline || c.g.tid != 0) return;
     BlockState &b = block_state();
     b.step_staged = b.step_last = global_time();
     for (int k = 0; k < DATAFLOW_MARK_SUMMED - DATAFLOW_MARK_STAGED; k++) b.step_spent[k] = 0;
 }
 
 __device__ __forceinline__ void step_end(const Consumer &c, int step) {
-    if (!c.P.timeline || c.g.tid != 0) return;
+    if (!c.timeline || c.g.tid != 0) return;
     BlockState &b = block_state();
     const unsigned long long now = global_time();
     b.step_spent[step - DATAFLOW_MARK_STAGED - 1] += now - b.step_last;
@@ -580,12 +582,12 @@ __device__ __forceinline__ void step_end(const Consumer &c, int step) {
 }
 
 __device__ __forceinline__ void step_marks(const Consumer &c) {
-    if (!c.P.timeline || c.g.tid != 0) return;
+    if (!c.timeline || c.g.tid != 0) return;
     const BlockState &b = block_state();
     unsigned long long t = b.step_staged;
     for (int k = DATAFLOW_MARK_STAGED + 1; k <= DATAFLOW_MARK_SUMMED; k++) {
         t += b.step_spent[k - DATAFLOW_MARK_STAGED - 1];
-        c.P.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = t;
+        c.timeline[(size_t)c.current * DATAFLOW_TIMELINE_MARKS + k] = t;
     }
 }
 
@@ -704,7 +706,7 @@ __device__ __forceinline__ void run_tiles(Consumer &c, int op, int layer, int ti
         mark(c, DATAFLOW_MARK_STAGED);
         if (k == 0 && prefetch_op >= 0) page_prefetch(c, prefetch_op);
         float v[16];
-        tile_dots(c.g, t, w, c.vec, c.P.skeleton, v);
+        tile_dots(c.g, t, w, c.vec, c.skeleton, v);
         const int more = k + 1 < n_tiles;
         const int next = more ? (int)c.list[c.current + 1 - c.list_first].index : 0;
         if (more) tile_issue(c.g, tile_spec(c, op, layer, next), w);
@@ -733,7 +735,7 @@ __device__ __forceinline__ void run_qkv(Consumer &c, int layer, int tile, int n_
     const uint16_t *x_bf16 = layer > 0 ? NULL : c.P.embed + (size_t)c.token * s.hidden;
     if (!already_staged(c, DATAFLOW_QKV, layer)) {
         stage_rmsnorm(c.g, x, x_bf16, c.epoch, Ly.attn_norm_w, s.hidden, c.P.eps, c.vec, c.resid, c.misc,
-                      c.P.skeleton);
+                      c.skeleton);
         c.resid_op = DATAFLOW_QKV;
         c.resid_layer = layer;
     }
@@ -807,7 +809,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         float l = 0.0f;
 #pragma unroll 1
         for (int k = c.g.lane; k < active; k += WARP) {
-            float w = c.P.skeleton ? 0.0f : expf(ml_shared[j * active + k].x - m);
+            float w = c.skeleton ? 0.0f : expf(ml_shared[j * active + k].x - m);
             l = fmaf(ml_shared[j * active + k].y, w, l);
             ml_shared[j * active + k].x = w;
         }
@@ -848,7 +850,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         if (splits > 1) {
             c.split_sums[i] = o;
         } else {
-            float value = c.P.skeleton ? o : o / total_l[j];
+            float value = c.skeleton ? o : o / total_l[j];
             tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
             if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
         }
@@ -858,7 +860,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         if (c.g.tid < combos) {
             const int j = c.g.tid / hd, d = c.g.tid % hd;
             const float o = ordered_split_sum(c.split_sums, splits, combos, c.g.tid);
-            float value = c.P.skeleton ? o : o / total_l[j];
+            float value = c.skeleton ? o : o / total_l[j];
             tagged_store(Ly.attn_tagged + (size_t)(kv_head * group + j) * hd + d, value, c.epoch);
             if (c.trace) Ly.attn[(size_t)(kv_head * group + j) * hd + d] = value;
         }
@@ -957,7 +959,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         tagged_load2(Ly.qkv_tagged + src, c.epoch, heads + i);
     }
     group_sync(c.g);
-    for (int h = warp; !c.P.skeleton && h <= group; h += c.g.n_warps)
+    for (int h = warp; !c.skeleton && h <= group; h += c.g.n_warps)
         warp_head_norm_rope(heads + h * hd, h < group ? Ly.q_norm_w : Ly.k_norm_w, cos_row, sin_row, hd, c.P.eps, lane);
     group_sync(c.g);
     mark(c, DATAFLOW_MARK_STAGED);
@@ -1033,7 +1035,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
                     float dot = 0.0f;
-                    if (!c.P.skeleton)
+                    if (!c.skeleton)
 #pragma unroll
                         for (int e = 0; e < 4; e++)
                             if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
@@ -1045,7 +1047,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             position_slices(c, v_history, newest + hd, piece, t0, n, lane, per_lane, value);
 #pragma unroll
             for (int q = 0; q < MAX_ATTENTION_GROUP; q++) {
-                if (q >= group || c.P.skeleton) continue;
+                if (q >= group || c.skeleton) continue;
                 float score[4], m = m_run[q];
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
@@ -1107,7 +1109,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         float o = 0.0f, l = 0.0f;
 #pragma unroll
         for (int w = 0; w < WARPS; w++) {
-            const float factor = c.P.skeleton ? 0.0f : expf(m[w] - M);  // 0: no positions
+            const float factor = c.skeleton ? 0.0f : expf(m[w] - M);  // 0: no positions
             o = fmaf(warp_o[((size_t)w * group + j) * hd + d], factor, o);
             l = fmaf(warp_ml[(w * group + j) * 2 + 1], factor, l);
         }
@@ -1163,7 +1165,7 @@ __device__ __forceinline__ void run_gateup(Consumer &c, int layer, int tile, int
     prefetch_l1(c.g, Ly.mlp_norm_w, (size_t)s.hidden * 4);
     if (!already_staged(c, DATAFLOW_GATEUP, layer)) {
         stage_rmsnorm(c.g, Ly.resid_attn_tagged, NULL, c.epoch, Ly.mlp_norm_w, s.hidden, c.P.eps, c.vec, c.resid,
-                      c.misc, c.P.skeleton);
+                      c.misc, c.skeleton);
         c.resid_op = DATAFLOW_GATEUP;
         c.resid_layer = layer;
     }
@@ -1226,7 +1228,7 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
     const DataflowInstruction *tiles = c.list + (first_instruction - c.list_first);
     if (!already_staged(c, DATAFLOW_LMHEAD, 0)) {
         stage_rmsnorm(c.g, c.layers[s.n_layers - 1].resid_mlp_tagged, NULL, c.epoch, c.P.final_norm_w, s.hidden,
-                      c.P.eps, c.vec, c.resid, c.misc, c.P.skeleton);
+                      c.P.eps, c.vec, c.resid, c.misc, c.skeleton);
         c.resid_op = DATAFLOW_LMHEAD;
         c.resid_layer = 0;
     }
@@ -1270,7 +1272,7 @@ __device__ __forceinline__ void run_lmhead(Consumer &c, int first_instruction, i
                 if (c0 + u >= per_lane) continue;
                 const float4 *x4 = (const float4 *)c.vec + 2 * ((c0 + u) * WARP + c.g.lane);
                 const float4 a = x4[0], b = x4[1];
-                if (c.P.skeleton) {
+                if (c.skeleton) {
 #pragma unroll
                     for (int r = 0; r < LM_GROUP_ROWS; r++) acc[r] += __uint_as_float(w[u][r].x & 1u);
                 } else {
@@ -1394,12 +1396,15 @@ __device__ __forceinline__ void run_consumers(Consumer &c) {
 
 // PAGE_OPS: the program's page_ops as a constant (its paths for other ops compiled out), or -1 for any.
 // RUNS: 1 runs a block's runs of one projection's tiles as runs (run_consumers), 0 every tile on its own.
-template <int PAGE_OPS, int RUNS>
+// INSTRUMENTED: 1 honours the trace flag (P.control[0]), the timeline and the skeleton; 0 compiles
+// their code out and ignores them, the same arithmetic in less code (what timed steps run).
+template <int PAGE_OPS, int RUNS, int INSTRUMENTED>
 __global__ void __launch_bounds__(THREADS, 1)
     dataflow_decode_kernel(const __grid_constant__ DataflowProgram p, const __grid_constant__ DataflowParams P) {
     SharedLayout L = shared_layout(p);
     Group g = {(int)threadIdx.x, (int)threadIdx.x % WARP, (int)threadIdx.x / WARP, THREADS, WARPS, (int)blockIdx.x};
-    Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], P.control[0], P.control[1]};
+    Consumer c = {p, P, g, (int)gridDim.x, P.io[0], P.io[1], INSTRUMENTED ? P.control[0] : 0, P.control[1],
+                  INSTRUMENTED ? P.skeleton : 0, INSTRUMENTED ? P.timeline : NULL};
     // The block's instructions and the layer table, read at every instruction: from shared memory, not
     // an L2 trip each (two dependent ones before a tile's weight loads could issue).
     c.list_first = P.offsets[blockIdx.x];
@@ -1466,7 +1471,7 @@ __global__ void __launch_bounds__(THREADS, 1)
 
 extern "C" size_t dataflow_shared_bytes(const DataflowProgram *program) { return shared_layout(*program).total; }
 
-extern "C" int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params,
+extern "C" int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int instrumented,
                                       cudaStream_t stream, ErrorMessage *err) {
     if (program->shape.tile_bytes > DATAFLOW_MAX_TILE_BYTES)
         return fail(err, "dataflow engine: tiles of %d bytes, the kernel holds at most %d", program->shape.tile_bytes,
@@ -1486,13 +1491,18 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     // The default page set (gate/up) and none run kernels specialized for them, gate/up with and
     // without runs (qwen3-0.6b has none at the default tile size), none with them (large models); any
     // other set the general one, without runs (with them it spills): every tile on its own is right
-    // for any program, runs only save the calls between a run's tiles.
+    // for any program, runs only save the calls between a run's tiles. Each of them with and without
+    // instrumentation.
     const int runs = program->longest_run > 1, gate_up = 1 << DATAFLOW_GATEUP;
     void (*kernel)(const DataflowProgram, const DataflowParams) =
-        program->page_ops == 0                ? dataflow_decode_kernel<0, 1>
-        : program->page_ops == gate_up && runs  ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 1>
-        : program->page_ops == gate_up          ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 0>
-                                                : dataflow_decode_kernel<-1, 0>;
+        instrumented ? (program->page_ops == 0                 ? dataflow_decode_kernel<0, 1, 1>
+                        : program->page_ops == gate_up && runs ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 1, 1>
+                        : program->page_ops == gate_up         ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 0, 1>
+                                                               : dataflow_decode_kernel<-1, 0, 1>)
+                     : (program->page_ops == 0                 ? dataflow_decode_kernel<0, 1, 0>
+                        : program->page_ops == gate_up && runs ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 1, 0>
+                        : program->page_ops == gate_up         ? dataflow_decode_kernel<1 << DATAFLOW_GATEUP, 0, 0>
+                                                               : dataflow_decode_kernel<-1, 0, 0>);
     int blocks = program->shape.n_blocks;
     size_t shared_bytes = dataflow_shared_bytes(program);
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

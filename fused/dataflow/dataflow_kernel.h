@@ -78,9 +78,12 @@ typedef struct {
 size_t dataflow_shared_bytes(const DataflowProgram *program);
 
 // Enqueues one decode token on `stream`: program->shape.n_blocks blocks of 512 threads, all resident
-// at once (checked here). 0, or -1 with one line in err.
-int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, cudaStream_t stream,
-                           ErrorMessage *err);
+// at once (checked here). instrumented: 1 runs the kernel that honours the trace flag
+// (params->control[0]), params->timeline and params->skeleton; 0 the one without their code, which
+// ignores all three and computes the same values bit for bit (what timed steps run). 0, or -1 with
+// one line in err.
+int launch_dataflow_decode(const DataflowProgram *program, const DataflowParams *params, int instrumented,
+                           cudaStream_t stream, ErrorMessage *err);
 
 #ifdef __cplusplus
 }
