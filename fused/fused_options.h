@@ -12,13 +12,16 @@
 //                                                          kernel and layer (slow; for locating a fault)
 // dataflow_skeleton 0        FUSECHECK_DATAFLOW_SKELETON   the dataflow engine's kernel does every wait,
 //                            (0 or 1)                      load, store and signal but no arithmetic
-//                                                          (wrong results): its structure's floor
+//                                                          (wrong results): its structure's floor, on the
+//                                                          instrumented kernel
 // dataflow_tile_kb  96       FUSECHECK_DATAFLOW_TILE_KB    most weight bytes of one dataflow projection tile
 //                            (32, 64 or 96)                (the block holds a tile in registers)
 // dataflow_timeline 0        FUSECHECK_DATAFLOW_TIMELINE   the dataflow kernel records when each tile starts,
 //                            (0 or 1)                      has its inputs, has staged them, has computed and
 //                                                          ends; the last launch's summary goes to stderr
-//                                                          when the engine is destroyed
+//                                                          when the engine is destroyed. It runs the
+//                                                          instrumented kernel, about 9% slower than the
+//                                                          timed one (fused/dataflow/NOTES.md)
 // dataflow_pages    gate_up  FUSECHECK_DATAFLOW_PAGES      the dataflow projections whose tiles are copied
 //                            ("none" or a comma list of    into shared memory pages ahead of their turn (off
 //                            qkv, gate_up, down)           the dependency chain) instead of loaded into
