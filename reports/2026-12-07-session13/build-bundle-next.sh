@@ -19,7 +19,7 @@ rm -rf .devbundle13
 ../shared/device/bundle .devbundle13 build/ab9/fusecheck-{ML,MLI} build/ab9/gpu_test_dataflow-ML build/ab8/fusecheck-NR \
     build/ab8/gpu_test_dataflow-{NR,BNR}
 (cd .devbundle13 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp $here/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle13/
+cp reports/2026-12-07-session12/call-prelude.sh $here/next-call.sh $here/next-call-2.sh .devbundle13/
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle13 | cut -f1) ))
 echo "build-bundle-next: .devbundle13 $(du -sh .devbundle13 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"
 [ $sent -le $((64 * 1048576)) ] || { echo "build-bundle-next: over the 64 MiB a call may send" >&2; exit 1; }

@@ -14,7 +14,7 @@ rm -rf .devbundle10
 ../shared/device/bundle .devbundle10 build/ab9/fusecheck-M build/ab9/gpu_test_dataflow-M build/ab8/fusecheck-{PT,QD,P5,OL2,LO} \
     build/ab8/gpu_test_dataflow-{LO,BLEAN}
 (cd .devbundle10 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp $here/call-prelude.sh $here/call-c.sh $here/call-d.sh .devbundle10/
+cp reports/2026-12-07-session12/call-prelude.sh $here/call-c.sh $here/call-d.sh .devbundle10/
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle10 | cut -f1) ))
 echo "build-bundle: .devbundle10 $(du -sh .devbundle10 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"
 [ $sent -le $((64 * 1048576)) ] || { echo "build-bundle: over the 64 MiB a call may send" >&2; exit 1; }
