@@ -885,10 +885,10 @@ __device__ __forceinline__ void bf16_row_slice(const uint16_t *row, int lane, in
     }
 }
 
-// This lane's slices (bf16_row_slice) of the rows of positions t0 .. t0 + 3 of a piece: from `history`
-// (the piece's K or V rows in shared memory), the newest position's from `newest` (fp32), 0 past n.
-__device__ __forceinline__ void position_slices(const Consumer &c, const uint16_t *history, const float *newest,
-                                                int piece, int t0, int n, int lane, int per_lane, float (&out)[4][4]) {
+// This lane's slices (bf16_row_slice) of the rows of positions t0 .. t0 + 3 of a piece, from `rows`
+// (the piece's K or V rows in shared memory, the token's own row among them), 0 past n.
+__device__ __forceinline__ void position_slices(const Consumer &c, const uint16_t *rows, int t0, int n, int lane,
+                                                int per_lane, float (&out)[4][4]) {
     const int hd = c.p.shape.head_dim;
 #pragma unroll
     for (int u = 0; u < 4; u++) {
@@ -896,11 +896,8 @@ __device__ __forceinline__ void position_slices(const Consumer &c, const uint16_
         if (t >= n) {
 #pragma unroll
             for (int e = 0; e < 4; e++) out[u][e] = 0.0f;
-        } else if (piece + t == c.position) {
-#pragma unroll
-            for (int e = 0; e < 4; e++) out[u][e] = e < per_lane ? newest[lane * per_lane + e] : 0.0f;
         } else {
-            bf16_row_slice(history + (size_t)t * hd, lane, per_lane, out[u]);
+            bf16_row_slice(rows + (size_t)t * hd, lane, per_lane, out[u]);
         }
     }
 }
@@ -924,9 +921,10 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 // One kv head's attention over one split of the context: its q heads and k head normed and rotated at
 // the token's position (every split recomputes them from the tagged q/k/v), then the split's positions
 // in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
-// this step) and an online softmax, each warp over its own positions (running max m and sum l per q
-// head; the running weighted sums rescaled by exp(m_old - m_new) as m grows), the warps' states then
-// combined into the split's (m, l, o), its partials for the merge.
+// this step, written into the piece's buffer beside the history) and an online softmax, each warp over
+// its own positions (running max m and sum l per q head; the running weighted sums rescaled by
+// exp(m_old - m_new) as m grows), the warps' states then combined into the split's (m, l, o), its
+// partials for the merge.
 // A piece's K/V history is bulk-copied into one of two shared memory buffers while the previous piece
 // is computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
 // register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
@@ -1008,8 +1006,19 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     for (int piece = begin; piece < end; piece += p.chunk) {
         const int n = min(p.chunk, end - piece);
         const int buffer = ((piece - begin) / p.chunk) & 1;
-        fence_proxy_async_shared();  // this thread's reads of the other buffer come before its refill
-        group_sync(c.g);  // the last piece's K/V is read (and, first, the newest row is written)
+        const uint16_t *k_rows = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_rows = k_rows + (size_t)p.chunk * hd;
+        if (newest_here && c.position - piece < n) {
+            // The piece that holds the token's own position: its K and V rows (bf16, as the cache holds
+            // them) go into the buffer after the history the bulk copy brings (rows [0, position -
+            // piece)), so a pass reads every position alike. The buffer's last reader was the piece two
+            // before, done by the previous barrier.
+            uint16_t *k_newest = (uint16_t *)k_rows + (size_t)(c.position - piece) * hd;
+#pragma unroll 1
+            for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads)
+                (i < hd ? k_newest : k_newest + (size_t)p.chunk * hd)[i % hd] = (uint16_t)(__float_as_uint(newest[i]) >> 16);
+        }
+        fence_proxy_async_shared();  // this thread's shared memory accesses come before the buffers' refills
+        group_sync(c.g);  // the last piece's K/V is read, this one's newest row written
         if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
             const int next = piece + p.chunk;
             attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position),
@@ -1018,11 +1027,10 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         mbarrier_wait(&block_state().kv_full[buffer], (c.kv_parity >> buffer) & 1u);
         c.kv_parity ^= 1u << buffer;
         step_end(c, DATAFLOW_MARK_KV_WAITED);
-        const uint16_t *k_history = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_history = k_history + (size_t)p.chunk * hd;
 #pragma unroll 1
         for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
             float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 positions' keys
-            position_slices(c, k_history, newest, piece, t0, n, lane, per_lane, key);
+            position_slices(c, k_rows, t0, n, lane, per_lane, key);
             // Scores: 4 heads x 4 positions of dot products summed over the warp together; every lane
             // then takes the 16 totals (value 4 q + u sits in lanes 2 (4 q + u) and 2 (4 q + u) + 1).
             float v[16];
@@ -1044,7 +1052,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
             const float total = warp_sum16_transposed(v, lane);
             float value[4][4];  // and of their values
-            position_slices(c, v_history, newest + hd, piece, t0, n, lane, per_lane, value);
+            position_slices(c, v_rows, t0, n, lane, per_lane, value);
 #pragma unroll
             for (int q = 0; q < MAX_ATTENTION_GROUP; q++) {
                 if (q >= group || c.skeleton) continue;
