@@ -1,7 +1,7 @@
 # Sourced by this session's call scripts (in the bundle beside it): unpacks the bundle, and defines t
 # (log a line with the seconds since the start, and tar the logs into $OUT/h.tgz), san
 # (compute-sanitizer over a build's gpu_test_dataflow) and timeline (one bench with the timeline on).
-# A build label is looked up in build/ab9/ (main), then build/ab8/ (earlier commits).
+# A build label is looked up in build/ab*/ (each label is built into one of them).
 set -u
 B=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ -d $B/bin ] || tar -xJf $B/bin.tar.xz -C $B
@@ -9,7 +9,7 @@ export FUSECHECK_CACHE=/tmp/fc-cache
 Y=/tmp/h; mkdir -p $Y/rep; L=$Y/log.txt
 T0=$(date +%s)
 t() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L; tar -czf $OUT/h.tgz -C /tmp h; }
-exe() { (cd $B/bin && ls -d build/ab9/$1 build/ab8/$1 2>/dev/null | head -1); }  # executable name
+exe() { (cd $B/bin && ls -d build/ab*/$1 2>/dev/null | head -1); }  # executable name (labels are unique across build/ab*/)
 san() {  # tool, build label, test filter, log label
   timeout 120 compute-sanitizer --tool $1 $B/run $(exe gpu_test_dataflow-$2) --filter "$3" --jobs 1 > $Y/san-$1-$2-$4.log 2>&1
   t "$1 $2 $4 rc=$? $(tail -1 $Y/san-$1-$2-$4.log)"
