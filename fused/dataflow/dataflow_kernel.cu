@@ -990,6 +990,13 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
         }
     }
+    // This lane's dimensions (lane per_lane + e) of the q heads, read from shared memory once a split
+    // rather than once a pass.
+    float query[4][4];
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) query[q][e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
     // Each warp runs its own online softmax over its positions of every piece (positions [4 w, 4 w + 4),
     // then [4 (w + WARPS), ...)), in registers: a running max m and sum l per q head, and the running
     // weighted sums of the values, rescaled by exp(m_old - m_new) where m grows. A lane holds per_lane
@@ -1037,17 +1044,13 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             float v[16];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-                float h[4];
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    h[e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
                     float dot = 0.0f;
                     if (!c.skeleton)
 #pragma unroll
                         for (int e = 0; e < 4; e++)
-                            if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
+                            if (e < per_lane) dot = fmaf(query[q][e], key[u][e], dot);
                     v[4 * q + u] = dot;
                 }
             }
