@@ -137,6 +137,15 @@ static void check_program(DataflowShape shape, DataflowProgram *keep) {
         cr_assert(active >= 1 && active <= p.splits, "position %d: %d active splits of %d", position, active, p.splits);
         cr_assert(active * span >= position + 1 && (active - 1) * span < position + 1,
                   "position %d: %d splits of %d positions", position, active, span);
+        // A split's pieces fit a K/V buffer; a split longer than one is cut into whole passes of the
+        // attention warps (all but its last piece), a shorter one is one piece.
+        for (int split = 0; split < active; split++) {
+            int begin = split * span, end = begin + span < position + 1 ? begin + span : position + 1;
+            int length = dataflow_piece_positions(&p, end - begin);
+            cr_assert_leq(length, p.chunk, "position %d split %d: pieces of %d positions", position, split, length);
+            cr_assert_eq(length, end - begin > p.chunk ? DATAFLOW_ATTENTION_PASS : end - begin,
+                         "position %d split %d of %d positions: pieces of %d", position, split, end - begin, length);
+        }
         // A projection tile's weights fit the block's registers (tile_bytes); an attention piece's K and
         // V history fits a K/V buffer (chunk positions), whatever tile_bytes is.
         for (int i = 0; i < p.n_instructions; i++) {

@@ -41,6 +41,7 @@
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-byte words");
 static_assert(MAX_ROWS <= THREADS, "one thread sums each row of a tile");
+static_assert(WARPS * 4 == DATAFLOW_ATTENTION_PASS, "an attention pass is 4 positions a warp");
 
 // ---- weight pages: projection tiles copied into shared memory off the dependency chain -------------
 //
@@ -920,7 +921,7 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 
 // One kv head's attention over one split of the context: its q heads and k head normed and rotated at
 // the token's position (every split recomputes them from the tagged q/k/v), then the split's positions
-// in pieces of p.chunk: scores against the piece's keys (history from the cache, the newest row from
+// in pieces (dataflow_piece_positions): scores against the piece's keys (history from the cache, the newest row from
 // this step, written into the piece's buffer beside the history) and an online softmax, each warp over
 // its own positions (running max m and sum l per q head; the running weighted sums rescaled by
 // exp(m_old - m_new) as m grows), the warps' states then combined into the split's (m, l, o), its
@@ -938,7 +939,8 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int begin = split * c.split_span, end = min(begin + c.split_span, c.position + 1);
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
-    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(p.chunk, end - begin), c.position), 0);
+    const int length = dataflow_piece_positions(&p, end - begin);  // of each piece
+    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(length, end - begin), c.position), 0);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
@@ -988,6 +990,13 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             }
         }
     }
+    // This lane's dimensions (lane per_lane + e) of the q heads, read from shared memory once a split
+    // rather than once a pass.
+    float query[4][4];
+#pragma unroll
+    for (int q = 0; q < 4; q++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) query[q][e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
     // Each warp runs its own online softmax over its positions of every piece (positions [4 w, 4 w + 4),
     // then [4 (w + WARPS), ...)), in registers: a running max m and sum l per q head, and the running
     // weighted sums of the values, rescaled by exp(m_old - m_new) where m grows. A lane holds per_lane
@@ -1003,9 +1012,8 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     }
     const float scale = rsqrtf((float)hd);
 #pragma unroll 1
-    for (int piece = begin; piece < end; piece += p.chunk) {
-        const int n = min(p.chunk, end - piece);
-        const int buffer = ((piece - begin) / p.chunk) & 1;
+    for (int piece = begin, buffer = 0; piece < end; piece += length, buffer ^= 1) {
+        const int n = min(length, end - piece);
         const uint16_t *k_rows = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_rows = k_rows + (size_t)p.chunk * hd;
         if (newest_here && c.position - piece < n) {
             // The piece that holds the token's own position: its K and V rows (bf16, as the cache holds
@@ -1019,9 +1027,9 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         }
         fence_proxy_async_shared();  // this thread's shared memory accesses come before the buffers' refills
         group_sync(c.g);  // the last piece's K/V is read, this one's newest row written
-        if (piece + p.chunk < end) {  // the next piece's history, in flight while this one is computed
-            const int next = piece + p.chunk;
-            attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(p.chunk, end - next), c.position),
+        if (piece + length < end) {  // the next piece's history, in flight while this one is computed
+            const int next = piece + length;
+            attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(length, end - next), c.position),
                               buffer ^ 1);
         }
         mbarrier_wait(&block_state().kv_full[buffer], (c.kv_parity >> buffer) & 1u);
@@ -1036,17 +1044,13 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             float v[16];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-                float h[4];
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    h[e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
                     float dot = 0.0f;
                     if (!c.skeleton)
 #pragma unroll
                         for (int e = 0; e < 4; e++)
-                            if (e < per_lane) dot = fmaf(h[e], key[u][e], dot);
+                            if (e < per_lane) dot = fmaf(query[q][e], key[u][e], dot);
                     v[4 * q + u] = dot;
                 }
             }
@@ -1493,9 +1497,9 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
                     s.n_heads, s.n_kv_heads, MAX_ATTENTION_GROUP);
     if ((size_t)WARPS * (s.n_heads / s.n_kv_heads) * (s.head_dim + 2) * 4 > 2 * KV_BUFFER_BYTES(*program))
         return fail(err, "dataflow engine: the attention warps' sums do not fit the K/V buffers");
-    if (program->chunk > MAX_CHUNK || program->shape.head_dim > MAX_HEAD_DIM)
-        return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds at most %d x %d",
-                    program->chunk, program->shape.head_dim, MAX_CHUNK, MAX_HEAD_DIM);
+    if (program->chunk > MAX_CHUNK || program->chunk < DATAFLOW_ATTENTION_PASS || program->shape.head_dim > MAX_HEAD_DIM)
+        return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds %d to %d x at most %d",
+                    program->chunk, program->shape.head_dim, DATAFLOW_ATTENTION_PASS, MAX_CHUNK, MAX_HEAD_DIM);
     // The default page set (gate/up) and none run kernels specialized for them, gate/up with and
     // without runs (qwen3-0.6b has none at the default tile size), none with them (large models); any
     // other set the general one, without runs (with them it spills): every tile on its own is right

@@ -19,7 +19,7 @@
 // so a layer is about one tile of each op per SM on a small model and several on a large one):
 //   QKV     rows of W_qkv = [Wq; Wk; Wv] (qkv_width x hidden); attn_norm computed by every tile
 //   ATTN    (kv head h, split k): the context [0, position] divided into `splits` ranges of span
-//           positions (dataflow_split_span), range k streamed in pieces of `chunk` positions with an
+//           positions (dataflow_split_span), range k streamed in pieces (dataflow_piece_positions) with an
 //           online softmax; ranges past the context are skipped at run time. The block that counts a
 //           kv head's last active split (its add returns active - 1) combines the splits' partial
 //           softmax sums of the head's q heads into attn, then adds group to merge
@@ -162,6 +162,16 @@ static inline DATAFLOW_HOST_DEVICE int dataflow_active_splits(const DataflowProg
     return (position + span) / span;
 }
 
+// Positions one pass of attention's warps covers (the kernel's 16 warps, 4 positions each).
+#define DATAFLOW_ATTENTION_PASS 64
+
+// Positions a piece of a split of n positions streams: the whole split where it fits one K/V buffer
+// (chunk positions), else one pass of every warp, so that no piece leaves most warps waiting at its
+// barrier while a few take a second pass.
+static inline DATAFLOW_HOST_DEVICE int dataflow_piece_positions(const DataflowProgram *p, int n) {
+    return n <= p->chunk ? n : DATAFLOW_ATTENTION_PASS;
+}
+
 // Positions of [begin, begin + n) that come before `position`: the K/V history a piece streams (the
 // newest row comes from this step's QKV tiles).
 static inline DATAFLOW_HOST_DEVICE int dataflow_history(int begin, int n, int position) {
@@ -183,9 +193,10 @@ static inline DATAFLOW_HOST_DEVICE size_t dataflow_tile_bytes(const DataflowProg
     case DATAFLOW_ATTN: {  // its largest piece: K and V history of at most `chunk` positions at once
         int span = dataflow_split_span(p, position), begin = (int)in.index / s->n_kv_heads * span;
         if (begin > position) return 0;
-        int largest = 0;
-        for (int piece = begin; piece < begin + span && piece <= position; piece += p->chunk) {
-            int n = dataflow_history(piece, p->chunk < begin + span - piece ? p->chunk : begin + span - piece, position);
+        int end = begin + span < position + 1 ? begin + span : position + 1;
+        int length = dataflow_piece_positions(p, end - begin), largest = 0;
+        for (int piece = begin; piece < end; piece += length) {
+            int n = dataflow_history(piece, length < end - piece ? length : end - piece, position);
             if (n > largest) largest = n;
         }
         return (size_t)2 * largest * s->head_dim * 2;
