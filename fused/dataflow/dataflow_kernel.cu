@@ -35,8 +35,14 @@
 // The LM head stream: rows per warp group, and 16-byte column blocks per lane loaded at once.
 #define LM_GROUP_ROWS 4
 #define LM_GROUP_STEP 4
-// Bytes of one K/V buffer: a piece's K history, then its V history (bf16), at most MAX_HEAD_DIM wide.
-#define KV_BUFFER_BYTES(p) ((size_t)2 * (p).chunk * MAX_HEAD_DIM * 2)
+// The K/V buffers: a split of one piece (at most chunk positions) fills buffer 0; a longer split
+// streams pieces of DATAFLOW_ATTENTION_PASS positions through KV_BUFFERS buffers, two copies in flight
+// while a piece is computed. A buffer of pieces of `length` positions holds their K history, then
+// their V history (bf16, MAX_HEAD_DIM wide at most); buffer b starts 2 b length MAX_HEAD_DIM values in.
+#define KV_BUFFERS 3
+#define KV_REGION_BYTES(p) \
+    ((size_t)2 * MAX_HEAD_DIM * 2 * \
+     ((p).chunk > KV_BUFFERS * DATAFLOW_ATTENTION_PASS ? (p).chunk : KV_BUFFERS * DATAFLOW_ATTENTION_PASS))
 
 static_assert(SLOTS_PER_WARP * WARPS * SLOT_BYTES == DATAFLOW_MAX_TILE_BYTES, "a tile fills whole slots");
 static_assert(sizeof(DataflowLayer) % 8 == 0, "the layer table is copied in 8-byte words");
@@ -81,7 +87,7 @@ struct PageState {
 // What the block's threads share at fixed offset 0 of its shared memory, so its address is a constant,
 // not a register the walk keeps: the K/V buffers' mbarriers and the pages' state.
 struct BlockState {
-    unsigned long long kv_full[2];  // the K/V buffers' mbarriers: a piece's copy has landed
+    unsigned long long kv_full[KV_BUFFERS];  // the K/V buffers' mbarriers: a piece's copy has landed
     PageState pages;
     // Timeline only (thread 0): attention's STAGED time, the end of its last step, and the time spent
     // in each step (DATAFLOW_MARK_KV_WAITED .. _SUMMED) over the split's pieces.
@@ -119,8 +125,8 @@ __host__ __device__ static inline SharedLayout shared_layout(const DataflowProgr
     L.partials = align_up(L.split_sums + (size_t)THREADS * 4, 128);          // [MAX_SLOTS]
     L.tile_out = align_up(L.partials + (size_t)MAX_SLOTS * 4, 128);           // [MAX_ROWS]
     L.misc = align_up(L.tile_out + (size_t)MAX_ROWS * 4, 128);               // 64 floats: reductions, softmax m/l
-    L.kv = align_up(L.misc + 64 * 4, 128);  // two buffers, each K then V history of one piece, bf16
-    size_t end = L.kv + (size_t)2 * KV_BUFFER_BYTES(p);
+    L.kv = align_up(L.misc + 64 * 4, 128);  // the K/V buffers (KV_REGION_BYTES)
+    size_t end = L.kv + KV_REGION_BYTES(p);
     const size_t unpaged_end = end;
     for (int page = 0; page < PAGES; page++) {
         L.page[page] = align_up(end, 128);
@@ -538,7 +544,7 @@ struct Consumer {
     float *vec, *heads, *split_sums, *partials, *tile_out, *misc;
     float *resid;               // the raw input of the block's last rmsnorm staging: the residual its
     int resid_op, resid_layer;  // o_proj / down tiles add; and whose input that was (op -1: none)
-    uint16_t *kv;               // two buffers of a piece's K and V history (KV_BUFFER_BYTES each)
+    uint16_t *kv;               // the K/V buffers (KV_REGION_BYTES)
     unsigned kv_parity;         // bit b: the phase of kv_full[b] the next copy completes
     int current;                // the instruction being run (timeline marks)
     unsigned epoch;             // this launch's tag on exchanged values
@@ -903,19 +909,26 @@ __device__ __forceinline__ void position_slices(const Consumer &c, const uint16_
     }
 }
 
+// The K rows of K/V buffer `buffer` for pieces of `length` positions (KV_BUFFERS); its V rows follow
+// length MAX_HEAD_DIM values after them.
+__device__ __forceinline__ uint16_t *kv_buffer(const Consumer &c, int buffer, int length) {
+    return c.kv + (size_t)buffer * 2 * length * MAX_HEAD_DIM;
+}
+
 // Asks for the K and V history rows [begin, begin + history) of kv head kv_head in K/V buffer `buffer`
-// (thread 0 issues two bulk copies; history 0 completes the buffer's phase at once).
+// of pieces of `length` positions (thread 0 issues two bulk copies; history 0 completes the buffer's
+// phase at once).
 __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const DataflowLayer &Ly, int kv_head, int begin,
-                                                  int history, int buffer) {
+                                                  int history, int buffer, int length) {
     if (c.g.tid != 0) return;
     const int hd = c.p.shape.head_dim;
     const unsigned bytes = (unsigned)(history * hd * 2);
     const size_t row = (size_t)kv_head * c.p.shape.max_context + begin;
-    unsigned char *dst = (unsigned char *)c.kv + (size_t)buffer * KV_BUFFER_BYTES(c.p);
+    uint16_t *dst = kv_buffer(c, buffer, length);
     mbarrier_arrive_expect_tx(&block_state().kv_full[buffer], 2 * bytes);
     if (bytes) {
         bulk_copy_to_shared(dst, Ly.k_cache + row * hd, bytes, &block_state().kv_full[buffer]);
-        bulk_copy_to_shared(dst + (size_t)c.p.chunk * hd * 2, Ly.v_cache + row * hd, bytes, &block_state().kv_full[buffer]);
+        bulk_copy_to_shared(dst + (size_t)length * MAX_HEAD_DIM, Ly.v_cache + row * hd, bytes, &block_state().kv_full[buffer]);
     }
 }
 
@@ -926,8 +939,8 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 // its own positions (running max m and sum l per q head; the running weighted sums rescaled by
 // exp(m_old - m_new) as m grows), the warps' states then combined into the split's (m, l, o), its
 // partials for the merge.
-// A piece's K/V history is bulk-copied into one of two shared memory buffers while the previous piece
-// is computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
+// A piece's K/V history is bulk-copied into one of KV_BUFFERS shared memory buffers while the pieces
+// before it are computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
 // register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
 // staging's scoreboard in ptxas's code).
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
@@ -940,7 +953,12 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     const int lane = c.g.lane, warp = c.g.warp;
     const int newest_here = c.position >= begin && c.position < end;
     const int length = dataflow_piece_positions(&p, end - begin);  // of each piece
-    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(length, end - begin), c.position), 0);
+    // The first two pieces (every buffer is free: the last attention instruction's reads came before
+    // its closing fence and barrier).
+    attention_copy_kv(c, Ly, kv_head, begin, dataflow_history(begin, min(length, end - begin), c.position), 0, length);
+    if (begin + length < end)
+        attention_copy_kv(c, Ly, kv_head, begin + length,
+                          dataflow_history(begin + length, min(length, end - begin - length), c.position), 1, length);
     const float *cos_row = c.P.rope_cos + (size_t)c.position * (hd / 2);
     const float *sin_row = c.P.rope_sin + (size_t)c.position * (hd / 2);
     prefetch_l1(c.g, Ly.q_norm_w, (size_t)hd * 4);
@@ -1012,25 +1030,29 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
     }
     const float scale = rsqrtf((float)hd);
 #pragma unroll 1
-    for (int piece = begin, buffer = 0; piece < end; piece += length, buffer ^= 1) {
+    for (int piece = begin, buffer = 0; piece < end; piece += length, buffer = buffer + 1 < KV_BUFFERS ? buffer + 1 : 0) {
         const int n = min(length, end - piece);
-        const uint16_t *k_rows = c.kv + (size_t)buffer * KV_BUFFER_BYTES(p) / 2, *v_rows = k_rows + (size_t)p.chunk * hd;
+        const uint16_t *k_rows = kv_buffer(c, buffer, length), *v_rows = k_rows + (size_t)length * MAX_HEAD_DIM;
         if (newest_here && c.position - piece < n) {
             // The piece that holds the token's own position: its K and V rows (bf16, as the cache holds
             // them) go into the buffer after the history the bulk copy brings (rows [0, position -
-            // piece)), so a pass reads every position alike. The buffer's last reader was the piece two
-            // before, done by the previous barrier.
+            // piece)), so a pass reads every position alike. The buffer's last reader was the piece
+            // KV_BUFFERS before, done before its refill was asked for.
             uint16_t *k_newest = (uint16_t *)k_rows + (size_t)(c.position - piece) * hd;
 #pragma unroll 1
             for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads)
-                (i < hd ? k_newest : k_newest + (size_t)p.chunk * hd)[i % hd] = (uint16_t)(__float_as_uint(newest[i]) >> 16);
+                (i < hd ? k_newest : k_newest + (size_t)length * MAX_HEAD_DIM)[i % hd] =
+                    (uint16_t)(__float_as_uint(newest[i]) >> 16);
         }
         fence_proxy_async_shared();  // this thread's shared memory accesses come before the buffers' refills
         group_sync(c.g);  // the last piece's K/V is read, this one's newest row written
-        if (piece + length < end) {  // the next piece's history, in flight while this one is computed
-            const int next = piece + length;
+        // The piece two ahead, into the buffer the last piece read: two in flight while this one is
+        // computed.
+        static_assert(KV_BUFFERS == 3, "the pieces in flight are the next two");
+        if (piece + 2 * length < end) {
+            const int next = piece + 2 * length;
             attention_copy_kv(c, Ly, kv_head, next, dataflow_history(next, min(length, end - next), c.position),
-                              buffer ^ 1);
+                              buffer == 0 ? 2 : buffer - 1, length);
         }
         mbarrier_wait(&block_state().kv_full[buffer], (c.kv_parity >> buffer) & 1u);
         c.kv_parity ^= 1u << buffer;
@@ -1450,8 +1472,7 @@ __global__ void __launch_bounds__(THREADS, 1)
             b.pages.offset[page] = (unsigned)L.page[page];
         }
         b.pages.paged = L.paged;
-        mbarrier_init(&b.kv_full[0], 1);
-        mbarrier_init(&b.kv_full[1], 1);
+        for (int buffer = 0; buffer < KV_BUFFERS; buffer++) mbarrier_init(&b.kv_full[buffer], 1);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // the barriers, visible to the copy engine
     __syncthreads();
@@ -1495,7 +1516,7 @@ extern "C" int launch_dataflow_decode(const DataflowProgram *program, const Data
     if (s.n_heads % s.n_kv_heads || s.n_heads / s.n_kv_heads > MAX_ATTENTION_GROUP)
         return fail(err, "dataflow engine: %d q heads over %d kv heads, an attention split holds at most %d q heads a kv head",
                     s.n_heads, s.n_kv_heads, MAX_ATTENTION_GROUP);
-    if ((size_t)WARPS * (s.n_heads / s.n_kv_heads) * (s.head_dim + 2) * 4 > 2 * KV_BUFFER_BYTES(*program))
+    if ((size_t)WARPS * (s.n_heads / s.n_kv_heads) * (s.head_dim + 2) * 4 > KV_REGION_BYTES(*program))
         return fail(err, "dataflow engine: the attention warps' sums do not fit the K/V buffers");
     if (program->chunk > MAX_CHUNK || program->chunk < DATAFLOW_ATTENTION_PASS || program->shape.head_dim > MAX_HEAD_DIM)
         return fail(err, "dataflow engine: attention chunks of %d positions x head_dim %d, the kernel holds %d to %d x at most %d",

@@ -61,11 +61,13 @@ Test(dataflow, qwen3_0_6b_matches_reference, .timeout = 600) { matches_reference
 
 // With the default count a split holds at most a few positions at these contexts, so only warp 0 of a
 // split has any and the warps' combine, a second K/V piece and a warp's second pass never run. One
-// split of 101-108 positions runs two K/V pieces (64 positions, then 37-44) on 16 warps; one of 71-78
-// positions is one piece with a second pass for warps 0-3; two splits of 50-54 add the merge of a
-// head's splits to a 14-warp combine.
+// split of 201-208 positions streams four K/V pieces (64, 64, 64, then 9-16) through the three
+// buffers, round and back to the first; one of 101-108 positions two pieces (64, then 37-44) on 16
+// warps; one of 71-78 positions is one piece with a second pass for warps 0-3; two splits of 50-54
+// add the merge of a head's splits to a 14-warp combine.
 Test(dataflow, small_with_long_splits_matches_reference, .timeout = 300) {
     static const char *const one[] = {"FUSECHECK_DATAFLOW_SPLITS=1", NULL}, *const two[] = {"FUSECHECK_DATAFLOW_SPLITS=2", NULL};
+    matches_reference("small", 200, 8, one);
     matches_reference("small", 100, 8, one);
     matches_reference("small", 70, 8, one);
     matches_reference("small", 100, 8, two);
