@@ -10,8 +10,8 @@ Y=/tmp/h; mkdir -p $Y/rep; L=$Y/log.txt
 T0=$(date +%s)
 t() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L; tar -czf $OUT/h.tgz -C /tmp h; }
 exe() { (cd $B/bin && ls -d build/ab*/$1 2>/dev/null | head -1); }  # executable name (labels are unique across build/ab*/)
-san() {  # tool, build label, test filter, log label
-  timeout 120 compute-sanitizer --tool $1 $B/run $(exe gpu_test_dataflow-$2) --filter "$3" --jobs 1 > $Y/san-$1-$2-$4.log 2>&1
+san() {  # tool, build label, test filter, log label[, limit in seconds: 120]
+  timeout ${5:-120} compute-sanitizer --tool $1 $B/run $(exe gpu_test_dataflow-$2) --filter "$3" --jobs 1 > $Y/san-$1-$2-$4.log 2>&1
   t "$1 $2 $4 rc=$? $(tail -1 $Y/san-$1-$2-$4.log)"
 }
 timeline() {  # build label, preset or model directory (/...), context, tokens
