@@ -934,15 +934,15 @@ __device__ __forceinline__ void attention_copy_kv(const Consumer &c, const Dataf
 
 // One kv head's attention over one split of the context: its q heads and k head normed and rotated at
 // the token's position (every split recomputes them from the tagged q/k/v), then the split's positions
-// in pieces (dataflow_piece_positions): scores against the piece's keys (history from the cache, the newest row from
-// this step, written into the piece's buffer beside the history) and an online softmax, each warp over
-// its own positions (running max m and sum l per q head; the running weighted sums rescaled by
-// exp(m_old - m_new) as m grows), the warps' states then combined into the split's (m, l, o), its
-// partials for the merge.
+// in pieces (dataflow_piece_positions): scores against the piece's keys (history from the cache, the
+// newest row from this step, written into the piece's buffer beside the history) and an online
+// softmax, each warp over its own positions (running max m and sum l per q head; the running weighted
+// sums rescaled by exp(m_old - m_new) as m grows), the warps' states then combined into the split's
+// (m, l, o), its partials for the merge.
 // A piece's K/V history is bulk-copied into one of KV_BUFFERS shared memory buffers while the pieces
-// before it are computed (the first one before the q/k/v are staged). The copies complete on an mbarrier, not on a
-// register scoreboard, so the staging of q/k/v does not wait for them (loads into registers shared the
-// staging's scoreboard in ptxas's code).
+// before it are computed (the first two before the q/k/v are staged). The copies complete on an
+// mbarrier, not on a register scoreboard, so the staging of q/k/v does not wait for them (loads into
+// registers shared the staging's scoreboard in ptxas's code).
 __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index) {
     const DataflowProgram &p = c.p;
     const DataflowShape &s = p.shape;
@@ -1014,7 +1014,8 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll
     for (int q = 0; q < 4; q++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) query[q][e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
+        for (int e = 0; e < 4; e++)
+            query[q][e] = q < group && e < per_lane ? heads[q * hd + lane * per_lane + e] : 0.0f;
     // Each warp runs its own online softmax over its positions of every piece (positions [4 w, 4 w + 4),
     // then [4 (w + WARPS), ...)), in registers: a running max m and sum l per q head, and the running
     // weighted sums of the values, rescaled by exp(m_old - m_new) where m grows. A lane holds per_lane

@@ -19,8 +19,8 @@
 // so a layer is about one tile of each op per SM on a small model and several on a large one):
 //   QKV     rows of W_qkv = [Wq; Wk; Wv] (qkv_width x hidden); attn_norm computed by every tile
 //   ATTN    (kv head h, split k): the context [0, position] divided into `splits` ranges of span
-//           positions (dataflow_split_span), range k streamed in pieces (dataflow_piece_positions) with an
-//           online softmax; ranges past the context are skipped at run time. The block that counts a
+//           positions (dataflow_split_span), range k streamed in pieces (dataflow_piece_positions)
+//           with an online softmax; ranges past the context are skipped at run time. The block that counts a
 //           kv head's last active split (its add returns active - 1) combines the splits' partial
 //           softmax sums of the head's q heads into attn, then adds group to merge
 //   OPROJ   rows of W_o (hidden x q_width), with the residual
