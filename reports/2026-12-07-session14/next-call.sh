@@ -14,15 +14,8 @@ timeout 150 $B/run $(exe fusecheck-MK) bench --model /tmp/qwen3-8b --engine fuse
 mkdir -p /tmp/ab
 BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=3 OUT=/tmp/ab tools/gpu_ab.sh $(exe fusecheck-MK) $(exe fusecheck-K3S) > $Y/ab.txt 2>&1
 t "ab done"; tail -3 $Y/ab.txt | tee -a $L
-timeout 150 $B/run $(exe gpu_test_dataflow-K3S) --jobs 1 > $Y/tests-K3S.log 2>&1; t "test K3S rc=$?"
-grep -E 'matched profile \(|bit-identical|Synthesis|FAIL|differ' $Y/tests-K3S.log | head -24 | tee -a $L
-$B/run $(exe fusecheck-MK) synth --preset qwen3-0.6b --out /tmp/m06 > $Y/synth-0.6b.log 2>&1
-timeout 120 $B/run $(exe fusecheck-MK) golden --model /tmp/m06 --prompt-len 300 --steps 4 --kv-dtype bf16 --quiet --out /tmp/g300.h5 > $Y/golden.log 2>&1; t "golden 300 rc=$?"
-for b in MK K3S; do
-  FUSECHECK_DATAFLOW_SPLITS=1 timeout 60 $B/run $(exe fusecheck-$b) run --engine dataflow --model /tmp/m06 --golden /tmp/g300.h5 --out /tmp/run-$b.h5 --quiet > $Y/run-$b.log 2>&1
-done
-timeout 30 $B/run $(exe fusecheck-MK) compare /tmp/run-K3S.h5 /tmp/run-MK.h5 --max-rel-l2 0 --max-norm-max 0 > $Y/same-bits-K3S.log 2>&1
-t "K3S against MK at tolerance 0, one split of 301-304 positions rc=$? $(grep -iE '^summary' $Y/same-bits-K3S.log | head -1)"
+suite K3S
+same_bits K3S MK 300 4 FUSECHECK_DATAFLOW_SPLITS=1
 for b in MK K3S; do timeline $b qwen3-0.6b 16384 32; done
 grep -E 'build|attention|K/V waits' $Y/timeline.txt | tee -a $L
 t done
