@@ -190,16 +190,13 @@ static inline DATAFLOW_HOST_DEVICE size_t dataflow_tile_bytes(const DataflowProg
         first = (int)in.index * p->qkv_rows;
         rows = (s->n_heads + 2 * s->n_kv_heads) * s->head_dim - first;
         return (size_t)(rows < p->qkv_rows ? rows : p->qkv_rows) * s->hidden * 2;
-    case DATAFLOW_ATTN: {  // its largest piece: K and V history of at most `chunk` positions at once
+    case DATAFLOW_ATTN: {  // its largest piece, the first: K and V history of at most `chunk` positions
         int span = dataflow_split_span(p, position), begin = (int)in.index / s->n_kv_heads * span;
         if (begin > position) return 0;
         int end = begin + span < position + 1 ? begin + span : position + 1;
-        int length = dataflow_piece_positions(p, end - begin), largest = 0;
-        for (int piece = begin; piece < end; piece += length) {
-            int n = dataflow_history(piece, length < end - piece ? length : end - piece, position);
-            if (n > largest) largest = n;
-        }
-        return (size_t)2 * largest * s->head_dim * 2;
+        int length = dataflow_piece_positions(p, end - begin);
+        int history = dataflow_history(begin, length < end - begin ? length : end - begin, position);
+        return (size_t)2 * history * s->head_dim * 2;
     }
     case DATAFLOW_OPROJ:
         first = (int)in.index * p->oproj_rows;
