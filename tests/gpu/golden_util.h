@@ -66,20 +66,26 @@ static inline int compare_and_report(const char *what, const char *path_a, const
     CompareResult result;
     ErrorMessage err;
     cr_assert_eq(compare_traces(path_a, path_b, &(CompareOptions){.tol = tolerances, .first_step = COMPARE_ALL_STEPS, .last_step = COMPARE_ALL_STEPS}, &result, &err), 0, "%s", err.text);
-    char worst[128] = "none", first[512] = "none";
+    char worst[128] = "none", first[512] = "none", worst_rel_l2[32] = "0";
     double worst_norm_max = 0;
     for (size_t i = 0; i < result.n_results; i++)
         if (!result.results[i].is_token && result.results[i].metrics.norm_max > worst_norm_max)
             worst_norm_max = result.results[i].metrics.norm_max;
-    if (result.worst >= 0) compare_describe_location(&result.results[result.worst], worst, sizeof worst);
+    if (result.worst >= 0) {
+        const TensorMetrics *m = &result.results[result.worst].metrics;
+        compare_describe_location(&result.results[result.worst], worst, sizeof worst);
+        // The worst tensor is one with NaN or Inf where there is one (metrics_rank); its rel_l2 field
+        // then means nothing, so it is named, as `fusecheck compare` names it.
+        if (metrics_has_nonfinite(m)) snprintf(worst_rel_l2, sizeof worst_rel_l2, "NaN/Inf");
+        else snprintf(worst_rel_l2, sizeof worst_rel_l2, "%.3g", m->rel_l2);
+    }
     if (result.first_failure >= 0) {
         const TensorResult *f = &result.results[result.first_failure];
         compare_describe_location(f, first, sizeof first);
         snprintf(first + strlen(first), sizeof first - strlen(first), " (%s)", f->why);
     }
-    fprintf(stderr, "%s: %zu tensors, %zu failures at %.0e, worst rel_l2 %.3g at %s, worst norm_max %.3g; first failure: %s\n",
-            what, result.n_results, result.n_failures, tol,
-            result.worst >= 0 ? result.results[result.worst].metrics.rel_l2 : 0.0, worst, worst_norm_max, first);
+    fprintf(stderr, "%s: %zu tensors, %zu failures at %.0e, worst rel_l2 %s at %s, worst norm_max %.3g; first failure: %s\n",
+            what, result.n_results, result.n_failures, tol, worst_rel_l2, worst, worst_norm_max, first);
     int pass = result.pass;
     compare_result_free(&result);
     return pass;
