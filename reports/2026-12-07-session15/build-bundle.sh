@@ -2,18 +2,19 @@
 # Builds what this session's calls run and packs it into .devbundle15/ (ignored by .gitignore's
 # /.devbundle*/): main's kernel with K3 (MK, 7c03315), the candidate K3S (branch
 # dataflow-second-piece-after-staging) and the planted break BSP (branch break-bsp) into build/ab12/;
-# the candidates PP (dataflow-pass-pairs), PPEX (dataflow-pass-pairs-exp2) and PPS
-# (dataflow-pass-pairs-exp2-slices2) into build/ab13/; with the
-# call prelude, call-a.sh and call-b.sh. A bundle does not outlive the machine it was built on: rebuild
-# it in the session that calls.
+# the candidates PP (dataflow-pass-pairs), PPEX (dataflow-pass-pairs-exp2), PPS
+# (dataflow-pass-pairs-exp2-slices2) and PPSO (dataflow-pass-combine-stores) into build/ab13/; with
+# the call prelude, call-a.sh and call-b.sh. A bundle does not outlive the machine it was built on:
+# rebuild it in the session that calls.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 here=reports/2026-12-07-session15
 tools/build_at_commits.sh build/ab12 MK=7c03315 K3S=dataflow-second-piece-after-staging BSP=break-bsp
-tools/build_at_commits.sh build/ab13 PP=dataflow-pass-pairs PPEX=dataflow-pass-pairs-exp2 PPS=dataflow-pass-pairs-exp2-slices2
+tools/build_at_commits.sh build/ab13 PP=dataflow-pass-pairs PPEX=dataflow-pass-pairs-exp2 PPS=dataflow-pass-pairs-exp2-slices2 \
+    PPSO=dataflow-pass-combine-stores
 rm -rf .devbundle15
 ../shared/device/bundle .devbundle15 build/ab12/fusecheck-{MK,K3S} build/ab12/gpu_test_dataflow-{MK,K3S,BSP} \
-    build/ab13/fusecheck-{PP,PPEX,PPS} build/ab13/gpu_test_dataflow-PPS
+    build/ab13/fusecheck-{PP,PPEX,PPS,PPSO} build/ab13/gpu_test_dataflow-PPSO
 (cd .devbundle15 && tar -cJf bin.tar.xz bin && rm -rf bin)
 cp reports/2026-12-07-session12/call-prelude.sh $here/call-a.sh $here/call-b.sh .devbundle15/
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle15 | cut -f1) ))
