@@ -1,7 +1,8 @@
 # Sourced by this session's call scripts (in the bundle beside it): unpacks the bundle, and defines t
 # (log a line with the seconds since the start, and tar the logs into $OUT/h.tgz), san
 # (compute-sanitizer over a build's gpu_test_dataflow), suite (a build's gpu_test_dataflow), same_bits
-# (two builds' dataflow runs compared at tolerance 0) and timeline (one bench with the timeline on).
+# (two builds' dataflow runs compared at tolerance 0), timeline (one bench with the timeline on),
+# synth_8b and rounds_8b (qwen3-8b's weights once a machine; builds' tok/s on it in turns).
 # A build label is looked up in build/ab*/ (each label is built into one of them).
 set -u
 B=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,5 +40,16 @@ timeline() {  # build label, preset or model directory (/...), context, tokens
   local model="--preset $2"; [ "${2#/}" != "$2" ] && model="--model $2"
   FUSECHECK_DATAFLOW_TIMELINE=1 timeout 150 $B/run $(exe fusecheck-$1) bench $model --engine dataflow --context $3 --tokens $4 --repeat 1 > /tmp/tl.log 2>&1
   echo "build $1 $2 context $3" >> $Y/timeline.txt; grep -A10 'dataflow timeline' /tmp/tl.log >> $Y/timeline.txt
+}
+synth_8b() {  # build label: qwen3-8b's synthetic weights into /tmp/qwen3-8b, once a machine
+  [ -d /tmp/qwen3-8b ] && return
+  timeout 150 $B/run $(exe fusecheck-$1) synth --preset qwen3-8b --out /tmp/qwen3-8b > $Y/synth-8b.log 2>&1; t "synth 8b rc=$?"
+}
+rounds_8b() {  # rounds, build labels...: their dataflow tok/s on qwen3-8b at 1024, the builds in turn
+  local rounds=$1; shift; local tag=$(IFS=-; echo "$*")
+  for r in $(seq 1 $rounds); do for b in "$@"; do
+    timeout 60 $B/run $(exe fusecheck-$b) bench --model /tmp/qwen3-8b --engine dataflow --context 1024 --repeat 3 > $Y/ab8b-$tag-$r-$b.log 2>&1
+    t "8b round $r $b rc=$? $(grep -E '^\| dataflow ' $Y/ab8b-$tag-$r-$b.log | cut -d'|' -f3,4 | tr -s ' ')"
+  done; done
 }
 nvidia-smi -L | tee -a $L

@@ -15,15 +15,12 @@
 . "$(dirname "$0")/call-prelude.sh"
 for b in MK K3S PP PPEX PPS PPSO; do $B/run $(exe fusecheck-$b) --version | tee -a $L; done
 timeout 150 $B/run $(exe fusecheck-MK) bench --preset qwen3-0.6b --engine all --repeat 3 --record --reports $Y/rep > $Y/record-0.6b.log 2>&1; t "record MK rc=$?"; grep -E "^\| (fused|cublas|dataflow) " $Y/record-0.6b.log | tee -a $L
-timeout 150 $B/run $(exe fusecheck-MK) synth --preset qwen3-8b --out /tmp/qwen3-8b > $Y/synth-8b.log 2>&1; t "synth 8b rc=$?"
+synth_8b MK
 timeout 150 $B/run $(exe fusecheck-MK) bench --model /tmp/qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $Y/rep > $Y/record-8b.log 2>&1; t "8b record MK rc=$?"; grep -E "^\| (fused|dataflow) " $Y/record-8b.log | tee -a $L
 mkdir -p /tmp/ab
 BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=3 OUT=/tmp/ab tools/gpu_ab.sh $(exe fusecheck-MK) $(exe fusecheck-K3S) $(exe fusecheck-PP) $(exe fusecheck-PPEX) $(exe fusecheck-PPS) $(exe fusecheck-PPSO) > $Y/ab.txt 2>&1
 t "ab done"; tail -7 $Y/ab.txt | tee -a $L
-for r in 1 2; do for b in MK PPSO; do  # qwen3-8b (4 q heads a kv head: PP's two sums of 8)
-  timeout 60 $B/run $(exe fusecheck-$b) bench --model /tmp/qwen3-8b --engine dataflow --context 1024 --repeat 3 > $Y/ab8b-$r-$b.log 2>&1
-  t "8b round $r $b rc=$? $(grep -E '^\| dataflow ' $Y/ab8b-$r-$b.log | cut -d'|' -f3,4 | tr -s ' ')"
-done; done
+rounds_8b 2 MK PPSO  # qwen3-8b: 4 q heads a kv head, PP's two sums of 8
 same_bits PP MK 300 4 FUSECHECK_DATAFLOW_SPLITS=1
 same_bits K3S MK 300 4 FUSECHECK_DATAFLOW_SPLITS=1
 same_bits PPSO PPEX 300 4 FUSECHECK_DATAFLOW_SPLITS=1

@@ -1,22 +1,20 @@
 #!/usr/bin/env bash
-# A third device call (written in the sixteenth session), on the machine call-a.sh and call-b.sh left
-# warm: the candidate NF (branch dataflow-norm-folded: QKV's and gate/up's rmsnorm folded into their
-# tiles, no staging barrier before the dots; its bits differ from MK's). Its GPU suite; the A/B of MK
-# and NF (3 rounds) and on qwen3-8b (2 rounds); memcheck and racecheck of NF over `small` (hidden 256:
-# the fold's one-warp sum of squares) and racecheck over the several-tiles test (runs, 32 KB tiles);
-# timelines of MK and NF at 1024. About 420 s. Run: `run` with carry [".devbundle15"], command
-# `bash .devbundle15/call-c.sh`, timeout 560 s.
+# A third device call (written in the sixteenth session), on the machine call-a.sh and call-b.sh
+# left warm: the candidate NF (branch dataflow-norm-folded: QKV's and gate/up's rmsnorm folded into
+# their tiles, so its passes and barriers leave the chain; the staging barrier stays; its bits
+# differ from MK's). Its GPU suite; the A/B of MK and NF (3 rounds) and on qwen3-8b (2 rounds);
+# memcheck and racecheck of NF over `small` (hidden 256: the fold's one-warp sum of squares) and
+# racecheck over the several-tiles test (runs, 32 KB tiles); timelines of MK and NF at 1024. About
+# 420 s. Run: `run` with carry [".devbundle15"], command `bash .devbundle15/call-c.sh`, timeout 560
+# s.
 . "$(dirname "$0")/call-prelude.sh"
 $B/run $(exe fusecheck-NF) --version | tee -a $L
 suite NF 200
 mkdir -p /tmp/ab-nf
 BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=3 OUT=/tmp/ab-nf tools/gpu_ab.sh $(exe fusecheck-MK) $(exe fusecheck-NF) > $Y/ab-nf.txt 2>&1
 t "ab NF done"; tail -3 $Y/ab-nf.txt | tee -a $L
-[ -d /tmp/qwen3-8b ] || { timeout 150 $B/run $(exe fusecheck-MK) synth --preset qwen3-8b --out /tmp/qwen3-8b > $Y/synth-8b.log 2>&1; t "synth 8b rc=$?"; }
-for r in 1 2; do for b in MK NF; do
-  timeout 60 $B/run $(exe fusecheck-$b) bench --model /tmp/qwen3-8b --engine dataflow --context 1024 --repeat 3 > $Y/ab8b-nf-$r-$b.log 2>&1
-  t "8b round $r $b rc=$? $(grep -E '^\| dataflow ' $Y/ab8b-nf-$r-$b.log | cut -d'|' -f3,4 | tr -s ' ')"
-done; done
+synth_8b MK
+rounds_8b 2 MK NF
 san memcheck NF 'dataflow/small_matches*' small
 san racecheck NF 'dataflow/small_matches*' small 120
 san racecheck NF 'dataflow/qwen3_0_6b_with_several*' several-tiles 150

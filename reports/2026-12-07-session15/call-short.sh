@@ -15,6 +15,6 @@ BUNDLE=$B ENGINE=dataflow CTX=128,1024,4096,16384 ROUNDS=2 OUT=/tmp/ab tools/gpu
 t "ab done"; tail -5 $Y/ab.txt | tee -a $L
 same_bits PPSO PPEX 300 4 FUSECHECK_DATAFLOW_SPLITS=1
 suite PPSO 100
-timeout 100 $B/run $(exe fusecheck-MK) synth --preset qwen3-8b --out /tmp/qwen3-8b > $Y/synth-8b.log 2>&1; t "synth 8b rc=$?"
+synth_8b MK
 timeout 100 $B/run $(exe fusecheck-MK) bench --model /tmp/qwen3-8b --engine fused,dataflow --context 1024 --repeat 3 --record --reports $Y/rep > $Y/record-8b.log 2>&1; t "8b record MK rc=$?"; grep -E "^\| (fused|dataflow) " $Y/record-8b.log | tee -a $L
 t done
