@@ -1,7 +1,8 @@
 #!/bin/sh
 # tools/build_at_commits.sh without building anything: bad usage is exit 2 with one line, an unknown
 # commit exit 1 naming it, and a label whose executables already say they were built from the commit
-# is skipped (exit 0, "already built"). Skips (77) outside a git checkout.
+# is skipped (exit 0, "already built"), all while another run holds the build lock. Skips (77)
+# outside a git checkout.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tool=$root/tools/build_at_commits.sh
@@ -10,6 +11,11 @@ git rev-parse --verify --quiet HEAD > /dev/null || { echo "not a git checkout: s
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+# Every case runs while the build lock is held, as when another run builds: none of them builds, so
+# none may wait for it or answer that it is held.
+mkdir -p /tmp/fusecheck-builds
+exec 9> /tmp/fusecheck-builds.lock
+flock -n 9 || true  # held here, or by a run that builds: either way held
 
 "$tool" > "$out/log" 2>&1; rc=$?
 [ $rc -eq 2 ] || fail "no arguments: exit $rc, expected 2"
