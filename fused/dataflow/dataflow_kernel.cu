@@ -417,26 +417,37 @@ __device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, Ti
 // Sums each of v[0, 16) over the warp at once, a transposed butterfly (16 shuffles in all, not 5 a
 // value), and returns the total of value (lane >> 1) & 15 (both lanes of a pair hold it). Each total
 // is added in warp_sum's order (own value + partner's, offsets 16 to 1), so it is bitwise warp_sum's.
-// One stage of warp_sum16_transposed: lanes with bit `2 width` set keep values [width, 2 width), the
-// others [0, width); each adds its partner's value of the kept index. (A template, so every index is
-// a constant and v stays in registers.)
-template <int WIDTH>
-__device__ __forceinline__ void transposed_stage(float (&v)[16], int lane) {
-    const bool upper = lane & (2 * WIDTH);
+// One stage of a transposed butterfly over v[0, 2 WIDTH): lanes with bit OFFSET set keep values
+// [WIDTH, 2 WIDTH), the others [0, WIDTH); each adds the value of the kept index of its partner across
+// OFFSET. (A template, so every index is a constant and v stays in registers.)
+template <int N, int WIDTH, int OFFSET>
+__device__ __forceinline__ void transposed_stage(float (&v)[N], int lane) {
+    static_assert(2 * WIDTH <= N, "a stage halves the values it is given");
+    const bool upper = lane & OFFSET;
 #pragma unroll
     for (int i = 0; i < WIDTH; i++) {
         float send = upper ? v[i] : v[i + WIDTH];
         float keep = upper ? v[i + WIDTH] : v[i];
-        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 2 * WIDTH);
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, OFFSET);
     }
 }
 
 __device__ __forceinline__ float warp_sum16_transposed(float (&v)[16], int lane) {
-    transposed_stage<8>(v, lane);
-    transposed_stage<4>(v, lane);
-    transposed_stage<2>(v, lane);
-    transposed_stage<1>(v, lane);
+    transposed_stage<16, 8, 16>(v, lane);
+    transposed_stage<16, 4, 8>(v, lane);
+    transposed_stage<16, 2, 4>(v, lane);
+    transposed_stage<16, 1, 2>(v, lane);
     return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
+}
+
+// The same for v[0, 8) (11 shuffles): returns the total of value (lane >> 2) & 7 (the four lanes of a
+// quad hold it), added in warp_sum's order, so bitwise warp_sum's and warp_sum16_transposed's.
+__device__ __forceinline__ float warp_sum8_transposed(float (&v)[8], int lane) {
+    transposed_stage<8, 4, 16>(v, lane);
+    transposed_stage<8, 2, 8>(v, lane);
+    transposed_stage<8, 1, 4>(v, lane);
+    const float pair = v[0] + __shfl_xor_sync(0xffffffffu, v[0], 2);
+    return pair + __shfl_xor_sync(0xffffffffu, pair, 1);
 }
 
 // A row's slot sums one thread loads at once when it adds them up (tile_sums).
@@ -1062,22 +1073,25 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
             float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 positions' keys
             position_slices(c, k_rows, t0, n, lane, per_lane, key);
-            // Scores: 4 heads x 4 positions of dot products summed over the warp together; every lane
-            // then takes the 16 totals (value 4 q + u sits in lanes 2 (4 q + u) and 2 (4 q + u) + 1).
-            float v[16];
+            // Scores: q heads x 4 positions of dot products summed over the warp together, heads 0-1 and
+            // heads 2-3 (only where the kv head has more than 2) as 8 values each; every lane then takes
+            // the totals (score (q, u) sits in lanes 4 (4 (q % 2) + u) to + 3 of totals[q / 2]).
+            float v[2][8];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
                     float dot = 0.0f;
-                    if (!c.skeleton)
+                    if (!c.skeleton && (q < 2 || group > 2))
 #pragma unroll
                         for (int e = 0; e < 4; e++)
                             if (e < per_lane) dot = fmaf(query[q][e], key[u][e], dot);
-                    v[4 * q + u] = dot;
+                    v[q / 2][4 * (q % 2) + u] = dot;
                 }
             }
-            const float total = warp_sum16_transposed(v, lane);
+            float totals[2];
+            totals[0] = warp_sum8_transposed(v[0], lane);
+            totals[1] = group > 2 ? warp_sum8_transposed(v[1], lane) : 0.0f;
             float value[4][4];  // and of their values
             position_slices(c, v_rows, t0, n, lane, per_lane, value);
 #pragma unroll
@@ -1086,7 +1100,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
                 float score[4], m = m_run[q];
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
-                    score[u] = __shfl_sync(0xffffffffu, total, 2 * (4 * q + u)) * scale;
+                    score[u] = __shfl_sync(0xffffffffu, totals[q / 2], 4 * (4 * (q % 2) + u)) * scale;
                     if (t0 + u >= n) score[u] = -INFINITY;
                     m = fmaxf(m, score[u]);
                 }
