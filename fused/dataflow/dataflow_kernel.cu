@@ -414,6 +414,15 @@ __device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, Ti
     }
 }
 
+// 2^x in one MUFU.EX2 (ex2.approx.ftz: at most 2 ulp from 2^x; results below 2^-126 flush to 0, and
+// 2^-inf is 0). Attention's softmax keeps its scores in log2 units (score log2(e)), so each of its
+// exponentials is this one instruction rather than expf's nine.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // Sums each of v[0, 16) over the warp at once, a transposed butterfly (16 shuffles in all, not 5 a
 // value), and returns the total of value (lane >> 1) & 15 (both lanes of a pair hold it). Each total
 // is added in warp_sum's order (own value + partner's, offsets 16 to 1), so it is bitwise warp_sum's.
@@ -827,7 +836,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         float l = 0.0f;
 #pragma unroll 1
         for (int k = c.g.lane; k < active; k += WARP) {
-            float w = c.skeleton ? 0.0f : expf(ml_shared[j * active + k].x - m);
+            float w = c.skeleton ? 0.0f : fast_exp2(ml_shared[j * active + k].x - m);  // m: log2 units (run_attention)
             l = fmaf(ml_shared[j * active + k].y, w, l);
             ml_shared[j * active + k].x = w;
         }
@@ -1040,7 +1049,9 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll
         for (int e = 0; e < 4; e++) o_run[j][e] = 0.0f;
     }
-    const float scale = rsqrtf((float)hd);
+    // q·k / sqrt(head_dim) in log2 units: softmax's exp(s - m) is 2^(s log2(e) - m log2(e)), so the running
+    // maxima m, the split's M (partial_ml) and the merge's weights are all in log2 units.
+    const float score_scale = rsqrtf((float)hd) * 1.4426950408889634f;
 #pragma unroll 1
     for (int piece = begin, buffer = 0; piece < end; piece += length, buffer = buffer + 1 < KV_BUFFERS ? buffer + 1 : 0) {
         const int n = min(length, end - piece);
@@ -1100,15 +1111,15 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
                 float score[4], m = m_run[q];
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
-                    score[u] = __shfl_sync(0xffffffffu, totals[q / 2], 4 * (4 * (q % 2) + u)) * scale;
+                    score[u] = __shfl_sync(0xffffffffu, totals[q / 2], 4 * (4 * (q % 2) + u)) * score_scale;
                     if (t0 + u >= n) score[u] = -INFINITY;
                     m = fmaxf(m, score[u]);
                 }
-                const float rescale = expf(m_run[q] - m);  // 0 at the warp's first position
+                const float rescale = fast_exp2(m_run[q] - m);  // 0 at the warp's first position
                 float l = 0.0f, weight[4];
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
-                    weight[u] = expf(score[u] - m);
+                    weight[u] = fast_exp2(score[u] - m);
                     l += weight[u];
                 }
                 l_run[q] = l_run[q] * rescale + l;
@@ -1158,7 +1169,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         float o = 0.0f, l = 0.0f;
 #pragma unroll
         for (int w = 0; w < WARPS; w++) {
-            const float factor = c.skeleton ? 0.0f : expf(m[w] - M);  // 0: no positions
+            const float factor = c.skeleton ? 0.0f : fast_exp2(m[w] - M);  // 0: no positions
             o = fmaf(warp_o[((size_t)w * group + j) * hd + d], factor, o);
             l = fmaf(warp_ml[(w * group + j) * 2 + 1], factor, l);
         }
