@@ -1009,11 +1009,11 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll 1
         for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads) {
             uint16_t *cache = i < hd ? Ly.k_cache : Ly.v_cache;
-            int d = i % hd;
+            const int d = i < hd ? i : i - hd;  // i < 2 hd: no division
             if (c.forced) {
                 newest[i] = bf16_bits_to_float(cache[cache_row + d]);
             } else {
-                __nv_bfloat16 rounded = __float2bfloat16_rn(heads[(group + i / hd) * hd + d]);
+                __nv_bfloat16 rounded = __float2bfloat16_rn(heads[group * hd + i]);  // k, then v
                 cache[cache_row + d] = __bfloat16_as_ushort(rounded);
                 newest[i] = __bfloat162float(rounded);
             }
@@ -1064,7 +1064,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             uint16_t *k_newest = (uint16_t *)k_rows + (size_t)(c.position - piece) * hd;
 #pragma unroll 1
             for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads)
-                (i < hd ? k_newest : k_newest + (size_t)length * MAX_HEAD_DIM)[i % hd] =
+                (i < hd ? k_newest + i : k_newest + (size_t)length * MAX_HEAD_DIM + (i - hd))[0] =
                     (uint16_t)(__float_as_uint(newest[i]) >> 16);
         }
         fence_proxy_async_shared();  // this thread's shared memory accesses come before the buffers' refills
