@@ -913,19 +913,18 @@ __device__ __forceinline__ void bf16_row_slice(const uint16_t *row, int lane, in
 }
 
 // This lane's slices (bf16_row_slice) of the rows of positions t0 .. t0 + 3 of a piece, from `rows`
-// (the piece's K or V rows in shared memory, the token's own row among them), 0 past n.
+// (the piece's K or V rows in shared memory, the token's own row among them). A position at or past n
+// reads row n - 1 again: its caller gives such a position the score -inf, so its weight is exactly 0
+// and its (finite) values add nothing, and no branch is spent on it.
 __device__ __forceinline__ void position_slices(const Consumer &c, const uint16_t *rows, int t0, int n, int lane,
                                                 int per_lane, float (&out)[4][4]) {
     const int hd = c.p.shape.head_dim;
+    if (per_lane == 4) {
 #pragma unroll
-    for (int u = 0; u < 4; u++) {
-        const int t = t0 + u;
-        if (t >= n) {
+        for (int u = 0; u < 4; u++) bf16_row_slice(rows + (size_t)min(t0 + u, n - 1) * hd, lane, 4, out[u]);
+    } else {
 #pragma unroll
-            for (int e = 0; e < 4; e++) out[u][e] = 0.0f;
-        } else {
-            bf16_row_slice(rows + (size_t)t * hd, lane, per_lane, out[u]);
-        }
+        for (int u = 0; u < 4; u++) bf16_row_slice(rows + (size_t)min(t0 + u, n - 1) * hd, lane, 2, out[u]);
     }
 }
 
