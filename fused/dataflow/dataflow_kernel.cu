@@ -414,29 +414,49 @@ __device__ __forceinline__ void tile_issue(const Group &g, const TileSpec &t, Ti
     }
 }
 
+// 2^x in one MUFU.EX2 (ex2.approx.ftz: at most 2 ulp from 2^x; results below 2^-126 flush to 0, and
+// 2^-inf is 0). Attention's softmax keeps its scores in log2 units (score log2(e)), so each of its
+// exponentials is this one instruction rather than expf's nine.
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 // Sums each of v[0, 16) over the warp at once, a transposed butterfly (16 shuffles in all, not 5 a
 // value), and returns the total of value (lane >> 1) & 15 (both lanes of a pair hold it). Each total
 // is added in warp_sum's order (own value + partner's, offsets 16 to 1), so it is bitwise warp_sum's.
-// One stage of warp_sum16_transposed: lanes with bit `2 width` set keep values [width, 2 width), the
-// others [0, width); each adds its partner's value of the kept index. (A template, so every index is
-// a constant and v stays in registers.)
-template <int WIDTH>
-__device__ __forceinline__ void transposed_stage(float (&v)[16], int lane) {
-    const bool upper = lane & (2 * WIDTH);
+// One stage of a transposed butterfly over v[0, 2 WIDTH): lanes with bit OFFSET set keep values
+// [WIDTH, 2 WIDTH), the others [0, WIDTH); each adds the value of the kept index of its partner across
+// OFFSET. (A template, so every index is a constant and v stays in registers.)
+template <int N, int WIDTH, int OFFSET>
+__device__ __forceinline__ void transposed_stage(float (&v)[N], int lane) {
+    static_assert(2 * WIDTH <= N, "a stage halves the values it is given");
+    const bool upper = lane & OFFSET;
 #pragma unroll
     for (int i = 0; i < WIDTH; i++) {
         float send = upper ? v[i] : v[i + WIDTH];
         float keep = upper ? v[i + WIDTH] : v[i];
-        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, 2 * WIDTH);
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, OFFSET);
     }
 }
 
 __device__ __forceinline__ float warp_sum16_transposed(float (&v)[16], int lane) {
-    transposed_stage<8>(v, lane);
-    transposed_stage<4>(v, lane);
-    transposed_stage<2>(v, lane);
-    transposed_stage<1>(v, lane);
+    transposed_stage<16, 8, 16>(v, lane);
+    transposed_stage<16, 4, 8>(v, lane);
+    transposed_stage<16, 2, 4>(v, lane);
+    transposed_stage<16, 1, 2>(v, lane);
     return v[0] + __shfl_xor_sync(0xffffffffu, v[0], 1);
+}
+
+// The same for v[0, 8) (11 shuffles): returns the total of value (lane >> 2) & 7 (the four lanes of a
+// quad hold it), added in warp_sum's order, so bitwise warp_sum's and warp_sum16_transposed's.
+__device__ __forceinline__ float warp_sum8_transposed(float (&v)[8], int lane) {
+    transposed_stage<8, 4, 16>(v, lane);
+    transposed_stage<8, 2, 8>(v, lane);
+    transposed_stage<8, 1, 4>(v, lane);
+    const float pair = v[0] + __shfl_xor_sync(0xffffffffu, v[0], 2);
+    return pair + __shfl_xor_sync(0xffffffffu, pair, 1);
 }
 
 // A row's slot sums one thread loads at once when it adds them up (tile_sums).
@@ -816,7 +836,7 @@ __device__ __forceinline__ void merge_group(Consumer &c, int layer, int kv_head,
         float l = 0.0f;
 #pragma unroll 1
         for (int k = c.g.lane; k < active; k += WARP) {
-            float w = c.skeleton ? 0.0f : expf(ml_shared[j * active + k].x - m);
+            float w = c.skeleton ? 0.0f : fast_exp2(ml_shared[j * active + k].x - m);  // m: log2 units (run_attention)
             l = fmaf(ml_shared[j * active + k].y, w, l);
             ml_shared[j * active + k].x = w;
         }
@@ -893,19 +913,18 @@ __device__ __forceinline__ void bf16_row_slice(const uint16_t *row, int lane, in
 }
 
 // This lane's slices (bf16_row_slice) of the rows of positions t0 .. t0 + 3 of a piece, from `rows`
-// (the piece's K or V rows in shared memory, the token's own row among them), 0 past n.
+// (the piece's K or V rows in shared memory, the token's own row among them). A position at or past n
+// reads row n - 1 again: its caller gives such a position the score -inf, so its weight is exactly 0
+// and its (finite) values add nothing, and no branch is spent on it.
 __device__ __forceinline__ void position_slices(const Consumer &c, const uint16_t *rows, int t0, int n, int lane,
                                                 int per_lane, float (&out)[4][4]) {
     const int hd = c.p.shape.head_dim;
+    if (per_lane == 4) {
 #pragma unroll
-    for (int u = 0; u < 4; u++) {
-        const int t = t0 + u;
-        if (t >= n) {
+        for (int u = 0; u < 4; u++) bf16_row_slice(rows + (size_t)min(t0 + u, n - 1) * hd, lane, 4, out[u]);
+    } else {
 #pragma unroll
-            for (int e = 0; e < 4; e++) out[u][e] = 0.0f;
-        } else {
-            bf16_row_slice(rows + (size_t)t * hd, lane, per_lane, out[u]);
-        }
+        for (int u = 0; u < 4; u++) bf16_row_slice(rows + (size_t)min(t0 + u, n - 1) * hd, lane, 2, out[u]);
     }
 }
 
@@ -989,11 +1008,11 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll 1
         for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads) {
             uint16_t *cache = i < hd ? Ly.k_cache : Ly.v_cache;
-            int d = i % hd;
+            const int d = i < hd ? i : i - hd;  // i < 2 hd: no division
             if (c.forced) {
                 newest[i] = bf16_bits_to_float(cache[cache_row + d]);
             } else {
-                __nv_bfloat16 rounded = __float2bfloat16_rn(heads[(group + i / hd) * hd + d]);
+                __nv_bfloat16 rounded = __float2bfloat16_rn(heads[group * hd + i]);  // k, then v
                 cache[cache_row + d] = __bfloat16_as_ushort(rounded);
                 newest[i] = __bfloat162float(rounded);
             }
@@ -1029,7 +1048,9 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
 #pragma unroll
         for (int e = 0; e < 4; e++) o_run[j][e] = 0.0f;
     }
-    const float scale = rsqrtf((float)hd);
+    // q·k / sqrt(head_dim) in log2 units: softmax's exp(s - m) is 2^(s log2(e) - m log2(e)), so the running
+    // maxima m, the split's M (partial_ml) and the merge's weights are all in log2 units.
+    const float score_scale = rsqrtf((float)hd) * 1.4426950408889634f;
 #pragma unroll 1
     for (int piece = begin, buffer = 0; piece < end; piece += length, buffer = buffer + 1 < KV_BUFFERS ? buffer + 1 : 0) {
         const int n = min(length, end - piece);
@@ -1042,7 +1063,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             uint16_t *k_newest = (uint16_t *)k_rows + (size_t)(c.position - piece) * hd;
 #pragma unroll 1
             for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads)
-                (i < hd ? k_newest : k_newest + (size_t)length * MAX_HEAD_DIM)[i % hd] =
+                (i < hd ? k_newest + i : k_newest + (size_t)length * MAX_HEAD_DIM + (i - hd))[0] =
                     (uint16_t)(__float_as_uint(newest[i]) >> 16);
         }
         fence_proxy_async_shared();  // this thread's shared memory accesses come before the buffers' refills
@@ -1062,22 +1083,25 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         for (int t0 = warp * 4; t0 < n; t0 += c.g.n_warps * 4) {
             float key[4][4];  // this lane's per_lane (2 or 4) dimensions of 4 positions' keys
             position_slices(c, k_rows, t0, n, lane, per_lane, key);
-            // Scores: 4 heads x 4 positions of dot products summed over the warp together; every lane
-            // then takes the 16 totals (value 4 q + u sits in lanes 2 (4 q + u) and 2 (4 q + u) + 1).
-            float v[16];
+            // Scores: q heads x 4 positions of dot products summed over the warp together, heads 0-1 and
+            // heads 2-3 (only where the kv head has more than 2) as 8 values each; every lane then takes
+            // the totals (score (q, u) sits in lanes 4 (4 (q % 2) + u) to + 3 of totals[q / 2]).
+            float v[2][8];
 #pragma unroll
             for (int q = 0; q < 4; q++) {
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
                     float dot = 0.0f;
-                    if (!c.skeleton)
+                    if (!c.skeleton && (q < 2 || group > 2))
 #pragma unroll
                         for (int e = 0; e < 4; e++)
                             if (e < per_lane) dot = fmaf(query[q][e], key[u][e], dot);
-                    v[4 * q + u] = dot;
+                    v[q / 2][4 * (q % 2) + u] = dot;
                 }
             }
-            const float total = warp_sum16_transposed(v, lane);
+            float totals[2];
+            totals[0] = warp_sum8_transposed(v[0], lane);
+            totals[1] = group > 2 ? warp_sum8_transposed(v[1], lane) : 0.0f;
             float value[4][4];  // and of their values
             position_slices(c, v_rows, t0, n, lane, per_lane, value);
 #pragma unroll
@@ -1086,15 +1110,15 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
                 float score[4], m = m_run[q];
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
-                    score[u] = __shfl_sync(0xffffffffu, total, 2 * (4 * q + u)) * scale;
+                    score[u] = __shfl_sync(0xffffffffu, totals[q / 2], 4 * (4 * (q % 2) + u)) * score_scale;
                     if (t0 + u >= n) score[u] = -INFINITY;
                     m = fmaxf(m, score[u]);
                 }
-                const float rescale = expf(m_run[q] - m);  // 0 at the warp's first position
+                const float rescale = fast_exp2(m_run[q] - m);  // 0 at the warp's first position
                 float l = 0.0f, weight[4];
 #pragma unroll
                 for (int u = 0; u < 4; u++) {
-                    weight[u] = expf(score[u] - m);
+                    weight[u] = fast_exp2(score[u] - m);
                     l += weight[u];
                 }
                 l_run[q] = l_run[q] * rescale + l;
@@ -1144,7 +1168,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
         float o = 0.0f, l = 0.0f;
 #pragma unroll
         for (int w = 0; w < WARPS; w++) {
-            const float factor = c.skeleton ? 0.0f : expf(m[w] - M);  // 0: no positions
+            const float factor = c.skeleton ? 0.0f : fast_exp2(m[w] - M);  // 0: no positions
             o = fmaf(warp_o[((size_t)w * group + j) * hd + d], factor, o);
             l = fmaf(warp_ml[(w * group + j) * 2 + 1], factor, l);
         }
