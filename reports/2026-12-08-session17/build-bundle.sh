@@ -2,7 +2,7 @@
 # Builds what the seventeenth session's last call runs and packs it into .devbundle17/ (ignored by
 # .gitignore's /.devbundle*/): main with PPS merged (PPSM, 7b79d1c) into build/ab15/ and main's kernel
 # before it (MK, 7c03315, already in build/ab12/ from reports/2026-12-07-session15/build-bundle.sh),
-# with the call prelude and call-m.sh. A bundle does not outlive the machine it was built on: rebuild
+# with the call prelude, call-m.sh and call-m2.sh. A bundle does not outlive the machine it was built on: rebuild
 # it in the session that calls.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -12,7 +12,7 @@ tools/build_at_commits.sh build/ab15 PPSM=7b79d1c
 rm -rf .devbundle17
 ../shared/device/bundle .devbundle17 build/ab12/fusecheck-MK build/ab15/{fusecheck,gpu_test_dataflow}-PPSM
 (cd .devbundle17 && tar -cJf bin.tar.xz bin && rm -rf bin)
-cp reports/2026-12-07-session12/call-prelude.sh $here/call-m.sh .devbundle17/
+cp reports/2026-12-07-session12/call-prelude.sh $here/call-m.sh $here/call-m2.sh .devbundle17/
 sent=$(( $(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb .devbundle17 | cut -f1) ))
 echo "build-bundle: .devbundle17 $(du -sh .devbundle17 | cut -f1); a call sends $((sent / 1048576)) MiB of 64"
 [ $sent -le $((64 * 1048576)) ] || { echo "build-bundle: over the 64 MiB a call may send" >&2; exit 1; }
