@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# call-m.sh cut to what about 220 s of device time holds (the session's failed starts left too little
-# for it): main with PPS merged (PPSM, 7b79d1c) recorded on every engine on qwen3-0.6b; its GPU suite;
+# call-m.sh cut to what about 220 s of device time holds (it did not run either: the session's last
+# start was refused with 222 s left): main with PPS merged (PPSM, 7b79d1c) recorded on every engine on qwen3-0.6b; its GPU suite;
 # memcheck over the long-splits test; its qwen3-8b records; its timeline at 4096 (32 tokens); racecheck
 # over the long-splits test last, in whatever time is left (each step's logs are packed as it ends). Runs from .devbundle17 (this
 # folder's build-bundle.sh): `run` with carry [".devbundle17"], command `bash .devbundle17/call-m2.sh`,
