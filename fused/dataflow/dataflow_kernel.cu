@@ -919,6 +919,8 @@ __device__ __forceinline__ void bf16_row_slice(const uint16_t *row, int lane, in
 __device__ __forceinline__ void position_slices(const Consumer &c, const uint16_t *rows, int t0, int n, int lane,
                                                 int per_lane, float (&out)[4][4]) {
     const int hd = c.p.shape.head_dim;
+    // The two head widths written out, so that each call of bf16_row_slice has a constant per_lane and
+    // compiles to its one path.
     if (per_lane == 4) {
 #pragma unroll
         for (int u = 0; u < 4; u++) bf16_row_slice(rows + (size_t)min(t0 + u, n - 1) * hd, lane, 4, out[u]);
@@ -1063,7 +1065,7 @@ __device__ __forceinline__ void run_attention(Consumer &c, int layer, int index)
             uint16_t *k_newest = (uint16_t *)k_rows + (size_t)(c.position - piece) * hd;
 #pragma unroll 1
             for (int i = c.g.tid; i < 2 * hd; i += c.g.n_threads)
-                (i < hd ? k_newest + i : k_newest + (size_t)length * MAX_HEAD_DIM + (i - hd))[0] =
+                *(i < hd ? k_newest + i : k_newest + (size_t)length * MAX_HEAD_DIM + (i - hd)) =
                     (uint16_t)(__float_as_uint(newest[i]) >> 16);
         }
         fence_proxy_async_shared();  // this thread's shared memory accesses come before the buffers' refills
